@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// faultring: an IOMMU fault-reporting and page-response service with a
+// shared-memory ring ABI. The target list follows the data flow in
+// Docs/ARCHITECTURE.md: C layouts -> Swift views -> queue -> command line.
+import PackageDescription
+
+let package = Package(
+    name: "faultring",
+    products: [
+        .library(name: "FaultABI", targets: ["FaultABI"]),
+        .library(name: "FaultQueue", targets: ["FaultQueue"]),
+        .executable(name: "faultring", targets: ["faultring"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // The wire layouts (faultring_abi.h) and the syscall shims Swift cannot express.
+        .target(name: "CFaultRingABI"),
+        // Swift views of the C layouts: records, responses, versions, validation.
+        .target(
+            name: "FaultABI",
+            dependencies: ["CFaultRingABI"]
+        ),
+        // Regions, producer, consumer, negotiation, doorbells. No policy.
+        .target(
+            name: "FaultQueue",
+            dependencies: [
+                "CFaultRingABI",
+                "FaultABI",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The command-line tool: thin wrappers over the modules above.
+        .executableTarget(
+            name: "faultring",
+            dependencies: [
+                "FaultABI",
+                "FaultQueue",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Test-only C: compiles the ABI header next to the system's <linux/iommu.h>.
+        .target(name: "CKernelCompat", dependencies: ["CFaultRingABI"], path: "Tests/CKernelCompat"),
+        .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "CFaultRingABI", "CKernelCompat"]),
+        .testTarget(
+            name: "FaultQueueTests",
+            dependencies: [
+                "FaultQueue", "FaultABI", "CFaultRingABI",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

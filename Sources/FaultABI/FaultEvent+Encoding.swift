@@ -1,0 +1,106 @@
+import CFaultRingABI
+
+extension FaultEvent {
+    /// Writes this event as one 64-byte record of `abi` at `slot`.
+    ///
+    /// Every byte of the record is written (unused ones as zero), so no stale
+    /// data from an earlier lap of the ring can leak to the consumer.
+    /// - Parameters:
+    ///   - slot: a ring slot of at least `ABILayout.entrySize` bytes, 8-aligned.
+    ///   - abi: the ABI in force on the queue.
+    ///   - sequence: the queue's sequence number for this record (ABI 2 only).
+    @inlinable
+    public func encode(into slot: UnsafeMutableRawPointer, abi: ABIVersion, sequence: UInt32) {
+        if abi == .v1 {
+            slot.storeBytes(of: v1Record, as: faultring_v1_fault.self)
+        } else {
+            slot.storeBytes(of: v2Record(sequence: sequence), as: faultring_v2_fault.self)
+        }
+    }
+
+    /// The ABI 1 (`struct iommu_fault`) form of this event.
+    @inlinable
+    public var v1Record: faultring_v1_fault {
+        var record = faultring_v1_fault()
+        switch self {
+        case .pageRequest(let request):
+            record.type = FAULTRING_FAULT_PAGE_REQ
+            var prm = faultring_v1_page_request()
+            if let pasid = request.pasid {
+                prm.flags |= FAULTRING_V1_PRQ_PASID_VALID
+                prm.pasid = pasid
+            }
+            if request.isLastPage { prm.flags |= FAULTRING_V1_PRQ_LAST_PAGE }
+            if request.needsPASID { prm.flags |= FAULTRING_V1_PRQ_NEEDS_PASID }
+            if let data = request.privateData {
+                prm.flags |= FAULTRING_V1_PRQ_PRIV_DATA
+                prm.private_data = (data.low, data.high)
+            }
+            prm.grpid = request.prgi
+            prm.perm = request.permissions.rawValue
+            prm.addr = request.address
+            record.prm = prm
+        case .unrecoverable(let fault):
+            record.type = FAULTRING_FAULT_DMA_UNRECOV
+            var event = faultring_v1_unrecoverable()
+            event.reason = fault.reason
+            if let pasid = fault.pasid {
+                event.flags |= FAULTRING_V1_UNRECOV_PASID_VALID
+                event.pasid = pasid
+            }
+            if let address = fault.address {
+                event.flags |= FAULTRING_V1_UNRECOV_ADDR_VALID
+                event.addr = address
+            }
+            if let fetch = fault.fetchAddress {
+                event.flags |= FAULTRING_V1_UNRECOV_FETCH_ADDR_VALID
+                event.fetch_addr = fetch
+            }
+            event.perm = fault.permissions.rawValue
+            record.event = event
+        }
+        return record
+    }
+
+    /// The ABI 2 form of this event with the given queue sequence number.
+    @inlinable
+    public func v2Record(sequence: UInt32) -> faultring_v2_fault {
+        var record = faultring_v2_fault()
+        record.sequence = sequence
+        switch self {
+        case .pageRequest(let request):
+            record.type = FAULTRING_FAULT_PAGE_REQ
+            record.device_id = request.deviceID
+            if let pasid = request.pasid {
+                record.flags |= FAULTRING_V2_PASID_VALID
+                record.pasid = pasid
+            }
+            if request.isLastPage { record.flags |= FAULTRING_V2_LAST_PAGE }
+            if request.needsPASID { record.flags |= FAULTRING_V2_NEEDS_PASID }
+            record.grpid = request.prgi
+            record.perm = request.permissions.rawValue
+            record.addr = request.address
+            record.cookie = request.cookie
+            record.timestamp_ns = request.timestampNS
+        case .unrecoverable(let fault):
+            record.type = FAULTRING_FAULT_DMA_UNRECOV
+            record.device_id = fault.deviceID
+            if let pasid = fault.pasid {
+                record.flags |= FAULTRING_V2_PASID_VALID
+                record.pasid = pasid
+            }
+            if let address = fault.address {
+                record.flags |= FAULTRING_V2_ADDR_VALID
+                record.addr = address
+            }
+            if let fetch = fault.fetchAddress {
+                record.flags |= FAULTRING_V2_FETCH_ADDR_VALID
+                record.fetch_addr = fetch
+            }
+            record.perm = fault.permissions.rawValue
+            record.reason = fault.reason
+            record.timestamp_ns = fault.timestampNS
+        }
+        return record
+    }
+}

@@ -1,0 +1,103 @@
+import CFaultRingABI
+
+/// Access permissions a fault asks for (`FAULTRING_PERM_*`, the kernel's
+/// `IOMMU_FAULT_PERM_*`).
+public struct Permissions: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = Permissions(rawValue: FAULTRING_PERM_READ)
+    public static let write = Permissions(rawValue: FAULTRING_PERM_WRITE)
+    public static let exec = Permissions(rawValue: FAULTRING_PERM_EXEC)
+    public static let privileged = Permissions(rawValue: FAULTRING_PERM_PRIV)
+}
+
+/// The 16 bytes of device private data a page request may carry (VT-d ≤ 3.x).
+///
+/// The service keeps it and echoes it to the device; ABI 2 never shows it to
+/// a consumer, and ABI 1 shows it only because the kernel's struct did.
+public struct PrivateData: Sendable, Hashable {
+    public var low: UInt64
+    public var high: UInt64
+    public init(low: UInt64, high: UInt64) {
+        self.low = low
+        self.high = high
+    }
+}
+
+/// One page request (PCIe PRI) as the service hands it to a producer.
+public struct PageRequest: Sendable, Hashable {
+    /// Service-assigned device id (ABI 2 only; ABI 1 queues serve one device).
+    public var deviceID: UInt32
+    /// The PASID, or `nil` when the request carried none.
+    public var pasid: UInt32?
+    /// Page request group index (9 bits).
+    public var prgi: UInt32
+    /// What the device asked for.
+    public var permissions: Permissions
+    /// The page address.
+    public var address: UInt64
+    /// True on the request that closes its group.
+    public var isLastPage: Bool
+    /// The response must carry this PASID (PCIe "PRG Response PASID Required").
+    public var needsPASID: Bool
+    /// Device private data, if the device supplied some.
+    public var privateData: PrivateData?
+    /// The group's cookie (ABI 2), the same for every request of a group.
+    public var cookie: UInt64
+    /// CLOCK_MONOTONIC nanoseconds when the source reported it.
+    public var timestampNS: UInt64
+
+    public init(
+        deviceID: UInt32 = 0, pasid: UInt32? = nil, prgi: UInt32, permissions: Permissions = .read,
+        address: UInt64, isLastPage: Bool = true, needsPASID: Bool = false, privateData: PrivateData? = nil,
+        cookie: UInt64 = 0, timestampNS: UInt64 = 0
+    ) {
+        self.deviceID = deviceID
+        self.pasid = pasid
+        self.prgi = prgi
+        self.permissions = permissions
+        self.address = address
+        self.isLastPage = isLastPage
+        self.needsPASID = needsPASID
+        self.privateData = privateData
+        self.cookie = cookie
+        self.timestampNS = timestampNS
+    }
+}
+
+/// An unrecoverable DMA fault (no response is owed).
+public struct UnrecoverableFault: Sendable, Hashable {
+    /// Service-assigned device id (ABI 2 only).
+    public var deviceID: UInt32
+    /// `FAULTRING_REASON_*` (the kernel's `enum iommu_fault_reason`).
+    public var reason: UInt32
+    /// The PASID, if known.
+    public var pasid: UInt32?
+    /// The access that faulted.
+    public var permissions: Permissions
+    /// The faulting address, if known.
+    public var address: UInt64?
+    /// The address of a table fetch that aborted, if any.
+    public var fetchAddress: UInt64?
+    /// CLOCK_MONOTONIC nanoseconds when the source reported it.
+    public var timestampNS: UInt64
+
+    public init(
+        deviceID: UInt32 = 0, reason: UInt32, pasid: UInt32? = nil, permissions: Permissions = [],
+        address: UInt64? = nil, fetchAddress: UInt64? = nil, timestampNS: UInt64 = 0
+    ) {
+        self.deviceID = deviceID
+        self.reason = reason
+        self.pasid = pasid
+        self.permissions = permissions
+        self.address = address
+        self.fetchAddress = fetchAddress
+        self.timestampNS = timestampNS
+    }
+}
+
+/// A fault as a source reports it, before it is encoded in a record ABI.
+public enum FaultEvent: Sendable, Hashable {
+    case pageRequest(PageRequest)
+    case unrecoverable(UnrecoverableFault)
+}

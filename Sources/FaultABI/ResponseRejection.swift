@@ -1,0 +1,39 @@
+import CFaultRingABI
+
+/// Why a response slot written by a consumer was refused.
+///
+/// Each `Reason` has its own counter in `faultring_counters` so an operator
+/// can tell a confused VMM (bad version) from a hostile one (reserved bits).
+public struct ResponseRejection: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The class of fault, one per counter.
+    public enum Reason: String, Sendable, Hashable, CaseIterable {
+        /// `argsz` below the ABI's response size or above the slot size.
+        case badArgsz = "bad_argsz"
+        /// Non-zero bytes between the known size and `argsz` (the kernel's E2BIG rule).
+        case trailingNonZero = "trailing_nonzero"
+        /// `version` is not the response version of the ABI in force.
+        case badVersion = "bad_version"
+        /// `flags` has bits this ABI does not define.
+        case unknownFlags = "unknown_flags"
+        /// A field that must be zero is not (pasid or grpid without its flag).
+        case reservedNonZero = "reserved_nonzero"
+        /// `code` is not SUCCESS, INVALID or FAILURE.
+        case badCode = "bad_code"
+        /// `pasid` wider than 20 bits or `grpid` wider than 9 bits.
+        case outOfRange = "out_of_range"
+    }
+
+    public let reason: Reason
+    /// The field, named as in `faultring_abi.h`.
+    public let field: String
+    /// The value found there.
+    public let value: UInt64
+
+    public init(_ reason: Reason, field: String, value: some BinaryInteger) {
+        self.reason = reason
+        self.field = field
+        self.value = UInt64(truncatingIfNeeded: value)
+    }
+
+    public var description: String { "response \(reason.rawValue): \(field) = 0x\(String(value, radix: 16))" }
+}

@@ -1,0 +1,252 @@
+import CFaultRingABI
+import FaultABI
+import Glibc
+import SystemPackage
+
+/// A consumer's side of a queue pair: negotiates an ABI, reads records
+/// without copying, advances its index, writes responses.
+///
+/// This is the reference consumer a Swift VMM links; a C or Python consumer
+/// does the same steps from `faultring_abi.h` and Docs/ABI.md.
+///
+/// Ownership: one thread at a time drives a consumer.
+public final class FaultConsumer: @unchecked Sendable {
+    /// Ring sizes, as validated against the mapped regions.
+    public let geometry: QueueGeometry
+    let files: QueueFiles
+    let producerRegion: MappedRegion
+    let consumerRegion: MappedRegion
+    let ring: UnsafeRawPointer
+    let responseRing: UnsafeMutableRawPointer
+    let mask: UInt32
+    let capacity: UInt32
+    let responseMask: UInt32
+    let responseCapacity: UInt32
+    let consumerDoorbell: Doorbell
+    let producerDoorbell: Doorbell
+
+    // Producer-owned words (read-only mapping).
+    let prodIndex: SharedWord
+    let respConsIndex: SharedWord
+    let producerSleeping: SharedWord
+    let abiWord: SharedWord
+    let stateWord: SharedWord
+    // Our words.
+    let consIndex: SharedWord
+    let respProdIndex: SharedWord
+    let consumerSleeping: SharedWord
+    let requestedABIWord: SharedWord
+
+    var cons: UInt32
+    var respProd: UInt32
+    var respConsCache: UInt32
+    var abiCache: ABIVersion?
+
+    /// Attaches to a queue from its four descriptors (taking ownership).
+    ///
+    /// Maps the producer region read-only and checks its header against the
+    /// sizes actually mapped before trusting any offset.
+    /// - Throws: `.systemCall` (mmap, fstat) or `.badRegion` naming the field.
+    public init(files: QueueFiles) throws(FaultQueueError) {
+        self.files = files
+        do throws(FaultQueueError) {
+            let producerSize = try MappedRegion.fileSize(files.producerRegion)
+            let consumerSize = try MappedRegion.fileSize(files.consumerRegion)
+            guard producerSize >= MemoryLayout<faultring_producer_header>.size else {
+                throw FaultQueueError(.badRegion, "producer region is \(producerSize) bytes, smaller than its header")
+            }
+            guard consumerSize >= MemoryLayout<faultring_consumer_header>.size else {
+                throw FaultQueueError(.badRegion, "consumer region is \(consumerSize) bytes, smaller than its header")
+            }
+            producerRegion = try MappedRegion(fd: files.producerRegion, size: producerSize, writable: false)
+            consumerRegion = try MappedRegion(fd: files.consumerRegion, size: consumerSize, writable: true)
+            geometry = try QueueGeometry(
+                header: UnsafePointer(producerRegion.base.assumingMemoryBound(to: faultring_producer_header.self)),
+                producerSize: producerSize, consumerSize: consumerSize)
+        } catch {
+            files.close()
+            throw error
+        }
+        let p = producerRegion.base
+        let c = consumerRegion.base
+        ring = UnsafeRawPointer(p + QueueGeometry.ringOffset)
+        responseRing = c + QueueGeometry.responseRingOffset
+        capacity = UInt32(geometry.entryCount)
+        mask = capacity - 1
+        responseCapacity = UInt32(geometry.responseCount)
+        responseMask = responseCapacity - 1
+        consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
+        producerDoorbell = Doorbell(fd: files.producerDoorbell)
+        prodIndex = SharedWord(p + ProducerOffsets.faultProd)
+        respConsIndex = SharedWord(p + ProducerOffsets.respCons)
+        producerSleeping = SharedWord(p + ProducerOffsets.producerSleeping)
+        abiWord = SharedWord(p + ProducerOffsets.abi)
+        stateWord = SharedWord(p + ProducerOffsets.state)
+        consIndex = SharedWord(c + ConsumerOffsets.faultCons)
+        respProdIndex = SharedWord(c + ConsumerOffsets.respProd)
+        consumerSleeping = SharedWord(c + ConsumerOffsets.consumerSleeping)
+        requestedABIWord = SharedWord(c + ConsumerOffsets.requestedABI)
+        // Resume from what the region says: a consumer may re-attach.
+        cons = consIndex.loadRelaxed()
+        respProd = respProdIndex.loadRelaxed()
+        respConsCache = respConsIndex.loadAcquire()
+    }
+
+    /// Attaches to a queue created at a filesystem path.
+    public convenience init(directory: FilePath) throws(FaultQueueError) {
+        try self.init(files: QueuePaths(directory: directory).openForConsumer())
+    }
+
+    deinit {
+        files.close()
+    }
+
+    /// The ABI in force, or `nil` before negotiation (acquire-load).
+    public var abi: ABIVersion? {
+        if let abiCache { return abiCache }
+        abiCache = ABIVersion(rawValue: abiWord.loadAcquire())
+        return abiCache
+    }
+
+    /// The producer's state (`FAULTRING_STATE_*`).
+    public var isClosed: Bool { stateWord.loadAcquire() == FAULTRING_STATE_CLOSED }
+
+    /// Header, indices and counters as they are now.
+    public var status: QueueStatus {
+        QueueStatus(producer: UnsafeRawPointer(producerRegion.base), consumer: UnsafeRawPointer(consumerRegion.base))
+    }
+
+    /// Asks for `abi` (and `features`), once, and rings the producer.
+    /// - Throws: `.badGeometry` if the producer does not offer `abi`;
+    ///   `.alreadyRequested` if a different ABI was requested before.
+    public func requestABI(_ abi: ABIVersion, features: UInt64 = 0) throws(FaultQueueError) {
+        guard abi <= geometry.maxABI else {
+            throw FaultQueueError(.badGeometry, "ABI \(abi) requested, producer offers up to \(geometry.maxABI)")
+        }
+        let previous = requestedABIWord.loadRelaxed()
+        guard previous == 0 || previous == abi.rawValue else {
+            throw FaultQueueError(.alreadyRequested, "requested_abi is already \(previous)")
+        }
+        consumerRegion.base.storeBytes(of: features, toByteOffset: ConsumerOffsets.requestedFeatures, as: UInt64.self)
+        requestedABIWord.storeRelease(abi.rawValue)  // features become visible with it
+        wakeProducerIfSleeping()
+    }
+
+    /// Requests `abi` and waits until the producer puts it in force.
+    /// - Throws: `.negotiationTimedOut` if it is not in force after
+    ///   `timeoutMilliseconds`; `.closed` if the producer closed.
+    @discardableResult
+    public func negotiate(_ abi: ABIVersion, features: UInt64 = 0, timeoutMilliseconds: Int32 = 5000)
+        throws(FaultQueueError) -> ABIVersion
+    {
+        try requestABI(abi, features: features)
+        var waited: Int32 = 0
+        while true {
+            if let inForce = self.abi { return inForce }
+            if isClosed { throw FaultQueueError(.closed, "producer closed during negotiation") }
+            guard waited < timeoutMilliseconds else {
+                throw FaultQueueError(.negotiationTimedOut, "ABI \(abi) not in force after \(timeoutMilliseconds) ms")
+            }
+            // The producer rings us after it stores `abi`; short sleeps bound
+            // the wait even if the producer never looks.
+            sleepUntilRung(timeoutMilliseconds: 10) { self.abiWord.loadAcquire() != 0 }
+            waited += 10
+        }
+    }
+
+    // MARK: Records
+
+    /// Records published and not yet released.
+    /// - Throws: `.corruptIndex` if the producer index is more than a ring
+    ///   ahead of ours (a producer bug or a foreign writer).
+    public func available() throws(FaultQueueError) -> Int {
+        let prod = prodIndex.loadAcquire()  // pairs with the producer's release after writing records
+        let ready = prod &- cons
+        guard ready <= capacity else {
+            throw FaultQueueError(.corruptIndex, "fault_prod \(prod) is \(ready) ahead of fault_cons \(cons)")
+        }
+        return Int(ready)
+    }
+
+    /// Up to `max` records, in place. Read them, then `release` them.
+    /// - Throws: `.notNegotiated` before negotiation; `.corruptIndex`.
+    public func peek(max: Int = .max) throws(FaultQueueError) -> RecordBatch {
+        guard let abi else { throw FaultQueueError(.notNegotiated, "no ABI in force") }
+        let ready = try available()
+        return RecordBatch(ring: ring, mask: mask, firstIndex: cons, count: Swift.min(ready, max), abi: abi)
+    }
+
+    /// Gives `count` records back to the producer (release-store of
+    /// `fault_cons`: our reads of them happen before the producer reuses them).
+    public func release(_ count: Int) {
+        cons &+= UInt32(truncatingIfNeeded: count)
+        consIndex.storeRelease(cons)
+    }
+
+    /// Waits for records: spins `spins` times, then sleeps on the doorbell
+    /// for at most `timeoutMilliseconds` (-1: no limit).
+    ///
+    /// The sleep protocol: store `consumer_sleeping = 1`, full fence,
+    /// re-check `fault_prod`; only then block. The producer stores the
+    /// index, fences, and reads our flag; one of us must see the other.
+    /// - Returns: whether records are available.
+    public func waitForRecords(spins: Int = 1000, timeoutMilliseconds: Int32) -> Bool {
+        for _ in 0..<spins {
+            if prodIndex.loadAcquire() != cons { return true }
+        }
+        if isClosed { return prodIndex.loadAcquire() != cons }
+        sleepUntilRung(timeoutMilliseconds: timeoutMilliseconds) {
+            self.prodIndex.loadAcquire() != self.cons || self.isClosed
+        }
+        return prodIndex.loadAcquire() != cons
+    }
+
+    func sleepUntilRung(timeoutMilliseconds: Int32, ready: () -> Bool) {
+        consumerSleeping.storeRelaxed(1)
+        fullFence()
+        if !ready() {
+            consumerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
+        }
+        consumerSleeping.storeRelaxed(0)
+    }
+
+    // MARK: Responses
+
+    /// Writes one response. Returns false if the response ring is full.
+    public func respond(_ response: PageResponse) -> Bool {
+        respond(batch: CollectionOfOne(response)) == 1
+    }
+
+    /// Writes as many responses as fit, with one index store and at most one
+    /// doorbell. - Returns: how many were written.
+    @discardableResult
+    public func respond(batch responses: some Sequence<PageResponse>) -> Int {
+        guard let abi else { return 0 }
+        var written = 0
+        for response in responses {
+            if respProd &- respConsCache >= responseCapacity {
+                respConsCache = respConsIndex.loadAcquire()  // the producer copied those slots out
+                if respProd &- respConsCache >= responseCapacity { break }
+            }
+            let slot = responseRing + Int(respProd & responseMask) * ABILayout.responseSlotSize
+            response.encode(into: slot, abi: abi)
+            respProd &+= 1
+            written += 1
+        }
+        if written > 0 {
+            respProdIndex.storeRelease(respProd)
+            wakeProducerIfSleeping()
+        }
+        return written
+    }
+
+    /// Full fence after our store, then ring the producer if it said it sleeps.
+    func wakeProducerIfSleeping() {
+        fullFence()
+        if producerSleeping.loadRelaxed() != 0 { producerDoorbell.ring() }
+    }
+
+    /// Writes raw bytes into the consumer header or a response slot, bypassing
+    /// every check: for tests and fault injection that play a hostile VMM.
+    public func unsafeConsumerRegion() -> UnsafeMutableRawPointer { consumerRegion.base }
+}

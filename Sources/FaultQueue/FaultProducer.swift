@@ -1,0 +1,498 @@
+import CFaultRingABI
+import FaultABI
+import Glibc
+import SystemPackage
+
+/// The service's side of a queue pair: writes fault records, reads responses.
+///
+/// Ownership: one thread at a time drives a producer (it keeps private
+/// cursors); the class is `Sendable` only so it can be handed to that thread.
+///
+/// Invariants the producer keeps (see Docs/ABI.md):
+/// - It never waits for the consumer. A full ring drops the record, counts
+///   it, and in ABI 2 writes a LOST record in the first slot that frees.
+/// - Every value read from the consumer region is validated before use; a
+///   bad one is ignored and counted, and can never steer a read or write
+///   outside a ring (indices are masked, never used as offsets unchecked).
+/// - No record is written before an ABI is in force.
+public final class FaultProducer: @unchecked Sendable {
+    /// Ring sizes and the ABI ceiling.
+    public let geometry: QueueGeometry
+    /// The service's own descriptors (read-write). Closed by `close()`.
+    public let files: QueueFiles
+    /// The directory holding the regions, for a queue created at a path.
+    public let directory: FilePath?
+
+    let producerRegion: MappedRegion
+    let consumerRegion: MappedRegion
+    let header: UnsafeMutablePointer<faultring_producer_header>
+    let ring: UnsafeMutableRawPointer
+    let responseRing: UnsafeRawPointer
+    let counters: SharedCounters
+    let consumerDoorbell: Doorbell
+    let producerDoorbell: Doorbell
+
+    // Words we own (producer region).
+    let prodIndex: SharedWord
+    let respConsIndex: SharedWord
+    let producerSleeping: SharedWord
+    let abiWord: SharedWord
+    let stateWord: SharedWord
+    // Words the consumer owns (consumer region): hostile input.
+    let consIndex: SharedWord
+    let respProdIndex: SharedWord
+    let consumerSleeping: SharedWord
+    let requestedABIWord: SharedWord
+
+    let mask: UInt32
+    let capacity: UInt32
+    let responseMask: UInt32
+
+    /// The ABI in force, once negotiated.
+    public private(set) var abi: ABIVersion?
+    // Private cursors: the last values we published or accepted.
+    var prod: UInt32 = 0
+    var committedProd: UInt32 = 0
+    var consCache: UInt32 = 0
+    var respCons: UInt32 = 0
+    var sequence: UInt32 = 0
+    // Loss not yet reported by a LOST record (ABI 2).
+    var pendingLost: UInt64 = 0
+    var firstLostSequence: UInt32 = 0
+    var totalLost: UInt64 = 0
+    // Last bad values seen, so one bad write is counted once, not per poll.
+    var lastBadCons: UInt32?
+    var lastBadRespProd: UInt32?
+    var lastRequestSeen: UInt32 = 0
+    var closed = false
+
+    /// Creates a queue pair on sealed memfds (the service's normal mode).
+    /// - Throws: `.systemCall` if memfd, mmap or eventfd creation fails.
+    public convenience init(geometry: QueueGeometry, name: String = "faultring") throws(FaultQueueError) {
+        let producerFD = try MappedRegion.createSealedMemfd(name: "\(name)-producer", size: geometry.producerRegionSize)
+        let consumerFD: FileDescriptor
+        do {
+            consumerFD = try MappedRegion.createSealedMemfd(name: "\(name)-consumer", size: geometry.consumerRegionSize)
+        } catch {
+            try? producerFD.close()
+            throw error
+        }
+        let files = try Self.withDoorbells(producerFD, consumerFD) { () throws(FaultQueueError) in
+            (try Doorbell.makeEventFD(), try Doorbell.makeEventFD())
+        }
+        try self.init(geometry: geometry, files: files, directory: nil)
+    }
+
+    /// Creates a queue pair as files in a new directory (for example under
+    /// /dev/shm), so any process with access can map it and
+    /// `faultring inspect DIR` can read it. Doorbells are FIFOs there.
+    ///
+    /// The files cannot be sealed, so a consumer with write access to
+    /// `consumer` could truncate it; use memfds where consumers are untrusted.
+    /// - Throws: `.systemCall` naming the path that could not be created.
+    public convenience init(geometry: QueueGeometry, directory: FilePath) throws(FaultQueueError) {
+        let paths = QueuePaths(directory: directory)
+        guard mkdir(directory.string, 0o755) == 0 else { throw .system("mkdir(\(directory))") }
+        func createFile(_ path: FilePath, mode: mode_t, size: Int) throws(FaultQueueError) -> FileDescriptor {
+            let raw = open(path.string, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+            guard raw >= 0 else { throw .system("open(\(path))") }
+            guard ftruncate(raw, off_t(size)) == 0 else {
+                let error = FaultQueueError.system("ftruncate(\(path))")
+                Glibc.close(raw)
+                throw error
+            }
+            return FileDescriptor(rawValue: raw)
+        }
+        func createFIFO(_ path: FilePath) throws(FaultQueueError) -> Doorbell {
+            guard mkfifo(path.string, 0o600) == 0 else { throw .system("mkfifo(\(path))") }
+            let raw = open(path.string, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+            guard raw >= 0 else { throw .system("open(\(path))") }
+            return Doorbell(fd: FileDescriptor(rawValue: raw))
+        }
+        let producerFD = try createFile(paths.producer, mode: 0o644, size: geometry.producerRegionSize)
+        let consumerFD = try createFile(paths.consumer, mode: 0o600, size: geometry.consumerRegionSize)
+        let files = try Self.withDoorbells(producerFD, consumerFD) { () throws(FaultQueueError) in
+            (try createFIFO(paths.consumerDoorbell), try createFIFO(paths.producerDoorbell))
+        }
+        try self.init(geometry: geometry, files: files, directory: directory)
+    }
+
+    private static func withDoorbells(
+        _ producerFD: FileDescriptor, _ consumerFD: FileDescriptor,
+        _ make: () throws(FaultQueueError) -> (Doorbell, Doorbell)
+    ) throws(FaultQueueError) -> QueueFiles {
+        do {
+            let (toConsumer, toProducer) = try make()
+            return QueueFiles(producerRegion: producerFD, consumerRegion: consumerFD,
+                              consumerDoorbell: toConsumer.fd, producerDoorbell: toProducer.fd)
+        } catch {
+            try? producerFD.close()
+            try? consumerFD.close()
+            throw error
+        }
+    }
+
+    private init(geometry: QueueGeometry, files: QueueFiles, directory: FilePath?) throws(FaultQueueError) {
+        self.geometry = geometry
+        self.files = files
+        self.directory = directory
+        do {
+            producerRegion = try MappedRegion(fd: files.producerRegion, size: geometry.producerRegionSize, writable: true)
+            consumerRegion = try MappedRegion(fd: files.consumerRegion, size: geometry.consumerRegionSize, writable: true)
+        } catch {
+            files.close()
+            throw error
+        }
+        let p = producerRegion.base
+        let c = consumerRegion.base
+        header = p.assumingMemoryBound(to: faultring_producer_header.self)
+        ring = p + QueueGeometry.ringOffset
+        responseRing = UnsafeRawPointer(c + QueueGeometry.responseRingOffset)
+        counters = SharedCounters(base: p + ProducerOffsets.counters)
+        consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
+        producerDoorbell = Doorbell(fd: files.producerDoorbell)
+        prodIndex = SharedWord(p + ProducerOffsets.faultProd)
+        respConsIndex = SharedWord(p + ProducerOffsets.respCons)
+        producerSleeping = SharedWord(p + ProducerOffsets.producerSleeping)
+        abiWord = SharedWord(p + ProducerOffsets.abi)
+        stateWord = SharedWord(p + ProducerOffsets.state)
+        consIndex = SharedWord(c + ConsumerOffsets.faultCons)
+        respProdIndex = SharedWord(c + ConsumerOffsets.respProd)
+        consumerSleeping = SharedWord(c + ConsumerOffsets.consumerSleeping)
+        requestedABIWord = SharedWord(c + ConsumerOffsets.requestedABI)
+        capacity = UInt32(geometry.entryCount)
+        mask = capacity - 1
+        responseMask = UInt32(geometry.responseCount) - 1
+
+        // Geometry is written once, before any other process can see the region.
+        header.pointee.magic = FAULTRING_PRODUCER_MAGIC
+        header.pointee.layout_version = FAULTRING_LAYOUT_VERSION
+        header.pointee.header_size = UInt32(MemoryLayout<faultring_producer_header>.size)
+        header.pointee.max_abi = geometry.maxABI.rawValue
+        header.pointee.entry_size = FAULTRING_ENTRY_SIZE
+        header.pointee.entry_count = UInt32(geometry.entryCount)
+        header.pointee.ring_offset = UInt32(QueueGeometry.ringOffset)
+        header.pointee.response_slot_size = FAULTRING_RESPONSE_SLOT_SIZE
+        header.pointee.response_count = UInt32(geometry.responseCount)
+        header.pointee.response_ring_offset = UInt32(QueueGeometry.responseRingOffset)
+        header.pointee.producer_pid = UInt32(bitPattern: getpid())
+        header.pointee.features_offered = FAULTRING_FEATURES_KNOWN
+        header.pointee.producer_region_size = UInt64(geometry.producerRegionSize)
+        header.pointee.consumer_region_size = UInt64(geometry.consumerRegionSize)
+        stateWord.storeRelease(FAULTRING_STATE_STARTING)
+    }
+
+    deinit {
+        if !closed { close() }
+    }
+
+    /// The descriptors to hand to a consumer: the producer region reopened
+    /// read-only, and duplicates of the rest. The caller owns (and closes)
+    /// them after sending them.
+    public func consumerFiles() throws(FaultQueueError) -> QueueFiles {
+        let producerRO = try QueueFiles.reopenReadOnly(files.producerRegion)
+        var dups: [FileDescriptor] = []
+        do {
+            for fd in [files.consumerRegion, files.consumerDoorbell, files.producerDoorbell] {
+                dups.append(try QueueFiles.duplicate(fd))
+            }
+        } catch {
+            try? producerRO.close()
+            for fd in dups { try? fd.close() }
+            throw error
+        }
+        return QueueFiles(producerRegion: producerRO, consumerRegion: dups[0], consumerDoorbell: dups[1],
+                          producerDoorbell: dups[2])
+    }
+
+    /// What the header and the consumer region say now.
+    public var status: QueueStatus {
+        QueueStatus(producer: UnsafeRawPointer(producerRegion.base), consumer: UnsafeRawPointer(consumerRegion.base))
+    }
+
+    /// The counters block of the header.
+    public var countersSnapshot: QueueCounters { QueueCounters(counters) }
+
+    /// Marks the queue closed and wakes the consumer so it sees it.
+    /// Closes the service's descriptors; removes the files of a path queue.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        stateWord.storeRelease(FAULTRING_STATE_CLOSED)
+        consumerDoorbell.ring()
+        files.close()
+        if let directory {
+            QueuePaths(directory: directory).remove()
+        }
+    }
+}
+
+// MARK: - Fault ring
+
+extension FaultProducer {
+    /// What happened to a record handed to `publish`.
+    public enum PublishOutcome: Sendable, Hashable {
+        /// Written and visible to the consumer.
+        case published
+        /// The ring was full: dropped and counted (`records_lost`); ABI 2
+        /// consumers will see a LOST record and a sequence gap.
+        case dropped
+        /// No ABI in force yet: not written, counted (`publish_refused`).
+        case notNegotiated
+    }
+
+    /// What happened to a page-request group handed to `publishGroup`.
+    public enum GroupOutcome: Sendable, Hashable {
+        /// Every record of the group was written, contiguously.
+        case published
+        /// The group did not fit whole: nothing written, counted
+        /// (`groups_overflowed`). The caller must answer it INVALID.
+        case noRoom
+        /// No ABI in force yet: nothing written.
+        case notNegotiated
+    }
+
+    /// Slots free according to the last validated consumer index.
+    var freeSlots: UInt32 { capacity &- (prod &- consCache) }
+
+    /// Re-reads the consumer index and accepts it only if it moved forward
+    /// and not past what we published: `0 <= new - old <= prod - old`
+    /// (mod 2^32). Anything else is ignored and counted once per value.
+    func refreshConsumerIndex() {
+        let observed = consIndex.loadAcquire()  // pairs with the consumer's release after reading
+        if observed == consCache { return }
+        if observed &- consCache <= prod &- consCache {
+            consCache = observed
+        } else if observed != lastBadCons {
+            lastBadCons = observed
+            counters.add(QueueCounters.Offset.badConsumerIndex)
+        }
+    }
+
+    func reserve(_ slots: UInt32) -> Bool {
+        if freeSlots >= slots { return true }
+        refreshConsumerIndex()
+        return freeSlots >= slots
+    }
+
+    func slot(_ index: UInt32) -> UnsafeMutableRawPointer { ring + Int(index & mask) &* ABILayout.entrySize }
+
+    /// Makes written records visible, then wakes the consumer if it sleeps.
+    ///
+    /// Release-store of the producer index orders the record bytes before
+    /// it. The full fence orders that store before the load of
+    /// `consumer_sleeping`; the consumer stores its flag, fences, and loads
+    /// the index. Whichever fence comes second sees the other side's store,
+    /// so either we ring or the consumer sees the new index: no lost wake-up.
+    func commit() {
+        guard prod != committedProd else { return }
+        prodIndex.storeRelease(prod)
+        counters.add(QueueCounters.Offset.recordsPublished, UInt64(prod &- committedProd))
+        committedProd = prod
+        fullFence()
+        if consumerSleeping.loadRelaxed() != 0 {
+            consumerDoorbell.ring()
+            counters.add(QueueCounters.Offset.doorbellsRung)
+        }
+    }
+
+    /// Counts `count` records dropped for want of room.
+    func drop(_ count: UInt32) {
+        counters.add(QueueCounters.Offset.recordsLost, UInt64(count))
+        totalLost &+= UInt64(count)
+        guard abi == .v2 else { return }
+        if pendingLost == 0 { firstLostSequence = sequence }
+        pendingLost &+= UInt64(count)
+        sequence &+= count  // dropped records consume sequence numbers: the gap shows the loss
+    }
+
+    /// Writes the LOST record owed to an ABI 2 consumer, if any and if a
+    /// slot is free. Returns false only if one is owed and there is no room.
+    func writeLostRecord() -> Bool {
+        guard pendingLost > 0 else { return true }
+        guard reserve(1) else { return false }
+        let lost = LostRecord(lostRecords: pendingLost, firstLostSequence: firstLostSequence, totalLost: totalLost,
+                              timestampNS: faultring_shim_monotonic_ns())
+        lost.encode(into: slot(prod))
+        prod &+= 1
+        sequence &+= 1
+        pendingLost = 0
+        return true
+    }
+
+    /// Publishes one record, or drops and counts it if the ring is full.
+    /// Never blocks and never makes a system call unless the consumer sleeps.
+    public func publish(_ event: FaultEvent) -> PublishOutcome {
+        guard let abi else {
+            counters.add(QueueCounters.Offset.publishRefused)
+            return .notNegotiated
+        }
+        guard writeLostRecord(), reserve(1) else {
+            drop(1)
+            commit()  // a LOST record may have been written
+            return .dropped
+        }
+        event.encode(into: slot(prod), abi: abi, sequence: sequence)
+        prod &+= 1
+        sequence &+= 1
+        commit()
+        return .published
+    }
+
+    /// Publishes a batch with one index store and at most one doorbell.
+    /// Records that do not fit are dropped and counted like single ones.
+    /// - Returns: how many were written.
+    @discardableResult
+    public func publish(batch events: some Sequence<FaultEvent>) -> Int {
+        guard let abi else {
+            var refused = 0
+            for _ in events { refused += 1 }
+            counters.add(QueueCounters.Offset.publishRefused, UInt64(refused))
+            return 0
+        }
+        var written = 0
+        for event in events {
+            guard writeLostRecord(), reserve(1) else {
+                drop(1)
+                continue
+            }
+            event.encode(into: slot(prod), abi: abi, sequence: sequence)
+            prod &+= 1
+            sequence &+= 1
+            written += 1
+        }
+        commit()
+        return written
+    }
+
+    /// Publishes a page-request group whole and contiguous, or not at all.
+    ///
+    /// A group that does not fit is not dropped silently: the outcome is
+    /// `.noRoom`, it is counted, and the caller answers it INVALID at once.
+    public func publishGroup(_ events: some Collection<FaultEvent>) -> GroupOutcome {
+        guard let abi else {
+            counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
+            return .notNegotiated
+        }
+        let needed = UInt32(clamping: events.count) &+ (pendingLost > 0 ? 1 : 0)
+        guard needed <= capacity, reserve(needed) else {
+            counters.add(QueueCounters.Offset.groupsOverflowed)
+            return .noRoom
+        }
+        _ = writeLostRecord()
+        for event in events {
+            event.encode(into: slot(prod), abi: abi, sequence: sequence)
+            prod &+= 1
+            sequence &+= 1
+        }
+        commit()
+        return .published
+    }
+
+    /// Housekeeping the service runs when woken or on a timer: puts a
+    /// requested ABI in force and writes an owed LOST record once a slot
+    /// has freed.
+    public func poll() {
+        negotiate()
+        if pendingLost > 0, writeLostRecord() { commit() }
+    }
+}
+
+// MARK: - Negotiation
+
+extension FaultProducer {
+    /// Reads the consumer's ABI request and, the first time it is valid,
+    /// puts it in force.
+    ///
+    /// The consumer writes `requested_features`, then release-stores
+    /// `requested_abi`; our acquire-load of the ABI makes the features
+    /// visible. We write `features_in_force`, then release-store `abi`, then
+    /// `state`, so a consumer that acquire-loads `abi` sees the features.
+    func negotiate() {
+        let requested = requestedABIWord.loadAcquire()
+        if let abi {
+            if requested != abi.rawValue && requested != lastRequestSeen {
+                lastRequestSeen = requested
+                counters.add(QueueCounters.Offset.renegotiations)
+            }
+            return
+        }
+        guard requested != 0, requested != lastRequestSeen else { return }
+        lastRequestSeen = requested
+        guard let version = ABIVersion(rawValue: requested), version <= geometry.maxABI else {
+            counters.add(QueueCounters.Offset.badABIRequests)
+            return
+        }
+        let features = consumerRegion.base.load(fromByteOffset: ConsumerOffsets.requestedFeatures, as: UInt64.self)
+        let offered = header.pointee.features_offered
+        if features & ~offered != 0 { counters.add(QueueCounters.Offset.badFeatureRequests) }
+        header.pointee.features_in_force = features & offered
+        abi = version
+        abiWord.storeRelease(version.rawValue)
+        stateWord.storeRelease(FAULTRING_STATE_RUNNING)
+        fullFence()
+        if consumerSleeping.loadRelaxed() != 0 { consumerDoorbell.ring() }
+    }
+}
+
+// MARK: - Response ring
+
+extension FaultProducer {
+    /// Reads up to `limit` response slots the consumer published, validates
+    /// each (on a private copy) and hands the result to `body`; then frees
+    /// the slots. Rejections are counted by reason before `body` sees them.
+    ///
+    /// A response producer index that is behind ours or more than a ring
+    /// ahead is ignored and counted (`bad_response_index`); nothing is read.
+    /// - Returns: how many slots were consumed.
+    @discardableResult
+    public func readResponses(limit: Int = .max, _ body: (Result<PageResponse, ResponseRejection>) -> Void) -> Int {
+        guard let abi else { return 0 }
+        let observed = respProdIndex.loadAcquire()  // pairs with the consumer's release after writing slots
+        let pending = observed &- respCons
+        guard pending <= UInt32(geometry.responseCount) else {
+            if observed != lastBadRespProd {
+                lastBadRespProd = observed
+                counters.add(QueueCounters.Offset.badResponseIndex)
+            }
+            return 0
+        }
+        let count = Int(pending) < limit ? Int(pending) : limit
+        for i in 0..<count {
+            let index = respCons &+ UInt32(i)
+            let slot = responseRing + Int(index & responseMask) * ABILayout.responseSlotSize
+            let result = PageResponse.validate(slot: slot, abi: abi)
+            switch result {
+            case .success: counters.add(QueueCounters.Offset.responsesAccepted)
+            case .failure(let rejection): counters.add(QueueCounters.Offset.rejection(rejection.reason))
+            }
+            body(result)
+        }
+        respCons &+= UInt32(count)
+        respConsIndex.storeRelease(respCons)  // the slots are copied out; the consumer may reuse them
+        return count
+    }
+
+    /// Whether the consumer has given us something to do: responses, or an
+    /// ABI request not yet looked at.
+    public var consumerHasWork: Bool {
+        if respProdIndex.loadAcquire() != respCons { return true }
+        let requested = requestedABIWord.loadAcquire()
+        return abi == nil && requested != 0 && requested != lastRequestSeen
+    }
+
+    /// Sleeps until the consumer publishes responses or an ABI request, or
+    /// the timeout passes. Sets `producer_sleeping`, fences, re-checks, then
+    /// blocks on the producer doorbell (the mirror of the consumer's wait).
+    /// - Returns: whether there is work now.
+    @discardableResult
+    public func waitForConsumer(timeoutMilliseconds: Int32) -> Bool {
+        producerSleeping.storeRelaxed(1)
+        fullFence()
+        if !consumerHasWork {
+            producerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
+        }
+        producerSleeping.storeRelaxed(0)
+        return consumerHasWork
+    }
+}

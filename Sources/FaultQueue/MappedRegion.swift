@@ -1,0 +1,63 @@
+import CFaultRingABI
+import Glibc
+import SystemPackage
+
+/// A shared memory region mapped from a file descriptor, unmapped on deinit.
+///
+/// The region owns neither the fd nor its lifetime beyond the mapping: the
+/// mapping stays valid after the fd is closed, as mmap(2) guarantees.
+public final class MappedRegion: @unchecked Sendable {
+    /// First byte of the mapping.
+    public let base: UnsafeMutableRawPointer
+    /// Bytes mapped.
+    public let size: Int
+    /// Whether the mapping is writable (the producer region is never writable
+    /// to a consumer: it maps it from a read-only fd with PROT_READ).
+    public let writable: Bool
+
+    /// Maps `size` bytes of `fd` shared.
+    /// - Throws: `.systemCall` with the errno of mmap(2) (`EACCES` when asking
+    ///   for a writable mapping of a read-only fd).
+    public init(fd: FileDescriptor, size: Int, writable: Bool) throws(FaultQueueError) {
+        let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let address = mmap(nil, size, prot, MAP_SHARED, fd.rawValue, 0)
+        guard let address, address != MAP_FAILED else {
+            throw .system("mmap(fd \(fd.rawValue), \(size) bytes, \(writable ? "rw" : "ro"))")
+        }
+        self.base = address
+        self.size = size
+        self.writable = writable
+    }
+
+    deinit { munmap(base, size) }
+
+    /// The size of the file behind `fd` (what a peer handed us may be smaller
+    /// than its header claims; map only what exists).
+    public static func fileSize(_ fd: FileDescriptor) throws(FaultQueueError) -> Int {
+        var info = stat()
+        guard fstat(fd.rawValue, &info) == 0 else { throw .system("fstat(fd \(fd.rawValue))") }
+        return Int(info.st_size)
+    }
+
+    /// Creates an anonymous, sealed memory file of `size` zero bytes.
+    ///
+    /// Seals: shrink, grow and seal. A consumer holding the fd can therefore
+    /// never truncate the region under the service (which would turn the
+    /// service's next read into SIGBUS) nor change the seals.
+    public static func createSealedMemfd(name: String, size: Int) throws(FaultQueueError) -> FileDescriptor {
+        let raw = faultring_shim_memfd_create(name)
+        guard raw >= 0 else { throw .system("memfd_create(\(name))") }
+        let fd = FileDescriptor(rawValue: raw)
+        guard ftruncate(raw, off_t(size)) == 0 else {
+            let error = FaultQueueError.system("ftruncate(\(name), \(size))")
+            try? fd.close()
+            throw error
+        }
+        guard faultring_shim_seal_size(raw) == 0 else {
+            let error = FaultQueueError.system("fcntl(\(name), F_ADD_SEALS)")
+            try? fd.close()
+            throw error
+        }
+        return fd
+    }
+}

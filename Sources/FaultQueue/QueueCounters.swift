@@ -1,0 +1,73 @@
+import CFaultRingABI
+import FaultABI
+
+/// A snapshot of `struct faultring_counters`: what the producer saw.
+public struct QueueCounters: Sendable, Hashable, Codable {
+    public var recordsPublished: UInt64 = 0
+    public var recordsLost: UInt64 = 0
+    public var groupsOverflowed: UInt64 = 0
+    public var doorbellsRung: UInt64 = 0
+    public var responsesAccepted: UInt64 = 0
+    public var publishRefused: UInt64 = 0
+    public var badConsumerIndex: UInt64 = 0
+    public var badResponseIndex: UInt64 = 0
+    public var renegotiations: UInt64 = 0
+    public var badABIRequests: UInt64 = 0
+    public var badFeatureRequests: UInt64 = 0
+    /// Rejected response slots by reason (`ResponseRejection.Reason.rawValue`).
+    public var responsesRejected: [String: UInt64] = [:]
+
+    public init() {}
+
+    /// Byte offsets of each counter in `faultring_counters`, computed from
+    /// the C struct so the Swift side cannot disagree with the header.
+    @usableFromInline
+    enum Offset {
+        static let recordsPublished = MemoryLayout<faultring_counters>.offset(of: \.records_published)!
+        static let recordsLost = MemoryLayout<faultring_counters>.offset(of: \.records_lost)!
+        static let groupsOverflowed = MemoryLayout<faultring_counters>.offset(of: \.groups_overflowed)!
+        static let doorbellsRung = MemoryLayout<faultring_counters>.offset(of: \.doorbells_rung)!
+        static let responsesAccepted = MemoryLayout<faultring_counters>.offset(of: \.responses_accepted)!
+        static let publishRefused = MemoryLayout<faultring_counters>.offset(of: \.publish_refused)!
+        static let badConsumerIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_consumer_index)!
+        static let badResponseIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_response_index)!
+        static let renegotiations = MemoryLayout<faultring_counters>.offset(of: \.renegotiations)!
+        static let badABIRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_abi_requests)!
+        static let badFeatureRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_feature_requests)!
+
+        static func rejection(_ reason: ResponseRejection.Reason) -> Int {
+            switch reason {
+            case .badArgsz: return MemoryLayout<faultring_counters>.offset(of: \.resp_bad_argsz)!
+            case .trailingNonZero: return MemoryLayout<faultring_counters>.offset(of: \.resp_trailing_nonzero)!
+            case .badVersion: return MemoryLayout<faultring_counters>.offset(of: \.resp_bad_version)!
+            case .unknownFlags: return MemoryLayout<faultring_counters>.offset(of: \.resp_unknown_flags)!
+            case .reservedNonZero: return MemoryLayout<faultring_counters>.offset(of: \.resp_reserved_nonzero)!
+            case .badCode: return MemoryLayout<faultring_counters>.offset(of: \.resp_bad_code)!
+            case .outOfRange: return MemoryLayout<faultring_counters>.offset(of: \.resp_out_of_range)!
+            }
+        }
+    }
+
+    init(_ shared: SharedCounters) {
+        recordsPublished = shared.load(Offset.recordsPublished)
+        recordsLost = shared.load(Offset.recordsLost)
+        groupsOverflowed = shared.load(Offset.groupsOverflowed)
+        doorbellsRung = shared.load(Offset.doorbellsRung)
+        responsesAccepted = shared.load(Offset.responsesAccepted)
+        publishRefused = shared.load(Offset.publishRefused)
+        badConsumerIndex = shared.load(Offset.badConsumerIndex)
+        badResponseIndex = shared.load(Offset.badResponseIndex)
+        renegotiations = shared.load(Offset.renegotiations)
+        badABIRequests = shared.load(Offset.badABIRequests)
+        badFeatureRequests = shared.load(Offset.badFeatureRequests)
+        for reason in ResponseRejection.Reason.allCases {
+            responsesRejected[reason.rawValue] = shared.load(Offset.rejection(reason))
+        }
+    }
+
+    /// Rejected response slots of one reason.
+    public func rejected(_ reason: ResponseRejection.Reason) -> UInt64 { responsesRejected[reason.rawValue] ?? 0 }
+
+    /// All response slots rejected, whatever the reason.
+    public var responsesRejectedTotal: UInt64 { responsesRejected.values.reduce(0, +) }
+}
