@@ -184,7 +184,9 @@ public final class FaultConsumer: @unchecked Sendable {
     }
 
     /// Waits for records: spins `spins` times, then sleeps on the doorbell
-    /// for at most `timeoutMilliseconds` (-1: no limit).
+    /// until records arrive, the producer closes, or `timeoutMilliseconds`
+    /// pass (-1: no limit). A stale ring wakes the sleep early; the wait
+    /// then sleeps again for the time left, so `false` means timeout or close.
     ///
     /// The sleep protocol: store `consumer_sleeping = 1`, full fence,
     /// re-check `fault_prod`; only then block. The producer stores the
@@ -194,9 +196,15 @@ public final class FaultConsumer: @unchecked Sendable {
         for _ in 0..<spins {
             if prodIndex.loadAcquire() != cons { return true }
         }
-        if isClosed { return prodIndex.loadAcquire() != cons }
-        sleepUntilRung(timeoutMilliseconds: timeoutMilliseconds) {
-            self.prodIndex.loadAcquire() != self.cons || self.isClosed
+        let deadline = timeoutMilliseconds < 0
+            ? UInt64.max : faultring_shim_monotonic_ns() &+ UInt64(timeoutMilliseconds) * 1_000_000
+        while prodIndex.loadAcquire() == cons && !isClosed {
+            let now = faultring_shim_monotonic_ns()
+            guard now < deadline else { break }
+            let left = deadline == .max ? Int32(-1) : Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
+            sleepUntilRung(timeoutMilliseconds: left) {
+                self.prodIndex.loadAcquire() != self.cons || self.isClosed
+            }
         }
         return prodIndex.loadAcquire() != cons
     }

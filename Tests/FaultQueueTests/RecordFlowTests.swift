@@ -1,0 +1,74 @@
+import CFaultRingABI
+import FaultABI
+import FaultQueue
+import Testing
+
+@Suite struct RecordFlowTests {
+    @Test(arguments: [ABIVersion.v1, .v2])
+    func recordsArriveInOrderOverManyLaps(abi: ABIVersion) throws {
+        let pair = try QueuePair(entries: 16, abi: abi)
+        var expected = 0
+        for lap in 0..<100 {
+            let events = (0..<(lap % 16 + 1)).map { unrecoverable(lap * 100 + $0) }
+            #expect(pair.producer.publish(batch: events) == events.count)
+            for (n, record) in try pair.drain().enumerated() {
+                guard case .event(.unrecoverable(let fault), let sequence) = record else {
+                    Issue.record("unexpected \(record)")
+                    continue
+                }
+                #expect(fault.address == UInt64(lap * 100 + n) << 12)
+                if abi == .v2 { #expect(sequence == UInt32(expected)) }
+                expected += 1
+            }
+        }
+        let counters = pair.producer.countersSnapshot
+        #expect(counters.recordsPublished == UInt64(expected))
+        #expect(counters.recordsLost == 0)
+    }
+
+    @Test func batchViewIsZeroCopyAndWrapsAround() throws {
+        let pair = try QueuePair(entries: 8)
+        for n in 0..<6 { _ = pair.producer.publish(unrecoverable(n)) }
+        _ = try pair.drain()
+        for n in 6..<14 { _ = pair.producer.publish(unrecoverable(n)) }  // slots 6,7,0..5
+        let batch = try pair.consumer.peek()
+        #expect(batch.count == 8)
+        let wrapOffset: Int = -6 * 64  // record 2 sits in slot 0, record 0 in slot 6
+        #expect(batch[2] == batch[0].advanced(by: wrapOffset))
+        let addresses = try batch.indices.map { i -> UInt64 in
+            guard case .event(.unrecoverable(let f), _) = try batch.decode(i) else { return 0 }
+            return f.address! >> 12
+        }
+        #expect(addresses == Array(6..<14).map(UInt64.init))
+        pair.consumer.release(batch.count)
+    }
+
+    @Test func groupsAreAllOrNothing() throws {
+        let pair = try QueuePair(entries: 8)
+        let group = (0..<5).map { pageRequest(prgi: 3, last: $0 == 4, cookie: 77) }
+        #expect(pair.producer.publishGroup(group) == .published)
+        #expect(pair.producer.publishGroup(group) == .noRoom)  // 3 free, 5 needed
+        #expect(pair.producer.countersSnapshot.groupsOverflowed == 1)
+        #expect(pair.producer.status.faultProducerIndex == 5)  // nothing partial
+        #expect(pair.producer.publishGroup(Array(group.prefix(3))) == .published)
+        let records = try pair.drain()
+        #expect(records.count == 8)
+        #expect(pair.producer.publishGroup((0..<9).map { _ in pageRequest(prgi: 1) }) == .noRoom)  // larger than the ring
+    }
+
+    @Test func responsesFlowBackAndSlotsAreReused() throws {
+        let pair = try QueuePair(entries: 8, responses: 4)
+        var received: [PageResponse] = []
+        for round in 0..<10 {
+            let responses = (0..<4).map { PageResponse(code: .success, cookie: UInt64(round * 4 + $0)) }
+            #expect(pair.consumer.respond(batch: responses) == 4)
+            #expect(!pair.consumer.respond(PageResponse(code: .invalid, cookie: 999)))  // full
+            let n = pair.producer.readResponses { result in
+                if case .success(let r) = result { received.append(r) }
+            }
+            #expect(n == 4)
+        }
+        #expect(received.map(\.cookie) == (0..<40).map(UInt64.init))
+        #expect(pair.producer.countersSnapshot.responsesAccepted == 40)
+    }
+}
