@@ -38,6 +38,7 @@ let package = Package(
         .executableTarget(
             name: "faultring",
             dependencies: [
+                "CFaultRingABI",
                 "FaultABI",
                 "FaultQueue",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

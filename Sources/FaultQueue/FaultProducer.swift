@@ -389,6 +389,15 @@ extension FaultProducer {
         return .published
     }
 
+    /// Slots free now, after re-reading (and validating) the consumer index.
+    ///
+    /// For load generators that choose to pace themselves; the service never
+    /// waits on it — a full ring drops, it does not block.
+    public var freeSlotCount: Int {
+        refreshConsumerIndex()
+        return Int(freeSlots)
+    }
+
     /// Housekeeping the service runs when woken or on a timer: puts a
     /// requested ABI in force and writes an owed LOST record once a slot
     /// has freed.

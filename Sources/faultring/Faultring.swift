@@ -1,0 +1,18 @@
+import ArgumentParser
+import FaultABI
+
+/// The `faultring` command: thin wrappers over the library modules.
+@main
+struct Faultring: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "faultring",
+        abstract: "IOMMU fault reporting and page responses over a shared-memory ring.",
+        subcommands: [StreamCommand.self, StreamConsumerCommand.self, InspectCommand.self])
+}
+
+extension ABIVersion: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let raw = UInt32(argument.hasPrefix("v") ? String(argument.dropFirst()) : argument) else { return nil }
+        self.init(rawValue: raw)
+    }
+}
