@@ -16,31 +16,53 @@ public final class FaultConsumer: @unchecked Sendable {
     let files: QueueFiles
     let producerRegion: MappedRegion
     let consumerRegion: MappedRegion
-    let ring: UnsafeRawPointer
+    @usableFromInline let ring: UnsafeRawPointer
     let responseRing: UnsafeMutableRawPointer
-    let mask: UInt32
-    let capacity: UInt32
+    @usableFromInline let mask: UInt32
+    @usableFromInline let capacity: UInt32
     let responseMask: UInt32
     let responseCapacity: UInt32
     let consumerDoorbell: Doorbell
     let producerDoorbell: Doorbell
 
     // Producer-owned words (read-only mapping).
-    let prodIndex: SharedWord
+    @usableFromInline let prodIndex: SharedWord
     let respConsIndex: SharedWord
     let producerSleeping: SharedWord
-    let abiWord: SharedWord
+    @usableFromInline let abiWord: SharedWord
     let stateWord: SharedWord
     // Our words.
-    let consIndex: SharedWord
+    @usableFromInline let consIndex: SharedWord
     let respProdIndex: SharedWord
     let consumerSleeping: SharedWord
     let requestedABIWord: SharedWord
 
-    var cons: UInt32
-    var respProd: UInt32
-    var respConsCache: UInt32
-    var abiCache: ABIVersion?
+    /// The consumer's private cursors, in memory it allocates: stored `var`s
+    /// of a class cost a runtime exclusivity check per access.
+    @usableFromInline
+    struct Cursors {
+        @usableFromInline var cons: UInt32 = 0
+        @usableFromInline var respProd: UInt32 = 0
+        @usableFromInline var respConsCache: UInt32 = 0
+        @usableFromInline var abiCache: ABIVersion?
+    }
+    @usableFromInline let cursors: UnsafeMutablePointer<Cursors>
+    @inlinable var cons: UInt32 {
+        get { cursors.pointee.cons }
+        set { cursors.pointee.cons = newValue }
+    }
+    @inlinable var respProd: UInt32 {
+        get { cursors.pointee.respProd }
+        set { cursors.pointee.respProd = newValue }
+    }
+    @inlinable var respConsCache: UInt32 {
+        get { cursors.pointee.respConsCache }
+        set { cursors.pointee.respConsCache = newValue }
+    }
+    @inlinable var abiCache: ABIVersion? {
+        get { cursors.pointee.abiCache }
+        set { cursors.pointee.abiCache = newValue }
+    }
 
     /// Attaches to a queue from its four descriptors (taking ownership).
     ///
@@ -49,6 +71,8 @@ public final class FaultConsumer: @unchecked Sendable {
     /// - Throws: `.systemCall` (mmap, fstat) or `.badRegion` naming the field.
     public init(files: QueueFiles) throws(FaultQueueError) {
         self.files = files
+        cursors = UnsafeMutablePointer<Cursors>.allocate(capacity: 1)
+        cursors.initialize(to: Cursors())
         do throws(FaultQueueError) {
             let producerSize = try MappedRegion.fileSize(files.producerRegion)
             let consumerSize = try MappedRegion.fileSize(files.consumerRegion)
@@ -65,6 +89,7 @@ public final class FaultConsumer: @unchecked Sendable {
                 producerSize: producerSize, consumerSize: consumerSize)
         } catch {
             files.close()
+            cursors.deallocate()
             throw error
         }
         let p = producerRegion.base
@@ -99,9 +124,12 @@ public final class FaultConsumer: @unchecked Sendable {
 
     deinit {
         files.close()
+        cursors.deinitialize(count: 1)
+        cursors.deallocate()
     }
 
     /// The ABI in force, or `nil` before negotiation (acquire-load).
+    @inlinable
     public var abi: ABIVersion? {
         if let abiCache { return abiCache }
         abiCache = ABIVersion(rawValue: abiWord.loadAcquire())
@@ -159,6 +187,7 @@ public final class FaultConsumer: @unchecked Sendable {
     /// Records published and not yet released.
     /// - Throws: `.corruptIndex` if the producer index is more than a ring
     ///   ahead of ours (a producer bug or a foreign writer).
+    @inlinable
     public func available() throws(FaultQueueError) -> Int {
         let prod = prodIndex.loadAcquire()  // pairs with the producer's release after writing records
         let ready = prod &- cons
@@ -170,6 +199,7 @@ public final class FaultConsumer: @unchecked Sendable {
 
     /// Up to `max` records, in place. Read them, then `release` them.
     /// - Throws: `.notNegotiated` before negotiation; `.corruptIndex`.
+    @inlinable
     public func peek(max: Int = .max) throws(FaultQueueError) -> RecordBatch {
         guard let abi else { throw FaultQueueError(.notNegotiated, "no ABI in force") }
         let ready = try available()
@@ -178,6 +208,7 @@ public final class FaultConsumer: @unchecked Sendable {
 
     /// Gives `count` records back to the producer (release-store of
     /// `fault_cons`: our reads of them happen before the producer reuses them).
+    @inlinable
     public func release(_ count: Int) {
         cons &+= UInt32(truncatingIfNeeded: count)
         consIndex.storeRelease(cons)

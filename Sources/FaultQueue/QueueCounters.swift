@@ -23,19 +23,19 @@ public struct QueueCounters: Sendable, Hashable, Codable {
     /// the C struct so the Swift side cannot disagree with the header.
     @usableFromInline
     enum Offset {
-        static let recordsPublished = MemoryLayout<faultring_counters>.offset(of: \.records_published)!
-        static let recordsLost = MemoryLayout<faultring_counters>.offset(of: \.records_lost)!
-        static let groupsOverflowed = MemoryLayout<faultring_counters>.offset(of: \.groups_overflowed)!
-        static let doorbellsRung = MemoryLayout<faultring_counters>.offset(of: \.doorbells_rung)!
-        static let responsesAccepted = MemoryLayout<faultring_counters>.offset(of: \.responses_accepted)!
-        static let publishRefused = MemoryLayout<faultring_counters>.offset(of: \.publish_refused)!
-        static let badConsumerIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_consumer_index)!
-        static let badResponseIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_response_index)!
-        static let renegotiations = MemoryLayout<faultring_counters>.offset(of: \.renegotiations)!
-        static let badABIRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_abi_requests)!
-        static let badFeatureRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_feature_requests)!
+        @usableFromInline static let recordsPublished = MemoryLayout<faultring_counters>.offset(of: \.records_published)!
+        @usableFromInline static let recordsLost = MemoryLayout<faultring_counters>.offset(of: \.records_lost)!
+        @usableFromInline static let groupsOverflowed = MemoryLayout<faultring_counters>.offset(of: \.groups_overflowed)!
+        @usableFromInline static let doorbellsRung = MemoryLayout<faultring_counters>.offset(of: \.doorbells_rung)!
+        @usableFromInline static let responsesAccepted = MemoryLayout<faultring_counters>.offset(of: \.responses_accepted)!
+        @usableFromInline static let publishRefused = MemoryLayout<faultring_counters>.offset(of: \.publish_refused)!
+        @usableFromInline static let badConsumerIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_consumer_index)!
+        @usableFromInline static let badResponseIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_response_index)!
+        @usableFromInline static let renegotiations = MemoryLayout<faultring_counters>.offset(of: \.renegotiations)!
+        @usableFromInline static let badABIRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_abi_requests)!
+        @usableFromInline static let badFeatureRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_feature_requests)!
 
-        static func rejection(_ reason: ResponseRejection.Reason) -> Int {
+        @usableFromInline static func rejection(_ reason: ResponseRejection.Reason) -> Int {
             switch reason {
             case .badArgsz: return MemoryLayout<faultring_counters>.offset(of: \.resp_bad_argsz)!
             case .trailingNonZero: return MemoryLayout<faultring_counters>.offset(of: \.resp_trailing_nonzero)!

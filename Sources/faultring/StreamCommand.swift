@@ -75,7 +75,7 @@ struct StreamCommand: ParsableCommand {
             for i in 0..<UInt64(count) { events.append(StreamPattern.event(n + i)) }
             if !lossy {
                 // A load generator may pace itself; the service never does.
-                while producer.freeSlotCount < count + 1 { producer.poll() }
+                while !producer.hasRoom(for: count + 1) { producer.poll() }
             }
             let written = count == 1
                 ? (producer.publish(events[0]) == .published ? 1 : 0) : producer.publish(batch: events)

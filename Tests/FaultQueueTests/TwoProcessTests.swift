@@ -44,7 +44,7 @@ import Testing
         var checksum: UInt64 = 0
         var spins = 0
         while n < total && spins < 50_000_000 {
-            guard producer.freeSlotCount > 0 else {
+            guard producer.hasRoom(for: 1) else {
                 spins += 1
                 continue
             }
