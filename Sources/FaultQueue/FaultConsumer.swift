@@ -156,7 +156,7 @@ public final class FaultConsumer: @unchecked Sendable {
             throw FaultQueueError(.alreadyRequested, "requested_abi is already \(previous)")
         }
         consumerRegion.base.storeBytes(of: features, toByteOffset: ConsumerOffsets.requestedFeatures, as: UInt64.self)
-        requestedABIWord.storeRelease(abi.rawValue)  // features become visible with it
+        requestedABIWord.storeSeqCst(abi.rawValue)  // releases the features too
         wakeProducerIfSleeping()
     }
 
@@ -177,7 +177,7 @@ public final class FaultConsumer: @unchecked Sendable {
             }
             // The producer rings us after it stores `abi`; short sleeps bound
             // the wait even if the producer never looks.
-            sleepUntilRung(timeoutMilliseconds: 10) { self.abiWord.loadAcquire() != 0 }
+            sleepUntilRung(timeoutMilliseconds: 10) { self.abiWord.loadSeqCst() != 0 }
             waited += 10
         }
     }
@@ -234,15 +234,16 @@ public final class FaultConsumer: @unchecked Sendable {
             guard now < deadline else { break }
             let left = deadline == .max ? Int32(-1) : Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
             sleepUntilRung(timeoutMilliseconds: left) {
-                self.prodIndex.loadAcquire() != self.cons || self.isClosed
+                self.prodIndex.loadSeqCst() != self.cons || self.isClosed
             }
         }
         return prodIndex.loadAcquire() != cons
     }
 
+    /// Store our flag seq_cst, re-check (with seq_cst loads), block only if
+    /// still nothing to do. The producer's half is `FaultProducer.commit`.
     func sleepUntilRung(timeoutMilliseconds: Int32, ready: () -> Bool) {
-        consumerSleeping.storeRelaxed(1)
-        fullFence()
+        consumerSleeping.storeSeqCst(1)
         if !ready() {
             consumerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
         }
@@ -273,16 +274,16 @@ public final class FaultConsumer: @unchecked Sendable {
             written += 1
         }
         if written > 0 {
-            respProdIndex.storeRelease(respProd)
+            respProdIndex.storeSeqCst(respProd)  // seq_cst: releases the slots and orders the flag load below
             wakeProducerIfSleeping()
         }
         return written
     }
 
-    /// Full fence after our store, then ring the producer if it said it sleeps.
+    /// After a seq_cst store of ours, a seq_cst load of the producer's flag:
+    /// ring if it said it sleeps (the mirror of `FaultProducer.commit`).
     func wakeProducerIfSleeping() {
-        fullFence()
-        if producerSleeping.loadRelaxed() != 0 { producerDoorbell.ring() }
+        if producerSleeping.loadSeqCst() != 0 { producerDoorbell.ring() }
     }
 
     /// Writes raw bytes into the consumer header or a response slot, bypassing

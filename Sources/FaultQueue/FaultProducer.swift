@@ -349,19 +349,25 @@ extension FaultProducer {
 
     /// Makes written records visible, then wakes the consumer if it sleeps.
     ///
-    /// Release-store of the producer index orders the record bytes before
-    /// it. The full fence orders that store before the load of
-    /// `consumer_sleeping`; the consumer stores its flag, fences, and loads
-    /// the index. Whichever fence comes second sees the other side's store,
-    /// so either we ring or the consumer sees the new index: no lost wake-up.
+    /// The doorbell protocol (Dekker-style; Docs/ABI.md "Doorbells"):
+    /// - producer: store `fault_prod` seq_cst, then load `consumer_sleeping`
+    ///   seq_cst; ring if it is 1;
+    /// - consumer: store `consumer_sleeping = 1` seq_cst, then load
+    ///   `fault_prod` seq_cst; block only if it has not moved.
+    /// All four operations sit in one total order. If our load of the flag
+    /// comes before the consumer's store of it, then our store of the index
+    /// comes before the consumer's load of the index, which therefore sees
+    /// the new records; otherwise we see the flag and ring. A ring that lands
+    /// before the consumer blocks stays in the eventfd (or FIFO), so it is
+    /// never lost. A seq_cst store also releases: the records written before
+    /// it are visible to whoever acquires the index.
     @usableFromInline
     func commit() {
         guard prod != committedProd else { return }
-        prodIndex.storeRelease(prod)
+        prodIndex.storeSeqCst(prod)
         counters.add(QueueCounters.Offset.recordsPublished, UInt64(prod &- committedProd))
         committedProd = prod
-        fullFence()
-        if consumerSleeping.loadRelaxed() != 0 {
+        if consumerSleeping.loadSeqCst() != 0 {
             consumerDoorbell.ring()
             counters.add(QueueCounters.Offset.doorbellsRung)
         }
@@ -510,6 +516,10 @@ extension FaultProducer {
         reserve(UInt32(clamping: count))
     }
 
+    /// Dropped records not yet reported by a LOST record (ABI 2). Non-zero
+    /// until a slot frees and `poll` or the next publish writes it.
+    public var lostRecordsOwed: UInt64 { pendingLost }
+
     /// Housekeeping the service runs when woken or on a timer: puts a
     /// requested ABI in force and writes an owed LOST record once a slot
     /// has freed.
@@ -550,9 +560,8 @@ extension FaultProducer {
         header.pointee.features_in_force = features & offered
         abi = version
         abiWord.storeRelease(version.rawValue)
-        stateWord.storeRelease(FAULTRING_STATE_RUNNING)
-        fullFence()
-        if consumerSleeping.loadRelaxed() != 0 { consumerDoorbell.ring() }
+        stateWord.storeSeqCst(FAULTRING_STATE_RUNNING)
+        if consumerSleeping.loadSeqCst() != 0 { consumerDoorbell.ring() }
     }
 }
 
@@ -597,19 +606,19 @@ extension FaultProducer {
     /// Whether the consumer has given us something to do: responses, or an
     /// ABI request not yet looked at.
     public var consumerHasWork: Bool {
-        if respProdIndex.loadAcquire() != respCons { return true }
-        let requested = requestedABIWord.loadAcquire()
+        if respProdIndex.loadSeqCst() != respCons { return true }
+        let requested = requestedABIWord.loadSeqCst()
         return abi == nil && requested != 0 && requested != lastRequestSeen
     }
 
     /// Sleeps until the consumer publishes responses or an ABI request, or
-    /// the timeout passes. Sets `producer_sleeping`, fences, re-checks, then
-    /// blocks on the producer doorbell (the mirror of the consumer's wait).
+    /// the timeout passes. Stores `producer_sleeping = 1` seq_cst, re-checks
+    /// with seq_cst loads, then blocks on the producer doorbell (the mirror
+    /// of the consumer's wait; see `commit`).
     /// - Returns: whether there is work now.
     @discardableResult
     public func waitForConsumer(timeoutMilliseconds: Int32) -> Bool {
-        producerSleeping.storeRelaxed(1)
-        fullFence()
+        producerSleeping.storeSeqCst(1)
         if !consumerHasWork {
             producerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
         }

@@ -18,6 +18,10 @@ struct SharedWord: @unchecked Sendable {
     @inlinable func loadRelaxed() -> UInt32 { atomic.load(ordering: .relaxed) }
     @inlinable func storeRelease(_ value: UInt32) { atomic.store(value, ordering: .releasing) }
     @inlinable func storeRelaxed(_ value: UInt32) { atomic.store(value, ordering: .relaxed) }
+    /// A store in the single total order of sequentially consistent
+    /// operations (x86: `xchg`, a store and a full barrier in one).
+    @inlinable func storeSeqCst(_ value: UInt32) { atomic.store(value, ordering: .sequentiallyConsistent) }
+    @inlinable func loadSeqCst() -> UInt32 { atomic.load(ordering: .sequentiallyConsistent) }
 }
 
 /// The statistics block of a producer header, written by the producer only.
@@ -41,10 +45,3 @@ struct SharedCounters: @unchecked Sendable {
             .load(ordering: .relaxed)
     }
 }
-
-/// Full fence between publishing an index and reading the peer's
-/// "sleeping" flag (or between setting our flag and re-reading the index).
-/// This store-then-load pair is the one place that needs sequential
-/// consistency: without it both sides could miss each other (store buffering).
-@inlinable
-func fullFence() { atomicMemoryFence(ordering: .sequentiallyConsistent) }

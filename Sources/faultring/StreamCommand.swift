@@ -97,9 +97,13 @@ struct StreamCommand: ParsableCommand {
                 }
             }
         }
-        producer.poll()  // an owed LOST record goes out now if a slot is free
+        // Let the consumer drain, and write the LOST record still owed once a
+        // slot frees (checked after each poll, so none is left behind).
+        producer.poll()
         var settle = 0
-        while producer.status.recordsPending.map({ $0 > 0 }) ?? false && settle < 1000 {
+        while (producer.lostRecordsOwed > 0 || producer.status.recordsPending.map({ $0 > 0 }) ?? false)
+            && settle < 10_000
+        {
             usleep(1000)
             producer.poll()
             settle += 1
