@@ -9,11 +9,13 @@ let package = Package(
     products: [
         .library(name: "FaultABI", targets: ["FaultABI"]),
         .library(name: "FaultQueue", targets: ["FaultQueue"]),
+        .library(name: "PageRequests", targets: ["PageRequests"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
@@ -34,6 +36,21 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Page-request lifecycle: groups, cookies, matching, timeouts. No I/O.
+        .target(
+            name: "PageRequests",
+            dependencies: ["FaultABI", .product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // Sources of faults: the simulated PRI device and its ledger, hardware record codecs.
+        .target(name: "Devices", dependencies: ["FaultABI", "PageRequests"]),
+        // Workloads: the in-process loop (devices, page requests, queue, reference responder).
+        .target(
+            name: "Workloads",
+            dependencies: [
+                "FaultABI", "FaultQueue", "PageRequests", "Devices",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         // The command-line tool: thin wrappers over the modules above.
         .executableTarget(
             name: "faultring",
@@ -41,6 +58,8 @@ let package = Package(
                 "CFaultRingABI",
                 "FaultABI",
                 "FaultQueue",
+                "PageRequests",
+                "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

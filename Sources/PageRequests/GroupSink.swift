@@ -1,0 +1,20 @@
+import FaultABI
+
+/// Where closed groups go: a queue's producer, seen from the page-request
+/// layer (which does no I/O itself).
+public protocol GroupSink: AnyObject {
+    /// The ABI in force on the queue, or `nil` before negotiation.
+    var abi: ABIVersion? { get }
+    /// Delivers a whole group contiguously, or nothing.
+    func deliverGroup(_ events: [FaultEvent]) -> GroupDelivery
+}
+
+/// What a sink did with a group.
+public enum GroupDelivery: Sendable, Hashable {
+    /// Written, every record, contiguously.
+    case delivered
+    /// Would not fit whole: the tracker answers it INVALID (overflow).
+    case noRoom
+    /// The queue has no ABI in force yet: the group waits.
+    case notReady
+}

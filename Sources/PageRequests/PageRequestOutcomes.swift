@@ -1,0 +1,75 @@
+import FaultABI
+
+/// Why the service, not the consumer, answered a group.
+public enum AutoResponseCause: String, Sendable, Hashable, CaseIterable, Codable {
+    /// No response within `PageRequestPolicy.timeoutNS`.
+    case timeout
+    /// The group did not fit whole in the fault ring.
+    case overflow
+    /// The consumer detached (or its connection died).
+    case detach
+    /// The device was removed.
+    case deviceRemoved = "device_removed"
+    /// The service is shutting down.
+    case shutdown
+    /// The cookie table was full.
+    case tableFull = "table_full"
+    /// The device is attached to no queue: nobody could answer.
+    case noConsumer = "no_consumer"
+}
+
+/// How a group ended, as the device is told.
+public enum CompletionSource: Sendable, Hashable {
+    /// The consumer answered.
+    case consumer
+    /// The service answered INVALID itself.
+    case automatic(AutoResponseCause)
+}
+
+/// The one response a device gets for a page-request group.
+public struct DeviceCompletion: Sendable, Hashable {
+    /// The device the group came from.
+    public var deviceID: UInt32
+    /// The group's PASID, echoed when the device set NEEDS_PASID (PCIe "PRG
+    /// Response PASID Required"); `nil` otherwise.
+    public var pasid: UInt32?
+    /// The group's PRG index.
+    public var prgi: UInt32
+    /// The code the device receives (FAILURE only under `passFailure`).
+    public var code: ResponseCode
+    /// The private data the device supplied, echoed verbatim.
+    public var privateData: PrivateData?
+    /// The cookie the group had.
+    public var cookie: UInt64
+    /// Who answered.
+    public var source: CompletionSource
+}
+
+/// Why a consumer's response completed nothing.
+public enum ResponseRejectionReason: String, Error, Sendable, Hashable, CaseIterable, Codable {
+    /// The cookie (or PASID and PRGI, in ABI 1) names no group ever issued here.
+    case unknown
+    /// The group was already answered by a consumer.
+    case duplicate
+    /// The group was answered automatically after its timeout.
+    case late
+    /// The group was answered automatically for another reason (overflow,
+    /// detach, removal), or so long ago that the engine no longer knows.
+    case stale
+    /// The group belongs to a device attached to another queue.
+    case foreignDevice = "foreign_device"
+    /// NEEDS_PASID and the response lacks the PASID or carries another one,
+    /// or no NEEDS_PASID and the response carries a PASID, or the PRGI in
+    /// an ABI 2 response differs from the group's.
+    case mismatch
+    /// The response slot itself was malformed (see `ResponseRejection`).
+    case malformed
+}
+
+/// The verdict on one response.
+public enum ResponseVerdict: Sendable, Hashable {
+    /// The response completed this group.
+    case completed(cookie: UInt64)
+    /// The response completed nothing.
+    case rejected(ResponseRejectionReason)
+}

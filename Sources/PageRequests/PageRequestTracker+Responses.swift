@@ -1,0 +1,91 @@
+import FaultABI
+
+extension PageRequestTracker {
+    /// Matches a consumer's response, arriving on `channel` in `abi`, to a
+    /// live group and completes it; or rejects it, counted by reason.
+    ///
+    /// ABI 2 matches by cookie; ABI 1 by (PASID, PRGI) among the channel's
+    /// devices. Then: the group must belong to this channel (else
+    /// `foreignDevice`); NEEDS_PASID requires the group's PASID in the
+    /// response and its absence forbids one; an ABI 2 PRGI, if given, must
+    /// match. FAILURE becomes INVALID unless `policy.passFailure`.
+    @discardableResult
+    public mutating func respond(
+        _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion,
+        complete: (DeviceCompletion) -> Void
+    ) -> ResponseVerdict {
+        guard case .success(let response) = response else { return reject(.malformed) }
+        let found = abi == .v2 ? lookup(cookie: response.cookie) : lookupV1(response, channel: channel)
+        let cookie: UInt64
+        switch found {
+        case .failure(let reason): return reject(reason)
+        case .success(let live): cookie = live
+        }
+        let group = slots[Int(UInt32(truncatingIfNeeded: cookie))].group!
+        guard group.channel == channel else { return reject(.foreignDevice) }
+        if group.needsPASID ? response.pasid != group.pasid : response.pasid != nil { return reject(.mismatch) }
+        if abi == .v2, let prgi = response.prgi, prgi != group.prgi { return reject(.mismatch) }
+        var code = response.code
+        if code == .failure {
+            if policy.passFailure {
+                counters.failurePassed &+= 1
+            } else {
+                counters.failureConverted &+= 1
+                code = .invalid
+            }
+        }
+        retire(cookie, code: code, source: .consumer, complete: complete)
+        return .completed(cookie: cookie)
+    }
+
+    mutating func reject(_ reason: ResponseRejectionReason) -> ResponseVerdict {
+        rejectTally[reason.ordinal] &+= 1
+        return .rejected(reason)
+    }
+
+    /// Finds the live group of an ABI 2 cookie, or says why there is none.
+    func lookup(cookie: UInt64) -> Result<UInt64, ResponseRejectionReason> {
+        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
+        let generation = UInt32(truncatingIfNeeded: cookie >> 32)
+        guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
+        let slot = slots[slotIndex]
+        if slot.live && slot.generation == generation { return .success(cookie) }
+        if slot.retiredCookie == cookie {
+            switch slot.retiredBy {
+            case .consumer: return .failure(.duplicate)
+            case .timeout: return .failure(.late)
+            default: return .failure(.stale)
+            }
+        }
+        // An earlier generation of this slot: issued, answered, forgotten.
+        return generation < slot.generation ? .failure(.stale) : .failure(.unknown)
+    }
+
+    /// Finds the live group an ABI 1 response names: among the devices of
+    /// `channel`, the oldest live group with its PRGI whose PASID matches
+    /// the response's (if it carries one), else the oldest with that PRGI —
+    /// whose PASID rules `respond` then checks (a wrong PASID is a mismatch,
+    /// not an unknown group). ABI 1 cannot tell a reused PRGI's groups apart
+    /// any better than the kernel could; ABI 2 cookies can.
+    func lookupV1(_ response: PageResponse, channel: ChannelID) -> Result<UInt64, ResponseRejectionReason> {
+        guard let prgi = response.prgi else { return .failure(.unknown) }
+        var retired = RetireKind.none
+        var oldest: UInt64?
+        for (deviceID, device) in devices where device.channel == channel {
+            let key = PRGKey(device: deviceID, prgi: prgi)
+            for cookie in outstanding[key] ?? [] {
+                let group = slots[Int(UInt32(truncatingIfNeeded: cookie))].group!
+                if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
+                if oldest == nil { oldest = cookie }
+            }
+            if let kind = lastRetired[key] { retired = kind }
+        }
+        if let oldest { return .success(oldest) }
+        switch retired {
+        case .consumer: return .failure(.duplicate)
+        case .timeout: return .failure(.late)
+        case .other: return .failure(.stale)
+        case .none: return .failure(.unknown)
+        }
+    }
+}

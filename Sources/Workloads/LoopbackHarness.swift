@@ -1,0 +1,261 @@
+import DequeModule
+import Devices
+import FaultABI
+import FaultQueue
+import PageRequests
+
+/// The whole loop in one process, on the real queue:
+/// simulated devices → PageRequests → producer → fault ring → consumer
+/// (reference responder) → response ring → PageRequests → devices.
+///
+/// Time is virtual (`stepNS` per step), so timeouts and their effects are
+/// deterministic; two queues (channels) with their own devices make foreign
+/// responses possible.
+public struct LoopbackConfig: Sendable, Hashable, Codable {
+    /// Groups the devices issue in total.
+    public var groups: UInt64 = 100_000
+    /// Record ABI the consumers negotiate.
+    public var abi: UInt32 = 2
+    /// Queues, each with one consumer and `devicesPerQueue` devices.
+    public var queues = 2
+    public var devicesPerQueue = 2
+    /// Fault ring and response ring sizes.
+    public var entries = 256
+    public var responses = 1024
+    /// Groups each device tries to issue per step.
+    public var burst = 8
+    /// Largest group, in pages.
+    public var maxGroupSize = 4
+    /// Page-request timeout, virtual ns.
+    public var timeoutNS: UInt64 = 200_000
+    /// Virtual time per step.
+    public var stepNS: UInt64 = 1_000
+    /// Cookie table size (`PageRequestPolicy.maxOutstandingGroups`).
+    public var cookieTable = 65_536
+    /// Misbehaving devices (0: never).
+    public var reusePRGIEvery = 0
+    public var abandonGroupEvery = 0
+    public var stopMarkerEvery = 0
+    /// Random seed (device choices, sizes, private data).
+    public var seed: UInt64 = 1
+    /// What the responder injects.
+    public var injections = Injections.all
+
+    public init() {}
+}
+
+/// The outcome of a loopback run: devices' ledgers, tracker counters,
+/// injected faults, and whether they all agree.
+public struct LoopbackReport: Sendable, Codable {
+    public var config: LoopbackConfig
+    public var groupsIssued: UInt64 = 0
+    public var groupsAnswered: UInt64 = 0
+    public var unanswered: Int = 0
+    public var answeredTwiceOrUnknown: UInt64 = 0
+    public var wrongAnswers: UInt64 = 0
+    public var answersBySource: [String: UInt64] = [:]
+    public var retries: UInt64 = 0
+    public var tracker = PageRequestCounters()
+    public var injected = InjectedCounts()
+    public var steps: UInt64 = 0
+    public var seconds: Double = 0
+    public var groupsPerSecond: Double = 0
+    /// Every difference between what should have happened and what did.
+    public var problems: [String] = []
+    /// No problem: every group answered exactly once, correctly, and every
+    /// injected fault counted under its own reason.
+    public var balanced: Bool { problems.isEmpty }
+}
+
+/// Runs the loop (see `LoopbackConfig`).
+public struct LoopbackHarness {
+    public let config: LoopbackConfig
+
+    public init(_ config: LoopbackConfig) { self.config = config }
+
+    /// Runs to completion. `progress` is called about every `progressEvery`
+    /// steps with the groups issued so far.
+    public func run(progressEvery: UInt64 = 0, progress: (UInt64, PageRequestCounters) -> Void = { _, _ in })
+        throws -> LoopbackReport
+    {
+        let abi = ABIVersion(rawValue: config.abi) ?? .v2
+        guard abi == .v2 || config.reusePRGIEvery == 0 else {
+            throw LoopbackError("ABI 1 matches responses by (PASID, PRGI) and cannot tell a reused PRGI's groups apart; use ABI 2 (cookies) with --reuse-prgi-every")
+        }
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = config.timeoutNS
+        policy.maxOutstandingGroups = config.cookieTable
+        var tracker = PageRequestTracker(policy: policy)
+        var producers: [FaultProducer] = []
+        var responders: [ReferenceResponder] = []
+        var channelIDs: [ChannelID] = []
+        var devices: [SimulatedPRIDevice] = []
+        let geometry = try QueueGeometry(entryCount: config.entries, responseCount: config.responses)
+        for q in 0..<config.queues {
+            let producer = try FaultProducer(geometry: geometry, name: "faultring-loopback-\(q)")
+            let consumer = try FaultConsumer(files: producer.consumerFiles())
+            try consumer.requestABI(abi)
+            producer.poll()
+            var injections = config.injections
+            if q == 0 { injections.foreignEvery = 0 }  // foreign answers flow from later queues into queue 0
+            if abi == .v1 {
+                // ABI 1 answers name a PRGI, not a cookie: there is no unknown,
+                // stale or foreign cookie to send, and an answer held past the
+                // timeout may name a PRGI the device has since reused.
+                injections.unknownEvery = 0
+                injections.staleEvery = 0
+                injections.foreignEvery = 0
+                injections.lateEvery = 0
+            }
+            producers.append(producer)
+            responders.append(ReferenceResponder(consumer: consumer, injections: injections,
+                                                 cookieTableSize: config.cookieTable))
+            let channel = tracker.addChannel(ProducerSink(producer))
+            channelIDs.append(channel)
+            for d in 0..<config.devicesPerQueue {
+                let id = UInt32(devices.count + 1)
+                let device = SimulatedPRIDevice(SimulatedDeviceConfig(
+                    deviceID: id, pasids: [UInt32(q * 16 + d + 1), UInt32(q * 16 + d + 100)], allocation: 512 * 4,
+                    maxGroupSize: config.maxGroupSize, privateData: true, needsPASID: d % 2 == 0,
+                    stopMarkerEvery: config.stopMarkerEvery, reusePRGIEvery: config.reusePRGIEvery,
+                    abandonGroupEvery: config.abandonGroupEvery))
+                devices.append(device)
+                tracker.addDevice(id, allocation: device.config.allocation, channel: channel)
+            }
+        }
+
+        var rng = SplitMix64(seed: config.seed)
+        var now: UInt64 = 0
+        var issued: UInt64 = 0
+        var steps: UInt64 = 0
+        let clock = ContinuousClock()
+        let start = clock.now
+        let drainLimit = config.timeoutNS / config.stepNS * 4 + 10_000
+        var drainSteps: UInt64 = 0
+        var foreign = Deque<PageResponse>()
+        while true {
+            steps += 1
+            now &+= config.stepNS
+            // 1. Devices raise page requests.
+            if issued < config.groups {
+                for d in devices.indices where issued < config.groups {
+                    for _ in 0..<config.burst where issued < config.groups {
+                        let requests = devices[d].nextGroup(now: now, using: &rng)
+                        if requests.isEmpty { break }  // out of PRG indices or allocation: wait for answers
+                        issued += 1
+                        for request in requests {
+                            tracker.receive(request, now: now) { devices[Int($0.deviceID) - 1].complete($0) }
+                        }
+                    }
+                }
+            } else {
+                drainSteps += 1
+            }
+            // 2. Consumers read and answer.
+            for q in responders.indices {
+                if q == 0 {
+                    var none = Deque<PageResponse>()
+                    try responders[q].process(now: now, timeoutNS: config.timeoutNS, stepNS: config.stepNS, foreign: &none)
+                } else {
+                    try responders[q].process(now: now, timeoutNS: config.timeoutNS, stepNS: config.stepNS,
+                                              foreign: &foreign)
+                }
+            }
+            // Foreign answers first, so they reach the tracker while their
+            // groups are still live; what does not fit is not injected.
+            if !foreign.isEmpty {
+                let written = responders[0].consumer.respond(batch: foreign)
+                if written < foreign.count {
+                    responders[responders.count - 1].injected.foreign -= UInt64(foreign.count - written)
+                }
+                foreign.removeAll()
+            }
+            for q in responders.indices { responders[q].flush() }
+            // 3. The service reads responses and completes groups on devices.
+            for q in producers.indices {
+                producers[q].readResponses { result in
+                    tracker.respond(result, channel: channelIDs[q], abi: abi) {
+                        devices[Int($0.deviceID) - 1].complete($0)
+                    }
+                }
+                producers[q].poll()
+            }
+            // 4. Timers: timeouts, and groups waiting for negotiation.
+            tracker.tick(now: now) { devices[Int($0.deviceID) - 1].complete($0) }
+            if progressEvery > 0 && steps % progressEvery == 0 { progress(issued, tracker.snapshot) }
+            if issued >= config.groups {
+                let pending = devices.reduce(0) { $0 + $1.ledger.unanswered }
+                if (pending == 0 && responders.allSatisfy(\.idle)) || drainSteps > drainLimit { break }
+            }
+        }
+        // Anything left is answered on the way out, like a service shutdown.
+        tracker.shutdown { devices[Int($0.deviceID) - 1].complete($0) }
+        for producer in producers { producer.close() }
+
+        let elapsed = clock.now - start
+        var report = LoopbackReport(config: config)
+        report.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.steps = steps
+        report.tracker = tracker.snapshot
+        report.injected = responders.map(\.injected).reduce(InjectedCounts(), +)
+        for device in devices {
+            let ledger = device.ledger
+            report.groupsIssued += ledger.issued
+            report.groupsAnswered += ledger.answered
+            report.unanswered += ledger.unanswered
+            report.answeredTwiceOrUnknown += ledger.unexpected
+            report.wrongAnswers += ledger.wrong
+            report.retries += device.retries
+            for (source, count) in ledger.bySource { report.answersBySource[source, default: 0] += count }
+            report.problems += ledger.problems.prefix(3).map { "device \(device.config.deviceID): \($0)" }
+        }
+        report.groupsPerSecond = Double(report.groupsIssued) / max(report.seconds, 1e-9)
+        report.problems += Self.check(report)
+        return report
+    }
+
+    /// Compares the books: every group answered once, every injection
+    /// counted under its own reason.
+    static func check(_ r: LoopbackReport) -> [String] {
+        var problems: [String] = []
+        func expect(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { problems.append(what()) } }
+        expect(r.unanswered == 0, "\(r.unanswered) groups never answered")
+        expect(r.answeredTwiceOrUnknown == 0, "\(r.answeredTwiceOrUnknown) answers for no outstanding group")
+        expect(r.wrongAnswers == 0, "\(r.wrongAnswers) answers with wrong PASID or private data")
+        expect(r.groupsAnswered == r.groupsIssued, "answered \(r.groupsAnswered) of \(r.groupsIssued)")
+        let t = r.tracker
+        let i = r.injected
+        expect(t.rejected(.duplicate) == i.duplicate, "duplicates: injected \(i.duplicate), rejected \(t.rejected(.duplicate))")
+        expect(t.rejected(.late) == i.late, "late: injected \(i.late), rejected \(t.rejected(.late))")
+        expect(t.auto(.timeout) == i.late, "timeouts: withheld \(i.late), timed out \(t.auto(.timeout))")
+        expect(t.rejected(.unknown) == i.unknown, "unknown: injected \(i.unknown), rejected \(t.rejected(.unknown))")
+        expect(t.rejected(.stale) == i.stale, "stale: injected \(i.stale), rejected \(t.rejected(.stale))")
+        expect(t.rejected(.foreignDevice) == i.foreign,
+               "foreign: injected \(i.foreign), rejected \(t.rejected(.foreignDevice))")
+        expect(t.rejected(.mismatch) == i.mismatch, "mismatch: injected \(i.mismatch), rejected \(t.rejected(.mismatch))")
+        expect(t.failureConverted == i.failure, "FAILURE: injected \(i.failure), converted \(t.failureConverted)")
+        expect(t.rejected(.malformed) == 0, "\(t.rejected(.malformed)) malformed responses")
+        expect(t.completed == r.groupsAnswered, "tracker completed \(t.completed), devices got \(r.groupsAnswered)")
+        expect(t.auto(.shutdown) == 0, "\(t.auto(.shutdown)) groups were still open at the end")
+        return problems
+    }
+}
+
+/// A run that cannot be set up as configured.
+public struct LoopbackError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A small deterministic generator, so runs repeat exactly.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
