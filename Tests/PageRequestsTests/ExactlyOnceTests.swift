@@ -1,0 +1,141 @@
+import FaultABI
+import PageRequests
+import Testing
+
+/// Every automatic path answers INVALID exactly once, and every bad
+/// response is rejected under its own reason without completing anything.
+@Suite struct ExactlyOnceTests {
+    @Test func timeoutAnswersInvalidAndALateAnswerIsRejected() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 1000
+        var b = Bench(policy: policy)
+        b.send(request(prgi: 1), at: 0)
+        b.tick(999)
+        #expect(b.completions.isEmpty)
+        b.tick(1000)
+        #expect(b.completions.count == 1)
+        #expect(b.completions[0].code == .invalid)
+        #expect(b.completions[0].source == .automatic(.timeout))
+        #expect(b.answer(PageResponse(code: .success, cookie: b.sink.cookie(0), pasid: 5)) == .rejected(.late))
+        b.tick(5000)
+        #expect(b.completions.count == 1)
+    }
+
+    @Test func overflowAnswersAtOnce() {
+        var b = Bench()
+        b.sink.room = 2
+        b.send(request(prgi: 1, last: false))
+        b.send(request(prgi: 1, last: false))
+        b.send(request(prgi: 1))  // 3 records, room for 2
+        #expect(b.sink.groups.isEmpty)
+        #expect(b.completions.map(\.source) == [.automatic(.overflow)])
+        #expect(b.tracker.outstandingGroups == 0)
+    }
+
+    @Test func detachRemovalAndShutdownEachAnswerTheirGroups() {
+        var b = Bench()
+        let otherSink = RecordingSink()
+        let other = b.tracker.addChannel(otherSink)
+        b.tracker.addDevice(2, allocation: 64, channel: other)
+        b.send(request(prgi: 1))
+        b.send(request(prgi: 2, device: 2))
+        b.send(request(prgi: 3, device: 2))
+        var out: [DeviceCompletion] = []
+        b.tracker.removeChannel(b.channel) { out.append($0) }
+        #expect(out.map(\.source) == [.automatic(.detach)])
+        #expect(out.map(\.deviceID) == [1])
+        out = []
+        b.tracker.removeDevice(2) { out.append($0) }
+        #expect(out.count == 2)
+        #expect(out.allSatisfy { $0.source == .automatic(.deviceRemoved) && $0.code == .invalid })
+        b.tracker.addDevice(3, allocation: 8, channel: other)
+        b.send(request(prgi: 4, device: 3))
+        out = []
+        b.tracker.shutdown { out.append($0) }
+        #expect(out.map(\.source) == [.automatic(.shutdown)])
+        out = []
+        b.tracker.shutdown { out.append($0) }
+        #expect(out.isEmpty)  // nothing is answered twice
+    }
+
+    @Test func everyRejectionReasonIsDistinctAndCounted() {
+        var b = Bench()
+        let otherSink = RecordingSink()
+        let other = b.tracker.addChannel(otherSink)
+        b.tracker.addDevice(2, allocation: 64, channel: other)
+        b.send(request(prgi: 1))  // needs PASID 5
+        b.send(request(prgi: 2, device: 2))
+        let mine = b.sink.cookie(0)
+        let theirs = otherSink.cookie(0)
+        #expect(b.answer(PageResponse(code: .success, cookie: 0)) == .rejected(.unknown))
+        #expect(b.answer(PageResponse(code: .success, cookie: 0x7FFF_0000_0000_0003)) == .rejected(.unknown))
+        #expect(b.answer(PageResponse(code: .success, cookie: theirs, pasid: 5)) == .rejected(.foreignDevice))
+        #expect(b.answer(PageResponse(code: .success, cookie: mine)) == .rejected(.mismatch))  // PASID missing
+        #expect(b.answer(PageResponse(code: .success, cookie: mine, pasid: 6)) == .rejected(.mismatch))
+        #expect(b.answer(PageResponse(code: .success, cookie: mine, pasid: 5, prgi: 9)) == .rejected(.mismatch))
+        var malformed: [DeviceCompletion] = []
+        let bad = b.tracker.respond(.failure(ResponseRejection(.badCode, field: "code", value: 9)), channel: b.channel,
+                                    abi: .v2) { malformed.append($0) }
+        #expect(bad == .rejected(.malformed))
+        #expect(b.completions.isEmpty && malformed.isEmpty)  // none of these completed anything
+        #expect(b.answer(PageResponse(code: .success, cookie: mine, pasid: 5)) == .completed(cookie: mine))
+        #expect(b.answer(PageResponse(code: .success, cookie: mine, pasid: 5)) == .rejected(.duplicate))
+        let counters = b.tracker.snapshot
+        for (reason, count) in [(ResponseRejectionReason.unknown, 2), (.foreignDevice, 1), (.mismatch, 3), (.malformed, 1),
+                                (.duplicate, 1)] {
+            #expect(counters.rejected(reason) == UInt64(count), "\(reason)")
+        }
+    }
+
+    @Test func aCookieBecomesStaleOnceItsSlotIsReused() {
+        var policy = PageRequestPolicy()
+        policy.maxOutstandingGroups = 4
+        var b = Bench(policy: policy)
+        b.send(request(prgi: 0))
+        let first = b.sink.cookie(0)
+        b.answer(PageResponse(code: .success, cookie: first, pasid: 5))
+        for n in 1...4 {  // FIFO reuse: four more groups bring slot 0 round again
+            b.send(request(prgi: UInt32(n)))
+            b.answer(PageResponse(code: .success, cookie: b.sink.cookie(n), pasid: 5))
+        }
+        #expect(b.answer(PageResponse(code: .success, cookie: first, pasid: 5)) == .rejected(.stale))
+    }
+
+    @Test func fullTableAnswersAtOnce() {
+        var policy = PageRequestPolicy()
+        policy.maxOutstandingGroups = 2
+        var b = Bench(policy: policy)
+        for n in 0..<3 { b.send(request(prgi: UInt32(n))) }
+        #expect(b.sink.groups.count == 2)
+        #expect(b.completions.map(\.source) == [.automatic(.tableFull)])
+    }
+
+    @Test func groupsWaitForNegotiationAndStillTimeOut() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 100
+        var b = Bench(policy: policy, abi: nil)
+        b.send(request(prgi: 1), at: 0)
+        b.send(request(prgi: 2), at: 10)
+        #expect(b.sink.groups.isEmpty)
+        b.sink.abi = .v2
+        b.tick(50)
+        #expect(b.sink.groups.count == 2)  // delivered in order once negotiated
+        var c = Bench(policy: policy, abi: nil)
+        c.send(request(prgi: 1), at: 0)
+        c.tick(100)
+        #expect(c.completions.map(\.source) == [.automatic(.timeout)])
+        c.sink.abi = .v2
+        c.tick(101)
+        #expect(c.sink.groups.isEmpty)  // a timed-out group is never delivered
+    }
+
+    @Test func unknownOrUnattachedDevicesAreAnsweredInvalid() {
+        var b = Bench()
+        b.send(request(prgi: 1, device: 99))
+        #expect(b.completions.map(\.source) == [.automatic(.noConsumer)])
+        #expect(b.tracker.snapshot.unknownDevice == 1)
+        b.tracker.attach(1, to: nil)
+        b.send(request(prgi: 2))
+        #expect(b.completions.count == 2)
+    }
+}

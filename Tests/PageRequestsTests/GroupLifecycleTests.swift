@@ -1,0 +1,81 @@
+import FaultABI
+import PageRequests
+import Testing
+
+@Suite struct GroupLifecycleTests {
+    @Test func partialsAreParkedUntilLastPageAndDeliveredWhole() {
+        var b = Bench()
+        b.send(request(prgi: 3, last: false))
+        b.send(request(prgi: 3, last: false))
+        #expect(b.sink.groups.isEmpty)
+        b.send(request(prgi: 4))  // another group closes first
+        b.send(request(prgi: 3))
+        #expect(b.sink.groups.map(\.count) == [1, 3])
+        let cookies = Set(b.sink.groups[1].compactMap { e -> UInt64? in
+            if case .pageRequest(let r) = e { return r.cookie }
+            return nil
+        })
+        #expect(cookies.count == 1)  // one cookie for the whole group
+        #expect(b.sink.cookie(0) != b.sink.cookie(1))
+    }
+
+    @Test func groupsAreKeyedByPASIDToo() {
+        var b = Bench()
+        b.send(request(prgi: 3, pasid: 1, last: false))
+        b.send(request(prgi: 3, pasid: 2))  // same PRGI, other PASID: a different group
+        #expect(b.sink.groups.map(\.count) == [1])
+    }
+
+    @Test func consumerAnswerCompletesOnceWithPrivateDataAndPASID() {
+        var b = Bench()
+        let data = PrivateData(low: 0xAA, high: 0xBB)
+        b.send(request(prgi: 9, pasid: 7, data: data))
+        let verdict = b.answer(PageResponse(code: .success, cookie: b.sink.cookie(0), pasid: 7))
+        #expect(verdict == .completed(cookie: b.sink.cookie(0)))
+        #expect(b.completions.count == 1)
+        #expect(b.completions[0].privateData == data)  // echoed from the tracker's copy
+        #expect(b.completions[0].pasid == 7)
+        #expect(b.completions[0].code == .success)
+        #expect(b.completions[0].source == .consumer)
+        #expect(b.answer(PageResponse(code: .success, cookie: b.sink.cookie(0), pasid: 7)) == .rejected(.duplicate))
+        #expect(b.completions.count == 1)
+    }
+
+    @Test func stopMarkersGetNoResponse() {
+        var b = Bench()
+        b.send(PageRequest(deviceID: 1, pasid: 4, prgi: 0, permissions: [], address: 0, isLastPage: true))
+        #expect(b.sink.groups.isEmpty)
+        #expect(b.completions.isEmpty)
+        #expect(b.tracker.snapshot.stopMarkers == 1)
+        // Without a PASID the same bits are an ordinary request (SMMUv3 spec rule).
+        b.send(PageRequest(deviceID: 1, pasid: nil, prgi: 1, permissions: [], address: 0, isLastPage: true))
+        #expect(b.sink.groups.count == 1)
+    }
+
+    @Test func failureBecomesInvalidUnlessPolicyPassesIt() {
+        var b = Bench()
+        b.send(request(prgi: 1))
+        b.answer(PageResponse(code: .failure, cookie: b.sink.cookie(0), pasid: 5))
+        #expect(b.completions.last?.code == .invalid)
+        #expect(b.tracker.snapshot.failureConverted == 1)
+        var policy = PageRequestPolicy()
+        policy.passFailure = true
+        var p = Bench(policy: policy)
+        p.send(request(prgi: 1))
+        p.answer(PageResponse(code: .failure, cookie: p.sink.cookie(0), pasid: 5))
+        #expect(p.completions.last?.code == .failure)
+        #expect(p.tracker.snapshot.failurePassed == 1)
+    }
+
+    @Test func v1MatchesByPASIDAndPRGI() {
+        var b = Bench(abi: .v1)
+        b.send(request(prgi: 2, pasid: 8))
+        b.send(request(prgi: 3, pasid: nil, needsPASID: false))
+        #expect(b.answer(PageResponse(code: .success, pasid: 8, prgi: 3), abi: .v1) == .rejected(.mismatch))
+        #expect(b.answer(PageResponse(code: .success, prgi: 3), abi: .v1) != .rejected(.unknown))
+        #expect(b.answer(PageResponse(code: .success, pasid: 8, prgi: 2), abi: .v1) != .rejected(.unknown))
+        #expect(b.completions.count == 2)
+        #expect(b.answer(PageResponse(code: .success, prgi: 44), abi: .v1) == .rejected(.unknown))
+        #expect(b.answer(PageResponse(code: .success, prgi: 3), abi: .v1) == .rejected(.duplicate))
+    }
+}
