@@ -16,7 +16,7 @@ public struct DeviceLedger: Sendable {
 
     /// Issued groups still waiting, by PRG index (a list: a misbehaving
     /// device may reuse an index while a group is outstanding).
-    var waiting: [UInt32: [Issued]] = [:]
+    var waiting = [[Issued]](repeating: [], count: 512)
     public private(set) var issued: UInt64 = 0
     public private(set) var answered: UInt64 = 0
     public private(set) var success: UInt64 = 0
@@ -35,14 +35,15 @@ public struct DeviceLedger: Sendable {
 
     /// Records a group the device sent (its LAST_PAGE request).
     public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
-        waiting[prgi, default: []].append(Issued(pasid: pasid, needsPASID: needsPASID, privateData: privateData))
+        waiting[Int(prgi & 0x1FF)].append(Issued(pasid: pasid, needsPASID: needsPASID, privateData: privateData))
         issued += 1
     }
 
     /// Checks one answer. Returns false if it matched no waiting group.
     @discardableResult
     public mutating func receive(_ completion: DeviceCompletion) -> Bool {
-        guard var list = waiting[completion.prgi], !list.isEmpty else {
+        let prgi = Int(completion.prgi & 0x1FF)
+        guard !waiting[prgi].isEmpty else {
             unexpected += 1
             note("answer for PRGI \(completion.prgi) with nothing outstanding (twice, or never issued)")
             return false
@@ -50,8 +51,8 @@ public struct DeviceLedger: Sendable {
         // A reused PRG index has several groups waiting: the answer is for
         // the one whose PASID and private data it echoes.
         let expected = { (g: Issued) in (g.needsPASID ? g.pasid : nil) == completion.pasid && g.privateData == completion.privateData }
-        let issuedGroup = list.remove(at: list.firstIndex(where: expected) ?? 0)
-        if list.isEmpty { waiting.removeValue(forKey: completion.prgi) } else { waiting[completion.prgi] = list }
+        let issuedGroup = waiting[prgi].count == 1
+            ? waiting[prgi].removeLast() : waiting[prgi].remove(at: waiting[prgi].firstIndex(where: expected) ?? 0)
         answered += 1
         let expectedPASID = issuedGroup.needsPASID ? issuedGroup.pasid : nil
         if completion.pasid != expectedPASID {
@@ -75,7 +76,7 @@ public struct DeviceLedger: Sendable {
     }
 
     /// Groups issued and not answered yet.
-    public var unanswered: Int { waiting.values.reduce(0) { $0 + $1.count } }
+    public var unanswered: Int { waiting.reduce(0) { $0 + $1.count } }
 
     /// True when every issued group was answered exactly once, correctly.
     public var balanced: Bool { unanswered == 0 && unexpected == 0 && wrong == 0 && answered == issued }

@@ -53,7 +53,8 @@ public struct SimulatedPRIDevice: Sendable {
     /// Groups started and deliberately never closed.
     public private(set) var abandoned: UInt64 = 0
     var freePRGI: [UInt32] = (0..<512).reversed()
-    var pagesInFlight: [UInt32: Int] = [:]
+    /// Pages in flight per PRG index.
+    var pagesInFlight = [Int](repeating: 0, count: 512)
     var inFlight = 0
     var groupsSent: UInt64 = 0
     var nextPage: UInt64 = 0x10_0000
@@ -65,30 +66,34 @@ public struct SimulatedPRIDevice: Sendable {
 
     /// The requests of the next group, or nothing if the device is out of
     /// PRG indices or allocation (a well-behaved device waits).
-    public mutating func nextGroup(
-        now: UInt64, using rng: inout some RandomNumberGenerator
-    ) -> [PageRequest] {
-        let size = Int.random(in: 1...max(1, config.maxGroupSize), using: &rng)
-        groupsSent += 1
+    public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64) -> [PageRequest] {
         var out: [PageRequest] = []
+        nextGroup(now: now, using: &rng, into: &out)
+        return out
+    }
+
+    /// `nextGroup`, appending to a caller's buffer (no allocation per group).
+    /// Appends nothing when the device must wait.
+    public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
+        let size = 1 + Int(rng.next() % UInt64(max(1, config.maxGroupSize)))
+        groupsSent += 1
         if config.stopMarkerEvery > 0 && groupsSent % UInt64(config.stopMarkerEvery) == 0, let pasid = config.pasids.first {
             stopMarkers += 1
             out.append(PageRequest(deviceID: config.deviceID, pasid: pasid, prgi: 0, permissions: [], address: 0,
                                    isLastPage: true, timestampNS: now))
         }
         let reuse = config.reusePRGIEvery > 0 && groupsSent % UInt64(config.reusePRGIEvery) == 0
-        guard inFlight + size <= config.allocation, reuse || !freePRGI.isEmpty else { return out }
+        guard inFlight + size <= config.allocation, reuse || !freePRGI.isEmpty else { return }
         let prgi: UInt32
-        if reuse, let busy = pagesInFlight.keys.first {
-            prgi = busy  // misbehaving: this index still has a group outstanding
+        if reuse, let busy = pagesInFlight.firstIndex(where: { $0 > 0 }) {
+            prgi = UInt32(busy)  // misbehaving: this index still has a group outstanding
         } else if let free = freePRGI.popLast() {
             prgi = free
         } else {
-            return out
+            return
         }
-        let pasid = config.pasids.isEmpty ? nil : config.pasids[Int.random(in: 0..<config.pasids.count, using: &rng)]
-        let data = config.privateData
-            ? PrivateData(low: UInt64.random(in: 0...UInt64.max, using: &rng), high: UInt64(prgi)) : nil
+        let pasid = config.pasids.isEmpty ? nil : config.pasids[Int(rng.next() % UInt64(config.pasids.count))]
+        let data = config.privateData ? PrivateData(low: rng.next(), high: UInt64(prgi)) : nil
         let needs = config.needsPASID && pasid != nil
         let abandon = config.abandonGroupEvery > 0 && groupsSent % UInt64(config.abandonGroupEvery) == 0
         for page in 0..<size {
@@ -102,27 +107,24 @@ public struct SimulatedPRIDevice: Sendable {
         }
         if abandon {
             abandoned += 1
-            if !reuse { freePRGI.append(prgi) }  // the device gives up on it; nothing will be answered
-            return out
+            if pagesInFlight[Int(prgi)] == 0 { freePRGI.append(prgi) }  // given up; nothing will be answered
+            return
         }
-        pagesInFlight[prgi, default: 0] += size
+        pagesInFlight[Int(prgi)] += size
         inFlight += size
         ledger.issue(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
-        return out
     }
 
     /// Takes the one answer to a group: checks it in the ledger, frees the
     /// PRG index and allocation, and retries the access on SUCCESS.
     public mutating func complete(_ completion: DeviceCompletion) {
         guard ledger.receive(completion) else { return }
-        if let pages = pagesInFlight[completion.prgi] {
-            // A reused index carries two groups' pages; free it once all are answered.
-            let remaining = ledger.waiting[completion.prgi]?.count ?? 0
-            if remaining == 0 {
-                pagesInFlight.removeValue(forKey: completion.prgi)
-                inFlight -= pages
-                freePRGI.append(completion.prgi)
-            }
+        let prgi = Int(completion.prgi & 0x1FF)
+        // A reused index carries several groups' pages; free it once all are answered.
+        if pagesInFlight[prgi] > 0 && ledger.waiting[prgi].isEmpty {
+            inFlight -= pagesInFlight[prgi]
+            pagesInFlight[prgi] = 0
+            freePRGI.append(completion.prgi)
         }
         if completion.code == .success { retries += 1 }
     }

@@ -486,6 +486,7 @@ extension FaultProducer {
     ///
     /// A group that does not fit is not dropped silently: the outcome is
     /// `.noRoom`, it is counted, and the caller answers it INVALID at once.
+    @inlinable
     public func publishGroup(_ events: some Collection<FaultEvent>) -> GroupOutcome {
         guard let abi else {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))

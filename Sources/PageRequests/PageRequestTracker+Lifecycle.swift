@@ -7,10 +7,10 @@ extension PageRequestTracker {
     public mutating func tick(now: UInt64, complete: (DeviceCompletion) -> Void) {
         // Deadlines are appended in time order with one timeout, so the
         // queue is sorted; entries of groups already answered are skipped.
-        while let first = timeouts.first, first.deadline <= now {
+        while let first = timeouts.first, first.at <= now {
             timeouts.removeFirst()
-            let slot = slots[Int(UInt32(truncatingIfNeeded: first.cookie))]
-            if slot.live && UInt64(slot.generation) << 32 | (first.cookie & 0xFFFF_FFFF) == first.cookie {
+            let index = Int(UInt32(truncatingIfNeeded: first.cookie))
+            if slots[index].live && UInt64(slots[index].generation) << 32 | (first.cookie & 0xFFFF_FFFF) == first.cookie {
                 retire(first.cookie, code: .invalid, source: .automatic(.timeout), complete: complete)
             }
         }
@@ -19,17 +19,18 @@ extension PageRequestTracker {
 
     /// Delivers waiting groups of every channel whose ABI is now in force.
     public mutating func flushBacklogs(complete: (DeviceCompletion) -> Void) {
-        for channelID in Array(channels.keys) {
-            guard let channel = channels[channelID], !channel.backlog.isEmpty, channel.sink.abi != nil else { continue }
+        for index in channels.indices {
+            guard let channel = channels[index], !channel.backlog.isEmpty, channel.sink.abi != nil else { continue }
+            let channelID = ChannelID(index)
             var waiting = channel.backlog
-            channels[channelID]!.backlog.removeAll()
+            channels[index]!.backlog.removeAll()
             while let cookie = waiting.popFirst() {
-                guard channels[channelID]!.backlog.isEmpty else {
-                    channels[channelID]!.backlog.append(cookie)  // keep order behind a group that did not go
+                guard channels[index]!.backlog.isEmpty else {
+                    channels[index]!.backlog.append(cookie)  // keep order behind a group that did not go
                     continue
                 }
-                let slot = slots[Int(UInt32(truncatingIfNeeded: cookie))]
-                guard slot.live, slot.group?.delivered == false else { continue }
+                let index = Int(UInt32(truncatingIfNeeded: cookie))
+                guard slots[index].live, slots[index].group?.delivered == false else { continue }
                 deliver(cookie, channel: channelID, complete: complete)
             }
         }
@@ -39,8 +40,8 @@ extension PageRequestTracker {
     /// owed, detach its devices, forget the channel. Cannot fail.
     public mutating func removeChannel(_ channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .detach, complete: complete) { $0.channel == channelID }
-        for (deviceID, device) in devices where device.channel == channelID { devices[deviceID]!.channel = nil }
-        channels.removeValue(forKey: channelID)
+        for index in devices.indices where devices[index]?.channel == channelID { devices[index]!.channel = nil }
+        if hasChannel(channelID) { channels[Int(channelID)] = nil }
     }
 
     /// The device is gone: answer INVALID its outstanding groups, drop its
@@ -48,7 +49,7 @@ extension PageRequestTracker {
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .deviceRemoved, complete: complete) { $0.deviceID == deviceID }
         discardPartials(of: deviceID)
-        devices.removeValue(forKey: deviceID)
+        if Int(deviceID) < devices.count { devices[Int(deviceID)] = nil }
     }
 
     /// The service stops: answer INVALID every outstanding group.

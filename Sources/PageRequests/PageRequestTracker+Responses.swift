@@ -21,10 +21,11 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let group = slots[Int(UInt32(truncatingIfNeeded: cookie))].group!
-        guard group.channel == channel else { return reject(.foreignDevice) }
-        if group.needsPASID ? response.pasid != group.pasid : response.pasid != nil { return reject(.mismatch) }
-        if abi == .v2, let prgi = response.prgi, prgi != group.prgi { return reject(.mismatch) }
+        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
+        guard slots[slotIndex].group!.channel == channel else { return reject(.foreignDevice) }
+        let last = slots[slotIndex].group!.last
+        if last.needsPASID ? response.pasid != last.pasid : response.pasid != nil { return reject(.mismatch) }
+        if abi == .v2, let prgi = response.prgi, prgi != last.prgi { return reject(.mismatch) }
         var code = response.code
         if code == .failure {
             if policy.passFailure {
@@ -48,17 +49,16 @@ extension PageRequestTracker {
         let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
         let generation = UInt32(truncatingIfNeeded: cookie >> 32)
         guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
-        let slot = slots[slotIndex]
-        if slot.live && slot.generation == generation { return .success(cookie) }
-        if slot.retiredCookie == cookie {
-            switch slot.retiredBy {
+        if slots[slotIndex].live && slots[slotIndex].generation == generation { return .success(cookie) }
+        if slots[slotIndex].retiredCookie == cookie {
+            switch slots[slotIndex].retiredBy {
             case .consumer: return .failure(.duplicate)
             case .timeout: return .failure(.late)
             default: return .failure(.stale)
             }
         }
         // An earlier generation of this slot: issued, answered, forgotten.
-        return generation < slot.generation ? .failure(.stale) : .failure(.unknown)
+        return generation < slots[slotIndex].generation ? .failure(.stale) : .failure(.unknown)
     }
 
     /// Finds the live group an ABI 1 response names: among the devices of
@@ -68,17 +68,16 @@ extension PageRequestTracker {
     /// not an unknown group). ABI 1 cannot tell a reused PRGI's groups apart
     /// any better than the kernel could; ABI 2 cookies can.
     func lookupV1(_ response: PageResponse, channel: ChannelID) -> Result<UInt64, ResponseRejectionReason> {
-        guard let prgi = response.prgi else { return .failure(.unknown) }
+        guard let prgi = response.prgi, prgi <= 0x1FF else { return .failure(.unknown) }
         var retired = RetireKind.none
         var oldest: UInt64?
-        for (deviceID, device) in devices where device.channel == channel {
-            let key = PRGKey(device: deviceID, prgi: prgi)
-            for cookie in outstanding[key] ?? [] {
+        for device in devices where device?.channel == channel {
+            for cookie in device!.outstanding[Int(prgi)] {
                 let group = slots[Int(UInt32(truncatingIfNeeded: cookie))].group!
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }
-            if let kind = lastRetired[key] { retired = kind }
+            if device!.lastRetired[Int(prgi)] != .none { retired = device!.lastRetired[Int(prgi)] }
         }
         if let oldest { return .success(oldest) }
         switch retired {

@@ -24,15 +24,27 @@ public struct PageRequestTracker {
     /// The policy in force.
     public let policy: PageRequestPolicy
 
+    /// A closed group: its LAST_PAGE request (which carries the PASID,
+    /// PRGI, NEEDS_PASID and private data the answer must echo) and the
+    /// earlier requests of the group, if any (no array for one-page groups).
     struct Group {
-        var deviceID: UInt32
-        var pasid: UInt32?
-        var prgi: UInt32
-        var needsPASID: Bool
-        var privateData: PrivateData?
+        var last: PageRequest
+        var earlier: [PageRequest]
         var channel: ChannelID
-        var requests: [PageRequest]
-        var delivered: Bool
+        var delivered = false
+
+        init(last: PageRequest, earlier: [PageRequest], channel: ChannelID) {
+            self.last = last
+            self.earlier = earlier
+            self.channel = channel
+        }
+
+        var deviceID: UInt32 { last.deviceID }
+        var pasid: UInt32? { last.pasid }
+        var prgi: UInt32 { last.prgi }
+        var needsPASID: Bool { last.needsPASID }
+        var privateData: PrivateData? { last.privateData }
+        var requestCount: Int { earlier.count + 1 }
     }
 
     enum RetireKind: UInt8 {
@@ -53,11 +65,26 @@ public struct PageRequestTracker {
         var allocation: Int
         var outstandingRequests = 0
         var partialRequests = 0
+        /// Live groups per PRG index (a PRGI is per function: 512 of them).
+        /// Usually zero or one; more only when the device misbehaves.
+        var outstanding = [[UInt64]](repeating: [], count: 512)
+        /// How the last group with each PRG index ended (ABI 1 classification).
+        var lastRetired = [RetireKind](repeating: .none, count: 512)
+        /// Parked (non-last) requests per PRG index, all of one PASID; a
+        /// second PASID on the same index goes to the tracker's `partials`.
+        var parked = [[PageRequest]](repeating: [], count: 512)
     }
 
     struct Channel {
         let sink: any GroupSink
         var backlog = Deque<UInt64>()
+    }
+
+    /// A timeout: when, and which cookie (a struct, not a tuple: tuple
+    /// element types cost runtime metadata lookups in generic containers).
+    struct Deadline {
+        var at: UInt64
+        var cookie: UInt64
     }
 
     /// Assembly key: (device, PASID when valid, PRGI).
@@ -67,24 +94,20 @@ public struct PageRequestTracker {
         var prgi: UInt32
     }
 
-    /// Outstanding index: PRG indices are per function, so (device, PRGI).
-    struct PRGKey: Hashable {
-        var device: UInt32
-        var prgi: UInt32
-    }
 
     var slots: [Slot]
     /// FIFO, so a retired slot is reused as late as possible: its cookie is
     /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
     /// groups at least, and only then becomes merely stale.
     var freeSlots: Deque<UInt32>
-    var timeouts = Deque<(deadline: UInt64, cookie: UInt64)>()
-    var outstanding: [PRGKey: [UInt64]] = [:]
-    var lastRetired: [PRGKey: RetireKind] = [:]
+    var timeouts = Deque<Deadline>()
     var partials: [AssemblyKey: [PageRequest]] = [:]
-    var devices: [UInt32: Device] = [:]
-    var channels: [ChannelID: Channel] = [:]
-    var nextChannel: ChannelID = 1
+    /// Indexed by device id (service-assigned, small).
+    var devices: [Device?] = []
+    /// Indexed by channel id.
+    var channels: [Channel?] = [nil]
+    /// Records of the group being delivered, reused between groups.
+    var scratch: [FaultEvent] = []
     var counters = PageRequestCounters()
     var autoTally = [UInt64](repeating: 0, count: AutoResponseCause.allCases.count)
     var rejectTally = [UInt64](repeating: 0, count: ResponseRejectionReason.allCases.count)
@@ -115,22 +138,24 @@ public struct PageRequestTracker {
 
     /// Registers a queue; groups of devices attached to it go to `sink`.
     public mutating func addChannel(_ sink: any GroupSink) -> ChannelID {
-        let id = nextChannel
-        nextChannel += 1
-        channels[id] = Channel(sink: sink)
-        return id
+        channels.append(Channel(sink: sink))
+        return ChannelID(channels.count - 1)
     }
 
     /// Makes `deviceID` known, with its PRI outstanding-request allocation,
     /// optionally attached to a channel.
     public mutating func addDevice(_ deviceID: UInt32, allocation: Int, channel: ChannelID? = nil) {
-        devices[deviceID] = Device(channel: channel, allocation: allocation)
+        while devices.count <= Int(deviceID) { devices.append(nil) }
+        devices[Int(deviceID)] = Device(channel: channel, allocation: allocation)
     }
 
     /// Attaches a known device to a channel (or detaches it with `nil`).
     public mutating func attach(_ deviceID: UInt32, to channel: ChannelID?) {
-        devices[deviceID]?.channel = channel
+        guard Int(deviceID) < devices.count else { return }
+        devices[Int(deviceID)]?.channel = channel
     }
+
+    func hasChannel(_ id: ChannelID) -> Bool { Int(id) < channels.count && channels[Int(id)] != nil }
 
     // MARK: Requests from devices
 
@@ -143,7 +168,8 @@ public struct PageRequestTracker {
         _ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void
     ) {
         counters.requests &+= 1
-        guard var device = devices[request.deviceID] else {
+        let d = Int(request.deviceID)
+        guard d < devices.count, devices[d] != nil else {
             counters.unknownDevice &+= 1
             if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
             return
@@ -154,53 +180,58 @@ public struct PageRequestTracker {
             counters.stopMarkers &+= 1
             return
         }
-        if device.outstandingRequests >= device.allocation { counters.allocationExceeded &+= 1 }
-        device.outstandingRequests += 1
-        let key = AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi)
+        if devices[d]!.outstandingRequests >= devices[d]!.allocation { counters.allocationExceeded &+= 1 }
+        devices[d]!.outstandingRequests += 1
+        let prgi = Int(request.prgi & 0x1FF)
         guard request.isLastPage else {
-            partials[key, default: []].append(request)
-            device.partialRequests += 1
-            devices[request.deviceID] = device
-            if device.partialRequests > policy.maxPartialRequestsPerDevice {
+            if devices[d]!.parked[prgi].isEmpty || devices[d]!.parked[prgi][0].pasid == request.pasid {
+                devices[d]!.parked[prgi].append(request)
+            } else {
+                partials[AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi), default: []]
+                    .append(request)
+            }
+            devices[d]!.partialRequests += 1
+            if devices[d]!.partialRequests > policy.maxPartialRequestsPerDevice {
                 discardPartials(of: request.deviceID)
             }
             return
         }
-        var requests: [PageRequest]
-        if device.partialRequests > 0, let parked = partials.removeValue(forKey: key) {
-            requests = parked
-            device.partialRequests -= parked.count
-            requests.append(request)
-        } else {
-            requests = [request]
+        var requests: [PageRequest] = []
+        if devices[d]!.partialRequests > 0 {
+            if !devices[d]!.parked[prgi].isEmpty && devices[d]!.parked[prgi][0].pasid == request.pasid {
+                swap(&requests, &devices[d]!.parked[prgi])
+            } else if !partials.isEmpty,
+                      let other = partials.removeValue(
+                        forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
+            {
+                requests = other
+            }
+            devices[d]!.partialRequests -= requests.count
         }
-        devices[request.deviceID] = device
         counters.groupsClosed &+= 1
-        let prgKey = PRGKey(device: request.deviceID, prgi: request.prgi)
-        if let live = outstanding[prgKey], !live.isEmpty { counters.prgiReused &+= 1 }
+        if !devices[d]!.outstanding[prgi].isEmpty { counters.prgiReused &+= 1 }
 
-        let group = Group(
-            deviceID: request.deviceID, pasid: request.pasid, prgi: request.prgi, needsPASID: request.needsPASID,
-            privateData: request.privateData, channel: device.channel ?? 0, requests: requests, delivered: false)
-        guard let channelID = device.channel, channels[channelID] != nil else {
-            releaseAllocation(request.deviceID, requests.count)
+        let channel = devices[d]!.channel
+        let group = Group(last: request, earlier: requests, channel: channel ?? 0)
+        guard let channelID = channel, hasChannel(channelID) else {
+            releaseAllocation(request.deviceID, group.requestCount)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer), complete: complete)
             return
         }
         guard let slotIndex = freeSlots.popFirst() else {
-            releaseAllocation(request.deviceID, requests.count)
+            releaseAllocation(request.deviceID, group.requestCount)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull), complete: complete)
             return
         }
         let cookie = UInt64(slots[Int(slotIndex)].generation) << 32 | UInt64(slotIndex)
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
-        outstanding[prgKey, default: []].append(cookie)
-        timeouts.append((now &+ policy.timeoutNS, cookie))
-        if channels[channelID]!.backlog.isEmpty {
+        devices[d]!.outstanding[prgi].append(cookie)
+        timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
+        if channels[Int(channelID)]!.backlog.isEmpty {
             deliver(cookie, channel: channelID, complete: complete)
         } else {
-            channels[channelID]!.backlog.append(cookie)
+            channels[Int(channelID)]!.backlog.append(cookie)
         }
     }
 
@@ -209,30 +240,33 @@ public struct PageRequestTracker {
     mutating func deliver(_ cookie: UInt64, channel channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
         let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
         guard let group = slots[slotIndex].group else { return }
-        let sink = channels[channelID]!.sink
+        let sink = channels[Int(channelID)]!.sink
         guard sink.abi != nil else {
-            channels[channelID]!.backlog.append(cookie)
+            channels[Int(channelID)]!.backlog.append(cookie)
             return
         }
-        var events: [FaultEvent] = []
-        events.reserveCapacity(group.requests.count)
-        for var request in group.requests {
+        scratch.removeAll(keepingCapacity: true)
+        for var request in group.earlier {
             request.cookie = cookie
-            events.append(.pageRequest(request))
+            scratch.append(.pageRequest(request))
         }
-        switch sink.deliverGroup(events) {
+        var last = group.last
+        last.cookie = cookie
+        scratch.append(.pageRequest(last))
+        switch sink.deliverGroup(scratch) {
         case .delivered:
             slots[slotIndex].group!.delivered = true
             counters.groupsDelivered &+= 1
         case .noRoom:
             retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
         case .notReady:
-            channels[channelID]!.backlog.append(cookie)
+            channels[Int(channelID)]!.backlog.append(cookie)
         }
     }
 
     mutating func releaseAllocation(_ deviceID: UInt32, _ count: Int) {
-        devices[deviceID]?.outstandingRequests -= count
+        guard Int(deviceID) < devices.count else { return }
+        devices[Int(deviceID)]?.outstandingRequests -= count
     }
 
     /// Drops every partial group of a device without response, as the kernel
@@ -242,8 +276,15 @@ public struct PageRequestTracker {
         let keys = partials.keys.filter { $0.device == deviceID }
         var dropped = 0
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
+        let d = Int(deviceID)
+        if d < devices.count, devices[d] != nil {
+            for prgi in 0..<512 where !devices[d]!.parked[prgi].isEmpty {
+                dropped += devices[d]!.parked[prgi].count
+                devices[d]!.parked[prgi].removeAll()
+            }
+            devices[d]!.partialRequests = 0
+        }
         counters.partialsDiscarded &+= UInt64(dropped)
-        devices[deviceID]?.partialRequests = 0
         releaseAllocation(deviceID, dropped)
     }
 
@@ -253,9 +294,8 @@ public struct PageRequestTracker {
         _ cookie: UInt64, code: ResponseCode, source: CompletionSource, complete: (DeviceCompletion) -> Void
     ) {
         let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
-        guard slots[slotIndex].live, let group = slots[slotIndex].group else { return }
+        guard slots[slotIndex].live, let group = slots[slotIndex].group.take() else { return }
         slots[slotIndex].live = false
-        slots[slotIndex].group = nil
         slots[slotIndex].retiredCookie = cookie
         let kind: RetireKind
         switch source {
@@ -267,13 +307,17 @@ public struct PageRequestTracker {
         slots[slotIndex].generation &+= 1
         if slots[slotIndex].generation == 0 { slots[slotIndex].generation = 1 }
         freeSlots.append(UInt32(slotIndex))
-        let prgKey = PRGKey(device: group.deviceID, prgi: group.prgi)
-        if var live = outstanding[prgKey] {
-            live.removeAll { $0 == cookie }
-            if live.isEmpty { outstanding.removeValue(forKey: prgKey) } else { outstanding[prgKey] = live }
+        let d = Int(group.deviceID)
+        let prgi = Int(group.prgi & 0x1FF)
+        if d < devices.count, devices[d] != nil {
+            if devices[d]!.outstanding[prgi].count == 1 {
+                devices[d]!.outstanding[prgi].removeAll(keepingCapacity: true)
+            } else {
+                devices[d]!.outstanding[prgi].removeAll { $0 == cookie }
+            }
+            devices[d]!.lastRetired[prgi] = kind
         }
-        lastRetired[prgKey] = kind
-        releaseAllocation(group.deviceID, group.requests.count)
+        releaseAllocation(group.deviceID, group.requestCount)
         emit(group, cookie: cookie, code: code, source: source, complete: complete)
     }
 
@@ -292,10 +336,8 @@ public struct PageRequestTracker {
 
     /// Answers a group that never got a cookie (no device state to keep).
     mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
-        let group = Group(
-            deviceID: request.deviceID, pasid: request.pasid, prgi: request.prgi, needsPASID: request.needsPASID,
-            privateData: request.privateData, channel: 0, requests: [request], delivered: false)
-        emit(group, cookie: 0, code: .invalid, source: .automatic(cause), complete: complete)
+        emit(Group(last: request, earlier: [], channel: 0), cookie: 0, code: .invalid, source: .automatic(cause),
+             complete: complete)
     }
 }
 

@@ -133,6 +133,7 @@ public struct LoopbackHarness {
         let drainLimit = config.timeoutNS / config.stepNS * 4 + 10_000
         var drainSteps: UInt64 = 0
         var foreign = Deque<PageResponse>()
+        var requests: [PageRequest] = []
         while true {
             steps += 1
             now &+= config.stepNS
@@ -140,7 +141,8 @@ public struct LoopbackHarness {
             if issued < config.groups {
                 for d in devices.indices where issued < config.groups {
                     for _ in 0..<config.burst where issued < config.groups {
-                        let requests = devices[d].nextGroup(now: now, using: &rng)
+                        requests.removeAll(keepingCapacity: true)
+                        devices[d].nextGroup(now: now, using: &rng, into: &requests)
                         if requests.isEmpty { break }  // out of PRG indices or allocation: wait for answers
                         issued += 1
                         for request in requests {
@@ -245,17 +247,4 @@ public struct LoopbackHarness {
 public struct LoopbackError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A small deterministic generator, so runs repeat exactly.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
