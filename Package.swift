@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["FaultABI", .product(name: "DequeModule", package: "swift-collections")]
         ),
         // Sources of faults: the simulated PRI device and its ledger, hardware record codecs.
-        .target(name: "Devices", dependencies: ["FaultABI", "PageRequests"]),
+        .target(name: "Devices", dependencies: ["CFaultRingABI", "FaultABI", "PageRequests"]),
         // Workloads: the in-process loop (devices, page requests, queue, reference responder).
         .target(
             name: "Workloads",
@@ -59,6 +59,7 @@ let package = Package(
                 "FaultABI",
                 "FaultQueue",
                 "PageRequests",
+                "Devices",
                 "Workloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -68,7 +69,8 @@ let package = Package(
         .target(name: "CKernelCompat", dependencies: ["CFaultRingABI"], path: "Tests/CKernelCompat"),
         .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "CFaultRingABI", "CKernelCompat"]),
         .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI"]),
-        .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests"]),
+        .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests", "Devices"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "FaultABI", "PageRequests"]),
         .testTarget(
             name: "FaultQueueTests",
             dependencies: [

@@ -43,6 +43,17 @@ public struct DeviceCompletion: Sendable, Hashable {
     public var cookie: UInt64
     /// Who answered.
     public var source: CompletionSource
+
+    public init(deviceID: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode, privateData: PrivateData?,
+                cookie: UInt64, source: CompletionSource) {
+        self.deviceID = deviceID
+        self.pasid = pasid
+        self.prgi = prgi
+        self.code = code
+        self.privateData = privateData
+        self.cookie = cookie
+        self.source = source
+    }
 }
 
 /// Why a consumer's response completed nothing.

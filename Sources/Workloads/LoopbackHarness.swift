@@ -36,6 +36,9 @@ public struct LoopbackConfig: Sendable, Hashable, Codable {
     public var reusePRGIEvery = 0
     public var abandonGroupEvery = 0
     public var stopMarkerEvery = 0
+    /// How devices talk to the service: generic structures, or raw SMMUv3
+    /// or VT-d records through the hardware decoders.
+    public var wire = HardwareWire.direct
     /// Random seed (device choices, sizes, private data).
     public var seed: UInt64 = 1
     /// What the responder injects.
@@ -116,7 +119,9 @@ public struct LoopbackHarness {
                 let id = UInt32(devices.count + 1)
                 let device = SimulatedPRIDevice(SimulatedDeviceConfig(
                     deviceID: id, pasids: [UInt32(q * 16 + d + 1), UInt32(q * 16 + d + 100)], allocation: 512 * 4,
-                    maxGroupSize: config.maxGroupSize, privateData: true, needsPASID: d % 2 == 0,
+                    maxGroupSize: config.maxGroupSize,
+                    privateData: config.wire != .smmuv3,  // SMMUv3 PRI records carry no private data
+                    needsPASID: config.wire == .vtd || d % 2 == 0,  // VT-d: NEEDS_PASID whenever a PASID is present
                     stopMarkerEvery: config.stopMarkerEvery, reusePRGIEvery: config.reusePRGIEvery,
                     abandonGroupEvery: config.abandonGroupEvery))
                 devices.append(device)
@@ -134,6 +139,17 @@ public struct LoopbackHarness {
         var drainSteps: UInt64 = 0
         var foreign = Deque<PageResponse>()
         var requests: [PageRequest] = []
+        var wireErrors: [String] = []
+        let wire = config.wire
+        // Every answer reaches its device through the wire's response format.
+        func deliver(_ completion: DeviceCompletion, to devices: inout [SimulatedPRIDevice]) {
+            do {
+                let seen = try wire.carry(completion)
+                devices[Int(seen.deviceID) - 1].complete(seen)
+            } catch {
+                if wireErrors.count < 5 { wireErrors.append("\(error)") }
+            }
+        }
         while true {
             steps += 1
             now &+= config.stepNS
@@ -146,7 +162,12 @@ public struct LoopbackHarness {
                         if requests.isEmpty { break }  // out of PRG indices or allocation: wait for answers
                         issued += 1
                         for request in requests {
-                            tracker.receive(request, now: now) { devices[Int($0.deviceID) - 1].complete($0) }
+                            do {
+                                let carried = try wire.carry(request, needsPASID: devices[d].config.needsPASID)
+                                tracker.receive(carried, now: now) { deliver($0, to: &devices) }
+                            } catch {
+                                if wireErrors.count < 5 { wireErrors.append("\(error)") }
+                            }
                         }
                     }
                 }
@@ -176,14 +197,12 @@ public struct LoopbackHarness {
             // 3. The service reads responses and completes groups on devices.
             for q in producers.indices {
                 producers[q].readResponses { result in
-                    tracker.respond(result, channel: channelIDs[q], abi: abi) {
-                        devices[Int($0.deviceID) - 1].complete($0)
-                    }
+                    tracker.respond(result, channel: channelIDs[q], abi: abi) { deliver($0, to: &devices) }
                 }
                 producers[q].poll()
             }
             // 4. Timers: timeouts, and groups waiting for negotiation.
-            tracker.tick(now: now) { devices[Int($0.deviceID) - 1].complete($0) }
+            tracker.tick(now: now) { deliver($0, to: &devices) }
             if progressEvery > 0 && steps % progressEvery == 0 { progress(issued, tracker.snapshot) }
             if issued >= config.groups {
                 let pending = devices.reduce(0) { $0 + $1.ledger.unanswered }
@@ -191,7 +210,7 @@ public struct LoopbackHarness {
             }
         }
         // Anything left is answered on the way out, like a service shutdown.
-        tracker.shutdown { devices[Int($0.deviceID) - 1].complete($0) }
+        tracker.shutdown { deliver($0, to: &devices) }
         for producer in producers { producer.close() }
 
         let elapsed = clock.now - start
@@ -212,6 +231,7 @@ public struct LoopbackHarness {
             report.problems += ledger.problems.prefix(3).map { "device \(device.config.deviceID): \($0)" }
         }
         report.groupsPerSecond = Double(report.groupsIssued) / max(report.seconds, 1e-9)
+        report.problems += wireErrors.map { "\(wire.rawValue) decode: \($0)" }
         report.problems += Self.check(report)
         return report
     }

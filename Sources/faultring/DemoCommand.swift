@@ -1,4 +1,5 @@
 import ArgumentParser
+import Devices
 import Foundation
 import PageRequests
 import Workloads
@@ -30,6 +31,8 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Misbehaving devices: never close a group every N groups (0: never).") var abandonEvery = 0
     @Option(help: "Send a stop marker every N groups (0: never).") var stopMarkerEvery = 0
     @Flag(help: "A well-behaved consumer: inject nothing.") var noInjections = false
+    @Option(help: "How devices talk to the service: direct, smmuv3 (raw PRI records, CMD_PRI_RESP) or vtd (raw descriptors).")
+    var wire: String = "direct"
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "No live summary.") var quiet = false
@@ -49,6 +52,10 @@ struct DemoCommand: ParsableCommand {
         config.stopMarkerEvery = stopMarkerEvery
         config.seed = seed
         if noInjections { config.injections = Injections() }
+        guard let hardware = HardwareWire(rawValue: wire) else {
+            throw ValidationError("--wire must be direct, smmuv3 or vtd, not \(wire)")
+        }
+        config.wire = hardware
         let start = Date()
         var lastPrint = start
         let report = try LoopbackHarness(config).run(progressEvery: 4096) { issued, counters in
@@ -79,7 +86,7 @@ struct DemoCommand: ParsableCommand {
         let rejections = t.rejections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         return """
             demo: \(r.groupsIssued) groups on \(r.config.queues) queues x \(r.config.devicesPerQueue) devices, \
-            ABI v\(r.config.abi), \(String(format: "%.2f", r.seconds)) s, \
+            ABI v\(r.config.abi), wire \(r.config.wire.rawValue), \(String(format: "%.2f", r.seconds)) s, \
             \(String(format: "%.2f", r.groupsPerSecond / 1e6)) M groups/s
               answered \(r.groupsAnswered): \(sources)
               device retries after SUCCESS \(r.retries)

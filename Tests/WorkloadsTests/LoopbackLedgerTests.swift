@@ -1,3 +1,4 @@
+import Devices
 import PageRequests
 import Testing
 import Workloads
@@ -48,6 +49,18 @@ import Workloads
         #expect(r.balanced, "\(r.problems)")
         #expect(r.tracker.rejected(.duplicate) > 0)
         #expect(r.tracker.rejected(.mismatch) > 0)
+    }
+
+    /// Devices speak raw SMMUv3 PRI records / VT-d descriptors, decoded by
+    /// the codecs, and get raw CMD_PRI_RESP / page group responses back.
+    @Test(arguments: [HardwareWire.smmuv3, .vtd])
+    func rawHardwareRecordsThroughTheLoop(wire: HardwareWire) throws {
+        let r = try Self.run {
+            $0.groups = 40_000
+            $0.wire = wire
+        }
+        #expect(r.balanced, "\(r.problems)")
+        #expect(r.groupsIssued == 40_000)
     }
 
     @Test func abi1RefusesReusedPRGIs() {
