@@ -68,7 +68,7 @@ let package = Package(
         // Test-only C: compiles the ABI header next to the system's <linux/iommu.h>.
         .target(name: "CKernelCompat", dependencies: ["CFaultRingABI"], path: "Tests/CKernelCompat"),
         .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "CFaultRingABI", "CKernelCompat"]),
-        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI"]),
+        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "Workloads"]),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests", "Devices"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "FaultABI", "PageRequests"]),
         .testTarget(

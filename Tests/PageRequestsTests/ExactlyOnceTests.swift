@@ -22,20 +22,19 @@ import Testing
     }
 
     @Test func overflowAnswersAtOnce() {
-        var b = Bench()
-        b.sink.room = 2
+        var b = Bench(entries: 2)
         b.send(request(prgi: 1, last: false))
         b.send(request(prgi: 1, last: false))
-        b.send(request(prgi: 1))  // 3 records, room for 2
-        #expect(b.sink.groups.isEmpty)
+        b.send(request(prgi: 1))  // 3 records, a ring of 2
+        #expect(b.sink.sizes.isEmpty)
         #expect(b.completions.map(\.source) == [.automatic(.overflow)])
         #expect(b.tracker.outstandingGroups == 0)
     }
 
     @Test func detachRemovalAndShutdownEachAnswerTheirGroups() {
         var b = Bench()
-        let otherSink = RecordingSink()
-        let other = b.tracker.addChannel(otherSink)
+        let otherSink = try! QueueChannel()
+        let other = b.tracker.addChannel(otherSink.sink)
         b.tracker.addDevice(2, allocation: 64, channel: other)
         b.send(request(prgi: 1))
         b.send(request(prgi: 2, device: 2))
@@ -60,8 +59,8 @@ import Testing
 
     @Test func everyRejectionReasonIsDistinctAndCounted() {
         var b = Bench()
-        let otherSink = RecordingSink()
-        let other = b.tracker.addChannel(otherSink)
+        let otherSink = try! QueueChannel()
+        let other = b.tracker.addChannel(otherSink.sink)
         b.tracker.addDevice(2, allocation: 64, channel: other)
         b.send(request(prgi: 1))  // needs PASID 5
         b.send(request(prgi: 2, device: 2))
@@ -106,27 +105,28 @@ import Testing
         policy.maxOutstandingGroups = 2
         var b = Bench(policy: policy)
         for n in 0..<3 { b.send(request(prgi: UInt32(n))) }
-        #expect(b.sink.groups.count == 2)
+        #expect(b.sink.sizes.count == 2)
         #expect(b.completions.map(\.source) == [.automatic(.tableFull)])
     }
 
     @Test func groupsWaitForNegotiationAndStillTimeOut() {
         var policy = PageRequestPolicy()
         policy.timeoutNS = 100
-        var b = Bench(policy: policy, abi: nil)
+        var b = Bench(policy: policy, negotiated: false)
         b.send(request(prgi: 1), at: 0)
         b.send(request(prgi: 2), at: 10)
-        #expect(b.sink.groups.isEmpty)
-        b.sink.abi = .v2
+        #expect(b.sink.producer.status.faultProducerIndex == 0)  // nothing written before negotiation
+        b.sink.negotiate()
         b.tick(50)
-        #expect(b.sink.groups.count == 2)  // delivered in order once negotiated
-        var c = Bench(policy: policy, abi: nil)
+        b.sink.read()
+        #expect(b.sink.groups.map { $0[0].prgi } == [1, 2])  // delivered in order once negotiated
+        var c = Bench(policy: policy, negotiated: false)
         c.send(request(prgi: 1), at: 0)
         c.tick(100)
         #expect(c.completions.map(\.source) == [.automatic(.timeout)])
-        c.sink.abi = .v2
+        c.sink.negotiate()
         c.tick(101)
-        #expect(c.sink.groups.isEmpty)  // a timed-out group is never delivered
+        #expect(c.sink.sizes.isEmpty)  // a timed-out group is never delivered
     }
 
     @Test func unknownOrUnattachedDevicesAreAnsweredInvalid() {

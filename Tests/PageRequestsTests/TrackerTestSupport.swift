@@ -1,43 +1,71 @@
 import FaultABI
+import FaultQueue
 import PageRequests
+import Workloads
 
-/// A channel's consumer as the tracker sees it: a real ring would accept
-/// groups until full; this one records what it was given and can be told
-/// to refuse (no room) or to have no ABI yet, which is all a tracker test
-/// needs to observe. The real producer is used in the loopback tests.
-final class RecordingSink: GroupSink {
-    var abi: ABIVersion?
-    var room = Int.max
-    var groups: [[FaultEvent]] = []
+/// A channel on a real queue: the tracker publishes into a real producer
+/// (through `ProducerSink`), and the test reads what arrived with a real
+/// consumer. A small ring makes "no room" real; leaving the ABI
+/// unrequested makes "not negotiated" real.
+final class QueueChannel {
+    let producer: FaultProducer
+    let consumer: FaultConsumer
+    let sink: ProducerSink
+    /// Groups read from the ring so far, in order (records of each group).
+    private(set) var groups: [[PageRequest]] = []
+    private var open: [PageRequest] = []
 
-    init(abi: ABIVersion? = .v2) { self.abi = abi }
+    init(entries: Int = 64, negotiate: Bool = true) throws {
+        producer = try FaultProducer(geometry: QueueGeometry(entryCount: entries, responseCount: 64))
+        consumer = try FaultConsumer(files: producer.consumerFiles())
+        sink = ProducerSink(producer)
+        if negotiate { self.negotiate() }
+    }
 
-    func deliverGroup(_ events: [FaultEvent]) -> GroupDelivery {
-        guard abi != nil else { return .notReady }
-        guard events.count <= room else { return .noRoom }
-        room -= events.count
-        groups.append(events)
-        return .delivered
+    /// The consumer asks for ABI 2 and the producer puts it in force.
+    func negotiate() {
+        try? consumer.requestABI(.v2)
+        producer.poll()
+    }
+
+    /// Reads everything published so far into `groups`.
+    func read() {
+        guard let batch = try? consumer.peek() else { return }
+        for i in batch.indices {
+            guard case .event(.pageRequest(let r), _) = try? batch.decode(i) else { continue }
+            open.append(r)
+            if r.isLastPage {
+                groups.append(open)
+                open = []
+            }
+        }
+        consumer.release(batch.count)
+    }
+
+    /// Group sizes delivered so far.
+    var sizes: [Int] {
+        read()
+        return groups.map(\.count)
     }
 
     /// The cookie of the n-th delivered group.
     func cookie(_ n: Int) -> UInt64 {
-        guard case .pageRequest(let r) = groups[n].last! else { return 0 }
-        return r.cookie
+        read()
+        return groups[n].last!.cookie
     }
 }
 
 /// A tracker with one channel and device 1 attached, and the completions it emits.
 struct Bench {
     var tracker: PageRequestTracker
-    let sink: RecordingSink
+    let sink: QueueChannel
     let channel: ChannelID
     var completions: [DeviceCompletion] = []
 
-    init(policy: PageRequestPolicy = PageRequestPolicy(), abi: ABIVersion? = .v2, allocation: Int = 64) {
+    init(policy: PageRequestPolicy = PageRequestPolicy(), negotiated: Bool = true, entries: Int = 64, allocation: Int = 64) {
         tracker = PageRequestTracker(policy: policy)
-        sink = RecordingSink(abi: abi)
-        channel = tracker.addChannel(sink)
+        sink = try! QueueChannel(entries: entries, negotiate: negotiated)
+        channel = tracker.addChannel(sink.sink)
         tracker.addDevice(1, allocation: allocation, channel: channel)
     }
 
