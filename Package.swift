@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "FaultABI", targets: ["FaultABI"]),
         .library(name: "FaultQueue", targets: ["FaultQueue"]),
         .library(name: "PageRequests", targets: ["PageRequests"]),
+        .library(name: "Devices", targets: ["Devices"]),
+        .library(name: "Workloads", targets: ["Workloads"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [

@@ -15,6 +15,7 @@ let package = Package(
                 "BenchPeers",
                 .product(name: "FaultQueue", package: "faultring"),
                 .product(name: "FaultABI", package: "faultring"),
+                .product(name: "Workloads", package: "faultring"),
             ]),
     ],
     swiftLanguageModes: [.v6],

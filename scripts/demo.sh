@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine and runs the main job: a producer and a
-# consumer process streaming fault records through a shared-memory queue,
-# with a live summary and a check of both sides' books at the end.
-# Extra arguments go to `faultring stream` (see `faultring stream --help`).
+# Sets up a fresh Debian machine and runs the main job: simulated PRI devices
+# raise page-request groups; the page-request tracker gives each a cookie and
+# publishes it into the shared-memory ring; a reference consumer reads and
+# answers (injecting every kind of bad answer); every group is completed on
+# its device exactly once. Live summary, then the devices' ledger verdict.
+# Extra arguments go to `faultring demo` (see `faultring demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 swift build -c release --product faultring
-exec .build/release/faultring stream --records 10000000 --pause-every 2000000 --pause-microseconds 20000 "$@"
+exec .build/release/faultring demo --groups 5000000 "$@"

@@ -22,8 +22,17 @@ public struct DeviceLedger: Sendable {
     public private(set) var success: UInt64 = 0
     public private(set) var invalid: UInt64 = 0
     public private(set) var failure: UInt64 = 0
+    /// Answers by the consumer.
+    public private(set) var byConsumer: UInt64 = 0
+    /// Automatic answers, by `AutoResponseCause` (in `allCases` order).
+    var byCause = [UInt64](repeating: 0, count: AutoResponseCause.allCases.count)
     /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`).
-    public private(set) var bySource: [String: UInt64] = [:]
+    public var bySource: [String: UInt64] {
+        var sources: [String: UInt64] = [:]
+        if byConsumer > 0 { sources["consumer"] = byConsumer }
+        for (i, cause) in AutoResponseCause.allCases.enumerated() where byCause[i] > 0 { sources[cause.rawValue] = byCause[i] }
+        return sources
+    }
     /// Answers for no waiting group: a second answer, or one never issued.
     public private(set) var unexpected: UInt64 = 0
     /// Answers whose PASID or private data differ from the request's.
@@ -69,8 +78,8 @@ public struct DeviceLedger: Sendable {
         default: failure += 1
         }
         switch completion.source {
-        case .consumer: bySource["consumer", default: 0] += 1
-        case .automatic(let cause): bySource[cause.rawValue, default: 0] += 1
+        case .consumer: byConsumer += 1
+        case .automatic(let cause): byCause[AutoResponseCause.allCases.firstIndex(of: cause)!] += 1
         }
         return true
     }

@@ -7,6 +7,7 @@ import FaultABI
 import FaultQueue
 import Foundation
 import Glibc
+import Workloads
 
 // MARK: faultring sides
 
@@ -211,4 +212,58 @@ for crossProcess in [false, true] {
                  percentile(ring, 0.5), percentile(ring, 0.99), percentile(boost, 0.5), percentile(boost, 0.99),
                  percentile(socket, 0.5), percentile(socket, 0.99),
                  Double(percentile(ring, 0.5)) / Double(percentile(socket, 0.5))))
+}
+
+// MARK: the page-request loop next to the bare ring (issue 3)
+
+/// The bare ring in the loop's shape, one thread: publish a group of
+/// `size` records, read it, answer it, read the answer.
+func bareLoop(groups: Int, size: Int) throws -> Double {
+    let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 256, responseCount: 256))
+    let consumer = try FaultConsumer(files: producer.consumerFiles())
+    try consumer.requestABI(.v2)
+    producer.poll()
+    let events = (0..<size).map { i in
+        FaultEvent.pageRequest(PageRequest(deviceID: 1, pasid: 3, prgi: 5, address: UInt64(i) << 12,
+                                           isLastPage: i == size - 1, cookie: 42))
+    }
+    let start = bench_now_ns()
+    for _ in 0..<groups {
+        _ = producer.publishGroup(events)
+        let view = try consumer.peek()
+        var cookie: UInt64 = 0
+        for i in view.indices { cookie = view[i].load(fromByteOffset: 48, as: UInt64.self) }
+        consumer.release(view.count)
+        _ = consumer.respond(PageResponse(code: .success, cookie: cookie))
+        producer.readResponses { _ in }
+    }
+    return Double(groups) / (Double(bench_now_ns() - start) / 1e9)
+}
+
+/// The whole lifecycle, one thread: devices, tracker, ring, responder, tracker, devices.
+func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
+    var config = LoopbackConfig()
+    config.groups = groups
+    config.maxGroupSize = maxSize
+    config.injections = Injections()
+    let report = try LoopbackHarness(config).run()
+    precondition(report.balanced, "\(report.problems)")
+    return report.groupsPerSecond
+}
+
+print("")
+print("Page-request loop, one thread, groups/s (M): the bare ring (publish group, read, answer, read answer) next to")
+print("the whole lifecycle (simulated devices, tracker with cookies and timeouts, ring, responder, ledger).")
+print("")
+print("| group size | bare ring M groups/s | lifecycle M groups/s | lifecycle / bare |")
+print("|---|---|---|---|")
+let loopGroups = Int(2_000_000 * scale)
+for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] {
+    var bare: [Double] = []
+    var life: [Double] = []
+    for _ in 0..<repetitions {
+        bare.append(try bareLoop(groups: loopGroups, size: bareSize) / 1e6)
+        life.append(try lifecycleLoop(groups: UInt64(loopGroups), maxSize: maxSize) / 1e6)
+    }
+    print(String(format: "| %@ | %.2f | %.2f | %.2f× |", label, median(bare), median(life), median(life) / median(bare)))
 }
