@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,4 +48,96 @@ uint64_t faultring_shim_monotonic_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+long faultring_shim_send_fds(int sock, const void *buf, unsigned long len, const int *fds, unsigned nfds)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds > 8) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (nfds > 0) {
+		memset(&control, 0, sizeof control);
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
+long faultring_shim_recv_fds(int sock, void *buf, unsigned long len, int *fds, unsigned max_fds, unsigned *nfds,
+                             int *flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} control;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = CMSG_SPACE(sizeof(int) * (max_fds > 8 ? 8 : max_fds)) };
+	*nfds = 0;
+	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_TRUNC);
+	if (n < 0)
+		return -1;
+	*flags = msg.msg_flags;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *incoming = (int *)CMSG_DATA(c);
+		for (unsigned i = 0; i < count; i++) {
+			if (*nfds < max_fds)
+				fds[(*nfds)++] = incoming[i];
+			else
+				close(incoming[i]);
+		}
+	}
+	return n;
+}
+
+int faultring_shim_msg_trunc(void) { return MSG_TRUNC; }
+int faultring_shim_msg_ctrunc(void) { return MSG_CTRUNC; }
+
+int faultring_shim_peercred(int sock, uint32_t *pid, uint32_t *uid, uint32_t *gid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return -1;
+	*pid = (uint32_t)cred.pid;
+	*uid = cred.uid;
+	*gid = cred.gid;
+	return 0;
+}
+
+int faultring_shim_signalfd(const int *signals, unsigned n)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (unsigned i = 0; i < n; i++)
+		sigaddset(&set, signals[i]);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int faultring_shim_signalfd_signo(int fd)
+{
+	struct signalfd_siginfo info;
+	ssize_t n = read(fd, &info, sizeof info);
+	if (n == (ssize_t)sizeof info)
+		return (int)info.ssi_signo;
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	return -1;
 }

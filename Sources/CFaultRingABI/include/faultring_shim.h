@@ -36,4 +36,38 @@ int faultring_shim_set_cloexec(int fd, int on);
 /** faultring_shim_monotonic_ns - CLOCK_MONOTONIC in nanoseconds. */
 uint64_t faultring_shim_monotonic_ns(void);
 
+/**
+ * faultring_shim_send_fds - sendmsg() of @len bytes with @nfds descriptors
+ * attached as SCM_RIGHTS (MSG_NOSIGNAL). Return: bytes sent or -1.
+ */
+long faultring_shim_send_fds(int sock, const void *buf, unsigned long len, const int *fds, unsigned nfds);
+
+/**
+ * faultring_shim_recv_fds - recvmsg() into @buf with up to @max_fds
+ * descriptors (MSG_CMSG_CLOEXEC). *@nfds gets how many arrived; *@flags gets
+ * msg_flags (MSG_TRUNC: the message was larger than @len; MSG_CTRUNC: more
+ * descriptors than room, the extra ones were closed by the kernel).
+ * Return: the message's real length (may exceed @len with MSG_TRUNC), 0 at
+ * end of stream, or -1.
+ */
+long faultring_shim_recv_fds(int sock, void *buf, unsigned long len, int *fds, unsigned max_fds, unsigned *nfds,
+                             int *flags);
+
+/** faultring_shim_msg_trunc / _ctrunc - the MSG_TRUNC / MSG_CTRUNC bits. */
+int faultring_shim_msg_trunc(void);
+int faultring_shim_msg_ctrunc(void);
+
+/** faultring_shim_peercred - SO_PEERCRED of a connected AF_UNIX socket. */
+int faultring_shim_peercred(int sock, uint32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/**
+ * faultring_shim_signalfd - block @signals (an array of @n signal numbers)
+ * in the calling thread and return a non-blocking, close-on-exec signalfd
+ * that reads them. Return: the fd or -1.
+ */
+int faultring_shim_signalfd(const int *signals, unsigned n);
+
+/** faultring_shim_signalfd_signo - read one signal from a signalfd; its number, 0 if none, -1 on error. */
+int faultring_shim_signalfd_signo(int fd);
+
 #endif /* FAULTRING_SHIM_H */
