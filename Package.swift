@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "PageRequests", targets: ["PageRequests"]),
         .library(name: "Devices", targets: ["Devices"]),
         .library(name: "Workloads", targets: ["Workloads"]),
+        .library(name: "VMMClient", targets: ["VMMClient"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [
@@ -19,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The wire layouts (faultring_abi.h) and the syscall shims Swift cannot express.
@@ -40,6 +44,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The control protocol: messages, payloads, the SEQPACKET socket with SCM_RIGHTS.
+        .target(
+            name: "FaultControl",
+            dependencies: ["CFaultRingABI", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // Page-request lifecycle: groups, cookies, matching, timeouts. No I/O.
         .target(
             name: "PageRequests",
@@ -55,6 +64,26 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The daemon: control socket, sessions, event loop (io_uring or poll), metrics.
+        .target(
+            name: "FaultService",
+            dependencies: [
+                "CFaultRingABI", "CURingShim", "FaultABI", "FaultQueue", "FaultControl", "PageRequests", "Devices",
+                "Workloads",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // What a VMM links: connect, attach, consume, respond, reconnect; guest reinjection encoders.
+        .target(
+            name: "VMMClient",
+            dependencies: [
+                "CFaultRingABI", "FaultABI", "FaultQueue", "FaultControl", "Devices", "PageRequests",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The command-line tool: thin wrappers over the modules above.
         .executableTarget(
             name: "faultring",
@@ -65,6 +94,10 @@ let package = Package(
                 "PageRequests",
                 "Devices",
                 "Workloads",
+                "FaultControl",
+                "FaultService",
+                "VMMClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

@@ -105,6 +105,8 @@ long faultring_shim_recv_fds(int sock, void *buf, unsigned long len, int *fds, u
 	return n;
 }
 
+int faultring_shim_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+
 int faultring_shim_msg_trunc(void) { return MSG_TRUNC; }
 int faultring_shim_msg_ctrunc(void) { return MSG_CTRUNC; }
 

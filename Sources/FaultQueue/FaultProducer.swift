@@ -613,17 +613,32 @@ extension FaultProducer {
     }
 
     /// Sleeps until the consumer publishes responses or an ABI request, or
-    /// the timeout passes. Stores `producer_sleeping = 1` seq_cst, re-checks
-    /// with seq_cst loads, then blocks on the producer doorbell (the mirror
-    /// of the consumer's wait; see `commit`).
+    /// the timeout passes (the mirror of the consumer's wait; see `commit`).
     /// - Returns: whether there is work now.
     @discardableResult
     public func waitForConsumer(timeoutMilliseconds: Int32) -> Bool {
-        producerSleeping.storeSeqCst(1)
-        if !consumerHasWork {
+        if prepareToSleep() {
             producerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
         }
-        producerSleeping.storeRelaxed(0)
+        finishSleeping()
         return consumerHasWork
     }
+
+    /// The first half of a sleep, for an event loop that waits on many
+    /// doorbells at once: stores `producer_sleeping = 1` seq_cst, then
+    /// re-checks with seq_cst loads. Returns false if the consumer already
+    /// has work (do not block); either way call `finishSleeping` after.
+    public func prepareToSleep() -> Bool {
+        producerSleeping.storeSeqCst(1)
+        return !consumerHasWork
+    }
+
+    /// The second half: clears `producer_sleeping` and drains the doorbell.
+    public func finishSleeping() {
+        producerSleeping.storeRelaxed(0)
+        producerDoorbell.drain()
+    }
+
+    /// The descriptor the consumer rings (for an event loop to watch).
+    public var doorbellFD: FileDescriptor { files.producerDoorbell }
 }

@@ -44,6 +44,13 @@ extension PageRequestTracker {
         if hasChannel(channelID) { channels[Int(channelID)] = nil }
     }
 
+    /// The device's consumer let it go (DETACH): answer INVALID its
+    /// outstanding groups and detach it; the device stays known.
+    public mutating func detachDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
+        retireAll(cause: .detach, complete: complete) { $0.deviceID == deviceID }
+        attach(deviceID, to: nil)
+    }
+
     /// The device is gone: answer INVALID its outstanding groups, drop its
     /// partial groups, forget it.
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {

@@ -57,6 +57,9 @@ long faultring_shim_recv_fds(int sock, void *buf, unsigned long len, int *fds, u
 int faultring_shim_msg_trunc(void);
 int faultring_shim_msg_ctrunc(void);
 
+/** faultring_shim_accept - accept4(fd, SOCK_CLOEXEC | SOCK_NONBLOCK). */
+int faultring_shim_accept(int fd);
+
 /** faultring_shim_peercred - SO_PEERCRED of a connected AF_UNIX socket. */
 int faultring_shim_peercred(int sock, uint32_t *pid, uint32_t *uid, uint32_t *gid);
 

@@ -1,0 +1,151 @@
+import CFaultRingABI
+import Foundation
+import SystemPackage
+
+/// What a service offers, sent as JSON in the HELLO reply (and printed by
+/// `faultring serve --print-capabilities`).
+public struct Capabilities: Codable, Sendable, Hashable {
+    public var protocolVersion: UInt32
+    public var abis: [UInt32]
+    public var features: [String]
+    public var maxMessageSize: Int
+    public var maxDevicesPerAttach: Int
+    public var entryCount: Int
+    public var responseCount: Int
+    public var devices: [UInt32]
+    public var eventLoop: String
+    public var pageRequestTimeoutMilliseconds: UInt64
+
+    public init(protocolVersion: UInt32, abis: [UInt32], features: [String], maxMessageSize: Int, maxDevicesPerAttach: Int,
+                entryCount: Int, responseCount: Int, devices: [UInt32], eventLoop: String,
+                pageRequestTimeoutMilliseconds: UInt64) {
+        self.protocolVersion = protocolVersion
+        self.abis = abis
+        self.features = features
+        self.maxMessageSize = maxMessageSize
+        self.maxDevicesPerAttach = maxDevicesPerAttach
+        self.entryCount = entryCount
+        self.responseCount = responseCount
+        self.devices = devices
+        self.eventLoop = eventLoop
+        self.pageRequestTimeoutMilliseconds = pageRequestTimeoutMilliseconds
+    }
+}
+
+/// The client's HELLO payload (JSON).
+public struct Hello: Codable, Sendable, Hashable {
+    public var protocolVersion: UInt32
+    public var client: String
+    public init(protocolVersion: UInt32 = FAULTRING_PROTOCOL_VERSION, client: String) {
+        self.protocolVersion = protocolVersion
+        self.client = client
+    }
+}
+
+/// Most devices in one ATTACH.
+public let maxDevicesPerAttach = 64
+
+/// ATTACH request payload (`struct faultring_msg_attach`).
+public struct AttachRequest: Sendable, Hashable {
+    public var abi: UInt32
+    public var devices: [UInt32]
+
+    public init(abi: UInt32, devices: [UInt32]) {
+        self.abi = abi
+        self.devices = devices
+    }
+
+    public var bytes: [UInt8] { le(abi) + le(UInt32(devices.count)) + devices.flatMap(le) }
+
+    /// - Throws: EINVAL naming the field: short payload, count out of
+    ///   1...64, size disagreeing with the count, duplicate device.
+    public init(payload: [UInt8]) throws(ControlError) {
+        guard payload.count >= 8 else {
+            throw ControlError(.invalidArgument, "ATTACH payload is \(payload.count) bytes, at least 8 needed")
+        }
+        abi = readLE(payload, 0)
+        let count = Int(readLE(payload, 4) as UInt32)
+        guard (1...maxDevicesPerAttach).contains(count) else {
+            throw ControlError(.invalidArgument, "ATTACH device_count \(count) is not in 1...\(maxDevicesPerAttach)")
+        }
+        guard payload.count == 8 + 4 * count else {
+            throw ControlError(.invalidArgument,
+                               "ATTACH payload is \(payload.count) bytes; device_count \(count) needs \(8 + 4 * count)")
+        }
+        devices = (0..<count).map { readLE(payload, 8 + 4 * $0) }
+        guard Set(devices).count == devices.count else {
+            throw ControlError(.invalidArgument, "ATTACH lists a device twice")
+        }
+    }
+}
+
+/// ATTACH reply payload (`struct faultring_msg_attach_reply`).
+public struct AttachReply: Sendable, Hashable {
+    public var queueCreated: Bool
+    public var entryCount: UInt32
+    public var responseCount: UInt32
+    public var attached: UInt32
+
+    public init(queueCreated: Bool, entryCount: UInt32, responseCount: UInt32, attached: UInt32) {
+        self.queueCreated = queueCreated
+        self.entryCount = entryCount
+        self.responseCount = responseCount
+        self.attached = attached
+    }
+
+    public var bytes: [UInt8] { le(queueCreated ? 1 : 0) + le(entryCount) + le(responseCount) + le(attached) }
+
+    public init(payload: [UInt8]) throws(ControlError) {
+        guard payload.count == 16 else {
+            throw ControlError(.protocolError, "ATTACH reply is \(payload.count) bytes, expected 16")
+        }
+        queueCreated = readLE(payload, 0) as UInt32 != 0
+        entryCount = readLE(payload, 4)
+        responseCount = readLE(payload, 8)
+        attached = readLE(payload, 12)
+    }
+}
+
+/// DETACH request payload (`struct faultring_msg_detach`); empty = all devices.
+public struct DetachRequest: Sendable, Hashable {
+    public var devices: [UInt32]
+
+    public init(devices: [UInt32]) { self.devices = devices }
+
+    public var bytes: [UInt8] { le(UInt32(devices.count)) + devices.flatMap(le) }
+
+    public init(payload: [UInt8]) throws(ControlError) {
+        guard payload.count >= 4 else {
+            throw ControlError(.invalidArgument, "DETACH payload is \(payload.count) bytes, at least 4 needed")
+        }
+        let count = Int(readLE(payload, 0) as UInt32)
+        guard payload.count == 4 + 4 * count else {
+            throw ControlError(.invalidArgument,
+                               "DETACH payload is \(payload.count) bytes; device_count \(count) needs \(4 + 4 * count)")
+        }
+        devices = (0..<count).map { readLE(payload, 4 + 4 * $0) }
+    }
+}
+
+func le(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+
+func readLE(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+    bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+}
+
+/// JSON in and out of payloads.
+public enum JSONPayload {
+    public static func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? Array(encoder.encode(value))) ?? []
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, _ payload: [UInt8]) throws(ControlError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(payload))
+        } catch {
+            throw ControlError(.invalidArgument, "payload is not a valid \(T.self) JSON object: \(error)")
+        }
+    }
+}

@@ -1,0 +1,153 @@
+import CFaultRingABI
+import Glibc
+import SystemPackage
+
+/// One end of a control connection: an AF_UNIX SOCK_SEQPACKET socket, so a
+/// message is exactly one packet and never arrives in pieces.
+public struct ControlSocket: Sendable {
+    public let fd: FileDescriptor
+
+    public init(fd: FileDescriptor) { self.fd = fd }
+
+    /// What one `receive` produced.
+    public enum Received: Sendable {
+        /// A well-formed message (its descriptors are the caller's).
+        case message(ControlMessage)
+        /// A malformed message: answer with an error reply (its descriptors
+        /// were already closed).
+        case malformed(ControlMessage.ParseFailure)
+        /// The peer closed the connection (or died).
+        case closed
+        /// Nothing to read now (non-blocking socket).
+        case wouldBlock
+    }
+
+    /// Connects to a listening socket at `path`.
+    public static func connect(path: String) throws(ControlError) -> ControlSocket {
+        let raw = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard raw >= 0 else { throw ControlError(Errno(rawValue: errno), "socket(AF_UNIX, SOCK_SEQPACKET)") }
+        var address = try unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0 else {
+            let error = ControlError(Errno(rawValue: errno), "connect(\(path))")
+            Glibc.close(raw)
+            throw error
+        }
+        return ControlSocket(fd: FileDescriptor(rawValue: raw))
+    }
+
+    /// Creates, binds and listens on `path` (non-blocking). An existing
+    /// socket file at `path` is replaced only if nothing listens on it.
+    public static func listen(path: String, backlog: Int32 = 16) throws(ControlError) -> ControlSocket {
+        if let probe = try? connect(path: path) {
+            try? probe.fd.close()
+            throw ControlError(.addressInUse, "a service already listens on \(path)")
+        }
+        unlink(path)
+        let raw = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard raw >= 0 else { throw ControlError(Errno(rawValue: errno), "socket(AF_UNIX, SOCK_SEQPACKET)") }
+        var address = try unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard rc == 0, Glibc.listen(raw, backlog) == 0 else {
+            let error = ControlError(Errno(rawValue: errno), "bind/listen(\(path))")
+            Glibc.close(raw)
+            throw error
+        }
+        return ControlSocket(fd: FileDescriptor(rawValue: raw))
+    }
+
+    static func unixAddress(_ path: String) throws(ControlError) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw ControlError(.fileNameTooLong, "socket path \(path) is longer than sun_path")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() { raw[i] = byte }
+        }
+        return address
+    }
+
+    /// Accepts one connection (non-blocking, close-on-exec), or nil if none is pending.
+    public func accept() throws(ControlError) -> ControlSocket? {
+        let raw = faultring_shim_accept(fd.rawValue)
+        if raw < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
+            throw ControlError(Errno(rawValue: errno), "accept4")
+        }
+        return ControlSocket(fd: FileDescriptor(rawValue: raw))
+    }
+
+    /// Sends a message and its descriptors in one packet.
+    public func send(_ message: ControlMessage) throws(ControlError) {
+        let bytes = message.bytes
+        guard bytes.count <= ControlMessage.maxSize else {
+            throw ControlError(.messageTooLong, "message of \(bytes.count) bytes exceeds \(ControlMessage.maxSize)")
+        }
+        let raw = message.fds.map(\.rawValue)
+        let sent = bytes.withUnsafeBytes { buffer in
+            raw.withUnsafeBufferPointer { fds in
+                faultring_shim_send_fds(fd.rawValue, buffer.baseAddress, UInt(buffer.count), fds.baseAddress, UInt32(fds.count))
+            }
+        }
+        guard sent == bytes.count else { throw ControlError(Errno(rawValue: errno), "sendmsg") }
+    }
+
+    /// Receives one message. Descriptors beyond `FAULTRING_MSG_FDS_MAX`, and
+    /// those of a malformed message, are closed here.
+    public func receive() throws(ControlError) -> Received {
+        var buffer = [UInt8](repeating: 0, count: ControlMessage.maxSize)
+        var fds = [Int32](repeating: -1, count: Int(FAULTRING_MSG_FDS_MAX))
+        var count: UInt32 = 0
+        var flags: Int32 = 0
+        let n = buffer.withUnsafeMutableBytes { b in
+            fds.withUnsafeMutableBufferPointer { f in
+                faultring_shim_recv_fds(fd.rawValue, b.baseAddress, UInt(b.count), f.baseAddress, UInt32(f.count), &count, &flags)
+            }
+        }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return .wouldBlock }
+            if errno == ECONNRESET { return .closed }
+            throw ControlError(Errno(rawValue: errno), "recvmsg")
+        }
+        let received = fds.prefix(Int(count)).map { FileDescriptor(rawValue: $0) }
+        if n == 0 && received.isEmpty { return .closed }
+        func refuse(_ failure: ControlMessage.ParseFailure) -> Received {
+            for fd in received { try? fd.close() }
+            return .malformed(failure)
+        }
+        if flags & faultring_shim_msg_ctrunc() != 0 {
+            let header = buffer.withUnsafeBytes { $0.loadUnaligned(as: faultring_msg_header.self) }
+            return refuse(ControlMessage.ParseFailure(id: header.id, command: header.command, error: ControlError(
+                .badFileDescriptor, "more than \(FAULTRING_MSG_FDS_MAX) descriptors attached")))
+        }
+        if flags & faultring_shim_msg_trunc() != 0 || n > buffer.count {
+            let header = buffer.withUnsafeBytes { $0.loadUnaligned(as: faultring_msg_header.self) }
+            return refuse(ControlMessage.ParseFailure(id: header.id, command: header.command, error: ControlError(
+                .messageTooLong, "message of \(n) bytes exceeds the \(ControlMessage.maxSize)-byte limit")))
+        }
+        do {
+            return .message(try ControlMessage.parse(buffer[0..<n], fds: received))
+        } catch {
+            return refuse(error)
+        }
+    }
+
+    /// The peer's process credentials (SO_PEERCRED).
+    public func peerCredentials() throws(ControlError) -> (pid: UInt32, uid: UInt32, gid: UInt32) {
+        var pid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        guard faultring_shim_peercred(fd.rawValue, &pid, &uid, &gid) == 0 else {
+            throw ControlError(Errno(rawValue: errno), "getsockopt(SO_PEERCRED)")
+        }
+        return (pid, uid, gid)
+    }
+}

@@ -1,0 +1,118 @@
+import CURingShim
+import Glibc
+import Logging
+
+/// The service's event loop: waits for readable descriptors (listening
+/// socket, control connections, doorbells, signalfd) and runs a periodic
+/// tick, on io_uring (one-shot POLL_ADD, re-armed after each completion) or
+/// on poll(2). io_uring is preferred; it is often blocked in containers
+/// (seccomp, `kernel.io_uring_disabled`), so start-up probes it and falls
+/// back to poll, and says which in the log.
+public final class EventLoop {
+    /// Which mechanism waits.
+    public enum Backend: String, Sendable, CaseIterable {
+        case uring = "io_uring"
+        case poll
+    }
+
+    /// The backend in use.
+    public let backend: Backend
+    let logger: Logger
+    var ring: OpaquePointer?
+    /// Watched descriptors by token; a token is never reused, so a stale
+    /// completion for a closed and reused fd number cannot reach a new handler.
+    var watches: [UInt64: (fd: Int32, handler: () -> Void)] = [:]
+    var tokenByFD: [Int32: UInt64] = [:]
+    var nextToken: UInt64 = 1
+    var events = [curing_event](repeating: curing_event(), count: 64)
+
+    /// Chooses a backend: `preferred` if given (io_uring falls back to poll
+    /// if it cannot be set up), else io_uring if available.
+    public init(preferred: Backend?, logger: Logger) {
+        self.logger = logger
+        if preferred == .poll {
+            backend = .poll
+            logger.info("event loop: poll(2), as requested")
+            return
+        }
+        var handle: OpaquePointer?
+        let rc = curing_create(256, &handle)
+        if rc == 0, let handle {
+            ring = handle
+            backend = .uring
+            logger.info("event loop: io_uring")
+        } else {
+            backend = .poll
+            logger.warning("event loop: io_uring unavailable (\(String(cString: strerror(-rc)))), using poll(2)")
+        }
+    }
+
+    deinit {
+        if let ring { curing_destroy(ring) }
+    }
+
+    /// The backend `init(preferred:)` would choose, without keeping a ring.
+    public static func probe(preferred: Backend?) -> Backend {
+        if preferred == .poll { return .poll }
+        var handle: OpaquePointer?
+        guard curing_create(8, &handle) == 0, let handle else { return .poll }
+        curing_destroy(handle)
+        return .uring
+    }
+
+    /// Calls `handler` whenever `fd` is readable (or hung up), until `unwatch`.
+    public func watch(_ fd: Int32, _ handler: @escaping () -> Void) {
+        unwatch(fd)
+        let token = nextToken
+        nextToken += 1
+        watches[token] = (fd, handler)
+        tokenByFD[fd] = token
+        if let ring { _ = curing_poll(ring, fd, token) }
+    }
+
+    /// Stops watching `fd`. Call before closing it.
+    public func unwatch(_ fd: Int32) {
+        guard let token = tokenByFD.removeValue(forKey: fd) else { return }
+        watches.removeValue(forKey: token)
+        if let ring { _ = curing_cancel(ring, token) }
+    }
+
+    /// Waits up to `timeoutMilliseconds` (-1: forever) and runs the handlers
+    /// of the descriptors that became readable. Returns how many ran.
+    @discardableResult
+    public func runOnce(timeoutMilliseconds: Int32) -> Int {
+        if let ring { return runOnceUring(ring, timeoutMilliseconds) }
+        return runOncePoll(timeoutMilliseconds)
+    }
+
+    func runOnceUring(_ ring: OpaquePointer, _ timeout: Int32) -> Int {
+        let n = events.withUnsafeMutableBufferPointer { curing_wait(ring, timeout, $0.baseAddress, UInt32($0.count)) }
+        guard n > 0 else {
+            if n < 0 { logger.error("io_uring wait failed: \(String(cString: strerror(-n)))") }
+            return 0
+        }
+        var ran = 0
+        for event in events.prefix(Int(n)) {
+            guard let watch = watches[event.token] else { continue }  // cancelled
+            // Re-arm first: the handler may unwatch, which cancels the new poll.
+            _ = curing_poll(ring, watch.fd, event.token)
+            watch.handler()
+            ran += 1
+        }
+        return ran
+    }
+
+    func runOncePoll(_ timeout: Int32) -> Int {
+        let order = Array(watches.keys)
+        var fds = order.map { pollfd(fd: watches[$0]!.fd, events: Int16(POLLIN), revents: 0) }
+        let n = poll(&fds, nfds_t(fds.count), timeout)
+        guard n > 0 else { return 0 }
+        var ran = 0
+        for (i, token) in order.enumerated() where fds[i].revents != 0 {
+            guard let watch = watches[token] else { continue }  // unwatched by an earlier handler
+            watch.handler()
+            ran += 1
+        }
+        return ran
+    }
+}

@@ -1,0 +1,128 @@
+import CFaultRingABI
+import FaultABI
+import FaultControl
+import FaultQueue
+import PageRequests
+import SystemPackage
+import Workloads
+
+extension FaultService {
+    /// Dispatches one well-formed message. Every refusal is an error reply
+    /// naming the problem; the connection survives it, and nothing another
+    /// session owns is touched.
+    func handle(_ message: ControlMessage, from session: Session) {
+        do {
+            let reply = try process(message, from: session)
+            send(reply, to: session)
+            for fd in reply.fds { try? fd.close() }  // the peer has its own copies now
+            if message.knownCommand == .bye { drop(session) }
+        } catch {
+            metrics.protocolError()
+            for fd in message.fds { try? fd.close() }
+            logger.notice("client pid \(session.pid): \(error)")
+            send(.errorReply(id: message.id, command: message.command, error), to: session)
+        }
+    }
+
+    func process(_ message: ControlMessage, from session: Session) throws(ControlError) -> ControlMessage {
+        guard !message.isReply else {
+            throw ControlError(.invalidArgument, "a request must not carry the REPLY flag")
+        }
+        guard let command = message.knownCommand else {
+            throw ControlError(.noFunction, "unknown command \(message.command)")
+        }
+        guard message.fds.isEmpty else {
+            throw ControlError(.badFileDescriptor, "\(command) takes no descriptors; \(message.fds.count) received")
+        }
+        guard message.flags & FAULTRING_MSG_TEXT == 0 || command == .stats else {
+            throw ControlError(.invalidArgument, "flag TEXT is for STATS only")
+        }
+        guard session.helloDone || command == .hello else {
+            throw ControlError(.protocolError, "HELLO must come first, got \(command)")
+        }
+        switch command {
+        case .hello:
+            guard !session.helloDone else { throw ControlError(.protocolError, "HELLO sent twice") }
+            let hello = try JSONPayload.decode(Hello.self, message.payload)
+            guard hello.protocolVersion == FAULTRING_PROTOCOL_VERSION else {
+                throw ControlError(.protocolNotSupported,
+                                   "protocol version \(hello.protocolVersion); this service speaks \(FAULTRING_PROTOCOL_VERSION)")
+            }
+            session.helloDone = true
+            logger.info("client pid \(session.pid) is \(hello.client)")
+            return .reply(to: message, payload: JSONPayload.encode(capabilities))
+        case .attach:
+            return try attach(AttachRequest(payload: message.payload), message: message, session: session)
+        case .detach:
+            let request = try DetachRequest(payload: message.payload)
+            let targets = request.devices.isEmpty ? Array(session.devices) : request.devices.filter(session.devices.contains)
+            for id in targets {
+                tracker.detachDevice(id) { complete($0) }
+                owner.removeValue(forKey: id)
+                session.devices.remove(id)
+            }
+            return .reply(to: message)
+        case .stats:
+            let stats = statistics()
+            if message.flags & FAULTRING_MSG_TEXT != 0 {
+                return .reply(to: message, payload: Array(metrics.prometheusText(stats).utf8))
+            }
+            return .reply(to: message, payload: JSONPayload.encode(stats))
+        case .bye:
+            return .reply(to: message)
+        }
+    }
+
+    /// All or nothing: every device must exist and be free (or already this
+    /// session's) before any is attached.
+    func attach(_ request: AttachRequest, message: ControlMessage, session: Session) throws(ControlError) -> ControlMessage {
+        guard let abi = ABIVersion(rawValue: request.abi) else {
+            throw ControlError(.invalidArgument, "ATTACH abi \(request.abi) is not 1 or 2")
+        }
+        if let current = session.abi, current != abi {
+            throw ControlError(.invalidArgument, "this connection's queue is ABI \(current.rawValue), ATTACH asks \(abi.rawValue)")
+        }
+        for id in request.devices {
+            guard devices[id] != nil else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
+            if let holder = owner[id], holder != session.socket.fd.rawValue {
+                let pid = sessions[holder]?.pid ?? 0
+                throw ControlError(.resourceBusy, "device \(id) is attached to another client (pid \(pid))")
+            }
+        }
+        let total = session.devices.union(request.devices)
+        guard abi == .v2 || total.count == 1 else {
+            throw ControlError(.invalidArgument, "an ABI 1 queue serves one device (\(total.count) requested)")
+        }
+        var fds: [FileDescriptor] = []
+        var created = false
+        if session.queue == nil {
+            let queue: FaultProducer
+            do {
+                queue = try FaultProducer(
+                    geometry: QueueGeometry(entryCount: config.entryCount, responseCount: config.responseCount),
+                    name: "faultring-client-\(session.pid)")
+                let files = try queue.consumerFiles()
+                fds = files.all
+            } catch {
+                throw ControlError(error.errno ?? .ioError, "creating the queue: \(error)")
+            }
+            session.queue = queue
+            session.abi = abi
+            session.channel = tracker.addChannel(ProducerSink(queue))
+            loop.watch(queue.doorbellFD.rawValue) { [unowned self] in
+                queue.finishSleeping()
+                serviceResponses(session)
+            }
+            created = true
+        }
+        for id in request.devices {
+            owner[id] = session.socket.fd.rawValue
+            session.devices.insert(id)
+            tracker.attach(id, to: session.channel)
+        }
+        let reply = AttachReply(queueCreated: created, entryCount: UInt32(config.entryCount),
+                                responseCount: UInt32(config.responseCount), attached: UInt32(session.devices.count))
+        logger.info("client pid \(session.pid) attached \(request.devices) (ABI \(abi.rawValue))")
+        return .reply(to: message, payload: reply.bytes, fds: fds)
+    }
+}

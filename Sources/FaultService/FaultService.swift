@@ -1,0 +1,279 @@
+import CFaultRingABI
+import Devices
+import FaultABI
+import FaultControl
+import FaultQueue
+import Glibc
+import Logging
+import PageRequests
+import SystemPackage
+import Workloads
+
+/// How a service runs.
+public struct ServiceConfig: Sendable {
+    /// Listen on this path (created; removed at exit), or ...
+    public var socketPath: String?
+    /// ... use this inherited, already-listening SOCK_SEQPACKET socket.
+    public var inheritedFD: Int32?
+    /// The simulated devices this service fronts.
+    public var devices: [SimulatedDeviceConfig] = []
+    /// Page-request groups each attached device tries to raise per tick.
+    public var groupsPerTick = 4
+    /// Stop raising after this many groups per device (nil: never).
+    public var groupsPerDevice: UInt64?
+    /// Tick period: device simulation, timeouts, negotiation.
+    public var tickMilliseconds: Int32 = 1
+    /// Page-request policy (timeout, FAILURE, caps).
+    public var policy = PageRequestPolicy()
+    /// Event loop backend (nil: io_uring if available, else poll).
+    public var backend: EventLoop.Backend?
+    /// Peer uids allowed to connect (nil: the service's own uid and root).
+    public var allowedUIDs: Set<UInt32>?
+    /// Ring sizes of each client's queue.
+    public var entryCount = 4096
+    public var responseCount = 1024
+
+    public init() {}
+}
+
+/// The faultring daemon: a UNIX control socket, one queue per client, the
+/// page-request tracker, simulated devices, and an io_uring (or poll) loop.
+///
+/// Exits cleanly on SIGTERM or SIGINT: every outstanding group is answered
+/// INVALID, every queue is marked closed, the socket file is removed.
+public final class FaultService {
+    public let config: ServiceConfig
+    let logger: Logger
+    let loop: EventLoop
+    let listener: ControlSocket
+    let signalFD: Int32
+    var tracker: PageRequestTracker
+    /// Simulated devices, by id.
+    var devices: [UInt32: SimulatedPRIDevice] = [:]
+    /// Which session owns each attached device.
+    var owner: [UInt32: Int32] = [:]
+    /// Sessions by control socket fd.
+    var sessions: [Int32: Session] = [:]
+    var rng = SplitMix64(seed: 0x5EED)
+    var stopping = false
+    var requests: [PageRequest] = []
+    let metrics = ServiceMetrics()
+    let started = ContinuousClock.now
+
+    /// Sets up the socket, the signal handling and the loop.
+    /// - Throws: `ControlError` if the socket cannot be created or inherited.
+    public init(config: ServiceConfig, logger: Logger) throws(ControlError) {
+        self.config = config
+        self.logger = logger
+        if let fd = config.inheritedFD {
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            listener = ControlSocket(fd: FileDescriptor(rawValue: fd))
+        } else if let path = config.socketPath {
+            listener = try ControlSocket.listen(path: path)
+        } else {
+            throw ControlError(.invalidArgument, "neither --socket-path nor --fd given")
+        }
+        let signals: [Int32] = [SIGTERM, SIGINT]
+        signalFD = signals.withUnsafeBufferPointer { faultring_shim_signalfd($0.baseAddress, UInt32($0.count)) }
+        guard signalFD >= 0 else { throw ControlError(Errno(rawValue: errno), "signalfd") }
+        tracker = PageRequestTracker(policy: config.policy)
+        for device in config.devices {
+            devices[device.deviceID] = SimulatedPRIDevice(device)
+            tracker.addDevice(device.deviceID, allocation: device.allocation)
+        }
+        loop = EventLoop(preferred: config.backend, logger: logger)
+    }
+
+    /// What HELLO answers.
+    public var capabilities: Capabilities { Self.capabilities(for: config, eventLoop: loop.backend) }
+
+    /// What a service with `config` offers; `eventLoop` defaults to what
+    /// start-up would choose here (`--print-capabilities`).
+    public static func capabilities(for config: ServiceConfig, eventLoop: EventLoop.Backend? = nil) -> Capabilities {
+        Capabilities(
+            protocolVersion: FAULTRING_PROTOCOL_VERSION, abis: [1, 2],
+            features: ["page-requests", "unrecoverable-faults", "lost-records", "cookies", "auto-invalid-on-detach",
+                       "timeouts", "prometheus-stats"],
+            maxMessageSize: ControlMessage.maxSize, maxDevicesPerAttach: FaultControl.maxDevicesPerAttach,
+            entryCount: config.entryCount, responseCount: config.responseCount,
+            devices: config.devices.map(\.deviceID).sorted(),
+            eventLoop: (eventLoop ?? EventLoop.probe(preferred: config.backend)).rawValue,
+            pageRequestTimeoutMilliseconds: config.policy.timeoutNS / 1_000_000)
+    }
+
+    /// Runs until SIGTERM/SIGINT (or `stop()`), then shuts down cleanly.
+    public func run() {
+        loop.watch(listener.fd.rawValue) { [unowned self] in acceptAll() }
+        loop.watch(signalFD) { [unowned self] in
+            let signo = faultring_shim_signalfd_signo(signalFD)
+            if signo > 0 {
+                logger.info("signal \(signo): shutting down")
+                stopping = true
+            }
+        }
+        logger.info("serving \(devices.count) simulated devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
+        var nextTick = monotonicNS()
+        let tickNS = UInt64(config.tickMilliseconds) * 1_000_000
+        while !stopping {
+            let now = monotonicNS()
+            if now >= nextTick {
+                tick(now: now)
+                nextTick = now + tickNS
+            }
+            // Tell every consumer we are about to sleep (the doorbell
+            // protocol); if one already has work, do not block.
+            var timeout = Int32((nextTick - min(nextTick, monotonicNS())) / 1_000_000)
+            for session in sessions.values {
+                if let queue = session.queue, !queue.prepareToSleep() { timeout = 0 }
+            }
+            loop.runOnce(timeoutMilliseconds: timeout)
+            for session in sessions.values {
+                session.queue?.finishSleeping()
+                serviceResponses(session)
+            }
+        }
+        shutdown()
+    }
+
+    /// Asks the loop to stop at its next turn.
+    public func stop() { stopping = true }
+
+    func monotonicNS() -> UInt64 { faultring_shim_monotonic_ns() }
+
+    // MARK: Devices and timers
+
+    /// Every tick: attached devices raise page requests; timeouts fire;
+    /// queues negotiate and write owed LOST records.
+    func tick(now: UInt64) {
+        for (id, _) in owner {
+            guard var device = devices[id] else { continue }
+            for _ in 0..<config.groupsPerTick {
+                if let limit = config.groupsPerDevice, device.ledger.issued >= limit { break }
+                requests.removeAll(keepingCapacity: true)
+                device.nextGroup(now: now, using: &rng, into: &requests)
+                if requests.isEmpty { break }
+                devices[id] = device
+                for request in requests { tracker.receive(request, now: now) { complete($0) } }
+                device = devices[id]!
+            }
+            devices[id] = device
+        }
+        tracker.tick(now: now) { complete($0) }
+        for session in sessions.values { session.queue?.poll() }
+    }
+
+    /// The one answer to a group reaches its device.
+    func complete(_ completion: DeviceCompletion) {
+        devices[completion.deviceID]?.complete(completion)
+    }
+
+    /// Reads and matches the responses a session's consumer wrote.
+    func serviceResponses(_ session: Session) {
+        guard let queue = session.queue, let channel = session.channel, let abi = queue.abi else { return }
+        queue.readResponses { result in
+            tracker.respond(result, channel: channel, abi: abi) { complete($0) }
+        }
+    }
+
+    // MARK: Connections
+
+    func acceptAll() {
+        while true {
+            let socket: ControlSocket
+            do {
+                guard let accepted = try listener.accept() else { return }
+                socket = accepted
+            } catch {
+                logger.error("accept: \(error)")
+                return
+            }
+            let peer: (pid: UInt32, uid: UInt32, gid: UInt32)
+            do {
+                peer = try socket.peerCredentials()
+            } catch {
+                logger.error("\(error)")
+                try? socket.fd.close()
+                continue
+            }
+            let allowed = config.allowedUIDs ?? [getuid(), 0]
+            guard allowed.contains(peer.uid) else {
+                logger.warning("refused pid \(peer.pid): uid \(peer.uid) not allowed")
+                try? socket.send(.errorReply(id: 0, command: ControlCommand.hello.rawValue,
+                                             ControlError(.permissionDenied, "uid \(peer.uid) is not allowed to connect")))
+                try? socket.fd.close()
+                continue
+            }
+            let session = Session(socket: socket, pid: peer.pid, uid: peer.uid)
+            sessions[socket.fd.rawValue] = session
+            loop.watch(socket.fd.rawValue) { [unowned self] in readMessages(session) }
+            logger.info("client pid \(peer.pid) uid \(peer.uid) connected")
+        }
+    }
+
+    func readMessages(_ session: Session) {
+        while sessions[session.socket.fd.rawValue] === session {
+            let received: ControlSocket.Received
+            do {
+                received = try session.socket.receive()
+            } catch {
+                logger.warning("client pid \(session.pid): \(error)")
+                drop(session)
+                return
+            }
+            switch received {
+            case .wouldBlock:
+                return
+            case .closed:
+                drop(session)
+                return
+            case .malformed(let failure):
+                metrics.protocolError()
+                logger.notice("client pid \(session.pid): \(failure.error)")
+                send(.errorReply(id: failure.id, command: failure.command, failure.error), to: session)
+            case .message(let message):
+                handle(message, from: session)
+            }
+        }
+    }
+
+    func send(_ message: ControlMessage, to session: Session) {
+        do {
+            try session.socket.send(message)
+        } catch {
+            logger.warning("client pid \(session.pid): send failed: \(error)")
+        }
+    }
+
+    /// Ends a session: its devices' outstanding groups are answered INVALID
+    /// (detach), its queue is marked closed, its devices become free.
+    func drop(_ session: Session) {
+        let fd = session.socket.fd.rawValue
+        guard sessions.removeValue(forKey: fd) != nil else { return }
+        loop.unwatch(fd)
+        if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
+        if let channel = session.channel { tracker.removeChannel(channel) { complete($0) } }
+        for id in session.devices { owner.removeValue(forKey: id) }
+        session.queue?.close()
+        try? session.socket.fd.close()
+        logger.info("client pid \(session.pid) gone; its devices' outstanding groups were answered INVALID")
+    }
+
+    func shutdown() {
+        var answered = 0
+        tracker.shutdown {
+            answered += 1
+            complete($0)
+        }
+        for session in Array(sessions.values) {
+            loop.unwatch(session.socket.fd.rawValue)
+            session.queue?.close()
+            try? session.socket.fd.close()
+        }
+        sessions.removeAll()
+        loop.unwatch(listener.fd.rawValue)
+        try? listener.fd.close()
+        if let path = config.socketPath { unlink(path) }
+        logger.info("stopped: \(answered) outstanding groups answered INVALID on the way out")
+    }
+}

@@ -1,0 +1,51 @@
+import Devices
+import FaultABI
+
+/// The page-request groups a VMM has shown its guest and not yet answered,
+/// so that the guest's answer — which names (endpoint, PASID, PRGI), not a
+/// cookie — can be turned back into a page response for the queue.
+public struct GuestPendingGroups: Sendable {
+    struct Key: Hashable {
+        var endpoint: UInt32
+        var prgi: UInt32
+    }
+    var cookies: [Key: [(cookie: UInt64, pasid: UInt32?, needsPASID: Bool)]] = [:]
+
+    public init() {}
+
+    /// Groups awaiting the guest's answer.
+    public var count: Int { cookies.values.reduce(0) { $0 + $1.count } }
+
+    /// Remembers a LAST_PAGE request shown to the guest.
+    public mutating func note(_ request: PageRequest, endpoint: UInt32) {
+        cookies[Key(endpoint: endpoint, prgi: request.prgi), default: []]
+            .append((request.cookie, request.pasid, request.needsPASID))
+    }
+
+    /// The page response for a guest's CMD_PRI_RESP (16 bytes), or nil if it
+    /// is malformed or names no pending group.
+    public mutating func decodeSMMUv3(_ dw0: UInt64, _ dw1: UInt64) -> PageResponse? {
+        guard let command = try? SMMUv3Command(words: dw0, dw1),
+              case .priResponse(let sid, let ssid, let prgi, _) = command else { return nil }
+        return take(endpoint: sid, pasid: ssid, prgi: prgi, code: command.code)
+    }
+
+    /// The page response for a guest's VT-d page group response descriptor.
+    public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64) -> PageResponse? {
+        guard let descriptor = try? VTdPageGroupResponse(words: qw0, qw1, qw2, qw3) else { return nil }
+        return take(endpoint: UInt32(descriptor.requesterID), pasid: descriptor.pasid, prgi: descriptor.prgIndex,
+                    code: descriptor.code)
+    }
+
+    /// Finds the oldest pending group of (endpoint, PRGI) (and PASID, if the
+    /// guest gave one) and builds its response: cookie, and the PASID when
+    /// the request needed it.
+    mutating func take(endpoint: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode) -> PageResponse? {
+        let key = Key(endpoint: endpoint, prgi: prgi)
+        guard var list = cookies[key], !list.isEmpty else { return nil }
+        let index = list.firstIndex { pasid == nil || $0.pasid == pasid } ?? 0
+        let entry = list.remove(at: index)
+        cookies[key] = list.isEmpty ? nil : list
+        return PageResponse(code: code, cookie: entry.cookie, pasid: entry.needsPASID ? entry.pasid : nil, prgi: prgi)
+    }
+}

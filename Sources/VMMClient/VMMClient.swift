@@ -1,0 +1,205 @@
+import CFaultRingABI
+import FaultABI
+import FaultControl
+import FaultQueue
+import Foundation
+import Glibc
+import SystemPackage
+
+/// What a VMM links to consume faults from a faultring service: connect,
+/// say hello, attach devices (receiving the queue's descriptors), map and
+/// negotiate, then consume records in batches without copying and answer
+/// page requests.
+///
+/// Ownership: one thread drives a client. `close()` (or deinit) says BYE;
+/// the service answers INVALID whatever this client left unanswered.
+public final class VMMClient {
+    /// What the service offered in its HELLO reply.
+    public let capabilities: Capabilities
+    /// The socket path, for `reconnect`.
+    public let socketPath: String
+    /// The record ABI in force on the queue.
+    public private(set) var abi: ABIVersion
+    /// Devices attached through this connection.
+    public private(set) var devices: [UInt32]
+    /// The queue (nil until the first successful attach).
+    public private(set) var consumer: FaultConsumer?
+    let socket: ControlSocket
+    var nextID: UInt16 = 1
+    var responses: [PageResponse] = []
+    var closed = false
+
+    /// Connects to the service at `socketPath`, says hello, attaches
+    /// `devices` (all or nothing) and negotiates `abi` on the new queue.
+    public init(socketPath: String, devices: [UInt32], abi: ABIVersion = .v2, client: String = "faultring-vmmclient")
+        throws(VMMClientError)
+    {
+        self.socketPath = socketPath
+        self.abi = abi
+        self.devices = []
+        do {
+            socket = try ControlSocket.connect(path: socketPath)
+        } catch {
+            throw .connection(error)
+        }
+        let hello = try Self.request(socket, id: 0, .hello, JSONPayload.encode(Hello(client: client)))
+        do {
+            capabilities = try JSONPayload.decode(Capabilities.self, hello.payload)
+        } catch {
+            throw .protocolViolation("HELLO reply: \(error.reason)")
+        }
+        if !devices.isEmpty { try attach(devices) }
+    }
+
+    deinit {
+        if !closed { close() }
+    }
+
+    /// Sends one request and waits for its reply.
+    static func request(_ socket: ControlSocket, id: UInt16, _ command: ControlCommand, _ payload: [UInt8] = [],
+                        flags: UInt32 = 0) throws(VMMClientError) -> ControlMessage {
+        do {
+            try socket.send(ControlMessage(id: id, command: command.rawValue, flags: flags, payload: payload))
+            while true {
+                switch try socket.receive() {
+                case .message(let reply) where reply.isReply && reply.id == id:
+                    if reply.isError {
+                        for fd in reply.fds { try? fd.close() }
+                        throw VMMClientError.refused(command: "\(command)", errno: Errno(rawValue: Int32(bitPattern: reply.error)),
+                                                     reason: String(decoding: reply.payload, as: UTF8.self))
+                    }
+                    return reply
+                case .message(let other):
+                    for fd in other.fds { try? fd.close() }  // not ours: an answer to an earlier request
+                case .malformed(let failure):
+                    throw VMMClientError.protocolViolation("malformed reply: \(failure.error)")
+                case .closed:
+                    throw VMMClientError.closed
+                case .wouldBlock:
+                    continue
+                }
+            }
+        } catch let error as VMMClientError {
+            throw error
+        } catch let error as ControlError {
+            throw .connection(error)
+        } catch {
+            throw .protocolViolation("\(error)")
+        }
+    }
+
+    func request(_ command: ControlCommand, _ payload: [UInt8] = [], flags: UInt32 = 0) throws(VMMClientError) -> ControlMessage {
+        nextID &+= 1
+        return try Self.request(socket, id: nextID, command, payload, flags: flags)
+    }
+
+    /// Attaches more devices; the first attach maps the queue and negotiates.
+    public func attach(_ more: [UInt32]) throws(VMMClientError) {
+        let reply = try request(.attach, AttachRequest(abi: abi.rawValue, devices: more).bytes)
+        let payload: AttachReply
+        do {
+            payload = try AttachReply(payload: reply.payload)
+        } catch {
+            throw .protocolViolation(error.reason)
+        }
+        if payload.queueCreated {
+            guard reply.fds.count == 4, consumer == nil else {
+                for fd in reply.fds { try? fd.close() }
+                throw .protocolViolation("ATTACH reply created a queue with \(reply.fds.count) descriptors, 4 expected")
+            }
+            let files = QueueFiles(producerRegion: reply.fds[0], consumerRegion: reply.fds[1],
+                                   consumerDoorbell: reply.fds[2], producerDoorbell: reply.fds[3])
+            do {
+                let queue = try FaultConsumer(files: files)
+                try queue.negotiate(abi, timeoutMilliseconds: 5000)
+                consumer = queue
+            } catch {
+                throw .queue(error)
+            }
+        }
+        devices += more
+    }
+
+    /// Detaches devices (all of them if empty). Cannot fail on the service
+    /// side: their outstanding groups are answered INVALID.
+    public func detach(_ which: [UInt32] = []) throws(VMMClientError) {
+        _ = try request(.detach, DetachRequest(devices: which).bytes)
+        devices = which.isEmpty ? [] : devices.filter { !which.contains($0) }
+    }
+
+    /// The service's statistics: JSON, or Prometheus text.
+    public func stats(prometheus: Bool = false) throws(VMMClientError) -> String {
+        let reply = try request(.stats, flags: prometheus ? FAULTRING_MSG_TEXT : 0)
+        return String(decoding: reply.payload, as: UTF8.self)
+    }
+
+    /// Says BYE and closes the connection (the queue mapping stays until
+    /// the client is released).
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        _ = try? request(.bye)
+        try? socket.fd.close()
+    }
+
+    /// Whether the service marked the queue closed (it stopped or restarted).
+    public var serviceGone: Bool { consumer?.isClosed ?? true }
+
+    /// Waits for records: spins, then sleeps on the doorbell (see
+    /// `FaultConsumer.waitForRecords`). False on timeout or when the
+    /// service is gone.
+    public func wait(spins: Int = 2000, timeoutMilliseconds: Int32) -> Bool {
+        consumer?.waitForRecords(spins: spins, timeoutMilliseconds: timeoutMilliseconds) ?? false
+    }
+
+    /// Consumes up to `max` records in place: `body` sees each decoded
+    /// record and returns the response to send, if any (typically for a
+    /// LAST_PAGE page request). Responses go out in one batch; any that do
+    /// not fit in the response ring are kept and sent by the next call.
+    /// - Returns: records consumed.
+    @discardableResult
+    public func consume(max: Int = 256, _ body: (DecodedRecord) -> PageResponse?) throws(VMMClientError) -> Int {
+        guard let consumer else { return 0 }
+        let batch: RecordBatch
+        do {
+            batch = try consumer.peek(max: max)
+        } catch {
+            throw .queue(error)
+        }
+        for i in batch.indices {
+            guard let record = try? batch.decode(i) else { continue }
+            if let response = body(record) { responses.append(response) }
+        }
+        consumer.release(batch.count)
+        flush()
+        return batch.count
+    }
+
+    /// Queues a response to go out with the next `flush` (or `consume`).
+    public func queueResponse(_ response: PageResponse) { responses.append(response) }
+
+    /// Sends responses held back by a full response ring; returns how many remain.
+    @discardableResult
+    public func flush() -> Int {
+        guard let consumer, !responses.isEmpty else { return responses.count }
+        let written = consumer.respond(batch: responses)
+        responses.removeFirst(written)
+        return responses.count
+    }
+
+    /// A new client for the same path, devices and ABI, retrying while the
+    /// service restarts (`attempts` × `delayMilliseconds`).
+    public func reconnect(attempts: Int = 50, delayMilliseconds: UInt32 = 100) throws(VMMClientError) -> VMMClient {
+        close()
+        var last = VMMClientError.closed
+        for _ in 0..<attempts {
+            do {
+                return try VMMClient(socketPath: socketPath, devices: devices, abi: abi)
+            } catch {
+                last = error
+                usleep(delayMilliseconds * 1000)
+            }
+        }
+        throw last
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Devices
+import FaultControl
+import FaultService
+import Foundation
+import Logging
+
+/// The daemon, in the foreground (vhost-user backend conventions).
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the faultring service: simulated PRI devices behind a UNIX control socket.",
+        discussion: """
+            Clients (VMMs) connect, say HELLO, ATTACH devices and receive a queue. SIGTERM or SIGINT stops the \
+            service cleanly: every outstanding page request is answered INVALID and every queue marked closed.
+            """)
+
+    @Option(help: "Listen on this UNIX socket path.") var socketPath: String?
+    @Option(help: "Use this inherited, listening SOCK_SEQPACKET socket instead.") var fd: Int32?
+    @Flag(help: "Print the capabilities as JSON and exit.") var printCapabilities = false
+    @Option(help: "Simulated devices (ids 1...N).") var devices = 4
+    @Option(help: "Page-request groups each attached device raises per tick.") var groupsPerTick = 4
+    @Option(help: "Stop raising after this many groups per device.") var groupsPerDevice: UInt64?
+    @Option(help: "Largest group, in pages.") var maxGroupSize = 4
+    @Option(help: "Page-request timeout in milliseconds (default 10000).") var timeoutMs: UInt64 = 10_000
+    @Option(help: "Event loop: io_uring or poll (default: io_uring if available).") var backend: String?
+    @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
+    @Option(help: "Fault ring entries per client queue.") var entries = 4096
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func config() throws -> ServiceConfig {
+        var config = ServiceConfig()
+        config.socketPath = socketPath
+        config.inheritedFD = fd
+        config.devices = (1...max(1, devices)).map { (n: Int) -> SimulatedDeviceConfig in
+            let id = UInt32(n)
+            return SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048,
+                                         maxGroupSize: maxGroupSize, privateData: true, needsPASID: n % 2 == 1)
+        }
+        config.groupsPerTick = groupsPerTick
+        config.groupsPerDevice = groupsPerDevice
+        config.policy.timeoutNS = timeoutMs * 1_000_000
+        if let backend {
+            guard let chosen = EventLoop.Backend.allCases.first(where: { $0.rawValue == backend || ($0 == .uring && backend == "uring") })
+            else { throw ValidationError("--backend must be io_uring or poll, not \(backend)") }
+            config.backend = chosen
+        }
+        config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
+        config.entryCount = entries
+        return config
+    }
+
+    func run() throws {
+        var logger = Logger(label: "faultring.serve")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let config = try config()
+        if printCapabilities {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(FaultService.capabilities(for: config)), as: UTF8.self))
+            return
+        }
+        guard (socketPath == nil) != (fd == nil) else { throw ValidationError("give exactly one of --socket-path and --fd") }
+        let service = try FaultService(config: config, logger: logger)
+        service.run()
+    }
+}
