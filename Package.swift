@@ -107,6 +107,11 @@ let package = Package(
         .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "CFaultRingABI", "CKernelCompat"]),
         .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "Workloads"]),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests", "Devices"]),
+        .testTarget(
+            name: "FaultServiceTests",
+            dependencies: ["FaultService", "VMMClient", "FaultControl", "CFaultRingABI",
+                           .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "FaultABI", "PageRequests"]),
         .testTarget(
             name: "FaultQueueTests",

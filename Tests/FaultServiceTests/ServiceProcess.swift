@@ -1,0 +1,77 @@
+import FaultService
+import Foundation
+import Testing
+import VMMClient
+
+/// A `faultring` child process (service or consumer), stopped on deinit.
+final class Child {
+    let process = Process()
+    let output = Pipe()
+
+    /// `.build/<triple>/debug/faultring`, next to the test bundle.
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("faultring").path
+    }
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
+
+    /// Waits for exit and returns (status, stdout).
+    func finish() -> (Int32, String) {
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A fresh socket path per test.
+func socketPath(_ name: String) -> String { "/tmp/faultring-test-\(getpid())-\(name).sock" }
+
+/// Starts `faultring serve` and waits (bounded) until it accepts connections.
+func startService(_ path: String, _ extra: [String]) throws -> Child {
+    unlink(path)
+    let child = try Child(["serve", "--socket-path", path, "--log-level", "error"] + extra)
+    for _ in 0..<200 {
+        do {
+            let probe = try VMMClient(socketPath: path, devices: [])
+            probe.close()
+            return child
+        } catch .refused {
+            return child  // up, and refusing us (a uid policy): that is an answer too
+        } catch {
+            usleep(25_000)
+        }
+    }
+    Issue.record("service did not start on \(path)")
+    return child
+}
+
+/// The service's statistics, read through a throwaway client.
+func serviceStats(_ path: String) throws -> ServiceStats {
+    let client = try VMMClient(socketPath: path, devices: [], client: "test stats")
+    defer { client.close() }
+    return try JSONDecoder().decode(ServiceStats.self, from: Data(client.stats().utf8))
+}
+
+/// Polls `condition` on fresh statistics up to `tries` × 50 ms (a bound, not a timing assertion).
+func eventually(_ path: String, tries: Int = 200, _ condition: (ServiceStats) -> Bool) throws -> ServiceStats {
+    var stats = try serviceStats(path)
+    for _ in 0..<tries where !condition(stats) {
+        usleep(50_000)
+        stats = try serviceStats(path)
+    }
+    return stats
+}
