@@ -112,6 +112,7 @@ let package = Package(
             dependencies: ["FaultService", "VMMClient", "FaultControl", "CFaultRingABI",
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
+        .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "Devices", "FaultABI", "PageRequests"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "FaultABI", "PageRequests"]),
         .testTarget(
             name: "FaultQueueTests",
