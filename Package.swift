@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Devices", targets: ["Devices"]),
         .library(name: "Workloads", targets: ["Workloads"]),
         .library(name: "VMMClient", targets: ["VMMClient"]),
+        .library(name: "FaultService", targets: ["FaultService"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The wire layouts (faultring_abi.h) and the syscall shims Swift cannot express.
@@ -73,6 +75,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -4,6 +4,7 @@ import FaultABI
 import FaultControl
 import FaultQueue
 import Glibc
+import Histogram
 import Logging
 import PageRequests
 import SystemPackage
@@ -58,6 +59,8 @@ public final class FaultService {
     var stopping = false
     var requests: [PageRequest] = []
     let metrics = ServiceMetrics()
+    /// Request-to-answer latency of groups answered by consumers, in ns.
+    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     let started = ContinuousClock.now
 
     /// Sets up the socket, the signal handling and the loop.
@@ -166,6 +169,10 @@ public final class FaultService {
     /// The one answer to a group reaches its device.
     func complete(_ completion: DeviceCompletion) {
         devices[completion.deviceID]?.complete(completion)
+        if completion.source == .consumer, completion.requestedAtNS > 0 {
+            let now = monotonicNS()
+            _ = latency.record(now > completion.requestedAtNS ? now - completion.requestedAtNS : 0)
+        }
     }
 
     /// Reads and matches the responses a session's consumer wrote.

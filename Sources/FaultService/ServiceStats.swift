@@ -22,7 +22,18 @@ public struct ServiceStats: Codable, Sendable {
         public var answersBySource: [String: UInt64]
     }
 
+    /// Percentiles of request-to-answer latency (ns) of consumer-answered groups.
+    public struct Latency: Codable, Sendable {
+        public var count: UInt64
+        public var p50: UInt64
+        public var p90: UInt64
+        public var p99: UInt64
+        public var p999: UInt64
+        public var max: UInt64
+    }
+
     public var eventLoop: String
+    public var latency: Latency?
     public var uptimeSeconds: Double
     public var clients: [Client]
     public var pageRequests: PageRequestCounters
@@ -33,8 +44,12 @@ public struct ServiceStats: Codable, Sendable {
 extension FaultService {
     func statistics() -> ServiceStats {
         let uptime = ContinuousClock.now - started
+        let h = latency
         return ServiceStats(
             eventLoop: loop.backend.rawValue,
+            latency: h.totalCount == 0 ? nil : .init(
+                count: h.totalCount, p50: h.valueAtPercentile(50), p90: h.valueAtPercentile(90),
+                p99: h.valueAtPercentile(99), p999: h.valueAtPercentile(99.9), max: h.maxRecorded),
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             clients: sessions.values.sorted { $0.pid < $1.pid }.map {
                 .init(pid: $0.pid, uid: $0.uid, abi: $0.abi?.rawValue, devices: $0.devices.sorted(),

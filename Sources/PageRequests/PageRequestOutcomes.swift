@@ -43,9 +43,13 @@ public struct DeviceCompletion: Sendable, Hashable {
     public var cookie: UInt64
     /// Who answered.
     public var source: CompletionSource
+    /// When the group's LAST_PAGE request was raised (its `timestampNS`), so
+    /// a service can measure request-to-answer latency.
+    public var requestedAtNS: UInt64
 
     public init(deviceID: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode, privateData: PrivateData?,
-                cookie: UInt64, source: CompletionSource) {
+                cookie: UInt64, source: CompletionSource, requestedAtNS: UInt64 = 0) {
+        self.requestedAtNS = requestedAtNS
         self.deviceID = deviceID
         self.pasid = pasid
         self.prgi = prgi

@@ -331,7 +331,7 @@ public struct PageRequestTracker {
         }
         complete(DeviceCompletion(
             deviceID: group.deviceID, pasid: group.needsPASID ? group.pasid : nil, prgi: group.prgi, code: code,
-            privateData: group.privateData, cookie: cookie, source: source))
+            privateData: group.privateData, cookie: cookie, source: source, requestedAtNS: group.last.timestampNS))
     }
 
     /// Answers a group that never got a cookie (no device state to keep).
