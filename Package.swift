@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests", "Devices"]),
         .testTarget(
             name: "FaultServiceTests",
-            dependencies: ["FaultService", "VMMClient", "FaultControl", "CFaultRingABI",
+            dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "CFaultRingABI",
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "Devices", "FaultABI", "PageRequests"]),

@@ -22,12 +22,18 @@ public struct GuestPendingGroups: Sendable {
             .append((request.cookie, request.pasid, request.needsPASID))
     }
 
-    /// The page response for a guest's CMD_PRI_RESP (16 bytes), or nil if it
-    /// is malformed or names no pending group.
+    /// The page response for a guest's CMD_PRI_RESP or CMD_RESUME (16
+    /// bytes), or nil if it is malformed or names no pending group. A
+    /// CMD_RESUME answers a stalled fault, whose STAG was shown to the guest
+    /// as the group index (RETRY → SUCCESS, TERM/ABORT → INVALID).
     public mutating func decodeSMMUv3(_ dw0: UInt64, _ dw1: UInt64) -> PageResponse? {
-        guard let command = try? SMMUv3Command(words: dw0, dw1),
-              case .priResponse(let sid, let ssid, let prgi, _) = command else { return nil }
-        return take(endpoint: sid, pasid: ssid, prgi: prgi, code: command.code)
+        guard let command = try? SMMUv3Command(words: dw0, dw1) else { return nil }
+        switch command {
+        case .priResponse(let sid, let ssid, let prgi, _):
+            return take(endpoint: sid, pasid: ssid, prgi: prgi, code: command.code)
+        case .resume(let sid, let stag, _):
+            return take(endpoint: sid, pasid: nil, prgi: UInt32(stag), code: command.code)
+        }
     }
 
     /// The page response for a guest's VT-d page group response descriptor.

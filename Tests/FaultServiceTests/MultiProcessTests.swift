@@ -75,6 +75,50 @@ import VMMClient
         #expect(service.finish().0 == 0)
     }
 
+    /// SIGTERM answers every outstanding group INVALID and marks the queue
+    /// closed, which ends a consumer waiting on it.
+    @Test func sigtermAnswersOutstandingGroupsAndClosesQueues() throws {
+        let path = socketPath("term")
+        unlink(path)
+        let service = try Child(["serve", "--socket-path", path, "--devices", "2", "--groups-per-tick", "1",
+                                 "--timeout-ms", "60000"], stderr: true)
+        for _ in 0..<200 where access(path, F_OK) != 0 { usleep(25_000) }
+        let consumer = try Child(["consume", "--socket-path", path, "--devices", "1", "2", "--policy", "never",
+                                  "--quiet", "--json"])
+        let stats = try eventually(path) { s in s.devices.allSatisfy { $0.unanswered >= 10 } }
+        let outstanding = stats.devices.reduce(0) { $0 + $1.unanswered }
+        #expect(outstanding >= 20)
+        service.signal(SIGTERM)
+        let (status, log) = service.finish()
+        #expect(status == 0)
+        let answered = log.split(separator: "\n").first { $0.contains("stopped:") }
+            .flatMap { line in line.split(separator: " ").compactMap { Int($0) }.last }
+        #expect((answered ?? 0) >= outstanding)  // at least those we saw; more were raised meanwhile
+        #expect(access(path, F_OK) != 0)  // socket file removed
+        let (consumerStatus, _) = consumer.finish()  // the closed queue ends it
+        #expect(consumerStatus == 0)
+    }
+
+    /// `--fd`: the service serves on an inherited, already-listening socket.
+    @Test func servesAnInheritedSocket() throws {
+        let path = socketPath("fd")
+        let listener = try ControlSocket.listen(path: path)
+        let devnull = open("/dev/null", O_RDONLY)
+        let files = QueueFiles(producerRegion: listener.fd, consumerRegion: FileDescriptor(rawValue: devnull),
+                               consumerDoorbell: FileDescriptor(rawValue: devnull), producerDoorbell: FileDescriptor(rawValue: devnull))
+        let child = try QueueHandoff.spawn(executable: Child.binary,
+                                           arguments: ["serve", "--fd", "3", "--devices", "1", "--log-level", "error"],
+                                           files: files)
+        try? listener.fd.close()
+        close(devnull)
+        let client = try VMMClient(socketPath: path, devices: [1])
+        #expect(client.consumer != nil)
+        client.close()
+        kill(child.pid, SIGTERM)
+        #expect(child.wait() == 0)
+        unlink(path)
+    }
+
     @Test func printCapabilitiesNeedsNoSocket() throws {
         let child = try Child(["serve", "--print-capabilities", "--devices", "3"])
         let (status, output) = child.finish()
@@ -87,3 +131,5 @@ import VMMClient
 }
 
 import FaultControl
+import FaultQueue
+import SystemPackage

@@ -7,17 +7,21 @@ import VMMClient
 final class Child {
     let process = Process()
     let output = Pipe()
+    let errors = Pipe()
+    let capturesErrors: Bool
 
     /// `.build/<triple>/debug/faultring`, next to the test bundle.
     static var binary: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("faultring").path
     }
 
-    init(_ arguments: [String]) throws {
+    /// `stderr: true` captures the child's log (returned by `finish` instead of stdout).
+    init(_ arguments: [String], stderr: Bool = false) throws {
+        capturesErrors = stderr
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardOutput = stderr ? FileHandle.nullDevice : output
+        process.standardError = stderr ? errors : FileHandle.nullDevice
         try process.run()
     }
 
@@ -31,7 +35,7 @@ final class Child {
 
     /// Waits for exit and returns (status, stdout).
     func finish() -> (Int32, String) {
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let data = (capturesErrors ? errors : output).fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }

@@ -76,6 +76,16 @@ import VMMClient
         #expect(pending.decodeSMMUv3(0x46, 0) == nil)  // CMD_SYNC is no answer
     }
 
+    @Test func guestResumeAnswersAStalledFault() {
+        var pending = GuestPendingGroups()
+        let stalled = PageRequest(deviceID: 3, pasid: 5, prgi: 0x22, permissions: .read, address: 0x4000_1000,
+                                  isLastPage: true, needsPASID: true, cookie: 77)
+        pending.note(stalled, endpoint: 0x12)
+        // CMD_RESUME: 0x44 | ABORT(2) << 12 | SID 0x12 << 32; dw1 = STAG 0x22
+        let response = pending.decodeSMMUv3(0x0000_0012_0000_2044, 0x22)
+        #expect(response == PageResponse(code: .invalid, cookie: 77, pasid: 5, prgi: 0x22))
+    }
+
     func le(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
     func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 }
