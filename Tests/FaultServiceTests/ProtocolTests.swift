@@ -61,7 +61,10 @@ import VMMClient
     func malformedMessagesAreRefusedAndSurvived(backend: String) throws {
         let path = socketPath("proto-\(backend)")
         let service = try startService(path, ["--devices", "3", "--groups-per-tick", "1", "--backend", backend])
-        #expect(try serviceStats(path).eventLoop == backend)
+        // Where io_uring is blocked (containers), asking for it falls back to poll;
+        // the test then still runs, on what the service really uses.
+        let expected = backend == "poll" ? "poll" : EventLoop.probe(preferred: nil).rawValue
+        #expect(try serviceStats(path).eventLoop == expected)
         let hello = ControlCommand.hello.rawValue
         let attach = ControlCommand.attach.rawValue
         var c = try RawClient(path)
