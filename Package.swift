@@ -29,6 +29,8 @@ let package = Package(
     targets: [
         // The wire layouts (faultring_abi.h) and the syscall shims Swift cannot express.
         .target(name: "CFaultRingABI"),
+        // json-c from Debian (libjson-c-dev): fixture reading and writing.
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
         // liburing behind plain functions; liburing.h stays inside the .c (see DESIGN.md).
         .target(name: "CURingShim", linkerSettings: [.linkedLibrary("uring")]),
         // Swift views of the C layouts: records, responses, versions, validation.
@@ -62,7 +64,7 @@ let package = Package(
         .target(
             name: "Workloads",
             dependencies: [
-                "FaultABI", "FaultQueue", "PageRequests", "Devices",
+                "CJSONC", "FaultABI", "FaultQueue", "PageRequests", "Devices",
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
