@@ -83,7 +83,7 @@ extension FaultService {
             throw ControlError(.invalidArgument, "this connection's queue is ABI \(current.rawValue), ATTACH asks \(abi.rawValue)")
         }
         for id in request.devices {
-            guard devices[id] != nil else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
+            guard knownDevices.contains(id) else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
             if let holder = owner[id], holder != session.socket.fd.rawValue {
                 let pid = sessions[holder]?.pid ?? 0
                 throw ControlError(.resourceBusy, "device \(id) is attached to another client (pid \(pid))")

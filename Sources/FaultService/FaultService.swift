@@ -33,6 +33,13 @@ public struct ServiceConfig: Sendable {
     /// Ring sizes of each client's queue.
     public var entryCount = 4096
     public var responseCount = 1024
+    /// Replay this fixture as the fault source instead of simulated devices
+    /// (its devices, service settings and events), then stop.
+    public var fixturePath: String?
+    /// "fast" (as fast as possible) or "recorded" (the events' own timing).
+    public var fixturePace = "fast"
+    /// Where to write the fixture run's outcome (JSON) before stopping.
+    public var outcomePath: String?
 
     public init() {}
 }
@@ -62,11 +69,16 @@ public final class FaultService {
     /// Request-to-answer latency of groups answered by consumers, in ns.
     var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     let started = ContinuousClock.now
+    /// Device ids this service fronts (simulated or from a fixture).
+    var knownDevices: Set<UInt32> = []
+    /// The fixture being replayed, if any.
+    var feed: FixtureFeed?
+    /// Records lost on queues of sessions that have gone.
+    var lostOnClosedQueues: UInt64 = 0
 
     /// Sets up the socket, the signal handling and the loop.
     /// - Throws: `ControlError` if the socket cannot be created or inherited.
     public init(config: ServiceConfig, logger: Logger) throws(ControlError) {
-        self.config = config
         self.logger = logger
         if let fd = config.inheritedFD {
             let flags = fcntl(fd, F_GETFL)
@@ -80,10 +92,30 @@ public final class FaultService {
         let signals: [Int32] = [SIGTERM, SIGINT]
         signalFD = signals.withUnsafeBufferPointer { faultring_shim_signalfd($0.baseAddress, UInt32($0.count)) }
         guard signalFD >= 0 else { throw ControlError(Errno(rawValue: errno), "signalfd") }
+        var config = config
+        if let path = config.fixturePath {
+            do {
+                let feed = try FixtureFeed(path: path, pace: FixtureFeed.Pace(rawValue: config.fixturePace) ?? .fast)
+                config.policy.timeoutNS = feed.fixture.service.timeoutMicroseconds * 1000
+                config.policy.passFailure = feed.fixture.service.passFailure
+                config.policy.maxOutstandingGroups = feed.fixture.service.cookieTable
+                config.entryCount = feed.fixture.service.entries
+                config.devices = []
+                self.feed = feed
+            } catch {
+                throw ControlError(.invalidArgument, "\(error)")
+            }
+        }
+        self.config = config
         tracker = PageRequestTracker(policy: config.policy)
         for device in config.devices {
             devices[device.deviceID] = SimulatedPRIDevice(device)
             tracker.addDevice(device.deviceID, allocation: device.allocation)
+            knownDevices.insert(device.deviceID)
+        }
+        for device in feed?.fixture.devices ?? [] {
+            tracker.addDevice(device.id, allocation: device.allocation)
+            knownDevices.insert(device.id)
         }
         loop = EventLoop(preferred: config.backend, logger: logger)
     }
@@ -149,6 +181,13 @@ public final class FaultService {
     /// Every tick: attached devices raise page requests; timeouts fire;
     /// queues negotiate and write owed LOST records.
     func tick(now: UInt64) {
+        if feed != nil {
+            feedTick(now: now)
+            tracker.tick(now: now) { complete($0) }
+            for session in sessions.values { session.queue?.poll() }
+            if let feed, feed.done { finishFixture() }
+            return
+        }
         for (id, _) in owner {
             guard var device = devices[id] else { continue }
             for _ in 0..<config.groupsPerTick {
@@ -169,6 +208,7 @@ public final class FaultService {
     /// The one answer to a group reaches its device.
     func complete(_ completion: DeviceCompletion) {
         devices[completion.deviceID]?.complete(completion)
+        feed?.record(completion)
         if completion.source == .consumer, completion.requestedAtNS > 0 {
             let now = monotonicNS()
             _ = latency.record(now > completion.requestedAtNS ? now - completion.requestedAtNS : 0)
@@ -261,6 +301,7 @@ public final class FaultService {
         if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
         if let channel = session.channel { tracker.removeChannel(channel) { complete($0) } }
         for id in session.devices { owner.removeValue(forKey: id) }
+        lostOnClosedQueues += session.queue?.countersSnapshot.recordsLost ?? 0
         session.queue?.close()
         try? session.socket.fd.close()
         logger.info("client pid \(session.pid) gone; its devices' outstanding groups were answered INVALID")

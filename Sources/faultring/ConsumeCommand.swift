@@ -4,6 +4,7 @@ import FaultABI
 import Foundation
 import Glibc
 import PageRequests
+import Workloads
 import VMMClient
 
 /// A reference VMM: attaches devices, reinjects every record into a guest
@@ -28,6 +29,8 @@ struct ConsumeCommand: ParsableCommand {
     var groups: UInt64 = 0
     @Option(help: "Stop after this many seconds (0: no limit).") var seconds: Double = 0
     @Flag(help: "Reconnect when the service restarts, instead of stopping.") var reconnect = false
+    @Option(help: "Behave as this fixture's consumer (devices, ABI, policy, delays, crash point, misbehaviour).")
+    var fixture: String?
     @Flag(help: "Print the final summary as JSON.") var json = false
     @Flag(help: "No live summary.") var quiet = false
 
@@ -45,8 +48,18 @@ struct ConsumeCommand: ParsableCommand {
 
     func run() throws {
         guard let guest = GuestFormat(rawValue: format) else { throw ValidationError("unknown --format \(format)") }
+        var behaviour = Fixture.Consumer()
+        var devices = self.devices
+        var abi = self.abi
+        if let fixture {
+            let header = try FixtureReader(path: fixture).open()
+            behaviour = header.consumer
+            devices = header.devices.map(\.id)
+            abi = behaviour.abi
+        }
         guard let version = ABIVersion(rawValue: abi) else { throw ValidationError("--abi must be 1 or 2") }
         var client = try VMMClient(socketPath: socketPath, devices: devices, abi: version, client: "faultring consume")
+        if behaviour.startDelayMicroseconds > 0 { usleep(UInt32(behaviour.startDelayMicroseconds)) }
         var encoder = GuestEncoder(format: guest)
         var pending = GuestPendingGroups()
         var delayed: [(due: Date, response: PageResponse)] = []
@@ -58,6 +71,14 @@ struct ConsumeCommand: ParsableCommand {
         let soleDevice = devices.first ?? 0
 
         func code(_ n: UInt64) -> ResponseCode? {
+            if fixture != nil {
+                switch behaviour.policy {
+                case .success: return .success
+                case .invalid: return .invalid
+                case .failure: return .failure
+                case .never: return nil
+                }
+            }
             switch policy {
             case .success, .delay: return .success
             case .invalid: return .invalid
@@ -121,15 +142,35 @@ struct ConsumeCommand: ParsableCommand {
                     summary.notRepresentable += 1
                 }
                 guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
+                if let crash = behaviour.crashAfterGroups, summary.groups >= crash {
+                    client.flush()
+                    kill(getpid(), SIGKILL)  // a crash point: die mid-stream, answering nothing more
+                }
                 summary.groups += 1
+                let n = summary.groups
                 guard let code = code(summary.groups),
                       let response = guestAnswer(request, endpoint: endpoint, code) else {
                     summary.unanswered += 1
                     return nil
                 }
                 summary.answered[response.code.description, default: 0] += 1
-                if policy == .delay {
-                    delayed.append((Date().addingTimeInterval(Double(delayMs) / 1000), response))
+                // Fixture misbehaviour, in front of the right answer.
+                if behaviour.mismatchEvery > 0 && n % UInt64(behaviour.mismatchEvery) == 0 {
+                    var wrong = response
+                    wrong.pasid = response.pasid.map { $0 ^ 0x55 } ?? 7
+                    client.queueResponse(wrong)
+                }
+                if behaviour.unknownEvery > 0 && n % UInt64(behaviour.unknownEvery) == 0 && version == .v2 {
+                    client.queueResponse(PageResponse(code: .success, cookie: 0xFFFF_FFF0 << 32 | n))
+                }
+                if behaviour.duplicateEvery > 0 && n % UInt64(behaviour.duplicateEvery) == 0 {
+                    client.queueResponse(response)
+                    client.queueResponse(response)
+                    return nil
+                }
+                let delay = fixture != nil ? Double(behaviour.delayMicroseconds) / 1e6 : Double(delayMs) / 1000
+                if policy == .delay || (fixture != nil && behaviour.delayMicroseconds > 0) {
+                    delayed.append((Date().addingTimeInterval(delay), response))
                     return nil
                 }
                 return response

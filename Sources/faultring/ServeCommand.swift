@@ -27,6 +27,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
+    @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = "fast"
+    @Option(help: "Write the fixture run's outcome (JSON) here before stopping.") var outcome: String?
 
     func config() throws -> ServiceConfig {
         var config = ServiceConfig()
@@ -47,6 +50,10 @@ struct ServeCommand: ParsableCommand {
         }
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
+        guard ["fast", "recorded"].contains(pace) else { throw ValidationError("--pace must be fast or recorded") }
+        config.fixturePath = fixture
+        config.fixturePace = pace
+        config.outcomePath = outcome
         return config
     }
 

@@ -52,6 +52,9 @@ public struct Fixture: Sendable, Hashable {
         public var abi: UInt32 = 2
         public var policy = Policy.success
         public var delayMicroseconds: UInt64 = 0
+        /// The consumer waits this long after negotiating before it reads
+        /// anything (so a burst fills the ring deterministically).
+        public var startDelayMicroseconds: UInt64 = 0
         /// The consumer process dies (SIGKILL) after answering this many groups.
         public var crashAfterGroups: UInt64?
         /// Misbehaviour: answer every N-th group twice; send an unknown

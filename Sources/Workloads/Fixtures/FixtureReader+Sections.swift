@@ -37,8 +37,8 @@ extension FixtureReader {
     }
 
     static func consumer(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Fixture.Consumer {
-        let m = try v.members(c, allowed: ["abi", "policy", "delayMicroseconds", "crashAfterGroups", "duplicateEvery",
-                                           "unknownEvery", "mismatchEvery"])
+        let m = try v.members(c, allowed: ["abi", "policy", "delayMicroseconds", "startDelayMicroseconds", "crashAfterGroups",
+                                           "duplicateEvery", "unknownEvery", "mismatchEvery"])
         var consumer = Fixture.Consumer()
         if let abi = try optional(m, "abi", c, { (v, c) throws(FixtureError) in try v.u32(c) }) {
             guard abi == 1 || abi == 2 else { throw c.child("abi").error("\(abi) is not 1 or 2") }
@@ -51,6 +51,9 @@ extension FixtureReader {
             consumer.policy = p
         }
         consumer.delayMicroseconds = try optional(m, "delayMicroseconds", c) { (v, c) throws(FixtureError) in try v.unsigned(c) } ?? 0
+        consumer.startDelayMicroseconds = try optional(m, "startDelayMicroseconds", c) { (v, c) throws(FixtureError) in
+            try v.unsigned(c, max: 60_000_000)
+        } ?? 0
         consumer.crashAfterGroups = try optional(m, "crashAfterGroups", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
         for (key, path) in [("duplicateEvery", \Fixture.Consumer.duplicateEvery), ("unknownEvery", \.unknownEvery),
                             ("mismatchEvery", \.mismatchEvery)] {

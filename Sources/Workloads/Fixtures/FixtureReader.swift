@@ -23,7 +23,7 @@ public final class FixtureReader {
     /// Opens `path` for reading.
     public init(path: String) throws(FixtureError) {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FixtureError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
         guard let tokener = json_tokener_new_ex(64) else {
             close(fd)
@@ -119,19 +119,79 @@ public final class FixtureReader {
     /// - Throws: `FixtureError` for the first problem found (in file order).
     @discardableResult
     public func read(_ body: (Int, FixtureEvent) throws(FixtureError) -> Void) throws(FixtureError) -> Fixture {
-        var fixture = Fixture()
+        _ = try open()
+        var index = 0
+        while let event = try next() {
+            try body(index, event)
+            index += 1
+        }
+        return try finish()
+    }
+
+    // Pull state: the header read so far, where we are in the events.
+    var fixture = Fixture()
+    var seen: Set<String> = []
+    var devicesByID: [UInt32: Fixture.Device] = [:]
+    var eventIndex = 0
+    var lastT: UInt64 = 0
+    var inEvents = false
+    var firstMember = true
+
+    /// Reads up to the first event: everything before `"events"`.
+    public func open() throws(FixtureError) -> Fixture {
         let root = JSONCValue.Context(file: path, event: nil, path: "")
-        var seen: Set<String> = []
-        var devicesByID: [UInt32: Fixture.Device] = [:]
         try expect(UInt8(ascii: "{"), "'{' opening the fixture", root)
-        var first = true
+        try readMembers(untilEvents: true)
+        guard inEvents else { throw root.child("events").error("missing") }
+        return fixture
+    }
+
+    /// The next event, or nil after the last one.
+    public func next() throws(FixtureError) -> FixtureEvent? {
+        guard inEvents else { return nil }
+        let context = JSONCValue.Context(file: path, event: nil, path: "events")
+        if try peek() == UInt8(ascii: "]") {
+            position += 1
+            inEvents = false
+            return nil
+        }
+        if eventIndex > 0 { try expect(UInt8(ascii: ","), "',' or ']' after event \(eventIndex - 1)", context) }
+        let eventContext = JSONCValue.Context(file: path, event: eventIndex, path: "")
+        let object = try value(eventContext)
+        let event: FixtureEvent
+        do {
+            defer { json_object_put(object) }
+            event = try Self.event(JSONCValue(object: object), eventContext, devicesByID)
+        }
+        guard event.t >= lastT else {
+            throw eventContext.child("t").error("\(event.t) is earlier than the previous event's \(lastT)")
+        }
+        lastT = event.t
+        eventIndex += 1
+        return event
+    }
+
+    /// Reads what follows the events (the expected outcome) and checks the end.
+    public func finish() throws(FixtureError) -> Fixture {
+        while try next() != nil {}
+        try readMembers(untilEvents: false)
+        let root = JSONCValue.Context(file: path, event: nil, path: "")
+        guard try peek() == nil else { throw root.error("data after the closing '}'") }
+        for key in ["faultringFixture", "devices", "events"] where !seen.contains(key) {
+            throw root.child(key).error("missing")
+        }
+        return fixture
+    }
+
+    func readMembers(untilEvents: Bool) throws(FixtureError) {
+        let root = JSONCValue.Context(file: path, event: nil, path: "")
         while true {
             if try peek() == UInt8(ascii: "}") {
                 position += 1
-                break
+                return
             }
-            if !first { try expect(UInt8(ascii: ","), "',' or '}'", root) }
-            first = false
+            if !firstMember { try expect(UInt8(ascii: ","), "',' or '}'", root) }
+            firstMember = false
             let name = try key(root)
             let context = root.child(name)
             guard Self.topKeys.contains(name) else {
@@ -140,7 +200,10 @@ public final class FixtureReader {
             guard seen.insert(name).inserted else { throw context.error("appears twice") }
             if name == "events" {
                 guard seen.contains("devices") else { throw context.error("\"devices\" must come before \"events\"") }
-                try streamEvents(devicesByID, body)
+                try expect(UInt8(ascii: "["), "'[' opening the events", context)
+                inEvents = true
+                if untilEvents { return }
+                while try next() != nil {}
                 continue
             }
             let object = try value(context)
@@ -167,40 +230,6 @@ public final class FixtureReader {
             case "consumer": fixture.consumer = try Self.consumer(value, context)
             default: fixture.expected = try Self.expectation(value, context)
             }
-        }
-        guard try peek() == nil else { throw root.error("data after the closing '}'") }
-        for key in ["faultringFixture", "devices", "events"] where !seen.contains(key) {
-            throw root.child(key).error("missing")
-        }
-        return fixture
-    }
-
-    func streamEvents(_ devices: [UInt32: Fixture.Device], _ body: (Int, FixtureEvent) throws(FixtureError) -> Void)
-        throws(FixtureError)
-    {
-        let context = JSONCValue.Context(file: path, event: nil, path: "events")
-        try expect(UInt8(ascii: "["), "'[' opening the events", context)
-        var index = 0
-        var lastT: UInt64 = 0
-        while true {
-            if try peek() == UInt8(ascii: "]") {
-                position += 1
-                return
-            }
-            if index > 0 { try expect(UInt8(ascii: ","), "',' or ']' after event \(index - 1)", context) }
-            let eventContext = JSONCValue.Context(file: path, event: index, path: "")
-            let object = try value(eventContext)
-            let event: FixtureEvent
-            do {
-                defer { json_object_put(object) }
-                event = try Self.event(JSONCValue(object: object), eventContext, devices)
-            }
-            guard event.t >= lastT else {
-                throw eventContext.child("t").error("\(event.t) is earlier than the previous event's \(lastT)")
-            }
-            lastT = event.t
-            try body(index, event)
-            index += 1
         }
     }
 }

@@ -49,6 +49,7 @@ public final class FixtureWriter {
         json_object_object_add(consumer, "abi", json_object_new_int64(Int64(c.abi)))
         json_object_object_add(consumer, "policy", json_object_new_string(c.policy.rawValue))
         json_object_object_add(consumer, "delayMicroseconds", json_object_new_int64(Int64(c.delayMicroseconds)))
+        json_object_object_add(consumer, "startDelayMicroseconds", json_object_new_int64(Int64(c.startDelayMicroseconds)))
         if let crash = c.crashAfterGroups { json_object_object_add(consumer, "crashAfterGroups", json_object_new_int64(Int64(crash))) }
         for (key, n) in [("duplicateEvery", c.duplicateEvery), ("unknownEvery", c.unknownEvery), ("mismatchEvery", c.mismatchEvery)]
         where n > 0 {
