@@ -49,11 +49,14 @@ struct ConsumeCommand: ParsableCommand {
     func run() throws {
         guard let guest = GuestFormat(rawValue: format) else { throw ValidationError("unknown --format \(format)") }
         var behaviour = Fixture.Consumer()
+        var cookieTable = 65_536
+        var answeredCookies: [UInt64] = []
         var devices = self.devices
         var abi = self.abi
         if let fixture {
             let header = try FixtureReader(path: fixture).open()
             behaviour = header.consumer
+            cookieTable = header.service.cookieTable
             devices = header.devices.map(\.id)
             abi = behaviour.abi
         }
@@ -163,6 +166,12 @@ struct ConsumeCommand: ParsableCommand {
                 if behaviour.unknownEvery > 0 && n % UInt64(behaviour.unknownEvery) == 0 && version == .v2 {
                     client.queueResponse(PageResponse(code: .success, cookie: 0xFFFF_FFF0 << 32 | n))
                 }
+                if behaviour.staleEvery > 0 && n % UInt64(behaviour.staleEvery) == 0 && version == .v2,
+                   answeredCookies.count > cookieTable {
+                    // Answered more than a cookie table ago: its slot has been reused since.
+                    client.queueResponse(PageResponse(code: .success, cookie: answeredCookies[answeredCookies.count - cookieTable - 1]))
+                }
+                answeredCookies.append(request.cookie)
                 if behaviour.duplicateEvery > 0 && n % UInt64(behaviour.duplicateEvery) == 0 {
                     client.queueResponse(response)
                     client.queueResponse(response)

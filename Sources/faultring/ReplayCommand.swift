@@ -11,7 +11,8 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay", abstract: "Replay fixtures through service and consumer processes; print a verdict per scenario.")
 
     @Argument(help: "Fixture files.") var files: [String]
-    @Option(help: "fast (as fast as possible) or recorded (the events' own timing).") var pace = "fast"
+    @Option(help: "fast (as fast as possible) or recorded (the events' own timing); default: the fixture's own choice, else fast.")
+    var pace: String?
     @Flag(help: "Print the verdicts as JSON.") var json = false
 
     struct Verdict: Codable {
@@ -25,7 +26,7 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard ["fast", "recorded"].contains(pace) else { throw ValidationError("--pace must be fast or recorded") }
+        if let pace, !["fast", "recorded"].contains(pace) { throw ValidationError("--pace must be fast or recorded") }
         var verdicts: [Verdict] = []
         for file in files {
             let start = Date()
@@ -35,7 +36,7 @@ struct ReplayCommand: ParsableCommand {
                 let (fixture, count) = try FixtureValidation.validate(path: file)
                 verdict.name = fixture.name
                 verdict.events = count
-                let outcome = try Self.runOnce(file, fixture: fixture, pace: pace)
+                let outcome = try Self.runOnce(file, fixture: fixture, pace: pace ?? fixture.service.pace ?? "fast")
                 verdict.outcome = outcome
                 verdict.differences = fixture.expected.map(outcome.differences(from:))
                     ?? ["the fixture has no \"expected\" outcome to compare with"]

@@ -23,6 +23,9 @@ public struct Fixture: Sendable, Hashable {
         public var passFailure = false
         public var cookieTable = 65_536
         public var entries = 4096
+        /// The pace the scenario needs ("fast" or "recorded"), if it matters;
+        /// `replay --pace` overrides it.
+        public var pace: String?
         public init() {}
     }
 
@@ -62,6 +65,9 @@ public struct Fixture: Sendable, Hashable {
         public var duplicateEvery = 0
         public var unknownEvery = 0
         public var mismatchEvery = 0
+        /// Re-send, every N groups, a cookie answered more than a cookie
+        /// table ago (stale). 0: never.
+        public var staleEvery = 0
         public init() {}
     }
 

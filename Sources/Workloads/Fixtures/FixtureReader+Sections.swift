@@ -4,8 +4,12 @@ import PageRequests
 
 extension FixtureReader {
     static func service(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Fixture.ServiceSettings {
-        let m = try v.members(c, allowed: ["timeoutMicroseconds", "passFailure", "cookieTable", "entries"])
+        let m = try v.members(c, allowed: ["timeoutMicroseconds", "passFailure", "cookieTable", "entries", "pace"])
         var s = Fixture.ServiceSettings()
+        if let pace = try optional(m, "pace", c, { (v, c) throws(FixtureError) in try v.string(c) }) {
+            guard pace == "fast" || pace == "recorded" else { throw c.child("pace").error("\"\(pace)\" is not fast or recorded") }
+            s.pace = pace
+        }
         if let t = try optional(m, "timeoutMicroseconds", c, { (v, c) throws(FixtureError) in try v.unsigned(c) }) {
             s.timeoutMicroseconds = t
         }
@@ -38,7 +42,7 @@ extension FixtureReader {
 
     static func consumer(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Fixture.Consumer {
         let m = try v.members(c, allowed: ["abi", "policy", "delayMicroseconds", "startDelayMicroseconds", "crashAfterGroups",
-                                           "duplicateEvery", "unknownEvery", "mismatchEvery"])
+                                           "duplicateEvery", "unknownEvery", "mismatchEvery", "staleEvery"])
         var consumer = Fixture.Consumer()
         if let abi = try optional(m, "abi", c, { (v, c) throws(FixtureError) in try v.u32(c) }) {
             guard abi == 1 || abi == 2 else { throw c.child("abi").error("\(abi) is not 1 or 2") }
@@ -56,7 +60,7 @@ extension FixtureReader {
         } ?? 0
         consumer.crashAfterGroups = try optional(m, "crashAfterGroups", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
         for (key, path) in [("duplicateEvery", \Fixture.Consumer.duplicateEvery), ("unknownEvery", \.unknownEvery),
-                            ("mismatchEvery", \.mismatchEvery)] {
+                            ("mismatchEvery", \.mismatchEvery), ("staleEvery", \.staleEvery)] {
             if let n = try optional(m, key, c, { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1 << 30) }) {
                 consumer[keyPath: path] = Int(n)
             }

@@ -29,6 +29,7 @@ public final class FixtureWriter {
         json_object_object_add(service, "passFailure", json_object_new_boolean(fixture.service.passFailure ? 1 : 0))
         json_object_object_add(service, "cookieTable", json_object_new_int64(Int64(fixture.service.cookieTable)))
         json_object_object_add(service, "entries", json_object_new_int64(Int64(fixture.service.entries)))
+        if let pace = fixture.service.pace { json_object_object_add(service, "pace", json_object_new_string(pace)) }
         member("service", service)
         let devices = json_object_new_array()
         for d in fixture.devices {
@@ -51,7 +52,7 @@ public final class FixtureWriter {
         json_object_object_add(consumer, "delayMicroseconds", json_object_new_int64(Int64(c.delayMicroseconds)))
         json_object_object_add(consumer, "startDelayMicroseconds", json_object_new_int64(Int64(c.startDelayMicroseconds)))
         if let crash = c.crashAfterGroups { json_object_object_add(consumer, "crashAfterGroups", json_object_new_int64(Int64(crash))) }
-        for (key, n) in [("duplicateEvery", c.duplicateEvery), ("unknownEvery", c.unknownEvery), ("mismatchEvery", c.mismatchEvery)]
+        for (key, n) in [("duplicateEvery", c.duplicateEvery), ("unknownEvery", c.unknownEvery), ("mismatchEvery", c.mismatchEvery), ("staleEvery", c.staleEvery)]
         where n > 0 {
             json_object_object_add(consumer, key, json_object_new_int64(Int64(n)))
         }
