@@ -40,6 +40,9 @@ public struct ServiceConfig: Sendable {
     public var fixturePace = "fast"
     /// Where to write the fixture run's outcome (JSON) before stopping.
     public var outcomePath: String?
+    /// Record what the simulated devices raise, and how each group ended,
+    /// as a fixture at this path (written as it happens; finished at stop).
+    public var capturePath: String?
 
     public init() {}
 }
@@ -75,6 +78,10 @@ public final class FaultService {
     var feed: FixtureFeed?
     /// Records lost on queues of sessions that have gone.
     var lostOnClosedQueues: UInt64 = 0
+    /// A capture in progress, if any.
+    var capture: Capture?
+    /// Stop raising groups; stop once the outstanding ones are answered.
+    var draining: UInt64?
 
     /// Sets up the socket, the signal handling and the loop.
     /// - Throws: `ControlError` if the socket cannot be created or inherited.
@@ -118,6 +125,13 @@ public final class FaultService {
             knownDevices.insert(device.id)
         }
         loop = EventLoop(preferred: config.backend, logger: logger)
+        if let path = config.capturePath {
+            do {
+                capture = try Capture(path: path, config: config)
+            } catch {
+                throw ControlError(.invalidArgument, "\(error)")
+            }
+        }
     }
 
     /// What HELLO answers.
@@ -143,8 +157,13 @@ public final class FaultService {
         loop.watch(signalFD) { [unowned self] in
             let signo = faultring_shim_signalfd_signo(signalFD)
             if signo > 0 {
-                logger.info("signal \(signo): shutting down")
-                stopping = true
+                if capture != nil && draining == nil {
+                    logger.info("signal \(signo): capture stops raising groups and drains the outstanding ones")
+                    draining = monotonicNS()
+                } else {
+                    logger.info("signal \(signo): shutting down")
+                    stopping = true
+                }
             }
         }
         logger.info("serving \(devices.count) simulated devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
@@ -188,6 +207,11 @@ public final class FaultService {
             if let feed, feed.done { finishFixture() }
             return
         }
+        if let since = draining {
+            if tracker.outstandingGroups == 0 || now - since > 2 * config.policy.timeoutNS { stopping = true }
+            tracker.tick(now: now) { complete($0) }
+            return
+        }
         for (id, _) in owner {
             guard var device = devices[id] else { continue }
             for _ in 0..<config.groupsPerTick {
@@ -196,7 +220,10 @@ public final class FaultService {
                 device.nextGroup(now: now, using: &rng, into: &requests)
                 if requests.isEmpty { break }
                 devices[id] = device
-                for request in requests { tracker.receive(request, now: now) { complete($0) } }
+                for request in requests {
+                    capture?.raised(request, now: now)
+                    tracker.receive(request, now: now) { complete($0) }
+                }
                 device = devices[id]!
             }
             devices[id] = device
@@ -209,6 +236,7 @@ public final class FaultService {
     func complete(_ completion: DeviceCompletion) {
         devices[completion.deviceID]?.complete(completion)
         feed?.record(completion)
+        capture?.recorder.record(completion)
         if completion.source == .consumer, completion.requestedAtNS > 0 {
             let now = monotonicNS()
             _ = latency.record(now > completion.requestedAtNS ? now - completion.requestedAtNS : 0)
@@ -308,6 +336,10 @@ public final class FaultService {
     }
 
     func shutdown() {
+        if let capture {
+            capture.finish(tracker.snapshot, logger: logger)
+            self.capture = nil
+        }
         var answered = 0
         tracker.shutdown {
             answered += 1

@@ -16,10 +16,12 @@ final class FixtureFeed {
     var nextIndex = 0
     var exhausted = false
     var startNS: UInt64?
-    /// Groups waiting for their answer, by (device, PRGI).
-    var waiting: [UInt64: [(event: Int, pasid: UInt32?, data: PrivateData?)]] = [:]
-    var waitingCount = 0
-    var outcome = FixtureOutcome()
+    /// Each group's one answer, by the event that closed it.
+    let recorder = GroupOutcomeRecorder()
+    var outcome: FixtureOutcome {
+        get { recorder.outcome }
+        set { recorder.outcome = newValue }
+    }
 
     init(path: String, pace: Pace) throws(FixtureError) {
         reader = try FixtureReader(path: path)
@@ -30,7 +32,7 @@ final class FixtureFeed {
     }
 
     /// All events handed out and every group answered.
-    var done: Bool { exhausted && waitingCount == 0 }
+    var done: Bool { exhausted && recorder.waitingCount == 0 }
 
     /// The events due at `now` (ns), with their indices. The clock starts
     /// at the first call.
@@ -49,30 +51,7 @@ final class FixtureFeed {
         return out
     }
 
-    static func key(_ device: UInt32, _ prgi: UInt32) -> UInt64 { UInt64(device) << 32 | UInt64(prgi) }
+    func expectAnswer(_ request: PageRequest, event: Int) { recorder.expectAnswer(request, event: event) }
 
-    /// A LAST_PAGE request (not a stop marker) went to the tracker.
-    func expectAnswer(_ request: PageRequest, event: Int) {
-        waiting[Self.key(request.deviceID, request.prgi), default: []].append((event, request.pasid, request.privateData))
-        waitingCount += 1
-    }
-
-    /// The one answer to a group: recorded against the event that closed it.
-    func record(_ completion: DeviceCompletion) {
-        let key = Self.key(completion.deviceID, completion.prgi)
-        guard var list = waiting[key], !list.isEmpty else {
-            outcome.problems.append("an answer for device \(completion.deviceID) PRGI \(completion.prgi) with no group waiting")
-            return
-        }
-        let index = list.firstIndex { ($0.pasid == completion.pasid || completion.pasid == nil) && $0.data == completion.privateData } ?? 0
-        let group = list.remove(at: index)
-        waiting[key] = list.isEmpty ? nil : list
-        waitingCount -= 1
-        let source: String
-        switch completion.source {
-        case .consumer: source = "consumer"
-        case .automatic(let cause): source = cause.rawValue
-        }
-        outcome.groups.append(.init(event: group.event, code: completion.code.description, source: source))
-    }
+    func record(_ completion: DeviceCompletion) { recorder.record(completion) }
 }

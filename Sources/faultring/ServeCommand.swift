@@ -30,6 +30,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
     @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = "fast"
     @Option(help: "Write the fixture run's outcome (JSON) here before stopping.") var outcome: String?
+    @Option(help: "Record the simulated devices' page requests and how each ended as a fixture here.") var capture: String?
 
     func config() throws -> ServiceConfig {
         var config = ServiceConfig()
@@ -54,13 +55,16 @@ struct ServeCommand: ParsableCommand {
         config.fixturePath = fixture
         config.fixturePace = pace
         config.outcomePath = outcome
+        config.capturePath = capture
+        guard capture == nil || fixture == nil else { throw ValidationError("--capture records simulated devices, not a --fixture replay") }
         return config
     }
 
-    func run() throws {
+    func run() throws { try serve(config()) }
+
+    func serve(_ config: ServiceConfig) throws {
         var logger = Logger(label: "faultring.serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let config = try config()
         if printCapabilities {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -70,5 +74,26 @@ struct ServeCommand: ParsableCommand {
         guard (socketPath == nil) != (fd == nil) else { throw ValidationError("give exactly one of --socket-path and --fd") }
         let service = try FaultService(config: config, logger: logger)
         service.run()
+    }
+}
+
+/// `faultring serve` that records what it sees as a fixture.
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Run the service and record its page requests, and how each ended, as a replayable fixture.",
+        discussion: """
+            On SIGTERM or SIGINT the service stops raising groups, waits (up to twice the timeout) for the \
+            outstanding ones to be answered, writes the expected outcome and exits. `faultring replay FILE` then \
+            runs the same events again.
+            """)
+
+    @Option(name: .shortAndLong, help: "The fixture to write.") var output: String
+    @OptionGroup var service: ServeCommand
+
+    func run() throws {
+        var config = try service.config()
+        config.capturePath = output
+        try service.serve(config)
     }
 }

@@ -53,6 +53,25 @@ import Testing
         #expect(output.contains("event 0: field \"prgi\""), "\(output)")
     }
 
+    /// A live run captured once replays to the same outcome.
+    @Test func aCaptureReplays() throws {
+        let socket = socketPath("capture")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-capture-\(getpid()).json").path
+        defer { unlink(output) }
+        unlink(socket)
+        let service = try Child(["capture", "-o", output, "--socket-path", socket, "--devices", "2", "--groups-per-tick", "1",
+                                 "--log-level", "error"])
+        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
+        let (consumed, _) = try Child(["consume", "--socket-path", socket, "--devices", "1", "2", "--groups", "120", "--quiet"]).finish()
+        #expect(consumed == 0)
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
+        let (status, replay) = try Child(["replay", output]).finish()
+        #expect(status == 0, "\(replay)")
+        #expect(replay.contains("PASS"))
+        #expect(replay.contains("groups answered"))
+    }
+
     @Test func traceImportReportsLinesItDoesNotUnderstand() throws {
         let trace = Self.root.appendingPathComponent("Fixtures/traces/vtd-prq.trace").path
         let text = try String(contentsOfFile: trace, encoding: .utf8) + "garbage that is no event\n"
