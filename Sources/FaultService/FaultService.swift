@@ -322,9 +322,16 @@ public final class FaultService {
 
     /// Ends a session: its devices' outstanding groups are answered INVALID
     /// (detach), its queue is marked closed, its devices become free.
+    ///
+    /// Answers the consumer wrote before it left (BYE, close, or death) are
+    /// read first: they were given while it was attached, and the control
+    /// socket and the response ring are separate paths, so the goodbye can
+    /// overtake them.
     func drop(_ session: Session) {
         let fd = session.socket.fd.rawValue
-        guard sessions.removeValue(forKey: fd) != nil else { return }
+        guard sessions[fd] === session else { return }
+        serviceResponses(session)
+        sessions.removeValue(forKey: fd)
         loop.unwatch(fd)
         if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
         if let channel = session.channel { tracker.removeChannel(channel) { complete($0) } }

@@ -59,8 +59,10 @@ import Testing
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-capture-\(getpid()).json").path
         defer { unlink(output) }
         unlink(socket)
+        // The devices raise exactly the 120 groups the consumer answers, so
+        // none is left to a detach when it leaves.
         let service = try Child(["capture", "-o", output, "--socket-path", socket, "--devices", "2", "--groups-per-tick", "1",
-                                 "--log-level", "error"])
+                                 "--groups-per-device", "60", "--log-level", "error"])
         for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
         let (consumed, _) = try Child(["consume", "--socket-path", socket, "--devices", "1", "2", "--groups", "120", "--quiet"]).finish()
         #expect(consumed == 0)
