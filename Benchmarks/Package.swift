@@ -17,6 +17,12 @@ let package = Package(
                 .product(name: "FaultABI", package: "faultring"),
                 .product(name: "Workloads", package: "faultring"),
             ]),
+        .executableTarget(
+            name: "fixture-bench",
+            dependencies: [
+                .product(name: "Workloads", package: "faultring"),
+                .product(name: "FaultABI", package: "faultring"),
+            ]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

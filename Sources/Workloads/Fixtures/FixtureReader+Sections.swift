@@ -91,7 +91,8 @@ extension FixtureReader {
             guard let value = m[key] else { return [:] }
             let kc = c.child(key)
             var out: [String: UInt64] = [:]
-            for (name, count) in try value.members(kc, allowed: allowed) { out[name] = try count.unsigned(kc.child(name)) }
+            let members = try value.members(kc, allowed: allowed)
+            for name in allowed { if let count = members[name] { out[name] = try count.unsigned(kc.child(name)) } }
             return out
         }
         e.auto = try counts("auto", Set(AutoResponseCause.allCases.map(\.rawValue)))

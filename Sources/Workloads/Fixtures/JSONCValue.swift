@@ -6,18 +6,37 @@ import CJSONC
 struct JSONCValue {
     let object: OpaquePointer?
 
-    /// Where a value came from, for error messages.
+    /// Where a value came from, for error messages. The dotted path is
+    /// assembled only when an error is raised: on the happy path a child
+    /// context shares its parent's path and a literal key, no allocation.
     struct Context {
         var file: String
         var event: Int?
-        var path: String
+        var parentPath: String
+        var key: String?
+
+        init(file: String, event: Int?, path: String) {
+            self.file = file
+            self.event = event
+            parentPath = path
+            key = nil
+        }
+
+        var path: String {
+            guard let key else { return parentPath }
+            return parentPath.isEmpty ? key : "\(parentPath).\(key)"
+        }
 
         func error(_ message: String) -> FixtureError {
-            FixtureError(file: file, event: event, field: path.isEmpty ? nil : path, message)
+            let path = self.path
+            return FixtureError(file: file, event: event, field: path.isEmpty ? nil : path, message)
         }
 
         func child(_ key: String) -> Context {
-            Context(file: file, event: event, path: path.isEmpty ? key : "\(path).\(key)")
+            var child = self
+            child.parentPath = path
+            child.key = key
+            return child
         }
     }
 
@@ -25,22 +44,27 @@ struct JSONCValue {
 
     var typeName: String { String(cString: json_type_to_name(type)) }
 
-    /// The members of an object, checking that no key outside `allowed` appears.
-    func members(_ context: Context, allowed: Set<String>) throws(FixtureError) -> [String: JSONCValue] {
+    /// The members of an object, checking that no key outside `allowed`
+    /// appears. Keys are looked up in json-c's own hash table; on the happy
+    /// path no Swift string is made per key (unknown keys are found by
+    /// count, and named only when there is one).
+    func members(_ context: Context, allowed: Set<String>) throws(FixtureError) -> JSONCMembers {
         guard type == json_type_object else { throw context.error("expected an object, found \(typeName)") }
-        var result: [String: JSONCValue] = [:]
-        var it = json_object_iter_begin(object)
-        let end = json_object_iter_end(object)
-        var endCopy = end
-        while json_object_iter_equal(&it, &endCopy) == 0 {
-            let key = String(cString: json_object_iter_peek_name(&it))
-            guard allowed.contains(key) else {
-                throw context.child(key).error("unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        let members = JSONCMembers(object: object)
+        var present = 0
+        for key in allowed where members[key] != nil { present += 1 }
+        if Int(json_object_object_length(object)) != present {
+            var it = json_object_iter_begin(object)
+            var end = json_object_iter_end(object)
+            while json_object_iter_equal(&it, &end) == 0 {
+                let key = String(cString: json_object_iter_peek_name(&it))
+                if !allowed.contains(key) {
+                    throw context.child(key).error("unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+                }
+                json_object_iter_next(&it)
             }
-            result[key] = JSONCValue(object: json_object_iter_peek_value(&it))
-            json_object_iter_next(&it)
         }
-        return result
+        return members
     }
 
     func array(_ context: Context) throws(FixtureError) -> [JSONCValue] {
@@ -93,15 +117,26 @@ struct JSONCValue {
     }
 }
 
+/// An object's members, looked up by key in json-c's hash table.
+struct JSONCMembers {
+    let object: OpaquePointer?
+
+    subscript(key: String) -> JSONCValue? {
+        var value: OpaquePointer?
+        guard json_object_object_get_ex(object, key, &value) != 0 else { return nil }
+        return JSONCValue(object: value)
+    }
+}
+
 /// Reads `key` from `members` if present, converting with `read`.
-func optional<T>(_ members: [String: JSONCValue], _ key: String, _ context: JSONCValue.Context,
+func optional<T>(_ members: JSONCMembers, _ key: String, _ context: JSONCValue.Context,
                  _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T? {
     guard let value = members[key] else { return nil }
     return try read(value, context.child(key))
 }
 
 /// Reads a required `key`.
-func required<T>(_ members: [String: JSONCValue], _ key: String, _ context: JSONCValue.Context,
+func required<T>(_ members: JSONCMembers, _ key: String, _ context: JSONCValue.Context,
                  _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T {
     guard let value = members[key] else { throw context.child(key).error("missing") }
     return try read(value, context.child(key))
