@@ -120,6 +120,13 @@ write("stale-duplicate-unknown", "every 4th answer sent twice (duplicate), every
       events, [(n, "success", "consumer") for n in range(40)],
       rejections={"duplicate": 10, "unknown": 8, "stale": 4}, service={"cookieTable": 8, "pace": "recorded"})
 
+# 9b. Foreign answers: device 2 is attached on a second connection; every 3rd of its groups is
+# first answered on the first connection, where it is foreign.
+events = [page(n * 2000, 1 + n % 2, prgi=n % 64, pasid=1 + n % 2, addr=0x1000 * (n + 1)) for n in range(24)]
+write("foreign-answers", "device 2 sits on a second connection; every 3rd of its groups is first answered on the first connection (foreign_device), then correctly on its own",
+      [dev(1, [1]), dev(2, [2])], {"abi": 2, "policy": "success", "foreignEvery": 3}, events,
+      [(n, "success", "consumer") for n in range(24)], rejections={"foreign_device": 4}, service={"pace": "recorded"})
+
 # 10. A consumer killed mid-stream: answers 5 groups, dies on the 6th.
 events = [page(n * 50000, 1, prgi=n, pasid=1, addr=0x1000 * (n + 1)) for n in range(10)]
 groups = [(n, "success", "consumer") for n in range(5)] + [(5, "invalid", "detach")] + \

@@ -252,6 +252,10 @@ public final class FaultConsumer: @unchecked Sendable {
 
     // MARK: Responses
 
+    /// Responses written and not yet read by the producer (acquire-load of
+    /// `resp_cons`).
+    public var responsesUnread: Int { Int(respProd &- respConsIndex.loadAcquire()) }
+
     /// Writes one response. Returns false if the response ring is full.
     public func respond(_ response: PageResponse) -> Bool {
         respond(batch: CollectionOfOne(response)) == 1

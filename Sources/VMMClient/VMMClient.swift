@@ -142,6 +142,9 @@ public final class VMMClient {
         try? socket.fd.close()
     }
 
+    /// Responses in the ring the service has not read yet.
+    public var responsesUnread: Int { consumer?.responsesUnread ?? 0 }
+
     /// Whether the service marked the queue closed (it stopped or restarted).
     public var serviceGone: Bool { consumer?.isClosed ?? true }
 

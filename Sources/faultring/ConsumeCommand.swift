@@ -61,11 +61,18 @@ struct ConsumeCommand: ParsableCommand {
             abi = behaviour.abi
         }
         guard let version = ABIVersion(rawValue: abi) else { throw ValidationError("--abi must be 1 or 2") }
+        // Foreign answers need a second connection: it takes the last device.
+        var second: VMMClient?
+        if behaviour.foreignEvery > 0 && devices.count >= 2 {
+            second = try VMMClient(socketPath: socketPath, devices: [devices.removeLast()], abi: version,
+                                   client: "faultring consume (second connection)")
+        }
         var client = try VMMClient(socketPath: socketPath, devices: devices, abi: version, client: "faultring consume")
         if behaviour.startDelayMicroseconds > 0 { usleep(UInt32(behaviour.startDelayMicroseconds)) }
         var encoder = GuestEncoder(format: guest)
         var pending = GuestPendingGroups()
         var delayed: [(due: Date, response: PageResponse)] = []
+        var secondGroups: UInt64 = 0
         var rng = SplitMix64(seed: UInt64(getpid()))
         var summary = Summary()
         let start = Date()
@@ -128,7 +135,26 @@ struct ConsumeCommand: ParsableCommand {
                 client.queueResponse(first.response)
             }
             client.flush()
-            guard client.wait(timeoutMilliseconds: 50) else { continue }
+            if let second {
+                // The second connection's groups: every N-th is first answered on the
+                // first connection (a foreign answer), and only once the service has
+                // read it does the right answer go out on the second.
+                try second.consume(max: 256) { record in
+                    guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
+                    summary.groups += 1
+                    secondGroups += 1
+                    let response = PageResponse(code: .success, cookie: request.cookie,
+                                                pasid: request.needsPASID ? request.pasid : nil, prgi: request.prgi)
+                    summary.answered[response.code.description, default: 0] += 1
+                    if secondGroups % UInt64(behaviour.foreignEvery) == 0 {
+                        client.queueResponse(response)
+                        client.flush()
+                        for _ in 0..<10_000 where client.responsesUnread > 0 { usleep(100) }
+                    }
+                    return response
+                }
+            }
+            guard client.wait(timeoutMilliseconds: second == nil ? 50 : 1) else { continue }
             try client.consume(max: 256) { record in
                 summary.records += 1
                 let endpoint: UInt32
@@ -192,6 +218,7 @@ struct ConsumeCommand: ParsableCommand {
             }
         }
         summary.seconds = Date().timeIntervalSince(start)
+        second?.close()
         client.close()
         if !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
         if json {

@@ -18,7 +18,7 @@ import Testing
         let names = Set(Self.fixtures.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent })
         for required in ["steady-vsva", "multi-page-groups", "partial-groups-never-closed", "prgi-reuse",
                          "needs-pasid-mismatch", "private-data-echo", "stop-markers", "overflow-storm",
-                         "stale-duplicate-unknown", "consumer-killed", "timeouts", "smmuv3-stall", "vtd-trace"] {
+                         "stale-duplicate-unknown", "foreign-answers", "consumer-killed", "timeouts", "smmuv3-stall", "vtd-trace"] {
             #expect(names.contains(required), "\(required).json missing")
         }
     }

@@ -68,6 +68,9 @@ public struct Fixture: Sendable, Hashable {
         /// Re-send, every N groups, a cookie answered more than a cookie
         /// table ago (stale). 0: never.
         public var staleEvery = 0
+        /// Attach the last device on a second connection, and answer every
+        /// N-th of its groups on the first connection first (foreign). 0: never.
+        public var foreignEvery = 0
         public init() {}
     }
 

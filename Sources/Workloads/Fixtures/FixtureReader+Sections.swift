@@ -42,7 +42,7 @@ extension FixtureReader {
 
     static func consumer(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Fixture.Consumer {
         let m = try v.members(c, allowed: ["abi", "policy", "delayMicroseconds", "startDelayMicroseconds", "crashAfterGroups",
-                                           "duplicateEvery", "unknownEvery", "mismatchEvery", "staleEvery"])
+                                           "duplicateEvery", "unknownEvery", "mismatchEvery", "staleEvery", "foreignEvery"])
         var consumer = Fixture.Consumer()
         if let abi = try optional(m, "abi", c, { (v, c) throws(FixtureError) in try v.u32(c) }) {
             guard abi == 1 || abi == 2 else { throw c.child("abi").error("\(abi) is not 1 or 2") }
@@ -60,7 +60,8 @@ extension FixtureReader {
         } ?? 0
         consumer.crashAfterGroups = try optional(m, "crashAfterGroups", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
         for (key, path) in [("duplicateEvery", \Fixture.Consumer.duplicateEvery), ("unknownEvery", \.unknownEvery),
-                            ("mismatchEvery", \.mismatchEvery), ("staleEvery", \.staleEvery)] {
+                            ("mismatchEvery", \.mismatchEvery), ("staleEvery", \.staleEvery),
+                            ("foreignEvery", \.foreignEvery)] {
             if let n = try optional(m, key, c, { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1 << 30) }) {
                 consumer[keyPath: path] = Int(n)
             }

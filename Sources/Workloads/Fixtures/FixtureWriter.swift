@@ -52,7 +52,8 @@ public final class FixtureWriter {
         json_object_object_add(consumer, "delayMicroseconds", json_object_new_int64(Int64(c.delayMicroseconds)))
         json_object_object_add(consumer, "startDelayMicroseconds", json_object_new_int64(Int64(c.startDelayMicroseconds)))
         if let crash = c.crashAfterGroups { json_object_object_add(consumer, "crashAfterGroups", json_object_new_int64(Int64(crash))) }
-        for (key, n) in [("duplicateEvery", c.duplicateEvery), ("unknownEvery", c.unknownEvery), ("mismatchEvery", c.mismatchEvery), ("staleEvery", c.staleEvery)]
+        for (key, n) in [("duplicateEvery", c.duplicateEvery), ("unknownEvery", c.unknownEvery), ("mismatchEvery", c.mismatchEvery), ("staleEvery", c.staleEvery),
+                          ("foreignEvery", c.foreignEvery)]
         where n > 0 {
             json_object_object_add(consumer, key, json_object_new_int64(Int64(n)))
         }
