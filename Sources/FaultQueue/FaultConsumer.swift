@@ -18,6 +18,8 @@ public final class FaultConsumer: @unchecked Sendable {
     let consumerRegion: MappedRegion
     @usableFromInline let ring: UnsafeRawPointer
     let responseRing: UnsafeMutableRawPointer
+    /// The queue's shared indices and flags.
+    @usableFromInline let words: QueueWords
     @usableFromInline let mask: UInt32
     @usableFromInline let capacity: UInt32
     let responseMask: UInt32
@@ -25,17 +27,6 @@ public final class FaultConsumer: @unchecked Sendable {
     let consumerDoorbell: Doorbell
     let producerDoorbell: Doorbell
 
-    // Producer-owned words (read-only mapping).
-    @usableFromInline let prodIndex: SharedWord
-    let respConsIndex: SharedWord
-    let producerSleeping: SharedWord
-    @usableFromInline let abiWord: SharedWord
-    let stateWord: SharedWord
-    // Our words.
-    @usableFromInline let consIndex: SharedWord
-    let respProdIndex: SharedWord
-    let consumerSleeping: SharedWord
-    let requestedABIWord: SharedWord
 
     /// The consumer's private cursors, in memory it allocates: stored `var`s
     /// of a class cost a runtime exclusivity check per access.
@@ -102,19 +93,11 @@ public final class FaultConsumer: @unchecked Sendable {
         responseMask = responseCapacity - 1
         consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
         producerDoorbell = Doorbell(fd: files.producerDoorbell)
-        prodIndex = SharedWord(p + ProducerOffsets.faultProd)
-        respConsIndex = SharedWord(p + ProducerOffsets.respCons)
-        producerSleeping = SharedWord(p + ProducerOffsets.producerSleeping)
-        abiWord = SharedWord(p + ProducerOffsets.abi)
-        stateWord = SharedWord(p + ProducerOffsets.state)
-        consIndex = SharedWord(c + ConsumerOffsets.faultCons)
-        respProdIndex = SharedWord(c + ConsumerOffsets.respProd)
-        consumerSleeping = SharedWord(c + ConsumerOffsets.consumerSleeping)
-        requestedABIWord = SharedWord(c + ConsumerOffsets.requestedABI)
+        words = QueueWords(producer: p, consumer: c)
         // Resume from what the region says: a consumer may re-attach.
-        cons = consIndex.loadRelaxed()
-        respProd = respProdIndex.loadRelaxed()
-        respConsCache = respConsIndex.loadAcquire()
+        cons = words.consIndex.loadRelaxed()
+        respProd = words.respProdIndex.loadRelaxed()
+        respConsCache = words.respConsIndex.loadAcquire()
     }
 
     /// Attaches to a queue created at a filesystem path.
@@ -132,12 +115,12 @@ public final class FaultConsumer: @unchecked Sendable {
     @inlinable
     public var abi: ABIVersion? {
         if let abiCache { return abiCache }
-        abiCache = ABIVersion(rawValue: abiWord.loadAcquire())
+        abiCache = ABIVersion(rawValue: words.abi.loadAcquire())
         return abiCache
     }
 
     /// The producer's state (`FAULTRING_STATE_*`).
-    public var isClosed: Bool { stateWord.loadAcquire() == FAULTRING_STATE_CLOSED }
+    public var isClosed: Bool { words.state.loadAcquire() == FAULTRING_STATE_CLOSED }
 
     /// Header, indices and counters as they are now.
     public var status: QueueStatus {
@@ -151,12 +134,12 @@ public final class FaultConsumer: @unchecked Sendable {
         guard abi <= geometry.maxABI else {
             throw FaultQueueError(.badGeometry, "ABI \(abi) requested, producer offers up to \(geometry.maxABI)")
         }
-        let previous = requestedABIWord.loadRelaxed()
+        let previous = words.requestedABI.loadRelaxed()
         guard previous == 0 || previous == abi.rawValue else {
             throw FaultQueueError(.alreadyRequested, "requested_abi is already \(previous)")
         }
         consumerRegion.base.storeBytes(of: features, toByteOffset: ConsumerOffsets.requestedFeatures, as: UInt64.self)
-        requestedABIWord.storeSeqCst(abi.rawValue)  // releases the features too
+        words.requestedABI.storeSeqCst(abi.rawValue)  // releases the features too
         wakeProducerIfSleeping()
     }
 
@@ -177,7 +160,7 @@ public final class FaultConsumer: @unchecked Sendable {
             }
             // The producer rings us after it stores `abi`; short sleeps bound
             // the wait even if the producer never looks.
-            sleepUntilRung(timeoutMilliseconds: 10) { self.abiWord.loadSeqCst() != 0 }
+            sleepUntilRung(timeoutMilliseconds: 10) { self.words.abi.loadSeqCst() != 0 }
             waited += 10
         }
     }
@@ -189,7 +172,7 @@ public final class FaultConsumer: @unchecked Sendable {
     ///   ahead of ours (a producer bug or a foreign writer).
     @inlinable
     public func available() throws(FaultQueueError) -> Int {
-        let prod = prodIndex.loadAcquire()  // pairs with the producer's release after writing records
+        let prod = words.prodIndex.loadAcquire()  // pairs with the producer's release after writing records
         let ready = prod &- cons
         guard ready <= capacity else {
             throw FaultQueueError(.corruptIndex, "fault_prod \(prod) is \(ready) ahead of fault_cons \(cons)")
@@ -211,7 +194,7 @@ public final class FaultConsumer: @unchecked Sendable {
     @inlinable
     public func release(_ count: Int) {
         cons &+= UInt32(truncatingIfNeeded: count)
-        consIndex.storeRelease(cons)
+        words.consIndex.storeRelease(cons)
     }
 
     /// Waits for records: spins `spins` times, then sleeps on the doorbell
@@ -225,36 +208,36 @@ public final class FaultConsumer: @unchecked Sendable {
     /// - Returns: whether records are available.
     public func waitForRecords(spins: Int = 1000, timeoutMilliseconds: Int32) -> Bool {
         for _ in 0..<spins {
-            if prodIndex.loadAcquire() != cons { return true }
+            if words.prodIndex.loadAcquire() != cons { return true }
         }
         let deadline = timeoutMilliseconds < 0
             ? UInt64.max : faultring_shim_monotonic_ns() &+ UInt64(timeoutMilliseconds) * 1_000_000
-        while prodIndex.loadAcquire() == cons && !isClosed {
+        while words.prodIndex.loadAcquire() == cons && !isClosed {
             let now = faultring_shim_monotonic_ns()
             guard now < deadline else { break }
             let left = deadline == .max ? Int32(-1) : Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
             sleepUntilRung(timeoutMilliseconds: left) {
-                self.prodIndex.loadSeqCst() != self.cons || self.isClosed
+                self.words.prodIndex.loadSeqCst() != self.cons || self.isClosed
             }
         }
-        return prodIndex.loadAcquire() != cons
+        return words.prodIndex.loadAcquire() != cons
     }
 
     /// Store our flag seq_cst, re-check (with seq_cst loads), block only if
     /// still nothing to do. The producer's half is `FaultProducer.commit`.
     func sleepUntilRung(timeoutMilliseconds: Int32, ready: () -> Bool) {
-        consumerSleeping.storeSeqCst(1)
+        words.consumerSleeping.storeSeqCst(1)
         if !ready() {
             consumerDoorbell.wait(timeoutMilliseconds: timeoutMilliseconds)
         }
-        consumerSleeping.storeRelaxed(0)
+        words.consumerSleeping.storeRelaxed(0)
     }
 
     // MARK: Responses
 
     /// Responses written and not yet read by the producer (acquire-load of
     /// `resp_cons`).
-    public var responsesUnread: Int { Int(respProd &- respConsIndex.loadAcquire()) }
+    public var responsesUnread: Int { Int(respProd &- words.respConsIndex.loadAcquire()) }
 
     /// Writes one response. Returns false if the response ring is full.
     public func respond(_ response: PageResponse) -> Bool {
@@ -269,7 +252,7 @@ public final class FaultConsumer: @unchecked Sendable {
         var written = 0
         for response in responses {
             if respProd &- respConsCache >= responseCapacity {
-                respConsCache = respConsIndex.loadAcquire()  // the producer copied those slots out
+                respConsCache = words.respConsIndex.loadAcquire()  // the producer copied those slots out
                 if respProd &- respConsCache >= responseCapacity { break }
             }
             let slot = responseRing + Int(respProd & responseMask) * ABILayout.responseSlotSize
@@ -278,7 +261,7 @@ public final class FaultConsumer: @unchecked Sendable {
             written += 1
         }
         if written > 0 {
-            respProdIndex.storeSeqCst(respProd)  // seq_cst: releases the slots and orders the flag load below
+            words.respProdIndex.storeSeqCst(respProd)  // seq_cst: releases the slots and orders the flag load below
             wakeProducerIfSleeping()
         }
         return written
@@ -287,7 +270,7 @@ public final class FaultConsumer: @unchecked Sendable {
     /// After a seq_cst store of ours, a seq_cst load of the producer's flag:
     /// ring if it said it sleeps (the mirror of `FaultProducer.commit`).
     func wakeProducerIfSleeping() {
-        if producerSleeping.loadSeqCst() != 0 { producerDoorbell.ring() }
+        if words.producerSleeping.loadSeqCst() != 0 { producerDoorbell.ring() }
     }
 
     /// Writes raw bytes into the consumer header or a response slot, bypassing

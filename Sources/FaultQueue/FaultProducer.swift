@@ -32,18 +32,9 @@ public final class FaultProducer: @unchecked Sendable {
     @usableFromInline let consumerDoorbell: Doorbell
     let producerDoorbell: Doorbell
 
-    // Words we own (producer region).
-    @usableFromInline let prodIndex: SharedWord
-    let respConsIndex: SharedWord
-    let producerSleeping: SharedWord
-    let abiWord: SharedWord
-    let stateWord: SharedWord
-    // Words the consumer owns (consumer region): hostile input.
-    @usableFromInline let consIndex: SharedWord
-    let respProdIndex: SharedWord
-    @usableFromInline let consumerSleeping: SharedWord
-    let requestedABIWord: SharedWord
 
+    /// The queue's shared indices and flags.
+    @usableFromInline let words: QueueWords
     @usableFromInline let mask: UInt32
     @usableFromInline let capacity: UInt32
     let responseMask: UInt32
@@ -216,15 +207,7 @@ public final class FaultProducer: @unchecked Sendable {
         counters = SharedCounters(base: p + ProducerOffsets.counters)
         consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
         producerDoorbell = Doorbell(fd: files.producerDoorbell)
-        prodIndex = SharedWord(p + ProducerOffsets.faultProd)
-        respConsIndex = SharedWord(p + ProducerOffsets.respCons)
-        producerSleeping = SharedWord(p + ProducerOffsets.producerSleeping)
-        abiWord = SharedWord(p + ProducerOffsets.abi)
-        stateWord = SharedWord(p + ProducerOffsets.state)
-        consIndex = SharedWord(c + ConsumerOffsets.faultCons)
-        respProdIndex = SharedWord(c + ConsumerOffsets.respProd)
-        consumerSleeping = SharedWord(c + ConsumerOffsets.consumerSleeping)
-        requestedABIWord = SharedWord(c + ConsumerOffsets.requestedABI)
+        words = QueueWords(producer: p, consumer: c)
         capacity = UInt32(geometry.entryCount)
         mask = capacity - 1
         responseMask = UInt32(geometry.responseCount) - 1
@@ -244,7 +227,7 @@ public final class FaultProducer: @unchecked Sendable {
         header.pointee.features_offered = FAULTRING_FEATURES_KNOWN
         header.pointee.producer_region_size = UInt64(geometry.producerRegionSize)
         header.pointee.consumer_region_size = UInt64(geometry.consumerRegionSize)
-        stateWord.storeRelease(FAULTRING_STATE_STARTING)
+        words.state.storeRelease(FAULTRING_STATE_STARTING)
     }
 
     deinit {
@@ -285,7 +268,7 @@ public final class FaultProducer: @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         closed = true
-        stateWord.storeRelease(FAULTRING_STATE_CLOSED)
+        words.state.storeRelease(FAULTRING_STATE_CLOSED)
         consumerDoorbell.ring()
         files.close()
         if let directory {
@@ -327,7 +310,7 @@ extension FaultProducer {
     /// (mod 2^32). Anything else is ignored and counted once per value.
     @usableFromInline
     func refreshConsumerIndex() {
-        let observed = consIndex.loadAcquire()  // pairs with the consumer's release after reading
+        let observed = words.consIndex.loadAcquire()  // pairs with the consumer's release after reading
         if observed == consCache { return }
         if observed &- consCache <= prod &- consCache {
             consCache = observed
@@ -364,10 +347,10 @@ extension FaultProducer {
     @usableFromInline
     func commit() {
         guard prod != committedProd else { return }
-        prodIndex.storeSeqCst(prod)
+        words.prodIndex.storeSeqCst(prod)
         counters.add(QueueCounters.Offset.recordsPublished, UInt64(prod &- committedProd))
         committedProd = prod
-        if consumerSleeping.loadSeqCst() != 0 {
+        if words.consumerSleeping.loadSeqCst() != 0 {
             consumerDoorbell.ring()
             counters.add(QueueCounters.Offset.doorbellsRung)
         }
@@ -541,7 +524,7 @@ extension FaultProducer {
     /// visible. We write `features_in_force`, then release-store `abi`, then
     /// `state`, so a consumer that acquire-loads `abi` sees the features.
     func negotiate() {
-        let requested = requestedABIWord.loadAcquire()
+        let requested = words.requestedABI.loadAcquire()
         if let abi {
             if requested != abi.rawValue && requested != lastRequestSeen {
                 lastRequestSeen = requested
@@ -560,9 +543,9 @@ extension FaultProducer {
         if features & ~offered != 0 { counters.add(QueueCounters.Offset.badFeatureRequests) }
         header.pointee.features_in_force = features & offered
         abi = version
-        abiWord.storeRelease(version.rawValue)
-        stateWord.storeSeqCst(FAULTRING_STATE_RUNNING)
-        if consumerSleeping.loadSeqCst() != 0 { consumerDoorbell.ring() }
+        words.abi.storeRelease(version.rawValue)
+        words.state.storeSeqCst(FAULTRING_STATE_RUNNING)
+        if words.consumerSleeping.loadSeqCst() != 0 { consumerDoorbell.ring() }
     }
 }
 
@@ -579,7 +562,7 @@ extension FaultProducer {
     @discardableResult
     public func readResponses(limit: Int = .max, _ body: (Result<PageResponse, ResponseRejection>) -> Void) -> Int {
         guard let abi else { return 0 }
-        let observed = respProdIndex.loadAcquire()  // pairs with the consumer's release after writing slots
+        let observed = words.respProdIndex.loadAcquire()  // pairs with the consumer's release after writing slots
         let pending = observed &- respCons
         guard pending <= UInt32(geometry.responseCount) else {
             if observed != lastBadRespProd {
@@ -600,15 +583,15 @@ extension FaultProducer {
             body(result)
         }
         respCons &+= UInt32(count)
-        respConsIndex.storeRelease(respCons)  // the slots are copied out; the consumer may reuse them
+        words.respConsIndex.storeRelease(respCons)  // the slots are copied out; the consumer may reuse them
         return count
     }
 
     /// Whether the consumer has given us something to do: responses, or an
     /// ABI request not yet looked at.
     public var consumerHasWork: Bool {
-        if respProdIndex.loadSeqCst() != respCons { return true }
-        let requested = requestedABIWord.loadSeqCst()
+        if words.respProdIndex.loadSeqCst() != respCons { return true }
+        let requested = words.requestedABI.loadSeqCst()
         return abi == nil && requested != 0 && requested != lastRequestSeen
     }
 
@@ -629,13 +612,13 @@ extension FaultProducer {
     /// re-checks with seq_cst loads. Returns false if the consumer already
     /// has work (do not block); either way call `finishSleeping` after.
     public func prepareToSleep() -> Bool {
-        producerSleeping.storeSeqCst(1)
+        words.producerSleeping.storeSeqCst(1)
         return !consumerHasWork
     }
 
     /// The second half: clears `producer_sleeping` and drains the doorbell.
     public func finishSleeping() {
-        producerSleeping.storeRelaxed(0)
+        words.producerSleeping.storeRelaxed(0)
         producerDoorbell.drain()
     }
 

@@ -45,3 +45,33 @@ struct SharedCounters: @unchecked Sendable {
             .load(ordering: .relaxed)
     }
 }
+
+/// The nine shared words of a queue pair, located once from the two
+/// regions' bases (offsets from the C structs). Producer and consumer both
+/// hold one; which side may store to which word is in `faultring_abi.h`.
+@usableFromInline
+struct QueueWords: @unchecked Sendable {
+    // Producer region.
+    @usableFromInline let prodIndex: SharedWord
+    @usableFromInline let respConsIndex: SharedWord
+    @usableFromInline let producerSleeping: SharedWord
+    @usableFromInline let abi: SharedWord
+    @usableFromInline let state: SharedWord
+    // Consumer region.
+    @usableFromInline let consIndex: SharedWord
+    @usableFromInline let respProdIndex: SharedWord
+    @usableFromInline let consumerSleeping: SharedWord
+    @usableFromInline let requestedABI: SharedWord
+
+    init(producer p: UnsafeMutableRawPointer, consumer c: UnsafeMutableRawPointer) {
+        prodIndex = SharedWord(p + ProducerOffsets.faultProd)
+        respConsIndex = SharedWord(p + ProducerOffsets.respCons)
+        producerSleeping = SharedWord(p + ProducerOffsets.producerSleeping)
+        abi = SharedWord(p + ProducerOffsets.abi)
+        state = SharedWord(p + ProducerOffsets.state)
+        consIndex = SharedWord(c + ConsumerOffsets.faultCons)
+        respProdIndex = SharedWord(c + ConsumerOffsets.respProd)
+        consumerSleeping = SharedWord(c + ConsumerOffsets.consumerSleeping)
+        requestedABI = SharedWord(c + ConsumerOffsets.requestedABI)
+    }
+}

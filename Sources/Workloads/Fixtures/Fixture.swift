@@ -90,7 +90,8 @@ public struct Fixture: Sendable, Hashable {
         public init() {}
     }
 
-    public struct ExpectedGroup: Sendable, Hashable {
+    /// One group's answer: the event that closed it, the code, who answered.
+    public struct ExpectedGroup: Codable, Sendable, Hashable {
         public var event: Int
         public var code: String
         public var source: String

@@ -2,16 +2,8 @@
 /// its LAST_PAGE event) the code the device got and who answered; counts of
 /// automatic answers and rejections; ring losses and delivered faults.
 public struct FixtureOutcome: Codable, Sendable, Hashable {
-    public struct Group: Codable, Sendable, Hashable {
-        public var event: Int
-        public var code: String
-        public var source: String
-        public init(event: Int, code: String, source: String) {
-            self.event = event
-            self.code = code
-            self.source = source
-        }
-    }
+    /// A group's answer, as in an expectation.
+    public typealias Group = Fixture.ExpectedGroup
 
     public var groups: [Group] = []
     public var auto: [String: UInt64] = [:]

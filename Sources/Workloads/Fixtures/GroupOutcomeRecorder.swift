@@ -46,7 +46,7 @@ public final class GroupOutcomeRecorder {
     /// The outcome as an expectation (what a capture writes).
     public var expectation: Fixture.Expectation {
         var e = Fixture.Expectation()
-        e.groups = outcome.groups.sorted { $0.event < $1.event }.map { .init(event: $0.event, code: $0.code, source: $0.source) }
+        e.groups = outcome.groups.sorted { $0.event < $1.event }
         e.auto = outcome.auto
         e.rejections = outcome.rejections
         e.lostRecords = outcome.lostRecords
