@@ -3,7 +3,7 @@
 # loop), json-c (fixtures), the kernel uapi headers (ABI compatibility test)
 # and a C compiler. Swift itself is expected at /opt/swift or on PATH.
 set -euo pipefail
-packages=(liburing-dev libjson-c-dev linux-libc-dev gcc pkg-config)
+mapfile -t packages < "$(dirname "${BASH_SOURCE[0]}")/packages.txt"
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
