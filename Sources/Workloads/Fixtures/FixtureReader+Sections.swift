@@ -1,5 +1,7 @@
 import CFaultRingABI
 import FaultABI
+import CJSONC
+import Glibc
 import PageRequests
 
 extension FixtureReader {
@@ -59,7 +61,7 @@ extension FixtureReader {
             try v.unsigned(c, max: 60_000_000)
         } ?? 0
         consumer.crashAfterGroups = try optional(m, "crashAfterGroups", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
-        for (key, path) in [("duplicateEvery", \Fixture.Consumer.duplicateEvery), ("unknownEvery", \.unknownEvery),
+        for (key, path) in [("duplicateEvery" as StaticString, \Fixture.Consumer.duplicateEvery), ("unknownEvery", \.unknownEvery),
                             ("mismatchEvery", \.mismatchEvery), ("staleEvery", \.staleEvery),
                             ("foreignEvery", \.foreignEvery)] {
             if let n = try optional(m, key, c, { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1 << 30) }) {
@@ -88,12 +90,11 @@ extension FixtureReader {
                     code: code, source: source)
             }
         } ?? []
-        func counts(_ key: String, _ allowed: Set<String>) throws(FixtureError) -> [String: UInt64] {
+        func counts(_ key: StaticString, _ allowed: Set<String>) throws(FixtureError) -> [String: UInt64] {
             guard let value = m[key] else { return [:] }
             let kc = c.child(key)
             var out: [String: UInt64] = [:]
-            let members = try value.members(kc, allowed: allowed)
-            for name in allowed { if let count = members[name] { out[name] = try count.unsigned(kc.child(name)) } }
+            for (name, count) in try value.dynamicMembers(kc, allowed: allowed) { out[name] = try count.unsigned(kc.child(name)) }
             return out
         }
         e.auto = try counts("auto", Set(AutoResponseCause.allCases.map(\.rawValue)))
@@ -103,72 +104,145 @@ extension FixtureReader {
         return e
     }
 
-    static let eventKeys: Set<String> = ["t", "type", "device", "pasid", "prgi", "perm", "addr", "last", "private",
-                                         "reason", "fetchAddr", "hex"]
+    /// An event's members, found in one pass over the object (no hash
+    /// lookups, no strings made): the hot path of reading a large capture.
+    struct EventSlots {
+        var t, type, device, pasid, prgi, perm, addr, last, privateData, reason, fetchAddr, hex: JSONCValue?
+
+        init(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) {
+            guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
+            var it = json_object_iter_begin(v.object)
+            var end = json_object_iter_end(v.object)
+            while json_object_iter_equal(&it, &end) == 0 {
+                let name = json_object_iter_peek_name(&it)!
+                let value = JSONCValue(object: json_object_iter_peek_value(&it))
+                func named(_ literal: StaticString) -> Bool {
+                    strcmp(name, UnsafeRawPointer(literal.utf8Start).assumingMemoryBound(to: CChar.self)) == 0
+                }
+                switch UInt8(bitPattern: name[0]) {
+                case UInt8(ascii: "t") where named("t"): t = value
+                case UInt8(ascii: "t") where named("type"): type = value
+                case UInt8(ascii: "d") where named("device"): device = value
+                case UInt8(ascii: "p") where named("pasid"): pasid = value
+                case UInt8(ascii: "p") where named("prgi"): prgi = value
+                case UInt8(ascii: "p") where named("perm"): perm = value
+                case UInt8(ascii: "p") where named("private"): privateData = value
+                case UInt8(ascii: "a") where named("addr"): addr = value
+                case UInt8(ascii: "l") where named("last"): last = value
+                case UInt8(ascii: "r") where named("reason"): reason = value
+                case UInt8(ascii: "f") where named("fetchAddr"): fetchAddr = value
+                case UInt8(ascii: "h") where named("hex"): hex = value
+                default:
+                    throw c.child(String(cString: name)).error(
+                        "unknown key (allowed: addr, device, fetchAddr, hex, last, pasid, perm, prgi, private, reason, t, type)")
+                }
+                json_object_iter_next(&it)
+            }
+        }
+    }
+
+    static func need<T>(_ value: JSONCValue?, _ key: StaticString, _ c: JSONCValue.Context,
+                        _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T {
+        guard let value else { throw c.child(key).error("missing") }
+        return try read(value, c.child(key))
+    }
+
+    static func maybe<T>(_ value: JSONCValue?, _ key: StaticString, _ c: JSONCValue.Context,
+                         _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T? {
+        guard let value else { return nil }
+        return try read(value, c.child(key))
+    }
+
+    static func forbid(_ value: JSONCValue?, _ key: StaticString, in type: StaticString, _ c: JSONCValue.Context)
+        throws(FixtureError)
+    {
+        if value != nil { throw c.child(key).error("not allowed in a \"\(type)\" event") }
+    }
 
     /// One event, validated against the fixture's devices.
     static func event(_ v: JSONCValue, _ c: JSONCValue.Context, _ devices: [UInt32: Fixture.Device])
         throws(FixtureError) -> FixtureEvent
     {
-        let m = try v.members(c, allowed: eventKeys)
-        let t = try required(m, "t", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
-        let type = try required(m, "type", c) { (v, c) throws(FixtureError) in try v.string(c) }
-        let deviceID = try required(m, "device", c) { (v, c) throws(FixtureError) in try v.u32(c) }
-        guard let device = devices[deviceID] else { throw c.child("device").error("device \(deviceID) is not in \"devices\"") }
-        let pasid = try optional(m, "pasid", c) { (v, c) throws(FixtureError) in try v.u32(c, max: UInt64(FAULTRING_PASID_MAX)) }
-        let perm = try optional(m, "perm", c) { (v, c) throws(FixtureError) in try permissions(v, c) } ?? []
-        let addr = try optional(m, "addr", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
-        func forbid(_ keys: [String]) throws(FixtureError) {
-            for key in keys where m[key] != nil { throw c.child(key).error("not allowed in a \"\(type)\" event") }
+        let m = try EventSlots(v, c)
+        let t = try need(m.t, "t", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
+        guard let type = m.type else { throw c.child("type" as StaticString).error("missing") }
+        let deviceID = try need(m.device, "device", c) { (v, c) throws(FixtureError) in try v.u32(c) }
+        guard let device = devices[deviceID] else {
+            throw c.child("device" as StaticString).error("device \(deviceID) is not in \"devices\"")
         }
-        switch type {
-        case "page", "stop":
-            try forbid(["reason", "fetchAddr", "hex"])
-            let prgi = type == "stop" ? 0 : try required(m, "prgi", c) { (v, c) throws(FixtureError) in
+        let pasid = try maybe(m.pasid, "pasid", c) { (v, c) throws(FixtureError) in try v.u32(c, max: UInt64(FAULTRING_PASID_MAX)) }
+        let perm = try maybe(m.perm, "perm", c) { (v, c) throws(FixtureError) in try permissions(v, c) } ?? []
+        let addr = try maybe(m.addr, "addr", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
+        if type.isString("page") || type.isString("stop") {
+            let stop = type.isString("stop")
+            let name: StaticString = stop ? "stop" : "page"
+            try forbid(m.reason, "reason", in: name, c)
+            try forbid(m.fetchAddr, "fetchAddr", in: name, c)
+            try forbid(m.hex, "hex", in: name, c)
+            let prgi = stop ? 0 : try need(m.prgi, "prgi", c) { (v, c) throws(FixtureError) in
                 try v.u32(c, max: UInt64(FAULTRING_PRGI_MAX))
             }
-            if type == "stop" {
-                guard pasid != nil else { throw c.child("pasid").error("a stop marker carries a PASID") }
-                try forbid(["prgi", "perm", "addr", "last", "private"])
+            if stop {
+                guard pasid != nil else { throw c.child("pasid" as StaticString).error("a stop marker carries a PASID") }
+                try forbid(m.prgi, "prgi", in: name, c)
+                try forbid(m.perm, "perm", in: name, c)
+                try forbid(m.addr, "addr", in: name, c)
+                try forbid(m.last, "last", in: name, c)
+                try forbid(m.privateData, "private", in: name, c)
             }
-            let last = type == "stop" ? true : try optional(m, "last", c) { (v, c) throws(FixtureError) in try v.bool(c) } ?? true
-            let data = try optional(m, "private", c) { (v, c) throws(FixtureError) -> PrivateData in
+            let last = stop ? true : try maybe(m.last, "last", c) { (v, c) throws(FixtureError) in try v.bool(c) } ?? true
+            let data = try maybe(m.privateData, "private", c) { (v, c) throws(FixtureError) -> PrivateData in
                 let words = try v.array(c)
                 guard words.count == 2 else { throw c.error("private data is two 64-bit words, found \(words.count)") }
                 return PrivateData(low: try words[0].unsigned(c.child("[0]")), high: try words[1].unsigned(c.child("[1]")))
             }
-            guard type == "stop" || !perm.isEmpty else { throw c.child("perm").error("a page request asks for r, w or both") }
+            guard stop || !perm.isEmpty else {
+                throw c.child("perm" as StaticString).error("a page request asks for r, w or both")
+            }
             return FixtureEvent(t: t, kind: .pageRequest(PageRequest(
                 deviceID: deviceID, pasid: pasid, prgi: prgi, permissions: perm, address: addr ?? 0, isLastPage: last,
                 needsPASID: device.needsPASID && pasid != nil, privateData: data, timestampNS: t * 1000)))
-        case "fault":
-            try forbid(["prgi", "last", "private", "hex"])
-            let reason = try required(m, "reason", c) { (v, c) throws(FixtureError) in try v.u32(c, max: UInt64(FAULTRING_REASON_OOR_ADDRESS)) }
-            let fetch = try optional(m, "fetchAddr", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
+        }
+        if type.isString("fault") {
+            try forbid(m.prgi, "prgi", in: "fault", c)
+            try forbid(m.last, "last", in: "fault", c)
+            try forbid(m.privateData, "private", in: "fault", c)
+            try forbid(m.hex, "hex", in: "fault", c)
+            let reason = try need(m.reason, "reason", c) { (v, c) throws(FixtureError) in
+                try v.u32(c, max: UInt64(FAULTRING_REASON_OOR_ADDRESS))
+            }
+            let fetch = try maybe(m.fetchAddr, "fetchAddr", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
             return FixtureEvent(t: t, kind: .fault(UnrecoverableFault(
                 deviceID: deviceID, reason: reason, pasid: pasid, permissions: perm, address: addr, fetchAddress: fetch,
                 timestampNS: t * 1000)))
-        default:
-            guard let format = FixtureEvent.RawFormat(rawValue: type) else {
-                throw c.child("type").error("\"\(type)\" is not page, stop, fault, smmuv3-pri, smmuv3-event or vtd-prq")
-            }
-            try forbid(["pasid", "prgi", "perm", "addr", "last", "private", "reason", "fetchAddr"])
-            let hex = try required(m, "hex", c) { (v, c) throws(FixtureError) in try v.string(c) }
-            let words = try Self.words(hex, format.words, c.child("hex"))
-            return FixtureEvent(t: t, kind: .raw(format, device: deviceID, words: words))
         }
+        let typeName = try type.string(c.child("type" as StaticString))
+        guard let format = FixtureEvent.RawFormat(rawValue: typeName) else {
+            throw c.child("type" as StaticString).error(
+                "\"\(typeName)\" is not page, stop, fault, smmuv3-pri, smmuv3-event or vtd-prq")
+        }
+        for (value, key) in [(m.pasid, "pasid" as StaticString), (m.prgi, "prgi"), (m.perm, "perm"), (m.addr, "addr"),
+                             (m.last, "last"), (m.privateData, "private"), (m.reason, "reason"), (m.fetchAddr, "fetchAddr")] {
+            if value != nil { throw c.child(key).error("not allowed in a \"\(typeName)\" event") }
+        }
+        let hex = try need(m.hex, "hex", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        let words = try Self.words(hex, format.words, c.child("hex" as StaticString))
+        return FixtureEvent(t: t, kind: .raw(format, device: deviceID, words: words))
     }
 
-    /// "rw", "r", "w", with optional "x" (execute) and "p" (privileged).
+    /// "rw", "r", "w", with optional "x" (execute) and "p" (privileged),
+    /// read in place from json-c's bytes.
     static func permissions(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Permissions {
+        guard v.type == json_type_string else { throw c.error("expected a string, found \(v.typeName)") }
+        let text = json_object_get_string(v.object)!
         var p: Permissions = []
-        for letter in try v.string(c) {
-            switch letter {
-            case "r": p.insert(.read)
-            case "w": p.insert(.write)
-            case "x": p.insert(.exec)
-            case "p": p.insert(.privileged)
-            default: throw c.error("'\(letter)' is not one of r, w, x, p")
+        for i in 0..<Int(json_object_get_string_len(v.object)) {
+            switch UInt8(bitPattern: text[i]) {
+            case UInt8(ascii: "r"): p.insert(.read)
+            case UInt8(ascii: "w"): p.insert(.write)
+            case UInt8(ascii: "x"): p.insert(.exec)
+            case UInt8(ascii: "p"): p.insert(.privileged)
+            default: throw c.error("'\(Character(UnicodeScalar(UInt8(bitPattern: text[i]))))' is not one of r, w, x, p")
             }
         }
         return p

@@ -13,6 +13,7 @@ import Glibc
 /// anything runs.
 public final class FixtureReader {
     public let path: String
+    let fileName: FileName
     let fd: Int32
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     var position = 0
@@ -23,6 +24,7 @@ public final class FixtureReader {
     /// Opens `path` for reading.
     public init(path: String) throws(FixtureError) {
         self.path = path
+        fileName = FileName(path)
         fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FixtureError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
         guard let tokener = json_tokener_new_ex(64) else {
@@ -139,7 +141,7 @@ public final class FixtureReader {
 
     /// Reads up to the first event: everything before `"events"`.
     public func open() throws(FixtureError) -> Fixture {
-        let root = JSONCValue.Context(file: path, event: nil, path: "")
+        let root = JSONCValue.Context(file: fileName, event: nil, path: "")
         try expect(UInt8(ascii: "{"), "'{' opening the fixture", root)
         try readMembers(untilEvents: true)
         guard inEvents else { throw root.child("events").error("missing") }
@@ -149,14 +151,14 @@ public final class FixtureReader {
     /// The next event, or nil after the last one.
     public func next() throws(FixtureError) -> FixtureEvent? {
         guard inEvents else { return nil }
-        let context = JSONCValue.Context(file: path, event: nil, path: "events")
+        let context = JSONCValue.Context(file: fileName, event: nil, path: "events")
         if try peek() == UInt8(ascii: "]") {
             position += 1
             inEvents = false
             return nil
         }
         if eventIndex > 0 { try expect(UInt8(ascii: ","), "',' or ']' after event \(eventIndex - 1)", context) }
-        let eventContext = JSONCValue.Context(file: path, event: eventIndex, path: "")
+        let eventContext = JSONCValue.Context(file: fileName, event: eventIndex, path: "")
         let object = try value(eventContext)
         let event: FixtureEvent
         do {
@@ -175,7 +177,7 @@ public final class FixtureReader {
     public func finish() throws(FixtureError) -> Fixture {
         while try next() != nil {}
         try readMembers(untilEvents: false)
-        let root = JSONCValue.Context(file: path, event: nil, path: "")
+        let root = JSONCValue.Context(file: fileName, event: nil, path: "")
         guard try peek() == nil else { throw root.error("data after the closing '}'") }
         for key in ["faultringFixture", "devices", "events"] where !seen.contains(key) {
             throw root.child(key).error("missing")
@@ -184,7 +186,7 @@ public final class FixtureReader {
     }
 
     func readMembers(untilEvents: Bool) throws(FixtureError) {
-        let root = JSONCValue.Context(file: path, event: nil, path: "")
+        let root = JSONCValue.Context(file: fileName, event: nil, path: "")
         while true {
             if try peek() == UInt8(ascii: "}") {
                 position += 1
