@@ -465,6 +465,50 @@ extension FaultProducer {
         return written
     }
 
+    /// Publishes records already encoded in the ABI in force (64 bytes
+    /// each): for a caller that holds wire records (hardware records passed
+    /// through, a replayed capture) rather than `FaultEvent`s. In ABI 2 the
+    /// producer stamps each record's `sequence` in the caller's buffer
+    /// before copying. Records that do not fit are dropped and counted like
+    /// any others (LOST record, sequence gap). The records are not validated:
+    /// this is the producer's own side of the ABI.
+    /// - Returns: how many were written.
+    @inlinable
+    @discardableResult
+    public func publish(encoded records: UnsafeMutableRawBufferPointer) -> Int {
+        let count = records.count / ABILayout.entrySize
+        guard let abi else {
+            counters.add(QueueCounters.Offset.publishRefused, UInt64(count))
+            return 0
+        }
+        guard writeLostRecord() else {
+            drop(UInt32(clamping: count))
+            return 0
+        }
+        _ = reserve(UInt32(clamping: count))
+        let fit = Swift.min(count, Int(freeSlots))
+        if fit > 0 {
+            let first = prod
+            if abi == .v2 {
+                for i in 0..<fit {
+                    records.storeBytes(of: sequence &+ UInt32(i), toByteOffset: i &* ABILayout.entrySize + 4, as: UInt32.self)
+                }
+            }
+            let start = Int(first & mask)
+            let head = Swift.min(fit, Int(capacity) - start)
+            (ring + start &* ABILayout.entrySize).copyMemory(from: records.baseAddress!, byteCount: head &* ABILayout.entrySize)
+            if head < fit {
+                ring.copyMemory(from: records.baseAddress! + head &* ABILayout.entrySize,
+                                byteCount: (fit - head) &* ABILayout.entrySize)
+            }
+            sequence &+= UInt32(fit)
+            prod = first &+ UInt32(fit)
+        }
+        if fit < count { drop(UInt32(count - fit)) }
+        commit()
+        return fit
+    }
+
     /// Publishes a page-request group whole and contiguous, or not at all.
     ///
     /// A group that does not fit is not dropped silently: the outcome is

@@ -72,3 +72,31 @@ import Testing
         #expect(pair.producer.countersSnapshot.responsesAccepted == 40)
     }
 }
+
+@Suite struct EncodedPublishTests {
+    /// Pre-encoded records go in as they are, with ABI 2 sequence numbers
+    /// stamped by the producer, and overflow is counted like any other.
+    @Test func encodedRecordsAreStampedAndOverflowIsCounted() throws {
+        let pair = try QueuePair(entries: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 12 * 64, alignment: 64)
+        defer { buffer.deallocate() }
+        for n in 0..<12 {
+            var record = unrecoverable(n).v2Record(sequence: 0xDEAD)  // the producer overwrites the sequence
+            withUnsafeBytes(of: &record) { (buffer.baseAddress! + n * 64).copyMemory(from: $0.baseAddress!, byteCount: 64) }
+        }
+        #expect(pair.producer.publish(encoded: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(6 * 64)])) == 6)
+        #expect(pair.producer.publish(encoded: UnsafeMutableRawBufferPointer(rebasing: buffer[(6 * 64)...])) == 2)  // 2 fit, 4 lost
+        var records = try pair.drain()
+        pair.producer.poll()  // the LOST record goes out
+        records += try pair.drain()
+        let expected: [UInt32?] = [0, 1, 2, 3, 4, 5, 6, 7, 12]
+        #expect(records.map(\.sequence) == expected)
+        guard case .event(.unrecoverable(let f), _) = records[7], case .lost(let lost) = records[8] else {
+            Issue.record("unexpected records \(records)")
+            return
+        }
+        #expect(f.address == 7 << 12)
+        #expect(lost.lostRecords == 4 && lost.firstLostSequence == 8)
+        #expect(pair.producer.countersSnapshot.recordsLost == 4)
+    }
+}

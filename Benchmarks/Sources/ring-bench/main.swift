@@ -125,6 +125,42 @@ func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws
     return seconds
 }
 
+/// The ring with ready-made 64-byte records, as Boost gets them: a record
+/// template copied and two fields patched per record, then
+/// `publish(encoded:)` (the producer stamps the sequence numbers).
+func faultringEncodedThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
+    let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
+    let join = try startConsumer(producer, crossProcess: crossProcess,
+                                 mode: ["throughput", "\(records)", "\(batch)"]) {
+        consumeAll($0, records: records, batch: batch)
+    }
+    negotiated(producer)
+    bench_pin(0)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 64, alignment: 64)
+    defer { buffer.deallocate() }
+    var template = event(0).v2Record(sequence: 0)
+    let start = bench_now_ns()
+    var n: UInt64 = 0
+    while n < records {
+        let count = Int(min(UInt64(batch), records - n))
+        for i in 0..<count {
+            let slot = buffer.baseAddress! + i * 64
+            withUnsafeBytes(of: &template) { slot.copyMemory(from: $0.baseAddress!, byteCount: 64) }
+            slot.storeBytes(of: (n + UInt64(i)) << 12, toByteOffset: 32, as: UInt64.self)  // addr
+            slot.storeBytes(of: n + UInt64(i), toByteOffset: 56, as: UInt64.self)  // timestamp
+        }
+        while !producer.hasRoom(for: count) {}
+        producer.publish(encoded: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(count * 64)]))
+        n += UInt64(count)
+    }
+    var done = false
+    while !done { producer.readResponses { _ in done = true } }
+    let seconds = Double(bench_now_ns() - start) / 1e9
+    join()
+    producer.close()
+    return seconds
+}
+
 func faultringRTT(rounds: UInt64, crossProcess: Bool) throws -> [UInt64] {
     let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
     let join = try startConsumer(producer, crossProcess: crossProcess, mode: ["rtt", "\(rounds)"]) {
@@ -178,19 +214,24 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 { sorted[min(sorted.c
 
 print("ring-bench: 64-byte records, 4096-slot rings, producer CPU 0, consumer CPU 1, median of \(repetitions) runs")
 print("")
-print("| placement | batch | faultring Mrec/s | Boost spsc Mrec/s | socketpair Mrec/s | faultring/Boost | faultring/socketpair |")
-print("|---|---|---|---|---|---|---|")
+print("faultring: FaultEvent values encoded by publish(); faultring enc.: ready 64-byte records via publish(encoded:)")
+print("")
+print("| placement | batch | faultring Mrec/s | faultring enc. Mrec/s | Boost spsc Mrec/s | socketpair Mrec/s | faultring/Boost | enc./Boost | faultring/socketpair | enc./socketpair |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for crossProcess in [false, true] {
     for batch in [1, 64] {
         let ringRecords = UInt64((batch == 1 ? 10_000_000 : 40_000_000) * scale)
         let socketRecords = UInt64((batch == 1 ? 1_000_000 : 4_000_000) * scale)
         let ring = try throughput({ try faultringThroughput(records: ringRecords, batch: batch, crossProcess: crossProcess) },
                                   records: ringRecords)
+        let encoded = try throughput({ try faultringEncodedThroughput(records: ringRecords, batch: batch, crossProcess: crossProcess) },
+                                     records: ringRecords)
         let boost = throughput({ bench_boost_throughput(ringRecords, Int32(batch), crossProcess ? 1 : 0) }, records: ringRecords)
         let socket = throughput({ bench_socketpair_throughput(socketRecords, Int32(batch), crossProcess ? 1 : 0) },
                                 records: socketRecords)
-        print(String(format: "| %@ | %d | %.1f | %.1f | %.2f | %.2f× | %.1f× |",
-                     crossProcess ? "processes" : "threads", batch, ring, boost, socket, ring / boost, ring / socket))
+        print(String(format: "| %@ | %d | %.1f | %.1f | %.1f | %.2f | %.2f× | %.2f× | %.1f× | %.1f× |",
+                     crossProcess ? "processes" : "threads", batch, ring, encoded, boost, socket, ring / boost, encoded / boost,
+                     ring / socket, encoded / socket))
     }
 }
 print("")
