@@ -65,6 +65,15 @@ public struct PageRequest: Sendable, Hashable {
     }
 }
 
+extension PageRequest {
+    /// A PCIe stop marker: last, neither read nor write, with a PASID. It
+    /// says the device stopped using the PASID; no response is owed. (The
+    /// same bits without a PASID are an ordinary request.)
+    public var isStopMarker: Bool {
+        isLastPage && pasid != nil && !permissions.contains(.read) && !permissions.contains(.write)
+    }
+}
+
 /// An unrecoverable DMA fault (no response is owed).
 public struct UnrecoverableFault: Sendable, Hashable {
     /// Service-assigned device id (ABI 2 only).

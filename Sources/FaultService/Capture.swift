@@ -35,9 +35,7 @@ final class Capture {
     func raised(_ request: PageRequest, now: UInt64) {
         let start = startNS ?? now
         startNS = start
-        let stop = request.isLastPage && request.pasid != nil && !request.permissions.contains(.read)
-            && !request.permissions.contains(.write)
-        if request.isLastPage && !stop { recorder.expectAnswer(request, event: index) }
+        if request.isLastPage && !request.isStopMarker { recorder.expectAnswer(request, event: index) }
         writer.append(FixtureEvent(t: (now - start) / 1000, kind: .pageRequest(request)))
         index += 1
     }

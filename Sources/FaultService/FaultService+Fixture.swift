@@ -31,9 +31,7 @@ extension FaultService {
         switch event.kind {
         case .pageRequest(var request):
             request.timestampNS = now
-            let stop = request.isLastPage && request.pasid != nil && !request.permissions.contains(.read)
-                && !request.permissions.contains(.write)
-            if request.isLastPage && !stop { feed.expectAnswer(request, event: index) }
+            if request.isLastPage && !request.isStopMarker { feed.expectAnswer(request, event: index) }
             tracker.receive(request, now: now) { complete($0) }
         case .fault(var fault):
             fault.timestampNS = now

@@ -174,9 +174,7 @@ public struct PageRequestTracker {
             if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
             return
         }
-        if request.isLastPage && request.pasid != nil && !request.permissions.contains(.read)
-            && !request.permissions.contains(.write)
-        {
+        if request.isStopMarker {
             counters.stopMarkers &+= 1
             return
         }

@@ -87,7 +87,7 @@ public final class FixtureWriter {
         json_object_object_add(o, "t", json_object_new_int64(Int64(bitPattern: event.t)))
         switch event.kind {
         case .pageRequest(let r):
-            let stop = r.isLastPage && r.pasid != nil && !r.permissions.contains(.read) && !r.permissions.contains(.write)
+            let stop = r.isStopMarker
             json_object_object_add(o, "type", json_object_new_string(stop ? "stop" : "page"))
             json_object_object_add(o, "device", json_object_new_int64(Int64(r.deviceID)))
             if let pasid = r.pasid { json_object_object_add(o, "pasid", json_object_new_int64(Int64(pasid))) }
