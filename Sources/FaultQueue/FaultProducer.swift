@@ -415,16 +415,11 @@ extension FaultProducer {
         // One room check for the whole batch; the slow path only when short.
         let wanted = UInt32(clamping: events.count)
         guard pendingLost == 0, reserve(wanted) else { return publishSlowly(events, abi: abi) }
-        // Encode into a private staging buffer, then copy it into the ring in
-        // at most two contiguous pieces. A large copy writes whole cache
-        // lines, so the CPU need not first fetch each slot's line back from
-        // the consumer's core (which last read it); field-by-field stores
-        // into the ring would. Locals only: class properties cost a dynamic
+        // Encode into a private staging buffer, then copy it in whole
+        // (`copyIntoRing`). Locals only: class properties cost a dynamic
         // exclusivity check per access.
         let first = prod
         let firstSequence = sequence
-        let ring = self.ring
-        let capacity = self.capacity
         let entrySize = ABILayout.entrySize
         withUnsafeTemporaryAllocation(byteCount: Int(wanted) * entrySize, alignment: 64) { staging in
             let base = staging.baseAddress!
@@ -433,12 +428,7 @@ extension FaultProducer {
                 event.encode(into: base + offset &* entrySize, abi: abi, sequence: firstSequence &+ UInt32(offset))
                 offset &+= 1
             }
-            let start = Int(first & (capacity &- 1))
-            let head = min(Int(wanted), Int(capacity) - start)
-            (ring + start &* entrySize).copyMemory(from: base, byteCount: head &* entrySize)
-            if head < Int(wanted) {
-                ring.copyMemory(from: base + head &* entrySize, byteCount: (Int(wanted) - head) &* entrySize)
-            }
+            copyIntoRing(at: first, from: UnsafeRawPointer(base), count: Int(wanted))
         }
         sequence = firstSequence &+ wanted
         prod = first &+ wanted
@@ -463,6 +453,21 @@ extension FaultProducer {
         }
         commit()
         return written
+    }
+
+    /// Copies `count` encoded records into the ring from ring index `first`,
+    /// in at most two pieces (before and after the wrap). A large copy writes
+    /// whole cache lines, so slots last read by the consumer's core need not
+    /// be fetched back first, as field-by-field stores would.
+    @inlinable
+    func copyIntoRing(at first: UInt32, from source: UnsafeRawPointer, count: Int) {
+        let size = ABILayout.entrySize
+        let start = Int(first & mask)
+        let head = Swift.min(count, Int(capacity) - start)
+        (ring + start &* size).copyMemory(from: source, byteCount: head &* size)
+        if head < count {
+            ring.copyMemory(from: source + head &* size, byteCount: (count - head) &* size)
+        }
     }
 
     /// Publishes records already encoded in the ABI in force (64 bytes
@@ -494,13 +499,7 @@ extension FaultProducer {
                     records.storeBytes(of: sequence &+ UInt32(i), toByteOffset: i &* ABILayout.entrySize + 4, as: UInt32.self)
                 }
             }
-            let start = Int(first & mask)
-            let head = Swift.min(fit, Int(capacity) - start)
-            (ring + start &* ABILayout.entrySize).copyMemory(from: records.baseAddress!, byteCount: head &* ABILayout.entrySize)
-            if head < fit {
-                ring.copyMemory(from: records.baseAddress! + head &* ABILayout.entrySize,
-                                byteCount: (fit - head) &* ABILayout.entrySize)
-            }
+            copyIntoRing(at: first, from: UnsafeRawPointer(records.baseAddress!), count: fit)
             sequence &+= UInt32(fit)
             prod = first &+ UInt32(fit)
         }
