@@ -89,7 +89,11 @@ func negotiated(_ producer: FaultProducer) {
     }
 }
 
-func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
+/// One throughput run: a consumer on CPU 1 (thread or process), `produce`
+/// on CPU 0 publishing `records` in batches of `batch`; the clock stops when
+/// the consumer's single answer (sent after the last record) arrives.
+func throughputRun(records: UInt64, batch: Int, crossProcess: Bool,
+                   produce: (FaultProducer, _ first: UInt64, _ count: Int) -> Void) throws -> Double {
     let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
     let join = try startConsumer(producer, crossProcess: crossProcess,
                                  mode: ["throughput", "\(records)", "\(batch)"]) {
@@ -97,25 +101,13 @@ func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws
     }
     negotiated(producer)
     bench_pin(0)
-    var events: [FaultEvent] = []
-    events.reserveCapacity(batch)
     let start = bench_now_ns()
     var n: UInt64 = 0
-    if batch == 1 {
-        while n < records {
-            while !producer.hasRoom(for: 1) {}
-            _ = producer.publish(event(n))
-            n += 1
-        }
-    } else {
-        while n < records {
-            let count = Int(min(UInt64(batch), records - n))
-            events.removeAll(keepingCapacity: true)
-            for i in 0..<UInt64(count) { events.append(event(n + i)) }
-            while !producer.hasRoom(for: count) {}
-            producer.publish(batch: events)
-            n += UInt64(count)
-        }
+    while n < records {
+        let count = Int(min(UInt64(batch), records - n))
+        while !producer.hasRoom(for: count) {}
+        produce(producer, n, count)
+        n += UInt64(count)
     }
     var done = false
     while !done { producer.readResponses { _ in done = true } }
@@ -125,40 +117,37 @@ func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws
     return seconds
 }
 
+/// The API a service uses: `FaultEvent` values, encoded by `publish`.
+func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
+    var events: [FaultEvent] = []
+    events.reserveCapacity(batch)
+    return try throughputRun(records: records, batch: batch, crossProcess: crossProcess) { producer, n, count in
+        if count == 1 {
+            _ = producer.publish(event(n))
+            return
+        }
+        events.removeAll(keepingCapacity: true)
+        for i in 0..<UInt64(count) { events.append(event(n + i)) }
+        producer.publish(batch: events)
+    }
+}
+
 /// The ring with ready-made 64-byte records, as Boost gets them: a record
 /// template copied and two fields patched per record, then
 /// `publish(encoded:)` (the producer stamps the sequence numbers).
 func faultringEncodedThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
-    let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
-    let join = try startConsumer(producer, crossProcess: crossProcess,
-                                 mode: ["throughput", "\(records)", "\(batch)"]) {
-        consumeAll($0, records: records, batch: batch)
-    }
-    negotiated(producer)
-    bench_pin(0)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 64, alignment: 64)
     defer { buffer.deallocate() }
     var template = event(0).v2Record(sequence: 0)
-    let start = bench_now_ns()
-    var n: UInt64 = 0
-    while n < records {
-        let count = Int(min(UInt64(batch), records - n))
+    return try throughputRun(records: records, batch: batch, crossProcess: crossProcess) { producer, n, count in
         for i in 0..<count {
             let slot = buffer.baseAddress! + i * 64
             withUnsafeBytes(of: &template) { slot.copyMemory(from: $0.baseAddress!, byteCount: 64) }
             slot.storeBytes(of: (n + UInt64(i)) << 12, toByteOffset: 32, as: UInt64.self)  // addr
             slot.storeBytes(of: n + UInt64(i), toByteOffset: 56, as: UInt64.self)  // timestamp
         }
-        while !producer.hasRoom(for: count) {}
         producer.publish(encoded: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<(count * 64)]))
-        n += UInt64(count)
     }
-    var done = false
-    while !done { producer.readResponses { _ in done = true } }
-    let seconds = Double(bench_now_ns() - start) / 1e9
-    join()
-    producer.close()
-    return seconds
 }
 
 func faultringRTT(rounds: UInt64, crossProcess: Bool) throws -> [UInt64] {
