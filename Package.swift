@@ -1,19 +1,27 @@
 // swift-tools-version:6.0
 // faultring: an IOMMU fault-reporting and page-response service with a
-// shared-memory ring ABI. The target list follows the data flow in
-// Docs/ARCHITECTURE.md: C layouts -> Swift views -> queue -> command line.
+// shared-memory ring ABI. Read the target list top to bottom: it is the data
+// flow of Docs/ARCHITECTURE.md, from the C contract to the command line. A
+// target depends only on targets above it.
 import PackageDescription
+
+let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 
 let package = Package(
     name: "faultring",
     products: [
+        .library(name: "FaultSys", targets: ["FaultSys"]),
         .library(name: "FaultABI", targets: ["FaultABI"]),
         .library(name: "FaultQueue", targets: ["FaultQueue"]),
+        .library(name: "IOMMUFormats", targets: ["IOMMUFormats"]),
         .library(name: "PageRequests", targets: ["PageRequests"]),
-        .library(name: "Devices", targets: ["Devices"]),
-        .library(name: "Workloads", targets: ["Workloads"]),
-        .library(name: "VMMClient", targets: ["VMMClient"]),
+        .library(name: "FaultPipeline", targets: ["FaultPipeline"]),
+        .library(name: "FaultControl", targets: ["FaultControl"]),
         .library(name: "FaultService", targets: ["FaultService"]),
+        .library(name: "VMMClient", targets: ["VMMClient"]),
+        .library(name: "FaultSimulation", targets: ["FaultSimulation"]),
+        .library(name: "FaultFixtures", targets: ["FaultFixtures"]),
+        .library(name: "FaultLoopback", targets: ["FaultLoopback"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [
@@ -27,104 +35,116 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
-        // The wire layouts (faultring_abi.h) and the syscall shims Swift cannot express.
+        // The contract, and nothing else: faultring_abi.h (records, regions,
+        // responses) and faultring_protocol.h (control messages). C11/C++17,
+        // no code; abi.c only compiles them so their static asserts run.
         .target(name: "CFaultRingABI"),
-        // json-c from Debian (libjson-c-dev): fixture reading and writing.
-        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
-        // liburing behind plain functions; liburing.h stays inside the .c (see DESIGN.md).
+        // The system calls Swift cannot express (memfd seals, eventfd,
+        // SCM_RIGHTS, SO_PEERCRED, signalfd), one convention: -errno.
+        .target(name: "CFaultRingSys"),
+        // liburing behind plain functions; liburing.h stays inside the .c
+        // (its _GNU_SOURCE clashes with SwiftGlibc, see Docs/ARCHITECTURE.md).
         .target(name: "CURingShim", linkerSettings: [.linkedLibrary("uring")]),
-        // Swift views of the C layouts: records, responses, versions, validation.
-        .target(
-            name: "FaultABI",
-            dependencies: ["CFaultRingABI"]
-        ),
+        // json-c from Debian (libjson-c-dev): the fixture format.
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        // Typed wrappers over CFaultRingSys: OwnedFD (~Copyable), Sys calls
+        // with SystemCallError, ChildProcess, and fault injection for tests.
+        .target(name: "FaultSys", dependencies: ["CFaultRingSys", systemPackage]),
+        // Swift views of the C layouts: records, responses, versions, validation, cookies.
+        .target(name: "FaultABI", dependencies: ["CFaultRingABI"]),
         // Regions, producer, consumer, negotiation, doorbells. No policy.
         .target(
             name: "FaultQueue",
             dependencies: [
-                "CFaultRingABI",
-                "FaultABI",
-                .product(name: "Atomics", package: "swift-atomics"),
-                .product(name: "SystemPackage", package: "swift-system"),
+                "CFaultRingABI", "FaultABI", "FaultSys",
+                .product(name: "Atomics", package: "swift-atomics"), systemPackage,
             ]
         ),
-        // The control protocol: messages, payloads, the SEQPACKET socket with SCM_RIGHTS.
-        .target(
-            name: "FaultControl",
-            dependencies: ["CFaultRingABI", .product(name: "SystemPackage", package: "swift-system")]
-        ),
-        // Page-request lifecycle: groups, cookies, matching, timeouts. No I/O.
+        // Hardware and guest formats: SMMUv3, VT-d, virtio-iommu and vEVENTQ
+        // records and commands, encoded and decoded bit-exactly. No state.
+        .target(name: "IOMMUFormats", dependencies: ["CFaultRingABI", "FaultABI"]),
+        // The page-request lifecycle: groups, cookies, matching, timeouts,
+        // automatic answers; the one answer matcher. No I/O.
         .target(
             name: "PageRequests",
             dependencies: ["FaultABI", .product(name: "DequeModule", package: "swift-collections")]
         ),
-        // Sources of faults: the simulated PRI device and its ledger, hardware record codecs.
-        .target(name: "Devices", dependencies: ["CFaultRingABI", "FaultABI", "PageRequests"]),
-        // Workloads: the in-process loop (devices, page requests, queue, reference responder).
-        .target(
-            name: "Workloads",
-            dependencies: [
-                "CJSONC", "FaultABI", "FaultQueue", "PageRequests", "Devices",
-                .product(name: "DequeModule", package: "swift-collections"),
-            ]
-        ),
-        // The daemon: control socket, sessions, event loop (io_uring or poll), metrics.
+        // The seam between sources and the service: FaultSource, the sink
+        // into the producer, and the one service step both the daemon and the
+        // loopback run.
+        .target(name: "FaultPipeline", dependencies: ["FaultABI", "FaultQueue", "PageRequests"]),
+        // The control protocol: messages, payloads, the SEQPACKET socket with SCM_RIGHTS.
+        .target(name: "FaultControl", dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", systemPackage]),
+        // The daemon: sessions, event loop (io_uring or poll), metrics. Knows
+        // its fault source only as a FaultSource.
         .target(
             name: "FaultService",
             dependencies: [
-                "CFaultRingABI", "CURingShim", "FaultABI", "FaultQueue", "FaultControl", "PageRequests", "Devices",
-                "Workloads",
+                "CFaultRingABI", "CURingShim", "FaultABI", "FaultSys", "FaultQueue", "PageRequests", "FaultPipeline",
+                "FaultControl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "SystemPackage", package: "swift-system"),
+                systemPackage,
             ]
         ),
-        // What a VMM links: connect, attach, consume, respond, reconnect; guest reinjection encoders.
+        // What a VMM links: connect, attach, consume, respond, reconnect; the
+        // guest-answer table; the reference VMM and its behaviour.
         .target(
             name: "VMMClient",
             dependencies: [
-                "CFaultRingABI", "FaultABI", "FaultQueue", "FaultControl", "Devices", "PageRequests",
-                .product(name: "SystemPackage", package: "swift-system"),
+                "CFaultRingABI", "FaultABI", "FaultSys", "FaultQueue", "FaultControl", "IOMMUFormats", "PageRequests",
+                systemPackage,
             ]
         ),
-        // The command-line tool: thin wrappers over the modules above.
+        // Simulated PRI devices and their ledgers, as a FaultSource.
+        .target(name: "FaultSimulation", dependencies: ["FaultABI", "PageRequests", "FaultPipeline", "IOMMUFormats"]),
+        // Fixtures: the format on json-c, reader/writer, trace import, the
+        // fixture feed (a FaultSource) and capture (a FaultSource wrapper).
+        .target(
+            name: "FaultFixtures",
+            dependencies: ["CJSONC", "FaultABI", "IOMMUFormats", "PageRequests", "FaultPipeline", "VMMClient"]
+        ),
+        // The whole loop in one process, in virtual time: for demo, tests, benchmarks.
+        .target(
+            name: "FaultLoopback",
+            dependencies: [
+                "FaultABI", "FaultQueue", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // The command-line tool: thin commands composing the modules above.
         .executableTarget(
             name: "faultring",
             dependencies: [
-                "CFaultRingABI",
-                "FaultABI",
-                "FaultQueue",
-                "PageRequests",
-                "Devices",
-                "Workloads",
-                "FaultControl",
-                "FaultService",
-                "VMMClient",
+                "CFaultRingABI", "FaultABI", "FaultSys", "FaultQueue", "IOMMUFormats", "PageRequests", "FaultPipeline",
+                "FaultControl", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures", "FaultLoopback",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SystemPackage", package: "swift-system"),
+                systemPackage,
             ]
         ),
         // Test-only C: compiles the ABI header next to the system's <linux/iommu.h>.
         .target(name: "CKernelCompat", dependencies: ["CFaultRingABI"], path: "Tests/CKernelCompat"),
-        .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "CFaultRingABI", "CKernelCompat"]),
-        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "Workloads"]),
-        .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "PageRequests", "Devices"]),
-        .testTarget(
-            name: "FaultServiceTests",
-            dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "CFaultRingABI",
-                           .product(name: "SystemPackage", package: "swift-system")]
-        ),
-        .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "Devices", "FaultABI", "PageRequests"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "FaultABI", "PageRequests"]),
+        .testTarget(name: "FaultABITests", dependencies: ["FaultABI", "FaultSys", "CFaultRingABI", "CKernelCompat"]),
         .testTarget(
             name: "FaultQueueTests",
-            dependencies: [
-                "FaultQueue", "FaultABI", "CFaultRingABI",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: ["FaultQueue", "FaultABI", "FaultSys", "CFaultRingABI", "CFaultRingSys", systemPackage]
+        ),
+        .testTarget(name: "IOMMUFormatsTests", dependencies: ["IOMMUFormats", "FaultABI"]),
+        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "FaultPipeline"]),
+        .testTarget(
+            name: "FaultServiceTests",
+            dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "CFaultRingABI",
+                           "CFaultRingSys", systemPackage]
+        ),
+        .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "IOMMUFormats", "FaultABI", "PageRequests"]),
+        .testTarget(name: "FaultSimulationTests", dependencies: ["FaultSimulation", "FaultABI", "PageRequests"]),
+        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "VMMClient"]),
+        .testTarget(
+            name: "FaultLoopbackTests",
+            dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]
         ),
     ],
     swiftLanguageModes: [.v6]

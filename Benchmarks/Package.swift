@@ -15,12 +15,14 @@ let package = Package(
                 "BenchPeers",
                 .product(name: "FaultQueue", package: "faultring"),
                 .product(name: "FaultABI", package: "faultring"),
-                .product(name: "Workloads", package: "faultring"),
+                .product(name: "FaultSys", package: "faultring"),
+                .product(name: "FaultLoopback", package: "faultring"),
+                .product(name: "VMMClient", package: "faultring"),
             ]),
         .executableTarget(
             name: "fixture-bench",
             dependencies: [
-                .product(name: "Workloads", package: "faultring"),
+                .product(name: "FaultFixtures", package: "faultring"),
                 .product(name: "FaultABI", package: "faultring"),
             ]),
     ],

@@ -1,4 +1,5 @@
 import CFaultRingABI
+import FaultABI
 import Foundation
 import SystemPackage
 
@@ -127,20 +128,27 @@ public struct DetachRequest: Sendable, Hashable {
     }
 }
 
-func le(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+func le(_ value: UInt32) -> [UInt8] { LittleEndian.bytes(value) }
 
-func readLE(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-    bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
-}
+func readLE(_ bytes: [UInt8], _ offset: Int) -> UInt32 { LittleEndian.uint32(bytes, at: offset) }
 
 /// JSON in and out of payloads.
 public enum JSONPayload {
-    public static func encode(_ value: some Encodable) -> [UInt8] {
+    /// `value` as sorted-key JSON bytes.
+    /// - Throws: `ControlError` (`EINVAL`) naming the type if it cannot be
+    ///   encoded (a non-finite number, say), rather than sending nothing.
+    public static func encode(_ value: some Encodable) throws(ControlError) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return (try? Array(encoder.encode(value))) ?? []
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw ControlError(.invalidArgument, "\(type(of: value)) cannot be encoded as JSON: \(error)")
+        }
     }
 
+    /// Decodes a `T` from JSON bytes.
+    /// - Throws: `ControlError` (`EINVAL`) naming the type and what was wrong.
     public static func decode<T: Decodable>(_ type: T.Type, _ payload: [UInt8]) throws(ControlError) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(payload))

@@ -1,12 +1,18 @@
 import CFaultRingABI
+import CFaultRingSys
 import Glibc
 import SystemPackage
 
 /// One end of a control connection: an AF_UNIX SOCK_SEQPACKET socket, so a
 /// message is exactly one packet and never arrives in pieces.
+///
+/// A view of a descriptor, not its owner: whoever created or accepted it
+/// closes it (the service when it drops a session, `VMMClient.close()`).
 public struct ControlSocket: Sendable {
+    /// The socket.
     public let fd: FileDescriptor
 
+    /// A view of an already connected or listening SOCK_SEQPACKET socket.
     public init(fd: FileDescriptor) { self.fd = fd }
 
     /// What one `receive` produced.
@@ -79,10 +85,10 @@ public struct ControlSocket: Sendable {
 
     /// Accepts one connection (non-blocking, close-on-exec), or nil if none is pending.
     public func accept() throws(ControlError) -> ControlSocket? {
-        let raw = faultring_shim_accept(fd.rawValue)
+        let raw = faultring_sys_accept(fd.rawValue)
         if raw < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return nil }
-            throw ControlError(Errno(rawValue: errno), "accept4")
+            if -raw == EAGAIN || -raw == EWOULDBLOCK || -raw == EINTR { return nil }
+            throw ControlError(Errno(rawValue: -raw), "accept4")
         }
         return ControlSocket(fd: FileDescriptor(rawValue: raw))
     }
@@ -96,10 +102,12 @@ public struct ControlSocket: Sendable {
         let raw = message.fds.map(\.rawValue)
         let sent = bytes.withUnsafeBytes { buffer in
             raw.withUnsafeBufferPointer { fds in
-                faultring_shim_send_fds(fd.rawValue, buffer.baseAddress, UInt(buffer.count), fds.baseAddress, UInt32(fds.count))
+                faultring_sys_send_fds(fd.rawValue, buffer.baseAddress, UInt(buffer.count), fds.baseAddress, UInt32(fds.count))
             }
         }
-        guard sent == bytes.count else { throw ControlError(Errno(rawValue: errno), "sendmsg") }
+        guard sent >= 0 else { throw ControlError(Errno(rawValue: Int32(truncatingIfNeeded: -sent)), "sendmsg") }
+        // SOCK_SEQPACKET sends a packet whole or not at all.
+        guard sent == bytes.count else { throw ControlError(.ioError, "sendmsg sent \(sent) of \(bytes.count) bytes") }
     }
 
     /// Receives one message. Descriptors beyond `FAULTRING_MSG_FDS_MAX`, and
@@ -111,13 +119,14 @@ public struct ControlSocket: Sendable {
         var flags: Int32 = 0
         let n = buffer.withUnsafeMutableBytes { b in
             fds.withUnsafeMutableBufferPointer { f in
-                faultring_shim_recv_fds(fd.rawValue, b.baseAddress, UInt(b.count), f.baseAddress, UInt32(f.count), &count, &flags)
+                faultring_sys_recv_fds(fd.rawValue, b.baseAddress, UInt(b.count), f.baseAddress, UInt32(f.count), &count, &flags)
             }
         }
         if n < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return .wouldBlock }
-            if errno == ECONNRESET { return .closed }
-            throw ControlError(Errno(rawValue: errno), "recvmsg")
+            let error = Int32(truncatingIfNeeded: -n)
+            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return .wouldBlock }
+            if error == ECONNRESET { return .closed }
+            throw ControlError(Errno(rawValue: error), "recvmsg")
         }
         let received = fds.prefix(Int(count)).map { FileDescriptor(rawValue: $0) }
         if n == 0 && received.isEmpty { return .closed }
@@ -125,12 +134,12 @@ public struct ControlSocket: Sendable {
             for fd in received { try? fd.close() }
             return .malformed(failure)
         }
-        if flags & faultring_shim_msg_ctrunc() != 0 {
+        if flags & faultring_sys_msg_ctrunc() != 0 {
             let header = buffer.withUnsafeBytes { $0.loadUnaligned(as: faultring_msg_header.self) }
             return refuse(ControlMessage.ParseFailure(id: header.id, command: header.command, error: ControlError(
                 .badFileDescriptor, "more than \(FAULTRING_MSG_FDS_MAX) descriptors attached")))
         }
-        if flags & faultring_shim_msg_trunc() != 0 || n > buffer.count {
+        if flags & faultring_sys_msg_trunc() != 0 || n > buffer.count {
             let header = buffer.withUnsafeBytes { $0.loadUnaligned(as: faultring_msg_header.self) }
             return refuse(ControlMessage.ParseFailure(id: header.id, command: header.command, error: ControlError(
                 .messageTooLong, "message of \(n) bytes exceeds the \(ControlMessage.maxSize)-byte limit")))
@@ -145,9 +154,8 @@ public struct ControlSocket: Sendable {
     /// The peer's process credentials (SO_PEERCRED).
     public func peerCredentials() throws(ControlError) -> (pid: UInt32, uid: UInt32, gid: UInt32) {
         var pid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
-        guard faultring_shim_peercred(fd.rawValue, &pid, &uid, &gid) == 0 else {
-            throw ControlError(Errno(rawValue: errno), "getsockopt(SO_PEERCRED)")
-        }
+        let rc = faultring_sys_peercred(fd.rawValue, &pid, &uid, &gid)
+        guard rc == 0 else { throw ControlError(Errno(rawValue: -rc), "getsockopt(SO_PEERCRED)") }
         return (pid, uid, gid)
     }
 }

@@ -1,4 +1,3 @@
-import CFaultRingABI
 import Glibc
 import SystemPackage
 
@@ -12,17 +11,11 @@ import SystemPackage
 /// rings only if it sees "sleeping". Because eventfd and FIFO both keep a
 /// ring that arrives before the sleeper blocks, the ring is never missed.
 public struct Doorbell: Sendable {
-    /// The descriptor; the queue that created it closes it.
+    /// The descriptor: a view; the queue's `QueueFiles` owns and closes it.
     public let fd: FileDescriptor
 
+    /// A doorbell on `fd` (an eventfd or a FIFO opened O_RDWR | O_NONBLOCK).
     public init(fd: FileDescriptor) { self.fd = fd }
-
-    /// A new eventfd doorbell (EFD_NONBLOCK | EFD_CLOEXEC).
-    public static func makeEventFD() throws(FaultQueueError) -> Doorbell {
-        let raw = faultring_shim_eventfd()
-        guard raw >= 0 else { throw .system("eventfd") }
-        return Doorbell(fd: FileDescriptor(rawValue: raw))
-    }
 
     /// Wakes the other side. Never blocks: a full eventfd counter or FIFO
     /// already holds a pending wake-up, which is all a ring means.

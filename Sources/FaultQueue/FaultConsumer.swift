@@ -1,5 +1,6 @@
 import CFaultRingABI
 import FaultABI
+import FaultSys
 import Glibc
 import SystemPackage
 
@@ -13,7 +14,9 @@ import SystemPackage
 public final class FaultConsumer: @unchecked Sendable {
     /// Ring sizes, as validated against the mapped regions.
     public let geometry: QueueGeometry
-    let files: QueueFiles
+    /// The queue's descriptors (views of `owner`'s).
+    public let descriptors: QueueDescriptors
+    let owner: QueueFiles
     let producerRegion: MappedRegion
     let consumerRegion: MappedRegion
     @usableFromInline let ring: UnsafeRawPointer
@@ -60,29 +63,25 @@ public final class FaultConsumer: @unchecked Sendable {
     /// Maps the producer region read-only and checks its header against the
     /// sizes actually mapped before trusting any offset.
     /// - Throws: `.systemCall` (mmap, fstat) or `.badRegion` naming the field.
-    public init(files: QueueFiles) throws(FaultQueueError) {
-        self.files = files
+    public init(files: consuming QueueFiles) throws(FaultQueueError) {
+        descriptors = QueueDescriptors(files)
+        // Until `owner` is stored, a throw drops `files`, closing all four.
+        let producerSize = try MappedRegion.fileSize(files.producerRegion)
+        let consumerSize = try MappedRegion.fileSize(files.consumerRegion)
+        guard producerSize >= MemoryLayout<faultring_producer_header>.size else {
+            throw FaultQueueError(.badRegion, "producer region is \(producerSize) bytes, smaller than its header")
+        }
+        guard consumerSize >= MemoryLayout<faultring_consumer_header>.size else {
+            throw FaultQueueError(.badRegion, "consumer region is \(consumerSize) bytes, smaller than its header")
+        }
+        producerRegion = try MappedRegion(fd: files.producerRegion, size: producerSize, writable: false)
+        consumerRegion = try MappedRegion(fd: files.consumerRegion, size: consumerSize, writable: true)
+        geometry = try QueueGeometry(
+            header: UnsafePointer(producerRegion.base.assumingMemoryBound(to: faultring_producer_header.self)),
+            producerSize: producerSize, consumerSize: consumerSize)
+        owner = consume files
         cursors = UnsafeMutablePointer<Cursors>.allocate(capacity: 1)
         cursors.initialize(to: Cursors())
-        do throws(FaultQueueError) {
-            let producerSize = try MappedRegion.fileSize(files.producerRegion)
-            let consumerSize = try MappedRegion.fileSize(files.consumerRegion)
-            guard producerSize >= MemoryLayout<faultring_producer_header>.size else {
-                throw FaultQueueError(.badRegion, "producer region is \(producerSize) bytes, smaller than its header")
-            }
-            guard consumerSize >= MemoryLayout<faultring_consumer_header>.size else {
-                throw FaultQueueError(.badRegion, "consumer region is \(consumerSize) bytes, smaller than its header")
-            }
-            producerRegion = try MappedRegion(fd: files.producerRegion, size: producerSize, writable: false)
-            consumerRegion = try MappedRegion(fd: files.consumerRegion, size: consumerSize, writable: true)
-            geometry = try QueueGeometry(
-                header: UnsafePointer(producerRegion.base.assumingMemoryBound(to: faultring_producer_header.self)),
-                producerSize: producerSize, consumerSize: consumerSize)
-        } catch {
-            files.close()
-            cursors.deallocate()
-            throw error
-        }
         let p = producerRegion.base
         let c = consumerRegion.base
         ring = UnsafeRawPointer(p + QueueGeometry.ringOffset)
@@ -91,8 +90,8 @@ public final class FaultConsumer: @unchecked Sendable {
         mask = capacity - 1
         responseCapacity = UInt32(geometry.responseCount)
         responseMask = responseCapacity - 1
-        consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
-        producerDoorbell = Doorbell(fd: files.producerDoorbell)
+        consumerDoorbell = Doorbell(fd: descriptors.consumerDoorbell)
+        producerDoorbell = Doorbell(fd: descriptors.producerDoorbell)
         words = QueueWords(producer: p, consumer: c)
         // Resume from what the region says: a consumer may re-attach.
         cons = words.consIndex.loadRelaxed()
@@ -106,7 +105,6 @@ public final class FaultConsumer: @unchecked Sendable {
     }
 
     deinit {
-        files.close()
         cursors.deinitialize(count: 1)
         cursors.deallocate()
     }
@@ -211,9 +209,9 @@ public final class FaultConsumer: @unchecked Sendable {
             if words.prodIndex.loadAcquire() != cons { return true }
         }
         let deadline = timeoutMilliseconds < 0
-            ? UInt64.max : faultring_shim_monotonic_ns() &+ UInt64(timeoutMilliseconds) * 1_000_000
+            ? UInt64.max : Sys.monotonicNS &+ UInt64(timeoutMilliseconds) * 1_000_000
         while words.prodIndex.loadAcquire() == cons && !isClosed {
-            let now = faultring_shim_monotonic_ns()
+            let now = Sys.monotonicNS
             guard now < deadline else { break }
             let left = deadline == .max ? Int32(-1) : Int32(min((deadline - now) / 1_000_000 + 1, UInt64(Int32.max)))
             sleepUntilRung(timeoutMilliseconds: left) {

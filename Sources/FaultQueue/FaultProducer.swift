@@ -1,5 +1,6 @@
 import CFaultRingABI
 import FaultABI
+import FaultSys
 import Glibc
 import SystemPackage
 
@@ -18,8 +19,11 @@ import SystemPackage
 public final class FaultProducer: @unchecked Sendable {
     /// Ring sizes and the ABI ceiling.
     public let geometry: QueueGeometry
-    /// The service's own descriptors (read-write). Closed by `close()`.
-    public let files: QueueFiles
+    /// The service's own descriptors (read-write), as views. Valid until
+    /// `close()`, which closes them.
+    public let descriptors: QueueDescriptors
+    /// The owner of `descriptors` (nil once closed).
+    var owner: QueueFiles?
     /// The directory holding the regions, for a queue created at a path.
     public let directory: FilePath?
 
@@ -120,19 +124,13 @@ public final class FaultProducer: @unchecked Sendable {
     }
 
     /// Creates a queue pair on sealed memfds (the service's normal mode).
-    /// - Throws: `.systemCall` if memfd, mmap or eventfd creation fails.
+    /// - Throws: `.systemCall` if memfd, mmap or eventfd creation fails;
+    ///   whatever was created before the failing call is closed.
     public convenience init(geometry: QueueGeometry, name: String = "faultring") throws(FaultQueueError) {
-        let producerFD = try MappedRegion.createSealedMemfd(name: "\(name)-producer", size: geometry.producerRegionSize)
-        let consumerFD: FileDescriptor
-        do {
-            consumerFD = try MappedRegion.createSealedMemfd(name: "\(name)-consumer", size: geometry.consumerRegionSize)
-        } catch {
-            try? producerFD.close()
-            throw error
-        }
-        let files = try Self.withDoorbells(producerFD, consumerFD) { () throws(FaultQueueError) in
-            (try Doorbell.makeEventFD(), try Doorbell.makeEventFD())
-        }
+        let files = QueueFiles(
+            producerRegion: try MappedRegion.createSealedMemfd(name: "\(name)-producer", size: geometry.producerRegionSize),
+            consumerRegion: try MappedRegion.createSealedMemfd(name: "\(name)-consumer", size: geometry.consumerRegionSize),
+            consumerDoorbell: try FaultQueueError.wrapping(Sys.eventfd), producerDoorbell: try FaultQueueError.wrapping(Sys.eventfd))
         try self.init(geometry: geometry, files: files, directory: nil)
     }
 
@@ -142,71 +140,40 @@ public final class FaultProducer: @unchecked Sendable {
     ///
     /// The files cannot be sealed, so a consumer with write access to
     /// `consumer` could truncate it; use memfds where consumers are untrusted.
-    /// - Throws: `.systemCall` naming the path that could not be created.
+    /// - Throws: `.systemCall` naming the path that could not be created;
+    ///   what was created before it is closed and removed, directory included.
     public convenience init(geometry: QueueGeometry, directory: FilePath) throws(FaultQueueError) {
         let paths = QueuePaths(directory: directory)
-        guard mkdir(directory.string, 0o755) == 0 else { throw .system("mkdir(\(directory))") }
-        func createFile(_ path: FilePath, mode: mode_t, size: Int) throws(FaultQueueError) -> FileDescriptor {
-            let raw = open(path.string, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-            guard raw >= 0 else { throw .system("open(\(path))") }
-            guard ftruncate(raw, off_t(size)) == 0 else {
-                let error = FaultQueueError.system("ftruncate(\(path))")
-                Glibc.close(raw)
-                throw error
-            }
-            return FileDescriptor(rawValue: raw)
-        }
-        func createFIFO(_ path: FilePath) throws(FaultQueueError) -> Doorbell {
-            guard mkfifo(path.string, 0o600) == 0 else { throw .system("mkfifo(\(path))") }
-            let raw = open(path.string, O_RDWR | O_NONBLOCK | O_CLOEXEC)
-            guard raw >= 0 else { throw .system("open(\(path))") }
-            return Doorbell(fd: FileDescriptor(rawValue: raw))
-        }
-        let producerFD = try createFile(paths.producer, mode: 0o644, size: geometry.producerRegionSize)
-        let consumerFD = try createFile(paths.consumer, mode: 0o600, size: geometry.consumerRegionSize)
-        let files = try Self.withDoorbells(producerFD, consumerFD) { () throws(FaultQueueError) in
-            (try createFIFO(paths.consumerDoorbell), try createFIFO(paths.producerDoorbell))
-        }
-        try self.init(geometry: geometry, files: files, directory: directory)
-    }
-
-    private static func withDoorbells(
-        _ producerFD: FileDescriptor, _ consumerFD: FileDescriptor,
-        _ make: () throws(FaultQueueError) -> (Doorbell, Doorbell)
-    ) throws(FaultQueueError) -> QueueFiles {
+        let files = try paths.create(producerSize: geometry.producerRegionSize, consumerSize: geometry.consumerRegionSize)
         do {
-            let (toConsumer, toProducer) = try make()
-            return QueueFiles(producerRegion: producerFD, consumerRegion: consumerFD,
-                              consumerDoorbell: toConsumer.fd, producerDoorbell: toProducer.fd)
+            try self.init(geometry: geometry, files: files, directory: directory)
         } catch {
-            try? producerFD.close()
-            try? consumerFD.close()
+            paths.remove()
             throw error
         }
     }
 
-    private init(geometry: QueueGeometry, files: QueueFiles, directory: FilePath?) throws(FaultQueueError) {
+    private init(geometry: QueueGeometry, files: consuming QueueFiles, directory: FilePath?) throws(FaultQueueError) {
         self.geometry = geometry
-        self.files = files
         self.directory = directory
+        descriptors = QueueDescriptors(files)
+        // Mapped before the owner is stored: a failed mmap drops `files`
+        // (closing all four) on the way out.
+        let producerRegion = try MappedRegion(fd: files.producerRegion, size: geometry.producerRegionSize, writable: true)
+        let consumerRegion = try MappedRegion(fd: files.consumerRegion, size: geometry.consumerRegionSize, writable: true)
+        self.producerRegion = producerRegion
+        self.consumerRegion = consumerRegion
+        owner = consume files
         cursors = UnsafeMutablePointer<Cursors>.allocate(capacity: 1)
         cursors.initialize(to: Cursors())
-        do {
-            producerRegion = try MappedRegion(fd: files.producerRegion, size: geometry.producerRegionSize, writable: true)
-            consumerRegion = try MappedRegion(fd: files.consumerRegion, size: geometry.consumerRegionSize, writable: true)
-        } catch {
-            files.close()
-            cursors.deallocate()
-            throw error
-        }
         let p = producerRegion.base
         let c = consumerRegion.base
         header = p.assumingMemoryBound(to: faultring_producer_header.self)
         ring = p + QueueGeometry.ringOffset
         responseRing = UnsafeRawPointer(c + QueueGeometry.responseRingOffset)
         counters = SharedCounters(base: p + ProducerOffsets.counters)
-        consumerDoorbell = Doorbell(fd: files.consumerDoorbell)
-        producerDoorbell = Doorbell(fd: files.producerDoorbell)
+        consumerDoorbell = Doorbell(fd: descriptors.consumerDoorbell)
+        producerDoorbell = Doorbell(fd: descriptors.producerDoorbell)
         words = QueueWords(producer: p, consumer: c)
         capacity = UInt32(geometry.entryCount)
         mask = capacity - 1
@@ -237,22 +204,16 @@ public final class FaultProducer: @unchecked Sendable {
     }
 
     /// The descriptors to hand to a consumer: the producer region reopened
-    /// read-only, and duplicates of the rest. The caller owns (and closes)
-    /// them after sending them.
+    /// read-only, and duplicates of the rest. The caller owns them (they
+    /// close when the returned value is dropped, typically right after
+    /// sending); if one cannot be made, those already made are closed.
     public func consumerFiles() throws(FaultQueueError) -> QueueFiles {
-        let producerRO = try QueueFiles.reopenReadOnly(files.producerRegion)
-        var dups: [FileDescriptor] = []
-        do {
-            for fd in [files.consumerRegion, files.consumerDoorbell, files.producerDoorbell] {
-                dups.append(try QueueFiles.duplicate(fd))
-            }
-        } catch {
-            try? producerRO.close()
-            for fd in dups { try? fd.close() }
-            throw error
+        try FaultQueueError.wrapping { () throws(SystemCallError) in
+            QueueFiles(producerRegion: try Sys.reopen(descriptors.producerRegion, O_RDONLY),
+                       consumerRegion: try Sys.duplicate(descriptors.consumerRegion),
+                       consumerDoorbell: try Sys.duplicate(descriptors.consumerDoorbell),
+                       producerDoorbell: try Sys.duplicate(descriptors.producerDoorbell))
         }
-        return QueueFiles(producerRegion: producerRO, consumerRegion: dups[0], consumerDoorbell: dups[1],
-                          producerDoorbell: dups[2])
     }
 
     /// What the header and the consumer region say now.
@@ -270,7 +231,7 @@ public final class FaultProducer: @unchecked Sendable {
         closed = true
         words.state.storeRelease(FAULTRING_STATE_CLOSED)
         consumerDoorbell.ring()
-        files.close()
+        owner = nil
         if let directory {
             QueuePaths(directory: directory).remove()
         }
@@ -374,7 +335,7 @@ extension FaultProducer {
         guard pendingLost > 0 else { return true }
         guard reserve(1) else { return false }
         let lost = LostRecord(lostRecords: pendingLost, firstLostSequence: firstLostSequence, totalLost: totalLost,
-                              timestampNS: faultring_shim_monotonic_ns())
+                              timestampNS: Sys.monotonicNS)
         lost.encode(into: slot(prod))
         prod &+= 1
         sequence &+= 1
@@ -477,10 +438,13 @@ extension FaultProducer {
     /// before copying. Records that do not fit are dropped and counted like
     /// any others (LOST record, sequence gap). The records are not validated:
     /// this is the producer's own side of the ABI.
+    ///
+    /// Benchmark support (`Benchmarks/ring-bench`, the ring fed like its
+    /// peers are), not yet used by the service: `@_spi(Benchmarks)`.
     /// - Returns: how many were written.
     @inlinable
     @discardableResult
-    public func publish(encoded records: UnsafeMutableRawBufferPointer) -> Int {
+    @_spi(Benchmarks) public func publish(encoded records: UnsafeMutableRawBufferPointer) -> Int {
         let count = records.count / ABILayout.entrySize
         guard let abi else {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(count))
@@ -666,5 +630,5 @@ extension FaultProducer {
     }
 
     /// The descriptor the consumer rings (for an event loop to watch).
-    public var doorbellFD: FileDescriptor { files.producerDoorbell }
+    public var doorbellFD: FileDescriptor { descriptors.producerDoorbell }
 }

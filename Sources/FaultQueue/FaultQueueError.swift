@@ -1,3 +1,4 @@
+import FaultSys
 import Glibc
 import SystemPackage
 
@@ -31,16 +32,32 @@ public struct FaultQueueError: Error, Sendable, Hashable, CustomStringConvertibl
         public var description: String { rawValue }
     }
 
+    /// Which kind of error.
     public let code: Code
     /// The system's error, for `.systemCall`.
     public let errno: Errno?
     /// What failed: the call, field and values involved.
     public let detail: String
 
+    /// An error of `code`, located by `detail`, with the system's `errno` if any.
     public init(_ code: Code, _ detail: String, errno: Errno? = nil) {
         self.code = code
         self.detail = detail
         self.errno = errno
+    }
+
+    /// A `.systemCall` error from a failed `Sys` wrapper.
+    static func system(_ error: SystemCallError) -> FaultQueueError {
+        FaultQueueError(.systemCall, error.call, errno: error.errno)
+    }
+
+    /// Runs `body`, turning a `SystemCallError` into `.systemCall`.
+    static func wrapping<T: ~Copyable>(_ body: () throws(SystemCallError) -> T) throws(FaultQueueError) -> T {
+        do throws(SystemCallError) {
+            return try body()
+        } catch {
+            throw .system(error)
+        }
     }
 
     /// A `.systemCall` error for `call`, capturing the current `errno`.

@@ -1,4 +1,4 @@
-import CFaultRingABI
+import FaultSys
 import Glibc
 import SystemPackage
 
@@ -19,12 +19,9 @@ public final class MappedRegion: @unchecked Sendable {
     /// - Throws: `.systemCall` with the errno of mmap(2) (`EACCES` when asking
     ///   for a writable mapping of a read-only fd).
     public init(fd: FileDescriptor, size: Int, writable: Bool) throws(FaultQueueError) {
-        let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
-        let address = mmap(nil, size, prot, MAP_SHARED, fd.rawValue, 0)
-        guard let address, address != MAP_FAILED else {
-            throw .system("mmap(fd \(fd.rawValue), \(size) bytes, \(writable ? "rw" : "ro"))")
+        self.base = try FaultQueueError.wrapping { () throws(SystemCallError) in
+            try Sys.map(fd, size: size, writable: writable)
         }
-        self.base = address
         self.size = size
         self.writable = writable
     }
@@ -44,20 +41,13 @@ public final class MappedRegion: @unchecked Sendable {
     /// Seals: shrink, grow and seal. A consumer holding the fd can therefore
     /// never truncate the region under the service (which would turn the
     /// service's next read into SIGBUS) nor change the seals.
-    public static func createSealedMemfd(name: String, size: Int) throws(FaultQueueError) -> FileDescriptor {
-        let raw = faultring_shim_memfd_create(name)
-        guard raw >= 0 else { throw .system("memfd_create(\(name))") }
-        let fd = FileDescriptor(rawValue: raw)
-        guard ftruncate(raw, off_t(size)) == 0 else {
-            let error = FaultQueueError.system("ftruncate(\(name), \(size))")
-            try? fd.close()
-            throw error
+    /// - Throws: `.systemCall` naming the call; the memfd is closed again.
+    public static func createSealedMemfd(name: String, size: Int) throws(FaultQueueError) -> OwnedFD {
+        try FaultQueueError.wrapping { () throws(SystemCallError) in
+            let fd = try Sys.memfd(name: name)
+            try Sys.truncate(fd, to: size, name: name)
+            try Sys.sealSize(fd, name: name)
+            return fd
         }
-        guard faultring_shim_seal_size(raw) == 0 else {
-            let error = FaultQueueError.system("fcntl(\(name), F_ADD_SEALS)")
-            try? fd.close()
-            throw error
-        }
-        return fd
     }
 }

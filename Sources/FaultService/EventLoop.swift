@@ -67,14 +67,26 @@ public final class EventLoop {
         nextToken += 1
         watches[token] = (fd, handler)
         tokenByFD[fd] = token
-        if let ring { _ = curing_poll(ring, fd, token) }
+        if let ring { arm(ring, fd, token) }
+    }
+
+    /// Queues the one-shot poll; a failure is logged, never ignored: the
+    /// descriptor would silently stop being watched.
+    func arm(_ ring: OpaquePointer, _ fd: Int32, _ token: UInt64) {
+        let rc = curing_poll(ring, fd, token)
+        if rc < 0 { logger.error("io_uring poll on fd \(fd): \(String(cString: strerror(-rc)))") }
     }
 
     /// Stops watching `fd`. Call before closing it.
     public func unwatch(_ fd: Int32) {
         guard let token = tokenByFD.removeValue(forKey: fd) else { return }
         watches.removeValue(forKey: token)
-        if let ring { _ = curing_cancel(ring, token) }
+        if let ring {
+            // A failed cancel leaves a poll whose completion finds no watch
+            // (tokens are never reused), so it is harmless; still say so.
+            let rc = curing_cancel(ring, token)
+            if rc < 0 { logger.debug("io_uring cancel of fd \(fd): \(String(cString: strerror(-rc)))") }
+        }
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever) and runs the handlers
@@ -95,7 +107,7 @@ public final class EventLoop {
         for event in events.prefix(Int(n)) {
             guard let watch = watches[event.token] else { continue }  // cancelled
             // Re-arm first: the handler may unwatch, which cancels the new poll.
-            _ = curing_poll(ring, watch.fd, event.token)
+            arm(ring, watch.fd, event.token)
             watch.handler()
             ran += 1
         }
@@ -106,7 +118,10 @@ public final class EventLoop {
         let order = Array(watches.keys)
         var fds = order.map { pollfd(fd: watches[$0]!.fd, events: Int16(POLLIN), revents: 0) }
         let n = poll(&fds, nfds_t(fds.count), timeout)
-        guard n > 0 else { return 0 }
+        guard n > 0 else {
+            if n < 0 && errno != EINTR { logger.error("poll: \(String(cString: strerror(errno)))") }
+            return 0
+        }
         var ran = 0
         for (i, token) in order.enumerated() where fds[i].revents != 0 {
             guard let watch = watches[token] else { continue }  // unwatched by an earlier handler

@@ -4,7 +4,6 @@ import FaultControl
 import FaultQueue
 import PageRequests
 import SystemPackage
-import Workloads
 
 extension FaultService {
     /// Dispatches one well-formed message. Every refusal is an error reply
@@ -50,14 +49,14 @@ extension FaultService {
             }
             session.helloDone = true
             logger.info("client pid \(session.pid) is \(hello.client)")
-            return .reply(to: message, payload: JSONPayload.encode(capabilities))
+            return .reply(to: message, payload: try JSONPayload.encode(capabilities))
         case .attach:
             return try attach(AttachRequest(payload: message.payload), message: message, session: session)
         case .detach:
             let request = try DetachRequest(payload: message.payload)
             let targets = request.devices.isEmpty ? Array(session.devices) : request.devices.filter(session.devices.contains)
             for id in targets {
-                tracker.detachDevice(id) { complete($0) }
+                pipeline.detach(id)
                 owner.removeValue(forKey: id)
                 session.devices.remove(id)
             }
@@ -67,7 +66,7 @@ extension FaultService {
             if message.flags & FAULTRING_MSG_TEXT != 0 {
                 return .reply(to: message, payload: Array(metrics.prometheusText(stats).utf8))
             }
-            return .reply(to: message, payload: JSONPayload.encode(stats))
+            return .reply(to: message, payload: try JSONPayload.encode(stats))
         case .bye:
             return .reply(to: message)
         }
@@ -83,7 +82,7 @@ extension FaultService {
             throw ControlError(.invalidArgument, "this connection's queue is ABI \(current.rawValue), ATTACH asks \(abi.rawValue)")
         }
         for id in request.devices {
-            guard knownDevices.contains(id) else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
+            guard pipeline.knownDevices.contains(id) else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
             if let holder = owner[id], holder != session.socket.fd.rawValue {
                 let pid = sessions[holder]?.pid ?? 0
                 throw ControlError(.resourceBusy, "device \(id) is attached to another client (pid \(pid))")
@@ -101,14 +100,14 @@ extension FaultService {
                 queue = try FaultProducer(
                     geometry: QueueGeometry(entryCount: config.entryCount, responseCount: config.responseCount),
                     name: "faultring-client-\(session.pid)")
-                let files = try queue.consumerFiles()
-                fds = files.all
+                // The reply owns the copies from here; `handle` closes them once sent.
+                fds = try queue.consumerFiles().release()
             } catch {
                 throw ControlError(error.errno ?? .ioError, "creating the queue: \(error)")
             }
             session.queue = queue
             session.abi = abi
-            session.channel = tracker.addChannel(ProducerSink(queue))
+            session.channel = pipeline.addQueue(queue)
             loop.watch(queue.doorbellFD.rawValue) { [unowned self] in
                 queue.finishSleeping()
                 serviceResponses(session)
@@ -118,7 +117,7 @@ extension FaultService {
         for id in request.devices {
             owner[id] = session.socket.fd.rawValue
             session.devices.insert(id)
-            tracker.attach(id, to: session.channel)
+            pipeline.attach(id, to: session.channel!)
         }
         let reply = AttachReply(queueCreated: created, entryCount: UInt32(config.entryCount),
                                 responseCount: UInt32(config.responseCount), attached: UInt32(session.devices.count))

@@ -1,183 +1,118 @@
 import CFaultRingABI
-import Devices
+import CFaultRingSys
 import FaultABI
 import FaultControl
+import FaultPipeline
 import FaultQueue
+import FaultSys
 import Glibc
 import Histogram
 import Logging
 import PageRequests
 import SystemPackage
-import Workloads
-
-/// How a service runs.
-public struct ServiceConfig: Sendable {
-    /// Listen on this path (created; removed at exit), or ...
-    public var socketPath: String?
-    /// ... use this inherited, already-listening SOCK_SEQPACKET socket.
-    public var inheritedFD: Int32?
-    /// The simulated devices this service fronts.
-    public var devices: [SimulatedDeviceConfig] = []
-    /// Page-request groups each attached device tries to raise per tick.
-    public var groupsPerTick = 4
-    /// Stop raising after this many groups per device (nil: never).
-    public var groupsPerDevice: UInt64?
-    /// Tick period: device simulation, timeouts, negotiation.
-    public var tickMilliseconds: Int32 = 1
-    /// Page-request policy (timeout, FAILURE, caps).
-    public var policy = PageRequestPolicy()
-    /// Event loop backend (nil: io_uring if available, else poll).
-    public var backend: EventLoop.Backend?
-    /// Peer uids allowed to connect (nil: the service's own uid and root).
-    public var allowedUIDs: Set<UInt32>?
-    /// Ring sizes of each client's queue.
-    public var entryCount = 4096
-    public var responseCount = 1024
-    /// Replay this fixture as the fault source instead of simulated devices
-    /// (its devices, service settings and events), then stop.
-    public var fixturePath: String?
-    /// "fast" (as fast as possible) or "recorded" (the events' own timing).
-    public var fixturePace = "fast"
-    /// Where to write the fixture run's outcome (JSON) before stopping.
-    public var outcomePath: String?
-    /// Record what the simulated devices raise, and how each group ended,
-    /// as a fixture at this path (written as it happens; finished at stop).
-    public var capturePath: String?
-
-    public init() {}
-}
 
 /// The faultring daemon: a UNIX control socket, one queue per client, the
-/// page-request tracker, simulated devices, and an io_uring (or poll) loop.
+/// pipeline (page-request tracker) in front of one `FaultSource`, and an
+/// io_uring (or poll) loop.
+///
+/// The service knows where faults come from only through `FaultSource`:
+/// the command line decides (simulated devices, a fixture, a capture).
 ///
 /// Exits cleanly on SIGTERM or SIGINT: every outstanding group is answered
-/// INVALID, every queue is marked closed, the socket file is removed.
+/// INVALID, every queue is marked closed, the socket file is removed. A
+/// source that `drainsBeforeStop` is first stopped and given up to twice
+/// the page-request timeout for its groups to be answered.
 public final class FaultService {
+    /// The settings in force.
     public let config: ServiceConfig
+    /// Where faults come from.
+    public let source: any FaultSource
     let logger: Logger
     let loop: EventLoop
     let listener: ControlSocket
-    let signalFD: Int32
-    var tracker: PageRequestTracker
-    /// Simulated devices, by id.
-    var devices: [UInt32: SimulatedPRIDevice] = [:]
-    /// Which session owns each attached device.
+    let signals: OwnedFD
+    let pipeline: Pipeline
+    /// Which session owns each attached device (by control socket fd).
     var owner: [UInt32: Int32] = [:]
     /// Sessions by control socket fd.
     var sessions: [Int32: Session] = [:]
-    var rng = SplitMix64(seed: 0x5EED)
     var stopping = false
-    var requests: [PageRequest] = []
     let metrics = ServiceMetrics()
     /// Request-to-answer latency of groups answered by consumers, in ns.
     var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
     let started = ContinuousClock.now
-    /// Device ids this service fronts (simulated or from a fixture).
-    var knownDevices: Set<UInt32> = []
-    /// The fixture being replayed, if any.
-    var feed: FixtureFeed?
-    /// Records lost on queues of sessions that have gone.
-    var lostOnClosedQueues: UInt64 = 0
-    /// A capture in progress, if any.
-    var capture: Capture?
     /// Stop raising groups; stop once the outstanding ones are answered.
     var draining: UInt64?
 
-    /// Sets up the socket, the signal handling and the loop.
-    /// - Throws: `ControlError` if the socket cannot be created or inherited.
-    public init(config: ServiceConfig, logger: Logger) throws(ControlError) {
+    /// Sets up the socket, the signal handling, the pipeline and the loop.
+    /// - Throws: `ControlError` if the socket cannot be created or
+    ///   inherited, or signals cannot be routed to a signalfd.
+    public init(config: ServiceConfig, source: any FaultSource, logger: Logger) throws(ControlError) {
         self.logger = logger
+        self.config = config
+        self.source = source
+        do {
+            signals = try Sys.signalfd([SIGTERM, SIGINT])
+        } catch {
+            throw ControlError(error.errno, error.call)
+        }
         if let fd = config.inheritedFD {
             let flags = fcntl(fd, F_GETFL)
-            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+                throw ControlError(Errno(rawValue: errno), "fcntl(inherited fd \(fd), F_SETFL, O_NONBLOCK)")
+            }
             listener = ControlSocket(fd: FileDescriptor(rawValue: fd))
         } else if let path = config.socketPath {
             listener = try ControlSocket.listen(path: path)
         } else {
             throw ControlError(.invalidArgument, "neither --socket-path nor --fd given")
         }
-        let signals: [Int32] = [SIGTERM, SIGINT]
-        signalFD = signals.withUnsafeBufferPointer { faultring_shim_signalfd($0.baseAddress, UInt32($0.count)) }
-        guard signalFD >= 0 else { throw ControlError(Errno(rawValue: errno), "signalfd") }
-        var config = config
-        if let path = config.fixturePath {
-            do {
-                let feed = try FixtureFeed(path: path, pace: FixtureFeed.Pace(rawValue: config.fixturePace) ?? .fast)
-                config.policy.timeoutNS = feed.fixture.service.timeoutMicroseconds * 1000
-                config.policy.passFailure = feed.fixture.service.passFailure
-                config.policy.maxOutstandingGroups = feed.fixture.service.cookieTable
-                config.entryCount = feed.fixture.service.entries
-                config.devices = []
-                self.feed = feed
-            } catch {
-                throw ControlError(.invalidArgument, "\(error)")
-            }
-        }
-        self.config = config
-        tracker = PageRequestTracker(policy: config.policy)
-        for device in config.devices {
-            devices[device.deviceID] = SimulatedPRIDevice(device)
-            tracker.addDevice(device.deviceID, allocation: device.allocation)
-            knownDevices.insert(device.deviceID)
-        }
-        for device in feed?.fixture.devices ?? [] {
-            tracker.addDevice(device.id, allocation: device.allocation)
-            knownDevices.insert(device.id)
-        }
+        pipeline = Pipeline(source: source, policy: config.policy)
         loop = EventLoop(preferred: config.backend, logger: logger)
-        if let path = config.capturePath {
-            do {
-                capture = try Capture(path: path, config: config)
-            } catch {
-                throw ControlError(.invalidArgument, "\(error)")
-            }
+        pipeline.observer = { [unowned self] completion in
+            guard completion.source == .consumer, completion.requestedAtNS > 0 else { return }
+            let now = Sys.monotonicNS
+            _ = latency.record(now > completion.requestedAtNS ? now - completion.requestedAtNS : 0)
         }
     }
 
     /// What HELLO answers.
-    public var capabilities: Capabilities { Self.capabilities(for: config, eventLoop: loop.backend) }
+    public var capabilities: Capabilities {
+        Self.capabilities(for: config, devices: source.devices.map(\.id), eventLoop: loop.backend)
+    }
 
-    /// What a service with `config` offers; `eventLoop` defaults to what
-    /// start-up would choose here (`--print-capabilities`).
-    public static func capabilities(for config: ServiceConfig, eventLoop: EventLoop.Backend? = nil) -> Capabilities {
+    /// What a service with `config` fronting `devices` offers; `eventLoop`
+    /// defaults to what start-up would choose here (`--print-capabilities`).
+    public static func capabilities(for config: ServiceConfig, devices: [UInt32], eventLoop: EventLoop.Backend? = nil)
+        -> Capabilities
+    {
         Capabilities(
             protocolVersion: FAULTRING_PROTOCOL_VERSION, abis: [1, 2],
             features: ["page-requests", "unrecoverable-faults", "lost-records", "cookies", "auto-invalid-on-detach",
                        "timeouts", "prometheus-stats"],
             maxMessageSize: ControlMessage.maxSize, maxDevicesPerAttach: FaultControl.maxDevicesPerAttach,
-            entryCount: config.entryCount, responseCount: config.responseCount,
-            devices: config.devices.map(\.deviceID).sorted(),
+            entryCount: config.entryCount, responseCount: config.responseCount, devices: devices.sorted(),
             eventLoop: (eventLoop ?? EventLoop.probe(preferred: config.backend)).rawValue,
             pageRequestTimeoutMilliseconds: config.policy.timeoutNS / 1_000_000)
     }
 
-    /// Runs until SIGTERM/SIGINT (or `stop()`), then shuts down cleanly.
+    /// Runs until SIGTERM/SIGINT (or `stop()`, or a finished source), then
+    /// shuts down cleanly.
     public func run() {
         loop.watch(listener.fd.rawValue) { [unowned self] in acceptAll() }
-        loop.watch(signalFD) { [unowned self] in
-            let signo = faultring_shim_signalfd_signo(signalFD)
-            if signo > 0 {
-                if capture != nil && draining == nil {
-                    logger.info("signal \(signo): capture stops raising groups and drains the outstanding ones")
-                    draining = monotonicNS()
-                } else {
-                    logger.info("signal \(signo): shutting down")
-                    stopping = true
-                }
-            }
-        }
-        logger.info("serving \(devices.count) simulated devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
-        var nextTick = monotonicNS()
+        loop.watch(signals.rawValue) { [unowned self] in takeSignal() }
+        logger.info("serving \(source.devices.count) devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
+        var nextTick = Sys.monotonicNS
         let tickNS = UInt64(config.tickMilliseconds) * 1_000_000
         while !stopping {
-            let now = monotonicNS()
+            let now = Sys.monotonicNS
             if now >= nextTick {
                 tick(now: now)
                 nextTick = now + tickNS
             }
             // Tell every consumer we are about to sleep (the doorbell
             // protocol); if one already has work, do not block.
-            var timeout = Int32((nextTick - min(nextTick, monotonicNS())) / 1_000_000)
+            var timeout = Int32((nextTick - min(nextTick, Sys.monotonicNS)) / 1_000_000)
             for session in sessions.values {
                 if let queue = session.queue, !queue.prepareToSleep() { timeout = 0 }
             }
@@ -193,62 +128,44 @@ public final class FaultService {
     /// Asks the loop to stop at its next turn.
     public func stop() { stopping = true }
 
-    func monotonicNS() -> UInt64 { faultring_shim_monotonic_ns() }
-
-    // MARK: Devices and timers
-
-    /// Every tick: attached devices raise page requests; timeouts fire;
-    /// queues negotiate and write owed LOST records.
-    func tick(now: UInt64) {
-        if feed != nil {
-            feedTick(now: now)
-            tracker.tick(now: now) { complete($0) }
-            for session in sessions.values { session.queue?.poll() }
-            if let feed, feed.done { finishFixture() }
+    func takeSignal() {
+        let signo = faultring_sys_signalfd_signo(signals.rawValue)
+        if signo < 0 {
+            logger.error("reading the signalfd: \(Errno(rawValue: -signo))")
             return
         }
-        if let since = draining {
-            if tracker.outstandingGroups == 0 || now - since > 2 * config.policy.timeoutNS { stopping = true }
-            tracker.tick(now: now) { complete($0) }
-            return
+        guard signo > 0 else { return }
+        if source.drainsBeforeStop && draining == nil {
+            logger.info("signal \(signo): the source stops raising groups; draining the outstanding ones")
+            source.stopRaising()
+            draining = Sys.monotonicNS
+        } else {
+            logger.info("signal \(signo): shutting down")
+            stopping = true
         }
-        for (id, _) in owner {
-            guard var device = devices[id] else { continue }
-            for _ in 0..<config.groupsPerTick {
-                if let limit = config.groupsPerDevice, device.ledger.issued >= limit { break }
-                requests.removeAll(keepingCapacity: true)
-                device.nextGroup(now: now, using: &rng, into: &requests)
-                if requests.isEmpty { break }
-                devices[id] = device
-                for request in requests {
-                    capture?.raised(request, now: now)
-                    tracker.receive(request, now: now) { complete($0) }
-                }
-                device = devices[id]!
-            }
-            devices[id] = device
-        }
-        tracker.tick(now: now) { complete($0) }
-        for session in sessions.values { session.queue?.poll() }
     }
 
-    /// The one answer to a group reaches its device.
-    func complete(_ completion: DeviceCompletion) {
-        devices[completion.deviceID]?.complete(completion)
-        feed?.record(completion)
-        capture?.recorder.record(completion)
-        if completion.source == .consumer, completion.requestedAtNS > 0 {
-            let now = monotonicNS()
-            _ = latency.record(now > completion.requestedAtNS ? now - completion.requestedAtNS : 0)
+    // MARK: The step
+
+    /// Every tick: the pipeline's step (the source raises, queues are
+    /// serviced, timeouts fire); a finished source or a finished drain stops.
+    func tick(now: UInt64) {
+        if let since = draining {
+            if pipeline.tracker.outstandingGroups == 0 || now - since > 2 * config.policy.timeoutNS { stopping = true }
+            pipeline.serviceQueues(now: now)
+            return
+        }
+        pipeline.step(now: now)
+        if source.isFinished {
+            logger.info("the source has finished: stopping")
+            stopping = true
         }
     }
 
     /// Reads and matches the responses a session's consumer wrote.
     func serviceResponses(_ session: Session) {
-        guard let queue = session.queue, let channel = session.channel, let abi = queue.abi else { return }
-        queue.readResponses { result in
-            tracker.respond(result, channel: channel, abi: abi) { complete($0) }
-        }
+        guard let channel = session.channel else { return }
+        pipeline.readResponses(channel)
     }
 
     // MARK: Connections
@@ -330,28 +247,22 @@ public final class FaultService {
     func drop(_ session: Session) {
         let fd = session.socket.fd.rawValue
         guard sessions[fd] === session else { return }
-        serviceResponses(session)
         sessions.removeValue(forKey: fd)
         loop.unwatch(fd)
         if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
-        if let channel = session.channel { tracker.removeChannel(channel) { complete($0) } }
+        if let channel = session.channel { pipeline.removeQueue(channel) }  // reads its last answers first
         for id in session.devices { owner.removeValue(forKey: id) }
-        lostOnClosedQueues += session.queue?.countersSnapshot.recordsLost ?? 0
         session.queue?.close()
         try? session.socket.fd.close()
         logger.info("client pid \(session.pid) gone; its devices' outstanding groups were answered INVALID")
     }
 
+    /// The way out: the source writes its books, every outstanding group
+    /// is answered INVALID, every queue is marked closed.
     func shutdown() {
-        if let capture {
-            capture.finish(tracker.snapshot, logger: logger)
-            self.capture = nil
-        }
-        var answered = 0
-        tracker.shutdown {
-            answered += 1
-            complete($0)
-        }
+        source.finish(pipeline.summary)
+        let outstanding = pipeline.tracker.outstandingGroups
+        pipeline.shutdown()
         for session in Array(sessions.values) {
             loop.unwatch(session.socket.fd.rawValue)
             session.queue?.close()
@@ -361,6 +272,6 @@ public final class FaultService {
         loop.unwatch(listener.fd.rawValue)
         try? listener.fd.close()
         if let path = config.socketPath { unlink(path) }
-        logger.info("stopped: \(answered) outstanding groups answered INVALID on the way out")
+        logger.info("stopped: \(outstanding) outstanding groups answered INVALID on the way out")
     }
 }

@@ -55,13 +55,11 @@ extension FaultService {
                 .init(pid: $0.pid, uid: $0.uid, abi: $0.abi?.rawValue, devices: $0.devices.sorted(),
                       queue: $0.queue?.countersSnapshot)
             },
-            pageRequests: tracker.snapshot,
-            devices: devices.keys.sorted().map { id in
-                let d = devices[id]!
-                return .init(id: id, attachedTo: owner[id].flatMap { sessions[$0]?.pid }, issued: d.ledger.issued,
-                             answered: d.ledger.answered, unanswered: d.ledger.unanswered,
-                             answeredTwiceOrUnknown: d.ledger.unexpected, wrong: d.ledger.wrong,
-                             answersBySource: d.ledger.bySource)
+            pageRequests: pipeline.tracker.snapshot,
+            devices: source.books().sorted { $0.id < $1.id }.map { d in
+                .init(id: d.id, attachedTo: owner[d.id].flatMap { sessions[$0]?.pid }, issued: d.issued,
+                      answered: d.answered, unanswered: d.unanswered, answeredTwiceOrUnknown: d.unexpected,
+                      wrong: d.wrong, answersBySource: d.answersBySource)
             },
             protocolErrors: UInt64(metrics.protocolErrorCount))
     }

@@ -24,6 +24,26 @@ public enum CompletionSource: Sendable, Hashable {
     case consumer
     /// The service answered INVALID itself.
     case automatic(AutoResponseCause)
+
+    /// Every source's label, in a fixed order: `consumer`, then the causes.
+    public static let labels = ["consumer"] + AutoResponseCause.allCases.map(\.rawValue)
+
+    /// The source as books, fixtures and metrics name it: `consumer`, or the
+    /// cause's raw value (`timeout`, `detach`, …).
+    public var label: String {
+        switch self {
+        case .consumer: return "consumer"
+        case .automatic(let cause): return cause.rawValue
+        }
+    }
+
+    /// Position in `labels`, for fixed-size tallies.
+    public var ordinal: Int {
+        switch self {
+        case .consumer: return 0
+        case .automatic(let cause): return 1 + cause.ordinal
+        }
+    }
 }
 
 /// The one response a device gets for a page-request group.

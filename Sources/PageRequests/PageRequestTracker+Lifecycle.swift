@@ -9,8 +9,8 @@ extension PageRequestTracker {
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
             timeouts.removeFirst()
-            let index = Int(UInt32(truncatingIfNeeded: first.cookie))
-            if slots[index].live && UInt64(slots[index].generation) << 32 | (first.cookie & 0xFFFF_FFFF) == first.cookie {
+            let index = Int(GroupCookie(rawValue: first.cookie).slot)
+            if slots[index].live && GroupCookie(rawValue: first.cookie).generation == slots[index].generation {
                 retire(first.cookie, code: .invalid, source: .automatic(.timeout), complete: complete)
             }
         }
@@ -29,7 +29,7 @@ extension PageRequestTracker {
                     channels[index]!.backlog.append(cookie)  // keep order behind a group that did not go
                     continue
                 }
-                let index = Int(UInt32(truncatingIfNeeded: cookie))
+                let index = Int(GroupCookie(rawValue: cookie).slot)
                 guard slots[index].live, slots[index].group?.delivered == false else { continue }
                 deliver(cookie, channel: channelID, complete: complete)
             }
@@ -69,7 +69,7 @@ extension PageRequestTracker {
     ) {
         for index in slots.indices where slots[index].live {
             guard let group = slots[index].group, matches(group) else { continue }
-            let cookie = UInt64(slots[index].generation) << 32 | UInt64(index)
+            let cookie = GroupCookie(generation: slots[index].generation, slot: UInt32(index)).rawValue
             retire(cookie, code: .invalid, source: .automatic(cause), complete: complete)
         }
     }

@@ -21,7 +21,7 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
+        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].group!.channel == channel else { return reject(.foreignDevice) }
         let last = slots[slotIndex].group!.last
         if last.needsPASID ? response.pasid != last.pasid : response.pasid != nil { return reject(.mismatch) }
@@ -46,8 +46,8 @@ extension PageRequestTracker {
 
     /// Finds the live group of an ABI 2 cookie, or says why there is none.
     func lookup(cookie: UInt64) -> Result<UInt64, ResponseRejectionReason> {
-        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
-        let generation = UInt32(truncatingIfNeeded: cookie >> 32)
+        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
+        let generation = GroupCookie(rawValue: cookie).generation
         guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
         if slots[slotIndex].live && slots[slotIndex].generation == generation { return .success(cookie) }
         if slots[slotIndex].retiredCookie == cookie {
@@ -68,12 +68,12 @@ extension PageRequestTracker {
     /// not an unknown group). ABI 1 cannot tell a reused PRGI's groups apart
     /// any better than the kernel could; ABI 2 cookies can.
     func lookupV1(_ response: PageResponse, channel: ChannelID) -> Result<UInt64, ResponseRejectionReason> {
-        guard let prgi = response.prgi, prgi <= 0x1FF else { return .failure(.unknown) }
+        guard let prgi = response.prgi, prgi <= PRILimits.maxPRGI else { return .failure(.unknown) }
         var retired = RetireKind.none
         var oldest: UInt64?
         for device in devices where device?.channel == channel {
             for cookie in device!.outstanding[Int(prgi)] {
-                let group = slots[Int(UInt32(truncatingIfNeeded: cookie))].group!
+                let group = slots[Int(GroupCookie(rawValue: cookie).slot)].group!
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }

@@ -51,7 +51,7 @@ public struct PageRequestTracker {
         case none, consumer, timeout, other
     }
 
-    /// One entry of the cookie table. Cookie = generation << 32 | slot index.
+    /// One entry of the cookie table (`GroupCookie`: generation and slot index).
     struct Slot {
         var generation: UInt32 = 1
         var live = false
@@ -65,14 +65,14 @@ public struct PageRequestTracker {
         var allocation: Int
         var outstandingRequests = 0
         var partialRequests = 0
-        /// Live groups per PRG index (a PRGI is per function: 512 of them).
+        /// Live groups per PRG index (a PRGI is per function: `PRILimits.prgiCount` of them).
         /// Usually zero or one; more only when the device misbehaves.
-        var outstanding = [[UInt64]](repeating: [], count: 512)
+        var outstanding = [[UInt64]](repeating: [], count: PRILimits.prgiCount)
         /// How the last group with each PRG index ended (ABI 1 classification).
-        var lastRetired = [RetireKind](repeating: .none, count: 512)
+        var lastRetired = [RetireKind](repeating: .none, count: PRILimits.prgiCount)
         /// Parked (non-last) requests per PRG index, all of one PASID; a
         /// second PASID on the same index goes to the tracker's `partials`.
-        var parked = [[PageRequest]](repeating: [], count: 512)
+        var parked = [[PageRequest]](repeating: [], count: PRILimits.prgiCount)
     }
 
     struct Channel {
@@ -180,7 +180,7 @@ public struct PageRequestTracker {
         }
         if devices[d]!.outstandingRequests >= devices[d]!.allocation { counters.allocationExceeded &+= 1 }
         devices[d]!.outstandingRequests += 1
-        let prgi = Int(request.prgi & 0x1FF)
+        let prgi = PRILimits.slot(request.prgi)
         guard request.isLastPage else {
             if devices[d]!.parked[prgi].isEmpty || devices[d]!.parked[prgi][0].pasid == request.pasid {
                 devices[d]!.parked[prgi].append(request)
@@ -221,7 +221,7 @@ public struct PageRequestTracker {
             emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull), complete: complete)
             return
         }
-        let cookie = UInt64(slots[Int(slotIndex)].generation) << 32 | UInt64(slotIndex)
+        let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
         devices[d]!.outstanding[prgi].append(cookie)
@@ -236,7 +236,7 @@ public struct PageRequestTracker {
     /// Hands a live group to its channel's sink; queues it if the channel is
     /// not ready; answers it INVALID if it does not fit whole.
     mutating func deliver(_ cookie: UInt64, channel channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
-        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
+        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard let group = slots[slotIndex].group else { return }
         let sink = channels[Int(channelID)]!.sink
         guard sink.abi != nil else {
@@ -276,7 +276,7 @@ public struct PageRequestTracker {
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
         let d = Int(deviceID)
         if d < devices.count, devices[d] != nil {
-            for prgi in 0..<512 where !devices[d]!.parked[prgi].isEmpty {
+            for prgi in 0..<PRILimits.prgiCount where !devices[d]!.parked[prgi].isEmpty {
                 dropped += devices[d]!.parked[prgi].count
                 devices[d]!.parked[prgi].removeAll()
             }
@@ -291,7 +291,7 @@ public struct PageRequestTracker {
     mutating func retire(
         _ cookie: UInt64, code: ResponseCode, source: CompletionSource, complete: (DeviceCompletion) -> Void
     ) {
-        let slotIndex = Int(UInt32(truncatingIfNeeded: cookie))
+        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].live, let group = slots[slotIndex].group.take() else { return }
         slots[slotIndex].live = false
         slots[slotIndex].retiredCookie = cookie
@@ -306,7 +306,7 @@ public struct PageRequestTracker {
         if slots[slotIndex].generation == 0 { slots[slotIndex].generation = 1 }
         freeSlots.append(UInt32(slotIndex))
         let d = Int(group.deviceID)
-        let prgi = Int(group.prgi & 0x1FF)
+        let prgi = PRILimits.slot(group.prgi)
         if d < devices.count, devices[d] != nil {
             if devices[d]!.outstanding[prgi].count == 1 {
                 devices[d]!.outstanding[prgi].removeAll(keepingCapacity: true)
@@ -341,7 +341,7 @@ public struct PageRequestTracker {
 
 extension AutoResponseCause {
     /// Position in `allCases`, for fixed-size tallies.
-    var ordinal: Int {
+    public var ordinal: Int {
         switch self {
         case .timeout: return 0
         case .overflow: return 1

@@ -1,25 +1,31 @@
-import Devices
 import FaultABI
+import IOMMUFormats
+import PageRequests
 
 /// The page-request groups a VMM has shown its guest and not yet answered,
 /// so that the guest's answer — which names (endpoint, PASID, PRGI), not a
 /// cookie — can be turned back into a page response for the queue.
+///
+/// Matching follows `AnswerMatcher`, the same rule the devices use.
 public struct GuestPendingGroups: Sendable {
-    struct Key: Hashable {
-        var endpoint: UInt32
-        var prgi: UInt32
+    struct Pending: Sendable {
+        var cookie: UInt64
+        var pasid: UInt32?
+        var needsPASID: Bool
     }
-    var cookies: [Key: [(cookie: UInt64, pasid: UInt32?, needsPASID: Bool)]] = [:]
+    var byEndpoint: [UInt32: AnswerMatcher<Pending>] = [:]
 
+    /// No group pending.
     public init() {}
 
     /// Groups awaiting the guest's answer.
-    public var count: Int { cookies.values.reduce(0) { $0 + $1.count } }
+    public var count: Int { byEndpoint.values.reduce(0) { $0 + $1.count } }
 
-    /// Remembers a LAST_PAGE request shown to the guest.
+    /// Remembers a LAST_PAGE request shown to the guest as `endpoint`.
     public mutating func note(_ request: PageRequest, endpoint: UInt32) {
-        cookies[Key(endpoint: endpoint, prgi: request.prgi), default: []]
-            .append((request.cookie, request.pasid, request.needsPASID))
+        byEndpoint[endpoint, default: AnswerMatcher()].expect(
+            prgi: request.prgi, pasid: request.pasid, privateData: nil,
+            Pending(cookie: request.cookie, pasid: request.pasid, needsPASID: request.needsPASID))
     }
 
     /// The page response for a guest's CMD_PRI_RESP or CMD_RESUME (16
@@ -36,22 +42,18 @@ public struct GuestPendingGroups: Sendable {
         }
     }
 
-    /// The page response for a guest's VT-d page group response descriptor.
+    /// The page response for a guest's VT-d page group response descriptor,
+    /// or nil if it is malformed or names no pending group.
     public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64) -> PageResponse? {
         guard let descriptor = try? VTdPageGroupResponse(words: qw0, qw1, qw2, qw3) else { return nil }
         return take(endpoint: UInt32(descriptor.requesterID), pasid: descriptor.pasid, prgi: descriptor.prgIndex,
                     code: descriptor.code)
     }
 
-    /// Finds the oldest pending group of (endpoint, PRGI) (and PASID, if the
-    /// guest gave one) and builds its response: cookie, and the PASID when
-    /// the request needed it.
+    /// The pending group of (endpoint, PRGI, PASID) as a response: its
+    /// cookie, and the PASID when the request needed it.
     mutating func take(endpoint: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode) -> PageResponse? {
-        let key = Key(endpoint: endpoint, prgi: prgi)
-        guard var list = cookies[key], !list.isEmpty else { return nil }
-        let index = list.firstIndex { pasid == nil || $0.pasid == pasid } ?? 0
-        let entry = list.remove(at: index)
-        cookies[key] = list.isEmpty ? nil : list
+        guard let entry = byEndpoint[endpoint]?.take(prgi: prgi, pasid: pasid, privateData: nil) else { return nil }
         return PageResponse(code: code, cookie: entry.cookie, pasid: entry.needsPASID ? entry.pasid : nil, prgi: prgi)
     }
 }

@@ -28,6 +28,10 @@ public final class VMMClient {
     var nextID: UInt16 = 1
     var responses: [PageResponse] = []
     var closed = false
+    /// Records `consume` could not decode (skipped, and counted here).
+    public private(set) var undecodableRecords: UInt64 = 0
+    /// Why the first undecodable record could not be decoded.
+    public private(set) var firstDecodeError: RecordDecodeError?
 
     /// Connects to the service at `socketPath`, says hello, attaches
     /// `devices` (all or nothing) and negotiates `abi` on the new queue.
@@ -42,11 +46,24 @@ public final class VMMClient {
         } catch {
             throw .connection(error)
         }
-        let hello = try Self.request(socket, id: 0, .hello, JSONPayload.encode(Hello(client: client)))
-        do {
-            capabilities = try JSONPayload.decode(Capabilities.self, hello.payload)
+        // Until `capabilities` is set a throw skips deinit: close here.
+        let connected = socket
+        do throws(VMMClientError) {
+            let payload: [UInt8]
+            do {
+                payload = try JSONPayload.encode(Hello(client: client))
+            } catch {
+                throw .connection(error)
+            }
+            let hello = try Self.request(connected, id: 0, .hello, payload)
+            do {
+                capabilities = try JSONPayload.decode(Capabilities.self, hello.payload)
+            } catch {
+                throw .protocolViolation("HELLO reply: \(error.reason)")
+            }
         } catch {
-            throw .protocolViolation("HELLO reply: \(error.reason)")
+            try? connected.fd.close()
+            throw error
         }
         if !devices.isEmpty { try attach(devices) }
     }
@@ -107,7 +124,7 @@ public final class VMMClient {
                 for fd in reply.fds { try? fd.close() }
                 throw .protocolViolation("ATTACH reply created a queue with \(reply.fds.count) descriptors, 4 expected")
             }
-            let files = QueueFiles(producerRegion: reply.fds[0], consumerRegion: reply.fds[1],
+            let files = QueueFiles(adopting: reply.fds[0], consumerRegion: reply.fds[1],
                                    consumerDoorbell: reply.fds[2], producerDoorbell: reply.fds[3])
             do {
                 let queue = try FaultConsumer(files: files)
@@ -170,7 +187,16 @@ public final class VMMClient {
             throw .queue(error)
         }
         for i in batch.indices {
-            guard let record = try? batch.decode(i) else { continue }
+            let record: DecodedRecord
+            do {
+                record = try batch.decode(i)
+            } catch {
+                // Counted, never silently skipped: a record the service wrote
+                // that this client cannot read is a bug on one side.
+                undecodableRecords += 1
+                if firstDecodeError == nil { firstDecodeError = error }
+                continue
+            }
             if let response = body(record) { responses.append(response) }
         }
         consumer.release(batch.count)

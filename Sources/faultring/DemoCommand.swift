@@ -1,8 +1,9 @@
 import ArgumentParser
-import Devices
+import FaultLoopback
+import FaultSimulation
 import Foundation
 import PageRequests
-import Workloads
+import VMMClient
 
 /// The whole page-request loop in one process, with a live summary and the
 /// devices' ledger verdict at the end.
@@ -51,7 +52,7 @@ struct DemoCommand: ParsableCommand {
         config.abandonGroupEvery = abandonEvery
         config.stopMarkerEvery = stopMarkerEvery
         config.seed = seed
-        if noInjections { config.injections = Injections() }
+        if noInjections { config.behaviour = ConsumerBehaviour() }
         guard let hardware = HardwareWire(rawValue: wire) else {
             throw ValidationError("--wire must be direct, smmuv3 or vtd, not \(wire)")
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Workloads
+import FaultFixtures
 
 /// Kernel trace text (`prq_report`, `io_page_fault`) into a fixture.
 struct ImportTraceCommand: ParsableCommand {

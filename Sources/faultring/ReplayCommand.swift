@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Workloads
+import FaultFixtures
+import FaultSys
 
 /// Runs fixtures through the real path — the service process replays the
 /// events from simulated devices, a consumer process behaves as the fixture
@@ -12,7 +13,7 @@ struct ReplayCommand: ParsableCommand {
 
     @Argument(help: "Fixture files.") var files: [String]
     @Option(help: "fast (as fast as possible) or recorded (the events' own timing); default: the fixture's own choice, else fast.")
-    var pace: String?
+    var pace: ReplayPace?
     @Flag(help: "Print the verdicts as JSON.") var json = false
 
     struct Verdict: Codable {
@@ -26,7 +27,6 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let pace, !["fast", "recorded"].contains(pace) { throw ValidationError("--pace must be fast or recorded") }
         var verdicts: [Verdict] = []
         for file in files {
             let start = Date()
@@ -36,7 +36,7 @@ struct ReplayCommand: ParsableCommand {
                 let (fixture, count) = try FixtureValidation.validate(path: file)
                 verdict.name = fixture.name
                 verdict.events = count
-                let outcome = try Self.runOnce(file, fixture: fixture, pace: pace ?? fixture.service.pace ?? "fast")
+                let outcome = try Self.runOnce(file, fixture: fixture, pace: pace ?? fixture.service.pace ?? .fast)
                 verdict.outcome = outcome
                 verdict.differences = fixture.expected.map(outcome.differences(from:))
                     ?? ["the fixture has no \"expected\" outcome to compare with"]
@@ -66,7 +66,7 @@ struct ReplayCommand: ParsableCommand {
 
     /// One run: a service process replaying the fixture, a consumer process
     /// behaving as it says; the service writes the outcome and stops.
-    static func runOnce(_ file: String, fixture: Fixture, pace: String) throws -> FixtureOutcome {
+    static func runOnce(_ file: String, fixture: Fixture, pace: ReplayPace) throws -> FixtureOutcome {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let socket = "/tmp/faultring-replay-\(tag).sock"
         let outcomePath = "/tmp/faultring-replay-\(tag).json"
@@ -75,34 +75,31 @@ struct ReplayCommand: ParsableCommand {
             unlink(outcomePath)
         }
         let binary = "/proc/self/exe"
-        let service = Process()
-        service.executableURL = URL(fileURLWithPath: binary)
-        service.arguments = ["serve", "--socket-path", socket, "--fixture", file, "--pace", pace, "--outcome", outcomePath,
-                             "--log-level", "error"]
-        try service.run()
+        let service = try ChildProcess.spawn(
+            binary, ["serve", "--socket-path", socket, "--fixture", file, "--pace", pace.rawValue, "--outcome", outcomePath,
+                     "--log-level", "error"])
         for _ in 0..<400 where access(socket, F_OK) != 0 && service.isRunning { usleep(10_000) }
-        let consumer = Process()
-        consumer.executableURL = URL(fileURLWithPath: binary)
-        consumer.arguments = ["consume", "--socket-path", socket, "--fixture", file, "--format", "veventq", "--quiet"]
-        consumer.standardOutput = FileHandle.nullDevice
-        try consumer.run()
+        let consumer = try ChildProcess.spawn(
+            binary, ["consume", "--socket-path", socket, "--fixture", file, "--format", "veventq", "--quiet"],
+            stdout: .discard)
         // A bound, not a measurement: the fixture's span, its timeout, and slack.
         let span = Double(fixture.service.timeoutMicroseconds) / 1e6 * 2 + 30
-        let deadline = Date().addingTimeInterval(span)
-        while service.isRunning && Date() < deadline { usleep(10_000) }
+        let deadline = Sys.monotonicNS + UInt64(span * 1e9)
+        while service.isRunning && Sys.monotonicNS < deadline { usleep(10_000) }
         if service.isRunning {
-            service.terminate()
-            service.waitUntilExit()
-            if consumer.isRunning { consumer.terminate() }
+            service.signal(SIGTERM)
+            service.wait()
+            consumer.signal(SIGTERM)
             throw ValidationError("the service did not finish the fixture within \(Int(span)) s")
         }
         // The closed queue ends the consumer; make sure.
         for _ in 0..<300 where consumer.isRunning { usleep(10_000) }
-        if consumer.isRunning { consumer.terminate() }
-        consumer.waitUntilExit()
-        guard let data = FileManager.default.contents(atPath: outcomePath) else {
-            throw ValidationError("the service exited (status \(service.terminationStatus)) without writing an outcome")
+        consumer.signal(SIGTERM)
+        consumer.wait()
+        do {
+            return try FixtureOutcome.read(from: outcomePath)
+        } catch {
+            throw ValidationError("the service exited (status \(service.wait())): \(error)")
         }
-        return try JSONDecoder().decode(FixtureOutcome.self, from: data)
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
-import Devices
 import FaultControl
+import FaultFixtures
+import FaultPipeline
 import FaultService
 import Foundation
+import FaultSimulation
 import Logging
 
 /// The daemon, in the foreground (vhost-user backend conventions).
@@ -28,21 +30,15 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
-    @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = "fast"
+    @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = ReplayPace.fast
     @Option(help: "Write the fixture run's outcome (JSON) here before stopping.") var outcome: String?
     @Option(help: "Record the simulated devices' page requests and how each ended as a fixture here.") var capture: String?
 
+    /// The daemon's own settings.
     func config() throws -> ServiceConfig {
         var config = ServiceConfig()
         config.socketPath = socketPath
         config.inheritedFD = fd
-        config.devices = (1...max(1, devices)).map { (n: Int) -> SimulatedDeviceConfig in
-            let id = UInt32(n)
-            return SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048,
-                                         maxGroupSize: maxGroupSize, privateData: true, needsPASID: n % 2 == 1)
-        }
-        config.groupsPerTick = groupsPerTick
-        config.groupsPerDevice = groupsPerDevice
         config.policy.timeoutNS = timeoutMs * 1_000_000
         if let backend {
             guard let chosen = EventLoop.Backend.allCases.first(where: { $0.rawValue == backend || ($0 == .uring && backend == "uring") })
@@ -51,29 +47,75 @@ struct ServeCommand: ParsableCommand {
         }
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
-        guard ["fast", "recorded"].contains(pace) else { throw ValidationError("--pace must be fast or recorded") }
-        config.fixturePath = fixture
-        config.fixturePace = pace
-        config.outcomePath = outcome
-        config.capturePath = capture
-        guard capture == nil || fixture == nil else { throw ValidationError("--capture records simulated devices, not a --fixture replay") }
         return config
     }
 
-    func run() throws { try serve(config()) }
+    /// The simulated devices `--devices` and `--groups-per-tick` describe.
+    func simulatedDevices() -> [SimulatedDeviceConfig] {
+        (1...max(1, devices)).map { (n: Int) -> SimulatedDeviceConfig in
+            let id = UInt32(n)
+            return SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048,
+                                         maxGroupSize: maxGroupSize, privateData: true, needsPASID: n % 2 == 1)
+        }
+    }
 
-    func serve(_ config: ServiceConfig) throws {
+    /// The fault source the options choose, with the settings it imposes:
+    /// a fixture feed (its devices, timeout and ring size), or simulated
+    /// devices, recorded by a capture if `capture` is given.
+    func source(capture: String?) throws -> (any FaultSource, ServiceConfig) {
+        var config = try config()
+        if let fixture {
+            guard capture == nil else { throw ValidationError("--capture records simulated devices, not a --fixture replay") }
+            let feed = try FixtureFeed(path: fixture, pace: pace, outcomePath: outcome)
+            config.policy = feed.policy
+            config.entryCount = feed.fixture.service.entries
+            return (feed, config)
+        }
+        let configs = simulatedDevices()
+        var schedule = SimulationSchedule()
+        schedule.groupsPerStep = groupsPerTick
+        schedule.groupsPerDevice = groupsPerDevice
+        let simulated = SimulatedDevices(configs, schedule: schedule)
+        guard let capture else { return (simulated, config) }
+        let recording = try Capture(
+            path: capture, recording: simulated,
+            devices: configs.map {
+                Fixture.Device(id: $0.deviceID, name: "simulated \($0.deviceID)", pasids: $0.pasids,
+                               allocation: $0.allocation, needsPASID: $0.needsPASID, privateData: $0.privateData)
+            },
+            policy: config.policy, entries: config.entryCount)
+        return (recording, config)
+    }
+
+    func run() throws { try serve(capture: capture) }
+
+    func serve(capture: String?) throws {
         var logger = Logger(label: "faultring.serve")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if printCapabilities {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(FaultService.capabilities(for: config)), as: UTF8.self))
+            let devices = simulatedDevices().map(\.deviceID)
+            print(String(decoding: try encoder.encode(FaultService.capabilities(for: config(), devices: devices)),
+                         as: UTF8.self))
             return
         }
         guard (socketPath == nil) != (fd == nil) else { throw ValidationError("give exactly one of --socket-path and --fd") }
-        let service = try FaultService(config: config, logger: logger)
+        let (source, config) = try source(capture: capture)
+        let service = try FaultService(config: config, source: source, logger: logger)
         service.run()
+        if let feed = source as? FixtureFeed {
+            logger.info("fixture \(feed.fixture.name) done: \(feed.outcome.groups.count) groups answered")
+            if let error = feed.writeError { throw error }
+        }
+        if let recording = source as? Capture {
+            switch recording.result {
+            case .success(let written)?:
+                logger.info("capture: \(written.events) events, \(written.groups) groups written to \(recording.path)")
+            case .failure(let error)?: throw error
+            case nil: break
+            }
+        }
     }
 }
 
@@ -91,9 +133,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "The fixture to write.") var output: String
     @OptionGroup var service: ServeCommand
 
-    func run() throws {
-        var config = try service.config()
-        config.capturePath = output
-        try service.serve(config)
-    }
+    func run() throws { try service.serve(capture: output) }
 }
+
+extension ReplayPace: ExpressibleByArgument {}

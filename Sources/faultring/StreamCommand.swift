@@ -1,6 +1,7 @@
 import ArgumentParser
 import FaultABI
 import FaultQueue
+import FaultSys
 import Foundation
 import SystemPackage
 
@@ -43,12 +44,13 @@ struct StreamCommand: ParsableCommand {
         let producer = try path.map { try FaultProducer(geometry: geometry, directory: FilePath($0)) }
             ?? FaultProducer(geometry: geometry, name: "faultring-stream")
         defer { producer.close() }
+        // The child inherits the queue at fds 3...6; our copies close once it has them.
         let files = try producer.consumerFiles()
-        let child = try QueueHandoff.spawn(
-            executable: "/proc/self/exe",
-            arguments: ["stream-consumer", "--abi", "\(abi.rawValue)", "--records", "\(records)",
-                        "--pause-every", "\(pauseEvery)", "--pause-microseconds", "\(pauseMicroseconds)"],
-            files: files, captureStdout: true)
+        let child = try ChildProcess.spawn(
+            "/proc/self/exe",
+            ["stream-consumer", "--abi", "\(abi.rawValue)", "--records", "\(records)",
+             "--pause-every", "\(pauseEvery)", "--pause-microseconds", "\(pauseMicroseconds)"],
+            descriptors: files.all, stdout: .capture)
         files.close()
 
         // Negotiation: the consumer asks, we put it in force. Bounded.
@@ -59,7 +61,7 @@ struct StreamCommand: ParsableCommand {
             waited += 1
         }
         guard let inForce = producer.abi else {
-            _ = child.wait()
+            child.wait()
             throw ValidationError("the consumer did not negotiate within 10 s")
         }
 

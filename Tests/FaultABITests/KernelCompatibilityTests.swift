@@ -1,3 +1,4 @@
+import FaultSys
 import CFaultRingABI
 import CKernelCompat
 import Foundation
@@ -41,16 +42,10 @@ import Testing
 
     /// Runs the system C compiler; returns its exit status and output.
     static func compile(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["cc"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        // stderr folded into stdout (2>&1): one stream, read to its end.
+        let process = try ChildProcess.spawn("/bin/sh", ["-c", "exec cc \"$@\" 2>&1", "cc"] + arguments, stdout: .capture)
+        let output = process.readOutput()
+        return (process.wait(), output)
     }
 
     @Test func headerIsPlainC11() throws {

@@ -1,3 +1,4 @@
+import FaultSys
 import FaultABI
 import FaultQueue
 import Foundation
@@ -12,14 +13,12 @@ import Testing
 
     static func buildConsumer() throws -> String {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-c-consumer-\(getpid())").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror",
-                             "-I", root.appendingPathComponent("Sources/CFaultRingABI/include").path,
-                             root.appendingPathComponent("Examples/c-consumer/consumer.c").path, "-o", output]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "consumer.c does not compile")
+        let process = try ChildProcess.spawn(
+            "/usr/bin/env",
+            ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror",
+             "-I", root.appendingPathComponent("Sources/CFaultRingABI/include").path,
+             root.appendingPathComponent("Examples/c-consumer/consumer.c").path, "-o", output])
+        #expect(process.wait() == 0, "consumer.c does not compile")
         return output
     }
 
@@ -33,7 +32,7 @@ import Testing
 
     static func run(_ consumer: String, producer: FaultProducer, want: UInt64, _ body: () -> Void) throws -> Report {
         let files = try producer.consumerFiles()
-        let child = try QueueHandoff.spawn(executable: consumer, arguments: ["\(want)"], files: files, captureStdout: true)
+        let child = try ChildProcess.spawn(consumer, ["\(want)"], descriptors: files.all, stdout: .capture)
         files.close()
         for _ in 0..<100 where producer.abi == nil {
             producer.waitForConsumer(timeoutMilliseconds: 100)

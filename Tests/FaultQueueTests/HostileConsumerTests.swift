@@ -1,3 +1,5 @@
+import FaultSys
+import CFaultRingSys
 import CFaultRingABI
 import FaultABI
 import FaultQueue
@@ -108,7 +110,6 @@ import Testing
     @Test func consumerCannotWriteTheProducerRegion() throws {
         let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 8, responseCount: 8))
         let files = try producer.consumerFiles()
-        defer { files.close() }
         let size = producer.geometry.producerRegionSize
         let writable = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, files.producerRegion.rawValue, 0)
         #expect(writable == MAP_FAILED)
@@ -124,11 +125,10 @@ import Testing
     @Test func regionsAreSealedAgainstResizing() throws {
         let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 8, responseCount: 8))
         let files = try producer.consumerFiles()
-        defer { files.close() }
-        let seals = faultring_shim_get_seals(files.consumerRegion.rawValue)
-        #expect(seals & faultring_shim_seal_shrink() != 0)
-        #expect(seals & faultring_shim_seal_grow() != 0)
-        #expect(seals & faultring_shim_seal_seal() != 0)
+        let seals = faultring_sys_get_seals(files.consumerRegion.rawValue)
+        #expect(seals & faultring_sys_seal_shrink() != 0)
+        #expect(seals & faultring_sys_seal_grow() != 0)
+        #expect(seals & faultring_sys_seal_seal() != 0)
         #expect(ftruncate(files.consumerRegion.rawValue, 0) == -1)  // would SIGBUS the service
         #expect(Glibc.errno == EPERM)
     }
@@ -136,8 +136,8 @@ import Testing
     @Test func consumerRejectsARegionThatIsNotAQueue() throws {
         let fd = try MappedRegion.createSealedMemfd(name: "not-a-queue", size: 8192)
         let other = try MappedRegion.createSealedMemfd(name: "not-a-queue-2", size: 8192)
-        let files = QueueFiles(producerRegion: fd, consumerRegion: other, consumerDoorbell: try Doorbell.makeEventFD().fd,
-                               producerDoorbell: try Doorbell.makeEventFD().fd)
+        let files = QueueFiles(producerRegion: fd, consumerRegion: other, consumerDoorbell: try Sys.eventfd(),
+                               producerDoorbell: try Sys.eventfd())
         do {
             _ = try FaultConsumer(files: files)
             Issue.record("zero-filled region accepted")

@@ -1,6 +1,6 @@
 import CFaultRingABI
 import FaultABI
-import FaultQueue
+@_spi(Benchmarks) import FaultQueue
 import Testing
 
 @Suite struct RecordFlowTests {

@@ -1,3 +1,4 @@
+import FaultSys
 import FaultABI
 import FaultQueue
 import Foundation
@@ -29,11 +30,11 @@ import Testing
         let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 512, responseCount: 16))
         let files = try producer.consumerFiles()
         let total: UInt64 = 200_000
-        let child = try QueueHandoff.spawn(
-            executable: Self.faultring,
-            arguments: ["stream-consumer", "--abi", "\(abi.rawValue)", "--records", "\(total)",
-                        "--pause-every", "40000", "--pause-microseconds", "3000"],
-            files: files, captureStdout: true)
+        let child = try ChildProcess.spawn(
+            Self.faultring,
+            ["stream-consumer", "--abi", "\(abi.rawValue)", "--records", "\(total)",
+             "--pause-every", "40000", "--pause-microseconds", "3000"],
+            descriptors: files.all, stdout: .capture)
         files.close()
         for _ in 0..<100 where producer.abi == nil {
             producer.waitForConsumer(timeoutMilliseconds: 100)
@@ -83,18 +84,16 @@ import Testing
     /// add up (published = delivered + counted lost) and agree on the loss.
     @Test(arguments: [ABIVersion.v1, .v2])
     func lossyStreamBalancesItsBooks(abi: ABIVersion) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.faultring)
-        process.arguments = ["stream", "--records", "200000", "--lossy", "--entries", "128", "--abi", "\(abi.rawValue)",
-                             "--pause-every", "10000", "--pause-microseconds", "1000", "--json", "--quiet"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let process = try ChildProcess.spawn(
+            Self.faultring,
+            ["stream", "--records", "200000", "--lossy", "--entries", "128", "--abi", "\(abi.rawValue)",
+             "--pause-every", "10000", "--pause-microseconds", "1000", "--json", "--quiet"],
+            stdout: .capture)
+        let data = Data(process.readOutput().utf8)
+        let status = process.wait()
         let report = try JSONDecoder().decode(StreamReport.self, from: data)
         #expect(report.consistent, "\(report.problems)")
-        #expect(process.terminationStatus == 0)
+        #expect(status == 0)
         #expect(report.producer.recordsLost > 0)  // the pauses did overflow the ring
         #expect(report.consumer.records + report.producer.recordsLost == report.records)
         if abi == .v2 {

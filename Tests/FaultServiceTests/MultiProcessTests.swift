@@ -1,3 +1,4 @@
+import FaultSys
 import FaultService
 import Foundation
 import Testing
@@ -103,18 +104,13 @@ import VMMClient
     @Test func servesAnInheritedSocket() throws {
         let path = socketPath("fd")
         let listener = try ControlSocket.listen(path: path)
-        let devnull = open("/dev/null", O_RDONLY)
-        let files = QueueFiles(producerRegion: listener.fd, consumerRegion: FileDescriptor(rawValue: devnull),
-                               consumerDoorbell: FileDescriptor(rawValue: devnull), producerDoorbell: FileDescriptor(rawValue: devnull))
-        let child = try QueueHandoff.spawn(executable: Child.binary,
-                                           arguments: ["serve", "--fd", "3", "--devices", "1", "--log-level", "error"],
-                                           files: files)
+        let child = try ChildProcess.spawn(Child.binary, ["serve", "--fd", "3", "--devices", "1", "--log-level", "error"],
+                                           descriptors: [listener.fd], stdout: .discard, stderr: .discard)
         try? listener.fd.close()
-        close(devnull)
         let client = try VMMClient(socketPath: path, devices: [1])
         #expect(client.consumer != nil)
         client.close()
-        kill(child.pid, SIGTERM)
+        child.signal(SIGTERM)
         #expect(child.wait() == 0)
         unlink(path)
     }

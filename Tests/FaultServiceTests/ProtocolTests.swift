@@ -1,3 +1,5 @@
+import CFaultRingSys
+import FaultABI
 import CFaultRingABI
 import FaultControl
 import FaultService
@@ -20,7 +22,7 @@ import VMMClient
         func sendRaw(_ bytes: [UInt8], fds: [Int32] = []) {
             _ = bytes.withUnsafeBytes { b in
                 fds.withUnsafeBufferPointer { f in
-                    faultring_shim_send_fds(socket.fd.rawValue, b.baseAddress, UInt(b.count), f.baseAddress, UInt32(f.count))
+                    faultring_sys_send_fds(socket.fd.rawValue, b.baseAddress, UInt(b.count), f.baseAddress, UInt32(f.count))
                 }
             }
         }
@@ -53,9 +55,9 @@ import VMMClient
         }
     }
 
-    static func hello(_ version: UInt32 = 1) -> [UInt8] { JSONPayload.encode(Hello(protocolVersion: version, client: "test")) }
+    static func hello(_ version: UInt32 = 1) -> [UInt8] { try! JSONPayload.encode(Hello(protocolVersion: version, client: "test")) }
 
-    static func u32(_ values: UInt32...) -> [UInt8] { values.flatMap { withUnsafeBytes(of: $0.littleEndian) { Array($0) } } }
+    static func u32(_ values: UInt32...) -> [UInt8] { values.flatMap { LittleEndian.bytes($0) } }
 
     @Test(arguments: ["io_uring", "poll"])
     func malformedMessagesAreRefusedAndSurvived(backend: String) throws {
@@ -87,7 +89,7 @@ import VMMClient
         // Unknown command.
         try c.expectError(99, [], .noFunction, "unknown command 99"); errors += 1
         // Descriptors with a command that takes none: they are closed, not leaked.
-        let eventfd = faultring_shim_eventfd()
+        let eventfd = faultring_sys_eventfd()
         c.id += 1
         c.sendRaw(ControlMessage(id: c.id, command: hello, payload: Self.hello()).bytes, fds: [eventfd])
         let (fdErrno, fdReason, _) = try c.reply()

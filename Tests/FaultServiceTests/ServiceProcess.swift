@@ -1,13 +1,13 @@
 import FaultService
+import FaultSys
 import Foundation
 import Testing
 import VMMClient
 
-/// A `faultring` child process (service or consumer), stopped on deinit.
+/// A `faultring` child process (service or consumer), killed on deinit if
+/// still running (`ChildProcess` does that).
 final class Child {
-    let process = Process()
-    let output = Pipe()
-    let errors = Pipe()
+    let process: ChildProcess
     let capturesErrors: Bool
 
     /// `.build/<triple>/debug/faultring`, next to the test bundle.
@@ -18,26 +18,18 @@ final class Child {
     /// `stderr: true` captures the child's log (returned by `finish` instead of stdout).
     init(_ arguments: [String], stderr: Bool = false) throws {
         capturesErrors = stderr
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        process.standardOutput = stderr ? FileHandle.nullDevice : output
-        process.standardError = stderr ? errors : FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess.spawn(Self.binary, arguments, stdout: stderr ? .discard : .capture,
+                                         stderr: stderr ? .capture : .discard)
     }
 
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
+    var pid: Int32 { process.pid }
 
-    var pid: Int32 { process.processIdentifier }
-
-    func signal(_ signo: Int32) { kill(process.processIdentifier, signo) }
+    func signal(_ signo: Int32) { process.signal(signo) }
 
     /// Waits for exit and returns (status, stdout).
     func finish() -> (Int32, String) {
-        let data = (capturesErrors ? errors : output).fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let output = capturesErrors ? process.readErrors() : process.readOutput()
+        return (process.wait(), output)
     }
 }
 

@@ -1,7 +1,7 @@
 import FaultABI
 import FaultQueue
 import PageRequests
-import Workloads
+import FaultPipeline
 
 /// A channel on a real queue: the tracker publishes into a real producer
 /// (through `ProducerSink`), and the test reads what arrived with a real

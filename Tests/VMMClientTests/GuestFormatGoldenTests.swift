@@ -1,4 +1,4 @@
-import Devices
+import IOMMUFormats
 import FaultABI
 import PageRequests
 import Testing

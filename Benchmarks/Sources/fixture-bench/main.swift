@@ -7,7 +7,7 @@
 // process (Benchmarks/fixture-bench.sh) so peak memory is per parser.
 import FaultABI
 import Foundation
-import Workloads
+import FaultFixtures
 
 func peakRSSMiB() -> Double {
     var usage = rusage()

@@ -4,10 +4,12 @@
 // Prints a markdown table with ratios. Build with -c release (Benchmarks/run.sh).
 import BenchPeers
 import FaultABI
-import FaultQueue
+@_spi(Benchmarks) import FaultQueue
 import Foundation
 import Glibc
-import Workloads
+import FaultLoopback
+import FaultSys
+import VMMClient
 
 // MARK: faultring sides
 
@@ -59,9 +61,9 @@ func startConsumer(_ producer: FaultProducer, crossProcess: Bool, mode: [String]
 {
     let files = try producer.consumerFiles()
     if crossProcess {
-        let child = try QueueHandoff.spawn(executable: "/proc/self/exe", arguments: ["--child"] + mode, files: files)
+        let child = try ChildProcess.spawn("/proc/self/exe", ["--child"] + mode, descriptors: files.all)
         files.close()
-        return { _ = child.wait() }
+        return { child.wait() }
     }
     let consumer = try FaultConsumer(files: files)
     try consumer.requestABI(.v2)
@@ -275,7 +277,7 @@ func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
     var config = LoopbackConfig()
     config.groups = groups
     config.maxGroupSize = maxSize
-    config.injections = Injections()
+    config.behaviour = ConsumerBehaviour()
     let report = try LoopbackHarness(config).run()
     precondition(report.balanced, "\(report.problems)")
     return report.groupsPerSecond

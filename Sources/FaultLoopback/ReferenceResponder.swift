@@ -1,0 +1,76 @@
+import DequeModule
+import FaultABI
+import FaultQueue
+import FaultSimulation
+import VMMClient
+
+/// The stand-in for a VMM in the loopback: reads its queue's ring each step
+/// and answers as its `AnswerScript` says (SUCCESS, with the behaviour's
+/// injections), stalling the ring when told to.
+struct ReferenceResponder {
+    let consumer: FaultConsumer
+    var script: AnswerScript
+    /// Answers not yet written (response ring full).
+    var outbox = Deque<PageResponse>()
+    /// Withheld answers and when to send them (late).
+    var withheld = Deque<(response: PageResponse, due: UInt64)>()
+    var steps: UInt64 = 0
+    /// Ring stalls so far (the script counts the other injections).
+    var stalls: UInt64 = 0
+    /// Serves a random policy; deterministic, like the rest of the loopback.
+    var rng: SplitMix64
+
+    init(consumer: FaultConsumer, script: AnswerScript, seed: UInt64) {
+        self.consumer = consumer
+        self.script = script
+        rng = SplitMix64(seed: seed)
+    }
+
+    /// Everything injected: the script's counts and the stalls.
+    var injected: InjectedCounts {
+        var counts = script.injected
+        counts.stalls = stalls
+        return counts
+    }
+
+    /// Reads what is in the ring and prepares answers. Foreign answers for
+    /// another queue's groups go to `foreign` (that queue's outbox).
+    mutating func process(now: UInt64, timeoutNS: UInt64, stepNS: UInt64, foreign: inout Deque<PageResponse>) throws {
+        steps += 1
+        let b = script.behaviour
+        if b.stallEvery > 0 && steps % UInt64(b.stallEvery) < UInt64(b.stallLength) {
+            if steps % UInt64(b.stallEvery) == 0 { stalls += 1 }
+            return
+        }
+        while let first = withheld.first, first.due <= now {
+            withheld.removeFirst()
+            outbox.append(first.response)
+        }
+        let batch = try consumer.peek()
+        for i in batch.indices {
+            guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
+            let answers = script.answer(request, using: &rng) { code in
+                PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
+                             prgi: request.prgi)
+            }
+            if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
+            if let copy = answers.foreign { foreign.append(copy) }
+            outbox.append(contentsOf: answers.responses)
+        }
+        consumer.release(batch.count)
+    }
+
+    /// Writes as much of the outbox as the response ring takes.
+    mutating func flush() {
+        guard !outbox.isEmpty else { return }
+        let written = consumer.respond(batch: outbox)
+        outbox.removeFirst(written)
+    }
+
+    /// A foreign answer this responder injected did not fit the other
+    /// queue's response ring and was never sent: uncount it.
+    mutating func unsent(foreign count: Int) { script.injected.foreign -= UInt64(count) }
+
+    /// Nothing left to send.
+    var idle: Bool { outbox.isEmpty && withheld.isEmpty }
+}

@@ -1,0 +1,107 @@
+import FaultABI
+import PageRequests
+
+/// Where faults come from, as the service and the loopback see it: the one
+/// seam between sources (simulated devices, a fixture feed, and later a
+/// kernel fault fd or a device in another process) and the pipeline.
+///
+/// A source is driven, never driving: the pipeline calls `raise` at each
+/// step and `readable` when one of its descriptors is, and hands it each
+/// group's one answer through `complete`. It must not block in any of them.
+///
+/// Contract: every page-request group a source raises gets exactly one
+/// `complete` call for it (consumer answer or automatic INVALID), and
+/// nothing else does. Unrecoverable faults get no answer.
+public protocol FaultSource: AnyObject {
+    /// The devices the source fronts, known from the start: ids and PRI
+    /// outstanding-request allocations.
+    var devices: [SourceDevice] { get }
+
+    /// Raises what is due at `now` (ns, the pipeline's clock) into `intake`.
+    func raise(now: UInt64, into intake: any FaultIntake)
+
+    /// The one answer to a group one of its devices raised.
+    func complete(_ completion: DeviceCompletion)
+
+    /// Descriptors the event loop should watch for this source (none for
+    /// a source that only raises on `raise`).
+    var descriptors: [Int32] { get }
+
+    /// One of `descriptors` is readable (or hung up): read it without
+    /// blocking and raise what it carried.
+    func readable(_ descriptor: Int32, now: UInt64, into intake: any FaultIntake)
+
+    /// Each device's books as the source keeps them, for stats (empty if it keeps none).
+    func books() -> [DeviceBooks]
+
+    /// The source has nothing more to raise and nothing outstanding: the
+    /// service may stop (a fixture that has played out).
+    var isFinished: Bool { get }
+
+    /// Whether, asked to stop, the source wants its outstanding groups
+    /// answered by their consumers first (a capture, so its books are whole).
+    var drainsBeforeStop: Bool { get }
+
+    /// Raise nothing more (the service is draining).
+    func stopRaising()
+
+    /// The run is over: `summary` holds the pipeline's final counts. Called
+    /// once, before the service answers what is still outstanding.
+    func finish(_ summary: PipelineSummary)
+}
+
+extension FaultSource {
+    /// No descriptors.
+    public var descriptors: [Int32] { [] }
+    /// Nothing to read.
+    public func readable(_ descriptor: Int32, now: UInt64, into intake: any FaultIntake) {}
+    /// No books.
+    public func books() -> [DeviceBooks] { [] }
+    /// Never finished by itself.
+    public var isFinished: Bool { false }
+    /// Stops at once.
+    public var drainsBeforeStop: Bool { false }
+    /// Nothing to stop.
+    public func stopRaising() {}
+    /// Nothing to write.
+    public func finish(_ summary: PipelineSummary) {}
+}
+
+/// A device a source fronts.
+public struct SourceDevice: Sendable, Hashable {
+    /// Service-wide device id (what ATTACH names; ABI 2 records carry it).
+    public var id: UInt32
+    /// PCIe PRI outstanding page request allocation.
+    public var allocation: Int
+
+    /// Device `id` with PRI allocation `allocation`.
+    public init(id: UInt32, allocation: Int) {
+        self.id = id
+        self.allocation = allocation
+    }
+}
+
+/// What a source raises into: the pipeline, or something interposed in
+/// front of it (a capture recording what passes).
+public protocol FaultIntake: AnyObject {
+    /// Whether `device` is attached to a queue (a consumer could answer).
+    func isAttached(_ device: UInt32) -> Bool
+    /// Whether `device`'s queue has an ABI in force (records can flow).
+    func isReady(_ device: UInt32) -> Bool
+    /// The attached devices, in attach order.
+    var attachedDevices: [UInt32] { get }
+    /// One page request from a device, at `now`.
+    func receive(_ request: PageRequest, now: UInt64)
+    /// One unrecoverable fault for its device's queue.
+    func deliver(_ fault: UnrecoverableFault) -> FaultDelivery
+}
+
+/// What became of an unrecoverable fault.
+public enum FaultDelivery: Sendable, Hashable {
+    /// Written into the device's fault ring.
+    case published
+    /// The ring was full or not negotiated: dropped and counted by the queue.
+    case dropped
+    /// No queue serves the device: nobody to deliver it to.
+    case noQueue
+}

@@ -1,0 +1,150 @@
+import FaultABI
+import FaultQueue
+import PageRequests
+
+/// The data path, once: a fault source feeds the page-request tracker,
+/// closed groups go into the producer of the device's queue, consumers'
+/// responses come back through the response rings, are matched, and each
+/// group's one answer returns to the source.
+///
+/// The daemon (`FaultService`) and the in-process loopback run this same
+/// type; they differ only in who drives it (an event loop and real time, or
+/// a loop in virtual time) and in where the consumer lives.
+///
+/// Ownership: one thread drives a pipeline. It owns its tracker; it holds
+/// the queues its driver registers, and closes none of them.
+public final class Pipeline: FaultIntake {
+    /// Where faults come from.
+    public let source: any FaultSource
+    /// The page-request lifecycle (groups, cookies, matching, timeouts).
+    public private(set) var tracker: PageRequestTracker
+    /// Called with every completion after the source got it (a service's
+    /// latency histogram, a capture's books).
+    public var observer: ((DeviceCompletion) -> Void)?
+
+    /// Queues by channel id (nil once removed), in registration order.
+    var queues: [FaultProducer?] = [nil]
+    /// The channel each attached device is on, and the attach order.
+    var channelOf: [UInt32: ChannelID] = [:]
+    /// Attached devices, in attach order.
+    public private(set) var attachedDevices: [UInt32] = []
+    /// Records lost on queues that have been removed.
+    var lostOnRemovedQueues: UInt64 = 0
+
+    /// A pipeline for `source`'s devices under `policy`.
+    public init(source: any FaultSource, policy: PageRequestPolicy) {
+        self.source = source
+        tracker = PageRequestTracker(policy: policy)
+        for device in source.devices { tracker.addDevice(device.id, allocation: device.allocation) }
+    }
+
+    /// The source's device ids.
+    public var knownDevices: Set<UInt32> { Set(source.devices.map(\.id)) }
+
+    // MARK: Queues and devices
+
+    /// Registers a consumer's queue: groups of devices attached to it go into `producer`.
+    public func addQueue(_ producer: FaultProducer) -> ChannelID {
+        let channel = tracker.addChannel(ProducerSink(producer))
+        while queues.count <= Int(channel) { queues.append(nil) }
+        queues[Int(channel)] = producer
+        return channel
+    }
+
+    /// The queue's consumer is gone: reads what it answered before it left,
+    /// answers INVALID what it still owed (detach), detaches its devices
+    /// and forgets the queue (the caller closes it). Cannot fail.
+    public func removeQueue(_ channel: ChannelID) {
+        readResponses(channel)
+        tracker.removeChannel(channel) { complete($0) }
+        attachedDevices.removeAll { channelOf[$0] == channel }
+        channelOf = channelOf.filter { $0.value != channel }
+        if let queue = queue(channel) { lostOnRemovedQueues &+= queue.countersSnapshot.recordsLost }
+        queues[Int(channel)] = nil
+    }
+
+    /// Attaches a known device to a queue.
+    public func attach(_ device: UInt32, to channel: ChannelID) {
+        if channelOf.updateValue(channel, forKey: device) == nil { attachedDevices.append(device) }
+        tracker.attach(device, to: channel)
+    }
+
+    /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
+    public func detach(_ device: UInt32) {
+        tracker.detachDevice(device) { complete($0) }
+        if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
+    }
+
+    /// The producer of `channel`, if registered.
+    public func queue(_ channel: ChannelID) -> FaultProducer? {
+        Int(channel) < queues.count ? queues[Int(channel)] : nil
+    }
+
+    /// The producer serving `device`, if it is attached.
+    public func queue(of device: UInt32) -> FaultProducer? { channelOf[device].flatMap { queue($0) } }
+
+    // MARK: The step
+
+    /// The one service step at `now`: the source raises what is due, then
+    /// every queue is serviced (`serviceQueues`).
+    public func step(now: UInt64) {
+        raise(now: now)
+        serviceQueues(now: now)
+    }
+
+    /// The source raises what is due at `now`.
+    public func raise(now: UInt64) { source.raise(now: now, into: self) }
+
+    /// Reads and matches every queue's responses, lets every producer see
+    /// its consumer (negotiation, LOST records owed), then fires timeouts
+    /// and delivers groups that waited for negotiation.
+    public func serviceQueues(now: UInt64) {
+        for channel in queues.indices where queues[channel] != nil {
+            readResponses(ChannelID(channel))
+            queues[channel]!.poll()
+        }
+        tracker.tick(now: now) { complete($0) }
+    }
+
+    /// Reads and matches the responses `channel`'s consumer wrote.
+    public func readResponses(_ channel: ChannelID) {
+        guard let queue = queue(channel), let abi = queue.abi else { return }
+        queue.readResponses { result in
+            tracker.respond(result, channel: channel, abi: abi) { complete($0) }
+        }
+    }
+
+    /// Answers INVALID every outstanding group (the service stops).
+    public func shutdown() { tracker.shutdown { complete($0) } }
+
+    /// The counts so far, for the source's `finish` and for reports.
+    public var summary: PipelineSummary {
+        var lost = lostOnRemovedQueues
+        for case let queue? in queues { lost &+= queue.countersSnapshot.recordsLost }
+        return PipelineSummary(pageRequests: tracker.snapshot, recordsLost: lost)
+    }
+
+    func complete(_ completion: DeviceCompletion) {
+        source.complete(completion)
+        observer?(completion)
+    }
+
+    // MARK: FaultIntake
+
+    /// Whether `device` is attached to a queue.
+    public func isAttached(_ device: UInt32) -> Bool { channelOf[device] != nil }
+
+    /// Whether `device`'s queue has an ABI in force.
+    public func isReady(_ device: UInt32) -> Bool { queue(of: device)?.abi != nil }
+
+    /// Hands a page request to the tracker.
+    public func receive(_ request: PageRequest, now: UInt64) {
+        tracker.receive(request, now: now) { complete($0) }
+    }
+
+    /// Publishes an unrecoverable fault into its device's queue.
+    public func deliver(_ fault: UnrecoverableFault) -> FaultDelivery {
+        guard let queue = queue(of: fault.deviceID) else { return .noQueue }
+        return queue.publish(.unrecoverable(fault)) == .published ? .published : .dropped
+    }
+}

@@ -1,0 +1,25 @@
+import PageRequests
+
+/// How a service runs: the daemon's own settings. Where faults come from is
+/// not here: the service is given a `FaultSource`.
+public struct ServiceConfig: Sendable {
+    /// Listen on this path (created; removed at exit), or ...
+    public var socketPath: String?
+    /// ... use this inherited, already-listening SOCK_SEQPACKET socket.
+    public var inheritedFD: Int32?
+    /// Tick period: the source's step, timeouts, negotiation.
+    public var tickMilliseconds: Int32 = 1
+    /// Page-request policy (timeout, FAILURE, caps).
+    public var policy = PageRequestPolicy()
+    /// Event loop backend (nil: io_uring if available, else poll).
+    public var backend: EventLoop.Backend?
+    /// Peer uids allowed to connect (nil: the service's own uid and root).
+    public var allowedUIDs: Set<UInt32>?
+    /// Fault ring entries of each client's queue.
+    public var entryCount = 4096
+    /// Response ring entries of each client's queue.
+    public var responseCount = 1024
+
+    /// Defaults: 1 ms tick, the default policy, 4096 / 1024 ring entries.
+    public init() {}
+}

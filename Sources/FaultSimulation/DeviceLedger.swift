@@ -1,0 +1,102 @@
+import FaultABI
+import FaultPipeline
+import PageRequests
+
+/// The device's own books: every group it issued, and every answer it got.
+///
+/// It checks each answer against what it sent — right PRG index, right
+/// PASID (echoed only with NEEDS_PASID), right private data — and that each
+/// group is answered exactly once. `balanced` says whether anything is
+/// unanswered, answered twice, or answered wrongly.
+public struct DeviceLedger: Sendable {
+    struct Issued: Sendable {
+        var pasid: UInt32?
+        var needsPASID: Bool
+        var privateData: PrivateData?
+        /// What a right answer echoes.
+        var expectedPASID: UInt32? { needsPASID ? pasid : nil }
+    }
+
+    /// Issued groups still waiting, matched as PCIe answers name them.
+    var waiting = AnswerMatcher<Issued>()
+    /// Groups issued (LAST_PAGE requests sent).
+    public private(set) var issued: UInt64 = 0
+    /// Answers that matched a waiting group.
+    public private(set) var answered: UInt64 = 0
+    /// Answers by code.
+    public private(set) var success: UInt64 = 0
+    public private(set) var invalid: UInt64 = 0
+    public private(set) var failure: UInt64 = 0
+    /// Answers by source, in `CompletionSource.labels` order.
+    var bySourceTally = [UInt64](repeating: 0, count: CompletionSource.labels.count)
+    /// Answers by the consumer.
+    public var byConsumer: UInt64 { bySourceTally[CompletionSource.consumer.ordinal] }
+    /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`); sources with none are left out.
+    public var bySource: [String: UInt64] {
+        var sources: [String: UInt64] = [:]
+        for (i, label) in CompletionSource.labels.enumerated() where bySourceTally[i] > 0 { sources[label] = bySourceTally[i] }
+        return sources
+    }
+    /// Answers for no waiting group: a second answer, or one never issued.
+    public private(set) var unexpected: UInt64 = 0
+    /// Answers whose PASID or private data differ from the request's.
+    public private(set) var wrong: UInt64 = 0
+    /// The first few problems, in words.
+    public private(set) var problems: [String] = []
+
+    /// Empty books.
+    public init() {}
+
+    /// Records a group the device sent (its LAST_PAGE request).
+    public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
+        let group = Issued(pasid: pasid, needsPASID: needsPASID, privateData: privateData)
+        waiting.expect(prgi: prgi, pasid: group.expectedPASID, privateData: privateData, group)
+        issued += 1
+    }
+
+    /// Checks one answer. Returns false if it matched no waiting group.
+    @discardableResult
+    public mutating func receive(_ completion: DeviceCompletion) -> Bool {
+        guard let group = waiting.take(prgi: completion.prgi, pasid: completion.pasid,
+                                       privateData: completion.privateData) else {
+            unexpected += 1
+            note("answer for PRGI \(completion.prgi) with nothing outstanding (twice, or never issued)")
+            return false
+        }
+        answered += 1
+        if completion.pasid != group.expectedPASID {
+            wrong += 1
+            note("PRGI \(completion.prgi): PASID \(String(describing: completion.pasid)), expected \(String(describing: group.expectedPASID))")
+        }
+        if completion.privateData != group.privateData {
+            wrong += 1
+            note("PRGI \(completion.prgi): private data not echoed")
+        }
+        switch completion.code {
+        case .success: success += 1
+        case .invalid: invalid += 1
+        default: failure += 1
+        }
+        bySourceTally[completion.source.ordinal] += 1
+        return true
+    }
+
+    /// Whether a group with PRG index `prgi` is still waiting.
+    public func isWaiting(prgi: UInt32) -> Bool { waiting.isWaiting(prgi: prgi) }
+
+    /// Groups issued and not answered yet.
+    public var unanswered: Int { waiting.count }
+
+    /// True when every issued group was answered exactly once, correctly.
+    public var balanced: Bool { unanswered == 0 && unexpected == 0 && wrong == 0 && answered == issued }
+
+    /// The books as the pipeline reports them (stats, summaries).
+    public func books(device: UInt32) -> DeviceBooks {
+        DeviceBooks(id: device, issued: issued, answered: answered, unanswered: unanswered, unexpected: unexpected,
+                    wrong: wrong, answersBySource: bySource)
+    }
+
+    mutating func note(_ problem: String) {
+        if problems.count < 10 { problems.append(problem) }
+    }
+}

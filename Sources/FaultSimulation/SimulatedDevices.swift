@@ -1,0 +1,124 @@
+import FaultABI
+import FaultPipeline
+import PageRequests
+
+/// How a set of simulated devices raises groups.
+public struct SimulationSchedule: Sendable, Hashable {
+    /// Groups each attached device tries to raise per step.
+    public var groupsPerStep = 4
+    /// Stop raising after this many groups per device (nil: never).
+    public var groupsPerDevice: UInt64?
+    /// Stop raising after this many groups in all (nil: never).
+    public var totalGroups: UInt64?
+    /// How requests and answers travel: generic structures, or raw SMMUv3 /
+    /// VT-d records through the codecs.
+    public var wire = HardwareWire.direct
+    /// Seed of the devices' choices (sizes, PASIDs, private data).
+    public var seed: UInt64 = 0x5EED
+
+    /// The default schedule: 4 groups per device per step, no limit, direct wire.
+    public init() {}
+}
+
+/// Simulated PRI devices as a fault source: at each step, every attached
+/// device raises up to `groupsPerStep` groups (within its PRG indices and
+/// allocation), and each group's answer is checked in the device's ledger.
+///
+/// Deterministic for a seed: devices raise in attach order, drawing from one
+/// generator.
+public final class SimulatedDevices: FaultSource {
+    /// The devices, in the order they were configured.
+    public private(set) var simulated: [SimulatedPRIDevice]
+    /// The schedule in force.
+    public let schedule: SimulationSchedule
+    /// Groups raised so far, over all devices.
+    public private(set) var raised: UInt64 = 0
+    /// The first few records the codecs could not carry, in words.
+    public private(set) var wireErrors: [String] = []
+    var stopped = false
+    var rng: SplitMix64
+    /// Index into `simulated` by device id (-1: not ours).
+    var index: [Int] = []
+    var requests: [PageRequest] = []
+
+    /// Devices built from `configs`, raising on `schedule`.
+    public init(_ configs: [SimulatedDeviceConfig], schedule: SimulationSchedule = SimulationSchedule()) {
+        simulated = configs.map(SimulatedPRIDevice.init)
+        self.schedule = schedule
+        rng = SplitMix64(seed: schedule.seed)
+        for (i, config) in configs.enumerated() {
+            let id = Int(config.deviceID)
+            while index.count <= id { index.append(-1) }
+            index[id] = i
+        }
+    }
+
+    /// The configured devices and their allocations.
+    public var devices: [SourceDevice] {
+        simulated.map { SourceDevice(id: $0.config.deviceID, allocation: $0.config.allocation) }
+    }
+
+    /// The device with `id`, if it is one of these.
+    public func device(_ id: UInt32) -> SimulatedPRIDevice? {
+        Int(id) < index.count && index[Int(id)] >= 0 ? simulated[index[Int(id)]] : nil
+    }
+
+    /// Groups issued and not answered yet, over all devices.
+    public var unanswered: Int { simulated.reduce(0) { $0 + $1.ledger.unanswered } }
+
+    /// Whether every schedule limit is reached (or raising was stopped).
+    public var doneRaising: Bool {
+        stopped || schedule.totalGroups.map { raised >= $0 } ?? false
+    }
+
+    /// Each attached device raises up to `groupsPerStep` groups.
+    public func raise(now: UInt64, into intake: any FaultIntake) {
+        guard !doneRaising else { return }
+        for id in intake.attachedDevices {
+            guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
+            let d = index[Int(id)]
+            for _ in 0..<schedule.groupsPerStep {
+                if let total = schedule.totalGroups, raised >= total { return }
+                if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { break }
+                requests.removeAll(keepingCapacity: true)
+                simulated[d].nextGroup(now: now, using: &rng, into: &requests)
+                if requests.isEmpty { break }  // out of PRG indices or allocation: wait for answers
+                raised += 1
+                for request in requests {
+                    do {
+                        intake.receive(try schedule.wire.carry(request, needsPASID: simulated[d].config.needsPASID),
+                                       now: now)
+                    } catch {
+                        noteWireError(error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer reaches its device through the wire's response format.
+    public func complete(_ completion: DeviceCompletion) {
+        do {
+            let seen = try schedule.wire.carry(completion)
+            guard Int(seen.deviceID) < index.count, index[Int(seen.deviceID)] >= 0 else {
+                noteWireError("an answer for device \(seen.deviceID), which is not simulated here")
+                return
+            }
+            simulated[index[Int(seen.deviceID)]].complete(seen)
+        } catch {
+            noteWireError(error)
+        }
+    }
+
+    /// The devices' ledgers.
+    public func books() -> [DeviceBooks] {
+        simulated.map { $0.ledger.books(device: $0.config.deviceID) }
+    }
+
+    /// Raise nothing more.
+    public func stopRaising() { stopped = true }
+
+    func noteWireError(_ error: Any) {
+        if wireErrors.count < 5 { wireErrors.append("\(error)") }
+    }
+}

@@ -1,0 +1,121 @@
+import FaultABI
+import PageRequests
+
+/// How a simulated device behaves.
+public struct SimulatedDeviceConfig: Sendable, Hashable {
+    /// Service-assigned device id.
+    public var deviceID: UInt32
+    /// PASIDs its requests use (empty: requests without PASID).
+    public var pasids: [UInt32]
+    /// PCIe PRI outstanding page request allocation (pages in flight).
+    public var allocation: Int
+    /// Largest page request group (pages); sizes are 1 ... this.
+    public var maxGroupSize: Int
+    /// Attach random private data to groups (VT-d ≤ 3.x behaviour).
+    public var privateData: Bool
+    /// Set NEEDS_PASID (PCIe "PRG Response PASID Required") on PASID groups.
+    public var needsPASID: Bool
+    /// Send a stop marker after every N groups (0: never).
+    public var stopMarkerEvery: Int
+    /// Misbehaviour: reuse an outstanding PRG index every N groups (0: never).
+    public var reusePRGIEvery: Int
+    /// Misbehaviour: start a group and never close it every N groups (0: never).
+    public var abandonGroupEvery: Int
+
+    public init(
+        deviceID: UInt32, pasids: [UInt32] = [1, 2, 3, 4], allocation: Int = 256, maxGroupSize: Int = 4,
+        privateData: Bool = true, needsPASID: Bool = true, stopMarkerEvery: Int = 0, reusePRGIEvery: Int = 0,
+        abandonGroupEvery: Int = 0
+    ) {
+        self.deviceID = deviceID
+        self.pasids = pasids
+        self.allocation = allocation
+        self.maxGroupSize = maxGroupSize
+        self.privateData = privateData
+        self.needsPASID = needsPASID
+        self.stopMarkerEvery = stopMarkerEvery
+        self.reusePRGIEvery = reusePRGIEvery
+        self.abandonGroupEvery = abandonGroupEvery
+    }
+}
+
+/// A PCIe function with PRI: it faults on pages, sends page request groups
+/// within its outstanding-request allocation and its `PRILimits.prgiCount` PRG indices, and
+/// checks every response in its `ledger`. On SUCCESS it retries the access.
+public struct SimulatedPRIDevice: Sendable {
+    public let config: SimulatedDeviceConfig
+    /// Everything the device sent and received.
+    public private(set) var ledger = DeviceLedger()
+    /// Accesses retried after a SUCCESS response.
+    public private(set) var retries: UInt64 = 0
+    /// Stop markers sent.
+    public private(set) var stopMarkers: UInt64 = 0
+    /// Groups started and deliberately never closed.
+    public private(set) var abandoned: UInt64 = 0
+    var freePRGI: [UInt32] = (0...PRILimits.maxPRGI).reversed()
+    /// Pages in flight per PRG index.
+    var pagesInFlight = [Int](repeating: 0, count: PRILimits.prgiCount)
+    var inFlight = 0
+    var groupsSent: UInt64 = 0
+    var nextPage: UInt64 = 0x10_0000
+
+    public init(_ config: SimulatedDeviceConfig) { self.config = config }
+
+    /// Appends the requests of the next group to `out` (a caller's buffer:
+    /// no allocation per group), or nothing if the device is out of PRG
+    /// indices or allocation (a well-behaved device waits).
+    public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
+        let size = 1 + Int(rng.next() % UInt64(max(1, config.maxGroupSize)))
+        groupsSent += 1
+        if config.stopMarkerEvery > 0 && groupsSent % UInt64(config.stopMarkerEvery) == 0, let pasid = config.pasids.first {
+            stopMarkers += 1
+            out.append(PageRequest(deviceID: config.deviceID, pasid: pasid, prgi: 0, permissions: [], address: 0,
+                                   isLastPage: true, timestampNS: now))
+        }
+        let reuse = config.reusePRGIEvery > 0 && groupsSent % UInt64(config.reusePRGIEvery) == 0
+        guard inFlight + size <= config.allocation, reuse || !freePRGI.isEmpty else { return }
+        let prgi: UInt32
+        if reuse, let busy = pagesInFlight.firstIndex(where: { $0 > 0 }) {
+            prgi = UInt32(busy)  // misbehaving: this index still has a group outstanding
+        } else if let free = freePRGI.popLast() {
+            prgi = free
+        } else {
+            return
+        }
+        let pasid = config.pasids.isEmpty ? nil : config.pasids[Int(rng.next() % UInt64(config.pasids.count))]
+        let data = config.privateData ? PrivateData(low: rng.next(), high: UInt64(prgi)) : nil
+        let needs = config.needsPASID && pasid != nil
+        let abandon = config.abandonGroupEvery > 0 && groupsSent % UInt64(config.abandonGroupEvery) == 0
+        for page in 0..<size {
+            nextPage &+= 1
+            let last = page == size - 1
+            if last && abandon { break }  // misbehaving: the group is never closed
+            out.append(PageRequest(
+                deviceID: config.deviceID, pasid: pasid, prgi: prgi,
+                permissions: page % 3 == 0 ? [.read, .write] : .read, address: nextPage << 12, isLastPage: last,
+                needsPASID: needs, privateData: data, timestampNS: now))
+        }
+        if abandon {
+            abandoned += 1
+            if pagesInFlight[Int(prgi)] == 0 { freePRGI.append(prgi) }  // given up; nothing will be answered
+            return
+        }
+        pagesInFlight[Int(prgi)] += size
+        inFlight += size
+        ledger.issue(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
+    }
+
+    /// Takes the one answer to a group: checks it in the ledger, frees the
+    /// PRG index and allocation, and retries the access on SUCCESS.
+    public mutating func complete(_ completion: DeviceCompletion) {
+        guard ledger.receive(completion) else { return }
+        let prgi = PRILimits.slot(completion.prgi)
+        // A reused index carries several groups' pages; free it once all are answered.
+        if pagesInFlight[prgi] > 0 && !ledger.isWaiting(prgi: completion.prgi) {
+            inFlight -= pagesInFlight[prgi]
+            pagesInFlight[prgi] = 0
+            freePRGI.append(completion.prgi)
+        }
+        if completion.code == .success { retries += 1 }
+    }
+}

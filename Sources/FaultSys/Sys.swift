@@ -1,0 +1,121 @@
+import CFaultRingSys
+import Glibc
+import SystemPackage
+
+/// Thin typed wrappers over the system calls that create and configure the
+/// service's descriptors and files. Each returns an `OwnedFD` for what it
+/// opens and throws `SystemCallError` naming the call and its errno.
+///
+/// These are the creation paths, not the data path: each call consults
+/// `SyscallFaultPlan.current`, so tests can fail any one of them.
+public enum Sys {
+    /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
+    public static func memfd(name: String) throws(SystemCallError) -> OwnedFD {
+        try opening("memfd_create(\(name))") { Int(faultring_sys_memfd_create(name)) }
+    }
+
+    /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+    public static func eventfd() throws(SystemCallError) -> OwnedFD {
+        try opening("eventfd") { Int(faultring_sys_eventfd()) }
+    }
+
+    /// `open(path, flags | O_CLOEXEC, mode)`.
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0) throws(SystemCallError) -> OwnedFD {
+        try opening("open(\(path))") {
+            let raw = Glibc.open(path, flags | O_CLOEXEC, mode)
+            return raw >= 0 ? Int(raw) : -Int(Glibc.errno)
+        }
+    }
+
+    /// A second, independent open file description of `fd` (through
+    /// /proc/self/fd) with `flags`: e.g. the read-only copy of a region.
+    public static func reopen(_ fd: FileDescriptor, _ flags: Int32) throws(SystemCallError) -> OwnedFD {
+        try open("/proc/self/fd/\(fd.rawValue)", flags)
+    }
+
+    /// `fcntl(fd, F_DUPFD_CLOEXEC, lowest)`: a new number for the same file
+    /// description (it shares file status flags such as O_NONBLOCK).
+    public static func duplicate(_ fd: FileDescriptor, lowest: Int32 = 16) throws(SystemCallError) -> OwnedFD {
+        try opening("fcntl(\(fd.rawValue), F_DUPFD_CLOEXEC)") {
+            let raw = fcntl(fd.rawValue, F_DUPFD_CLOEXEC, lowest)
+            return raw >= 0 ? Int(raw) : -Int(Glibc.errno)
+        }
+    }
+
+    /// A signalfd (non-blocking, close-on-exec) for `signals`, which are
+    /// blocked in the calling thread from now on.
+    public static func signalfd(_ signals: [Int32]) throws(SystemCallError) -> OwnedFD {
+        try opening("signalfd") {
+            Int(signals.withUnsafeBufferPointer { faultring_sys_signalfd($0.baseAddress, UInt32($0.count)) })
+        }
+    }
+
+    /// `ftruncate(fd, size)`.
+    public static func truncate(_ fd: borrowing OwnedFD, to size: Int, name: String) throws(SystemCallError) {
+        try checked("ftruncate(\(name), \(size))") { Glibc.ftruncate(fd.rawValue, off_t(size)) == 0 ? 0 : -Int(Glibc.errno) }
+    }
+
+    /// Seals a memfd's size and its seals (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL).
+    public static func sealSize(_ fd: borrowing OwnedFD, name: String) throws(SystemCallError) {
+        try checked("fcntl(\(name), F_ADD_SEALS)") { Int(faultring_sys_seal_size(fd.rawValue)) }
+    }
+
+    /// `mkdir(path, mode)`.
+    public static func makeDirectory(_ path: String, mode: mode_t) throws(SystemCallError) {
+        try checked("mkdir(\(path))") { Glibc.mkdir(path, mode) == 0 ? 0 : -Int(Glibc.errno) }
+    }
+
+    /// `mkfifo(path, mode)`.
+    public static func makeFIFO(_ path: String, mode: mode_t) throws(SystemCallError) {
+        try checked("mkfifo(\(path))") { Glibc.mkfifo(path, mode) == 0 ? 0 : -Int(Glibc.errno) }
+    }
+
+    /// `mmap(nil, size, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, 0)`.
+    /// The caller unmaps (`munmap`) what it gets.
+    public static func map(_ fd: FileDescriptor, size: Int, writable: Bool) throws(SystemCallError) -> UnsafeMutableRawPointer {
+        let call = "mmap(fd \(fd.rawValue), \(size) bytes, \(writable ? "rw" : "ro"))"
+        try SyscallFaultPlan.current?.check(call)
+        let address = mmap(nil, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd.rawValue, 0)
+        guard let address, address != MAP_FAILED else { throw SystemCallError(call, errno: Errno(rawValue: Glibc.errno)) }
+        return address
+    }
+
+    /// The two ends of a pipe.
+    public struct Pipe: ~Copyable, Sendable {
+        /// The read end.
+        public let read: OwnedFD
+        /// The write end.
+        public let write: OwnedFD
+    }
+
+    /// `pipe2(O_CLOEXEC)`.
+    public static func pipe() throws(SystemCallError) -> Pipe {
+        try SyscallFaultPlan.current?.check("pipe2")
+        var ends: [Int32] = [-1, -1]
+        let rc = faultring_sys_pipe(&ends)
+        guard rc == 0 else { throw SystemCallError("pipe2", negated: Int(rc)) }
+        SyscallFaultPlan.current?.noteOpened(ends[0])
+        SyscallFaultPlan.current?.noteOpened(ends[1])
+        return Pipe(read: OwnedFD(adopting: ends[0]), write: OwnedFD(adopting: ends[1]))
+    }
+
+    /// Closes a descriptor whose ownership was released (`OwnedFD.release()`).
+    public static func close(_ fd: FileDescriptor) { OwnedFD.close(fd) }
+
+    /// CLOCK_MONOTONIC in nanoseconds.
+    @inlinable public static var monotonicNS: UInt64 { faultring_sys_monotonic_ns() }
+
+    static func checked(_ call: String, _ body: () -> Int) throws(SystemCallError) {
+        try SyscallFaultPlan.current?.check(call)
+        let rc = body()
+        guard rc >= 0 else { throw SystemCallError(call, negated: rc) }
+    }
+
+    static func opening(_ call: String, _ body: () -> Int) throws(SystemCallError) -> OwnedFD {
+        try SyscallFaultPlan.current?.check(call)
+        let rc = body()
+        guard rc >= 0 else { throw SystemCallError(call, negated: rc) }
+        SyscallFaultPlan.current?.noteOpened(Int32(rc))
+        return OwnedFD(adopting: Int32(rc))
+    }
+}

@@ -1,0 +1,64 @@
+import FaultABI
+
+/// Groups of one function (device, endpoint) waiting for an answer that
+/// names them the way PCIe does — by PRG index, with the PASID and private
+/// data echoed — rather than by cookie.
+///
+/// The one place that rule lives: a device's ledger checking what it got,
+/// a fixture's books recording who answered, and a VMM turning its guest's
+/// CMD_PRI_RESP or page group response back into a cookie all match here.
+///
+/// Matching: a well-behaved device has one group per PRG index, and the
+/// answer is for it. A misbehaving device may reuse an index while a group
+/// is outstanding; then the answer is for the oldest group whose PASID and
+/// private data equal the answer's, else the oldest the answer is
+/// compatible with (an answer without PASID or private data names any),
+/// else the oldest. Groups are kept per index in arrival order.
+public struct AnswerMatcher<Value> {
+    struct Entry {
+        var pasid: UInt32?
+        var privateData: PrivateData?
+        var value: Value
+    }
+
+    /// Waiting groups by PRG index (`PRILimits.slot`).
+    var waiting = [[Entry]](repeating: [], count: PRILimits.prgiCount)
+    /// Groups waiting.
+    public private(set) var count = 0
+
+    /// An empty table.
+    public init() {}
+
+    /// Records a group that will be answered by (`prgi`, `pasid`,
+    /// `privateData`): what the answer must echo, not the request's raw
+    /// PASID when the device does not want it back.
+    public mutating func expect(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?, _ value: Value) {
+        waiting[PRILimits.slot(prgi)].append(Entry(pasid: pasid, privateData: privateData, value: value))
+        count += 1
+    }
+
+    /// Whether any group waits on `prgi`.
+    public func isWaiting(prgi: UInt32) -> Bool { !waiting[PRILimits.slot(prgi)].isEmpty }
+
+    /// Removes and returns the group an answer names (see the type's rule),
+    /// or nil if none waits on `prgi`.
+    public mutating func take(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?) -> Value? {
+        let slot = PRILimits.slot(prgi)
+        guard !waiting[slot].isEmpty else { return nil }
+        let index: Int
+        if waiting[slot].count == 1 {
+            index = 0
+        } else if let exact = waiting[slot].firstIndex(where: { $0.pasid == pasid && $0.privateData == privateData }) {
+            index = exact
+        } else {
+            index = waiting[slot].firstIndex {
+                (pasid == nil || $0.pasid == pasid) && (privateData == nil || $0.privateData == privateData)
+            } ?? 0
+        }
+        count -= 1
+        return waiting[slot].remove(at: index).value
+    }
+}
+
+extension AnswerMatcher: Sendable where Value: Sendable {}
+extension AnswerMatcher.Entry: Sendable where Value: Sendable {}
