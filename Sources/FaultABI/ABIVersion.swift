@@ -34,8 +34,10 @@ public struct ABIVersion: RawRepresentable, Sendable, Hashable, Comparable, Cust
         self == .v1 ? FAULTRING_RESP_VERSION_1 : FAULTRING_RESP_VERSION_2
     }
 
+    /// Orders versions by number.
     public static func < (lhs: ABIVersion, rhs: ABIVersion) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    /// Prints `v` and the number, e.g. `v2`.
     public var description: String { "v\(rawValue)" }
 }
 

@@ -9,6 +9,7 @@ public struct RecordDecodeError: Error, Sendable, Hashable, CustomStringConverti
     /// What was wrong with it.
     public let problem: String
 
+    /// Prints `record field <field> = 0x<value>: <problem>`.
     public var description: String { "record field \(field) = 0x\(String(value, radix: 16)): \(problem)" }
 }
 

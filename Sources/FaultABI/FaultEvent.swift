@@ -3,11 +3,17 @@ import CFaultRingABI
 /// Access permissions a fault asks for (`FAULTRING_PERM_*`, the kernel's
 /// `IOMMU_FAULT_PERM_*`).
 public struct Permissions: OptionSet, Sendable, Hashable {
+    /// The `FAULTRING_PERM_*` bits.
     public let rawValue: UInt32
+    /// Permissions from `FAULTRING_PERM_*` bits; unknown bits are kept, not checked.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Read access (`FAULTRING_PERM_READ`, bit 0).
     public static let read = Permissions(rawValue: FAULTRING_PERM_READ)
+    /// Write access (`FAULTRING_PERM_WRITE`, bit 1).
     public static let write = Permissions(rawValue: FAULTRING_PERM_WRITE)
+    /// Instruction fetch (`FAULTRING_PERM_EXEC`, bit 2).
     public static let exec = Permissions(rawValue: FAULTRING_PERM_EXEC)
+    /// Privileged-mode access (`FAULTRING_PERM_PRIV`, bit 3).
     public static let privileged = Permissions(rawValue: FAULTRING_PERM_PRIV)
 }
 
@@ -16,8 +22,11 @@ public struct Permissions: OptionSet, Sendable, Hashable {
 /// The service keeps it and echoes it to the device; ABI 2 never shows it to
 /// a consumer, and ABI 1 shows it only because the kernel's struct did.
 public struct PrivateData: Sendable, Hashable {
+    /// The first 8 bytes (VT-d qw2; ABI 1 `private_data[0]`).
     public var low: UInt64
+    /// The last 8 bytes (VT-d qw3; ABI 1 `private_data[1]`).
     public var high: UInt64
+    /// Private data from its two halves.
     public init(low: UInt64, high: UInt64) {
         self.low = low
         self.high = high
@@ -47,6 +56,8 @@ public struct PageRequest: Sendable, Hashable {
     /// CLOCK_MONOTONIC nanoseconds when the source reported it.
     public var timestampNS: UInt64
 
+    /// A page request from its fields; by default a last-page read with no
+    /// PASID, device 0 and cookie 0. Nothing is validated here.
     public init(
         deviceID: UInt32 = 0, pasid: UInt32? = nil, prgi: UInt32, permissions: Permissions = .read,
         address: UInt64, isLastPage: Bool = true, needsPASID: Bool = false, privateData: PrivateData? = nil,
@@ -91,6 +102,8 @@ public struct UnrecoverableFault: Sendable, Hashable {
     /// CLOCK_MONOTONIC nanoseconds when the source reported it.
     public var timestampNS: UInt64
 
+    /// An unrecoverable fault from its fields; by default device 0 with no
+    /// PASID, permissions, addresses or timestamp. Nothing is validated here.
     public init(
         deviceID: UInt32 = 0, reason: UInt32, pasid: UInt32? = nil, permissions: Permissions = [],
         address: UInt64? = nil, fetchAddress: UInt64? = nil, timestampNS: UInt64 = 0
@@ -107,6 +120,8 @@ public struct UnrecoverableFault: Sendable, Hashable {
 
 /// A fault as a source reports it, before it is encoded in a record ABI.
 public enum FaultEvent: Sendable, Hashable {
+    /// A page request (PCIe PRI, or a stalled SMMUv3 transaction).
     case pageRequest(PageRequest)
+    /// An unrecoverable fault; no response is owed.
     case unrecoverable(UnrecoverableFault)
 }

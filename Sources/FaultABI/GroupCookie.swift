@@ -30,5 +30,6 @@ public struct GroupCookie: RawRepresentable, Hashable, Sendable, CustomStringCon
         GroupCookie(generation: 0xFFFF_FFF0, slot: UInt32(truncatingIfNeeded: n & 0xFFFF))
     }
 
+    /// Prints `cookie <generation>:<slot>`.
     public var description: String { "cookie \(generation):\(slot)" }
 }

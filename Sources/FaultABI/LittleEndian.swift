@@ -12,10 +12,4 @@ public enum LittleEndian {
         for (i, byte) in bytes.dropFirst(offset).prefix(4).enumerated() { value |= UInt32(byte) << (8 * i) }
         return value
     }
-    /// The `UInt64` at `offset` of `bytes` (unaligned). The caller checks the length.
-    @inlinable public static func uint64<C: Collection<UInt8>>(_ bytes: C, at offset: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for (i, byte) in bytes.dropFirst(offset).prefix(8).enumerated() { value |= UInt64(byte) << (8 * i) }
-        return value
-    }
 }

@@ -16,6 +16,7 @@ public struct LostRecord: Sendable, Hashable {
     /// CLOCK_MONOTONIC nanoseconds when the LOST record was written.
     public var timestampNS: UInt64
 
+    /// A LOST record from its fields; its own `sequence` follows from them.
     public init(lostRecords: UInt64, firstLostSequence: UInt32, totalLost: UInt64, timestampNS: UInt64) {
         self.lostRecords = lostRecords
         self.firstLostSequence = firstLostSequence

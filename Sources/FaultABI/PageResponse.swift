@@ -2,6 +2,7 @@ import CFaultRingABI
 
 /// A page response code (`FAULTRING_RESP_*`, the kernel's `enum iommu_page_response_code`).
 public struct ResponseCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    /// The wire value: `FAULTRING_RESP_SUCCESS` (0), `_INVALID` (1) or `_FAILURE` (2).
     public let rawValue: UInt32
     /// Creates a code from its wire value, or `nil` if it is not one of the three.
     public init?(rawValue: UInt32) {
@@ -15,6 +16,7 @@ public struct ResponseCode: RawRepresentable, Sendable, Hashable, CustomStringCo
     /// PCIe "Response Failure": disables PRI on the whole function and its VFs.
     public static let failure = ResponseCode(rawValue: FAULTRING_RESP_FAILURE)!
 
+    /// Prints `success`, `invalid` or `failure`.
     public var description: String {
         switch rawValue {
         case FAULTRING_RESP_SUCCESS: return "success"
@@ -29,6 +31,7 @@ public struct ResponseCode: RawRepresentable, Sendable, Hashable, CustomStringCo
 /// ABI 1 identifies the group by (`pasid`, `prgi`) within the queue's device;
 /// ABI 2 by `cookie`, with `pasid` and `prgi` optional extra checks.
 public struct PageResponse: Sendable, Hashable {
+    /// What the device is told.
     public var code: ResponseCode
     /// The group's cookie (ABI 2); ignored on ABI 1.
     public var cookie: UInt64
@@ -37,6 +40,8 @@ public struct PageResponse: Sendable, Hashable {
     /// The request's PRGI: required on ABI 1, optional on ABI 2.
     public var prgi: UInt32?
 
+    /// A response from its fields. Nothing is checked here; `validate(slot:abi:)`
+    /// checks what a consumer wrote.
     public init(code: ResponseCode, cookie: UInt64 = 0, pasid: UInt32? = nil, prgi: UInt32? = nil) {
         self.code = code
         self.cookie = cookie

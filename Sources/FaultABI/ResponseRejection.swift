@@ -23,17 +23,20 @@ public struct ResponseRejection: Error, Sendable, Hashable, CustomStringConverti
         case outOfRange = "out_of_range"
     }
 
+    /// Which rule the slot broke; it selects the counter.
     public let reason: Reason
     /// The field, named as in `faultring_abi.h`.
     public let field: String
     /// The value found there.
     public let value: UInt64
 
+    /// A rejection for `reason` of `field`, which holds `value` (kept as its low 64 bits).
     public init(_ reason: Reason, field: String, value: some BinaryInteger) {
         self.reason = reason
         self.field = field
         self.value = UInt64(truncatingIfNeeded: value)
     }
 
+    /// Prints `response <reason>: <field> = 0x<value>`.
     public var description: String { "response \(reason.rawValue): \(field) = 0x\(String(value, radix: 16))" }
 }

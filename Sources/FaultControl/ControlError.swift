@@ -8,10 +8,12 @@ public struct ControlError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What was wrong, naming the field or the call.
     public let reason: String
 
+    /// An error carrying `errno` and a reason that names the field or the call.
     public init(_ errno: Errno, _ reason: String) {
         self.errno = errno
         self.reason = reason
     }
 
+    /// The reason, then the errno in parentheses.
     public var description: String { "\(reason) (\(errno))" }
 }

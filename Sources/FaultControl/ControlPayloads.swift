@@ -6,17 +6,28 @@ import SystemPackage
 /// What a service offers, sent as JSON in the HELLO reply (and printed by
 /// `faultring serve --print-capabilities`).
 public struct Capabilities: Codable, Sendable, Hashable {
+    /// The control protocol version the service speaks (`FAULTRING_PROTOCOL_VERSION`).
     public var protocolVersion: UInt32
+    /// Record ABI versions an ATTACH may ask for.
     public var abis: [UInt32]
+    /// Names of what the service does (`page-requests`, `timeouts`, ...), so a client can check rather than assume.
     public var features: [String]
+    /// Largest control message in bytes, header included.
     public var maxMessageSize: Int
+    /// Most devices one ATTACH may list.
     public var maxDevicesPerAttach: Int
+    /// Fault ring entries of each client's queue.
     public var entryCount: Int
+    /// Response ring slots of each client's queue.
     public var responseCount: Int
+    /// Ids of every device the service fronts, free or attached, ascending.
     public var devices: [UInt32]
+    /// The event loop backend: `io_uring` or `poll`.
     public var eventLoop: String
+    /// How long (ms) a group waits for a consumer's answer before the service answers it INVALID itself.
     public var pageRequestTimeoutMilliseconds: UInt64
 
+    /// Capabilities with these values (the service builds them in `FaultService.capabilities(for:devices:eventLoop:)`).
     public init(protocolVersion: UInt32, abis: [UInt32], features: [String], maxMessageSize: Int, maxDevicesPerAttach: Int,
                 entryCount: Int, responseCount: Int, devices: [UInt32], eventLoop: String,
                 pageRequestTimeoutMilliseconds: UInt64) {
@@ -35,8 +46,11 @@ public struct Capabilities: Codable, Sendable, Hashable {
 
 /// The client's HELLO payload (JSON).
 public struct Hello: Codable, Sendable, Hashable {
+    /// The protocol version the client speaks; the service refuses any other (EPROTONOSUPPORT).
     public var protocolVersion: UInt32
+    /// A name for the client, for the service's log.
     public var client: String
+    /// A HELLO for this version of the protocol, naming the client.
     public init(protocolVersion: UInt32 = FAULTRING_PROTOCOL_VERSION, client: String) {
         self.protocolVersion = protocolVersion
         self.client = client
@@ -48,14 +62,18 @@ public let maxDevicesPerAttach = 64
 
 /// ATTACH request payload (`struct faultring_msg_attach`).
 public struct AttachRequest: Sendable, Hashable {
+    /// The record ABI the client will request on its queue (1 or 2); an ABI 1 queue serves one device.
     public var abi: UInt32
+    /// The devices to attach (1 to 64, no duplicates); all are attached or none is.
     public var devices: [UInt32]
 
+    /// A request with these values, not checked here: the service refuses a bad one.
     public init(abi: UInt32, devices: [UInt32]) {
         self.abi = abi
         self.devices = devices
     }
 
+    /// The wire payload: abi, device count, then the ids, each a little-endian u32.
     public var bytes: [UInt8] { le(abi) + le(UInt32(devices.count)) + devices.flatMap(le) }
 
     /// - Throws: EINVAL naming the field: short payload, count out of
@@ -82,11 +100,16 @@ public struct AttachRequest: Sendable, Hashable {
 
 /// ATTACH reply payload (`struct faultring_msg_attach_reply`).
 public struct AttachReply: Sendable, Hashable {
+    /// Whether this reply created the queue, and so carries its four descriptors.
     public var queueCreated: Bool
+    /// Fault ring entries of the queue.
     public var entryCount: UInt32
+    /// Response ring slots of the queue.
     public var responseCount: UInt32
+    /// Devices now attached to this connection, earlier ATTACHes included.
     public var attached: UInt32
 
+    /// A reply with these values.
     public init(queueCreated: Bool, entryCount: UInt32, responseCount: UInt32, attached: UInt32) {
         self.queueCreated = queueCreated
         self.entryCount = entryCount
@@ -94,8 +117,11 @@ public struct AttachReply: Sendable, Hashable {
         self.attached = attached
     }
 
+    /// The wire payload: four little-endian u32s (queue_created as 0 or 1), 16 bytes.
     public var bytes: [UInt8] { le(queueCreated ? 1 : 0) + le(entryCount) + le(responseCount) + le(attached) }
 
+    /// Parses a reply payload (the client's side); any non-zero queue_created counts as true.
+    /// - Throws: `ControlError` (EPROTO) if the payload is not exactly 16 bytes.
     public init(payload: [UInt8]) throws(ControlError) {
         guard payload.count == 16 else {
             throw ControlError(.protocolError, "ATTACH reply is \(payload.count) bytes, expected 16")
@@ -109,12 +135,17 @@ public struct AttachReply: Sendable, Hashable {
 
 /// DETACH request payload (`struct faultring_msg_detach`); empty = all devices.
 public struct DetachRequest: Sendable, Hashable {
+    /// The devices to detach; empty means all of this connection's. Ones not attached here are ignored.
     public var devices: [UInt32]
 
+    /// A request to detach `devices` (empty: all of them).
     public init(devices: [UInt32]) { self.devices = devices }
 
+    /// The wire payload: device count, then the ids, each a little-endian u32.
     public var bytes: [UInt8] { le(UInt32(devices.count)) + devices.flatMap(le) }
 
+    /// Parses a request payload (the service's side).
+    /// - Throws: `ControlError` (EINVAL) for a payload under 4 bytes or a size disagreeing with the count.
     public init(payload: [UInt8]) throws(ControlError) {
         guard payload.count >= 4 else {
             throw ControlError(.invalidArgument, "DETACH payload is \(payload.count) bytes, at least 4 needed")

@@ -7,14 +7,20 @@ public struct FixtureOutcome: Codable, Sendable, Hashable {
     /// A group's answer, as in an expectation.
     public typealias Group = Fixture.ExpectedGroup
 
+    /// Each answered group, by the event that closed it.
     public var groups: [Group] = []
+    /// Groups the service answered itself, by cause (`AutoResponseCause.rawValue`).
     public var auto: [String: UInt64] = [:]
+    /// Responses that completed nothing, by reason (`ResponseRejectionReason.rawValue`).
     public var rejections: [String: UInt64] = [:]
+    /// Records dropped for a full ring, plus faults with no queue to deliver to.
     public var lostRecords: UInt64 = 0
+    /// Unrecoverable faults written into a consumer's ring.
     public var faultsDelivered: UInt64 = 0
     /// Events the run could not turn into anything (undecodable raw records).
     public var problems: [String] = []
 
+    /// Nothing happened yet.
     public init() {}
 
     /// Every difference between `expected` and this outcome, in words.

@@ -13,6 +13,7 @@ import Glibc
 /// `FixtureError` naming the file, the event index and the field, before
 /// anything runs.
 public final class FixtureReader {
+    /// The file being read; every `FixtureError` names it.
     public let path: String
     let fileName: FileName
     let fd: Int32

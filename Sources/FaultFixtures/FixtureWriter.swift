@@ -9,6 +9,7 @@ import VMMClient
 /// private data, raw records) are written as "0x…" strings so every bit
 /// survives any JSON reader.
 public final class FixtureWriter {
+    /// The file being written.
     public let path: String
     let file: UnsafeMutablePointer<FILE>
     var events = 0

@@ -16,19 +16,28 @@ import FaultABI
 public struct TraceImporter {
     /// A line that was not understood.
     public struct Unrecognised: Sendable, Hashable, CustomStringConvertible {
+        /// Line number in the trace text, from 1.
         public var line: Int
+        /// The line, trimmed and cut to 200 characters.
         public var text: String
+        /// Why it was not understood.
         public var reason: String
+        /// Prints `line N: reason: text`.
         public var description: String { "line \(line): \(reason): \(text)" }
     }
 
+    /// The fixture so far: name, description, a consumer answering SUCCESS,
+    /// and one device per name seen, with the PASIDs and private data its requests showed.
     public private(set) var fixture = Fixture()
+    /// The events imported, in trace order.
     public private(set) var events: [FixtureEvent] = []
+    /// Lines that were neither comments nor understood events, in order.
     public private(set) var unrecognised: [Unrecognised] = []
     var devicesByName: [String: UInt32] = [:]
     var firstTimestamp: Double?
     var lineNumber = 0
 
+    /// An importer for a fixture called `name`, whose consumer answers SUCCESS.
     public init(name: String) {
         fixture.name = name
         fixture.description = "imported from kernel trace text"

@@ -20,9 +20,11 @@ public struct LoopbackConfig: Sendable, Hashable, Codable {
     public var abi: UInt32 = 2
     /// Queues, each with one consumer and `devicesPerQueue` devices.
     public var queues = 2
+    /// Devices attached to each queue.
     public var devicesPerQueue = 2
     /// Fault ring and response ring sizes.
     public var entries = 256
+    /// Response ring size, in slots.
     public var responses = 1024
     /// Groups each device tries to issue per step.
     public var burst = 8
@@ -36,7 +38,9 @@ public struct LoopbackConfig: Sendable, Hashable, Codable {
     public var cookieTable = 65_536
     /// Misbehaving devices (0: never).
     public var reusePRGIEvery = 0
+    /// Start a group and never close it every N groups (0: never).
     public var abandonGroupEvery = 0
+    /// Send a stop marker every N groups (0: never).
     public var stopMarkerEvery = 0
     /// How devices talk to the service: generic structures, or raw SMMUv3
     /// or VT-d records through the hardware decoders.
@@ -53,18 +57,31 @@ public struct LoopbackConfig: Sendable, Hashable, Codable {
 /// The outcome of a loopback run: devices' ledgers, tracker counters,
 /// injected faults, and whether they all agree.
 public struct LoopbackReport: Sendable, Codable {
+    /// The configuration that ran.
     public var config: LoopbackConfig
+    /// Groups the devices issued.
     public var groupsIssued: UInt64 = 0
+    /// Answers that matched a waiting group.
     public var groupsAnswered: UInt64 = 0
+    /// Groups still waiting for an answer at the end.
     public var unanswered: Int = 0
+    /// Answers for no waiting group: a second answer, or one never issued.
     public var answeredTwiceOrUnknown: UInt64 = 0
+    /// Wrong PASIDs or private data in answers, one count per wrong field.
     public var wrongAnswers: UInt64 = 0
+    /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`).
     public var answersBySource: [String: UInt64] = [:]
+    /// Accesses the devices retried after SUCCESS.
     public var retries: UInt64 = 0
+    /// The page-request layer's counters at the end.
     public var tracker = PageRequestCounters()
+    /// Misbehaviour the consumers injected, summed over queues.
     public var injected = InjectedCounts()
+    /// Steps run, each `stepNS` of virtual time.
     public var steps: UInt64 = 0
+    /// Wall-clock time of the run, in seconds.
     public var seconds: Double = 0
+    /// Groups issued per wall-clock second.
     public var groupsPerSecond: Double = 0
     /// Every difference between what should have happened and what did.
     public var problems: [String] = []
@@ -75,8 +92,10 @@ public struct LoopbackReport: Sendable, Codable {
 
 /// Runs the loop (see `LoopbackConfig`).
 public struct LoopbackHarness {
+    /// What the harness runs.
     public let config: LoopbackConfig
 
+    /// A harness for `config`; nothing runs until `run`.
     public init(_ config: LoopbackConfig) { self.config = config }
 
     /// Runs to completion. `progress` is called about every `progressEvery`
@@ -222,6 +241,7 @@ public struct LoopbackHarness {
 
 /// A run that cannot be set up as configured.
 public struct LoopbackError: Error, CustomStringConvertible {
+    /// What is wrong with the configuration.
     public let description: String
     init(_ description: String) { self.description = description }
 }

@@ -7,7 +7,7 @@ import SystemPackage
 /// A doorbell is only a hint that an index moved; the waiter always re-reads
 /// the index. The protocol that makes a lost wake-up impossible lives with
 /// the indices (`FaultProducer`, `FaultConsumer`): the sleeper publishes
-/// "sleeping", fences, re-checks; the waker publishes its index, fences, and
+/// "sleeping" and re-checks the index, the waker publishes its index and
 /// rings only if it sees "sleeping". Because eventfd and FIFO both keep a
 /// ring that arrives before the sleeper blocks, the ring is never missed.
 public struct Doorbell: Sendable {

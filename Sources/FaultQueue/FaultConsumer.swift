@@ -200,9 +200,10 @@ public final class FaultConsumer: @unchecked Sendable {
     /// pass (-1: no limit). A stale ring wakes the sleep early; the wait
     /// then sleeps again for the time left, so `false` means timeout or close.
     ///
-    /// The sleep protocol: store `consumer_sleeping = 1`, full fence,
-    /// re-check `fault_prod`; only then block. The producer stores the
-    /// index, fences, and reads our flag; one of us must see the other.
+    /// The sleep protocol: seq_cst store of `consumer_sleeping = 1`, seq_cst
+    /// re-load of `fault_prod`; only then block. The producer stores the
+    /// index seq_cst and loads our flag seq_cst; in the single total order
+    /// of the four, one of us must see the other.
     /// - Returns: whether records are available.
     public func waitForRecords(spins: Int = 1000, timeoutMilliseconds: Int32) -> Bool {
         for _ in 0..<spins {
@@ -273,5 +274,5 @@ public final class FaultConsumer: @unchecked Sendable {
 
     /// Writes raw bytes into the consumer header or a response slot, bypassing
     /// every check: for tests and fault injection that play a hostile VMM.
-    public func unsafeConsumerRegion() -> UnsafeMutableRawPointer { consumerRegion.base }
+    @_spi(Testing) public func unsafeConsumerRegion() -> UnsafeMutableRawPointer { consumerRegion.base }
 }

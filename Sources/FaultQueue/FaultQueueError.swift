@@ -11,7 +11,9 @@ public struct FaultQueueError: Error, Sendable, Hashable, CustomStringConvertibl
     /// The class of error. A struct rather than an enum so codes can be added
     /// without breaking callers that switch on them.
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The code's name as messages print it, e.g. `bad-region`.
         public let rawValue: String
+        /// A code named `rawValue`; the static members are the ones this module throws.
         public init(rawValue: String) { self.rawValue = rawValue }
         /// A system call failed; `errno` says why, `detail` names the call.
         public static let systemCall = Code(rawValue: "system-call")
@@ -29,6 +31,7 @@ public struct FaultQueueError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let corruptIndex = Code(rawValue: "corrupt-index")
         /// The producer marked the queue closed.
         public static let closed = Code(rawValue: "closed")
+        /// Prints the raw value.
         public var description: String { rawValue }
     }
 
@@ -65,6 +68,7 @@ public struct FaultQueueError: Error, Sendable, Hashable, CustomStringConvertibl
         FaultQueueError(.systemCall, call, errno: errno)
     }
 
+    /// Prints `code: detail`, then `: errno` when there is one.
     public var description: String {
         if let errno { return "\(code): \(detail): \(errno)" }
         return "\(code): \(detail)"

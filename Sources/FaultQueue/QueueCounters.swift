@@ -3,20 +3,32 @@ import FaultABI
 
 /// A snapshot of `struct faultring_counters`: what the producer saw.
 public struct QueueCounters: Sendable, Hashable, Codable {
+    /// Records written into the fault ring, LOST records included.
     public var recordsPublished: UInt64 = 0
+    /// Records dropped because the ring was full.
     public var recordsLost: UInt64 = 0
+    /// Page-request groups that did not fit whole and were answered INVALID at once.
     public var groupsOverflowed: UInt64 = 0
+    /// Eventfd writes to a sleeping consumer.
     public var doorbellsRung: UInt64 = 0
+    /// Response slots that passed validation.
     public var responsesAccepted: UInt64 = 0
+    /// Publish attempts before negotiation (nothing was written).
     public var publishRefused: UInt64 = 0
+    /// Times the fault-ring consumer index moved backwards or past the producer index (ignored).
     public var badConsumerIndex: UInt64 = 0
+    /// Times the response-ring producer index moved backwards or more than a ring ahead (ignored).
     public var badResponseIndex: UInt64 = 0
+    /// Requests for a second, different ABI (ignored).
     public var renegotiations: UInt64 = 0
+    /// Requested ABIs outside 1...max_abi (ignored).
     public var badABIRequests: UInt64 = 0
+    /// Feature requests with unknown bits (those bits are not granted).
     public var badFeatureRequests: UInt64 = 0
     /// Rejected response slots by reason (`ResponseRejection.Reason.rawValue`).
     public var responsesRejected: [String: UInt64] = [:]
 
+    /// All counters zero.
     public init() {}
 
     /// Byte offsets of each counter in `faultring_counters`, computed from

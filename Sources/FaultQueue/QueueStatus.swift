@@ -4,29 +4,43 @@ import FaultABI
 /// Everything a producer header says, plus the consumer's indices when the
 /// consumer region is at hand: what `faultring inspect` prints.
 public struct QueueStatus: Sendable, Hashable, Codable {
+    /// `layout_version`: the shared-memory layout the producer wrote.
     public var layoutVersion: UInt32
+    /// Highest record ABI the producer offers.
     public var maxABI: UInt32
     /// 0 until negotiated.
     public var abi: UInt32
+    /// `FAULTRING_STATE_*` by name (`stateName`).
     public var state: String
+    /// PID of the producing process (diagnostics only).
     public var producerPID: UInt32
+    /// Records the fault ring holds (a power of two).
     public var entryCount: UInt32
+    /// Slots the response ring holds (a power of two).
     public var responseCount: UInt32
+    /// Feature bits the producer supports.
     public var featuresOffered: UInt64
+    /// Feature bits granted at negotiation.
     public var featuresInForce: UInt64
     /// Fault-ring producer index (producer region).
     public var faultProducerIndex: UInt32
     /// Response-ring consumer index (producer region).
     public var responseConsumerIndex: UInt32
+    /// Whether the producer has said it is about to block on its doorbell.
     public var producerSleeping: Bool
     /// Consumer-written values; `nil` when only the producer region was read.
     public var requestedABI: UInt32?
+    /// Fault-ring consumer index (consumer region); `nil` without it.
     public var faultConsumerIndex: UInt32?
+    /// Response-ring producer index (consumer region); `nil` without it.
     public var responseProducerIndex: UInt32?
+    /// Whether the consumer has said it is about to block; `nil` without the consumer region.
     public var consumerSleeping: Bool?
     /// Records waiting in the fault ring, when the consumer index is known
     /// and sane (`prod - cons <= entry_count`).
     public var recordsPending: UInt32?
+    /// The producer's statistics. Each is a separate relaxed load, so
+    /// together they are not one consistent snapshot.
     public var counters: QueueCounters
 
     /// Reads a status from mapped regions.

@@ -12,7 +12,9 @@ public struct RecordBatch: RandomAccessCollection {
     public let firstIndex: UInt32
     /// The ABI the records are encoded in.
     public let abi: ABIVersion
+    /// Always 0: positions count from the batch's first record.
     public let startIndex = 0
+    /// The number of records in the batch.
     public let endIndex: Int
 
     @usableFromInline

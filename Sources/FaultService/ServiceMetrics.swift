@@ -1,69 +1,78 @@
-import CoreMetrics
-import Metrics
 import PageRequests
 import Prometheus
 
-/// The service's metrics: swift-metrics instruments backed by a private
-/// Prometheus registry (so several services in one process, as in tests,
-/// do not share a global bootstrap), exported as Prometheus text on STATS.
+/// The service's metrics, exported as Prometheus text on STATS TEXT.
+///
+/// Monotonic counts are Prometheus counters (`_total`), levels are gauges.
+/// The service's books are the truth: at each export every counter is
+/// advanced by how much its book grew since the previous export, so a
+/// counter never goes backwards even though the books are snapshots. A
+/// private registry per service, so several services in one process (tests)
+/// do not share state.
 final class ServiceMetrics {
     let registry = PrometheusCollectorRegistry()
-    let factory: PrometheusMetricsFactory
-    let protocolErrors: CoreMetrics.Counter
-    private(set) var protocolErrorCount = 0
-    var gauges: [String: CoreMetrics.Gauge] = [:]
+    /// Protocol errors so far (malformed or refused messages).
+    private(set) var protocolErrorCount: UInt64 = 0
+    var counters: [String: (counter: Counter, exported: UInt64)] = [:]
+    var gauges: [String: Gauge] = [:]
 
-    init() {
-        factory = PrometheusMetricsFactory(registry: registry)
-        protocolErrors = CoreMetrics.Counter(label: "faultring_protocol_errors_total", dimensions: [], factory: factory)
-    }
+    init() {}
 
-    /// A gauge per (name, labels), created on first use.
-    func gauge(_ name: String, _ labels: [(String, String)] = []) -> CoreMetrics.Gauge {
+    /// Counts a protocol error.
+    func protocolError() { protocolErrorCount &+= 1 }
+
+    /// Advances counter `name{labels}` to `value` (never backwards).
+    func count(_ name: String, _ help: String, _ labels: [(String, String)] = [], value: UInt64) {
         let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        if let gauge = gauges[key] { return gauge }
-        let gauge = CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
-        gauges[key] = gauge
-        return gauge
+        let entry = counters[key] ?? (registry.makeCounter(name: name, labels: labels, help: help), 0)
+        if value > entry.exported { entry.counter.increment(by: Int64(clamping: value - entry.exported)) }
+        counters[key] = (entry.counter, max(value, entry.exported))
     }
 
-    /// Sets the gauges from a stats snapshot and renders the registry.
+    /// Sets gauge `name{labels}` to `value`.
+    func level(_ name: String, _ help: String, _ labels: [(String, String)] = [], value: Double) {
+        let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        let gauge = gauges[key] ?? registry.makeGauge(name: name, labels: labels, help: help)
+        gauges[key] = gauge
+        gauge.set(value)
+    }
+
+    /// Brings every instrument up to the `stats` snapshot and renders the registry.
     func prometheusText(_ stats: ServiceStats) -> String {
         let pr = stats.pageRequests
-        gauge("faultring_page_requests").record(Double(pr.requests))
-        gauge("faultring_groups_closed").record(Double(pr.groupsClosed))
-        gauge("faultring_groups_delivered").record(Double(pr.groupsDelivered))
-        gauge("faultring_groups_completed", [("source", "consumer")]).record(Double(pr.completedByConsumer))
+        count("faultring_page_requests_total", "Page requests received from devices", value: pr.requests)
+        count("faultring_groups_closed_total", "Page-request groups closed by a LAST_PAGE request", value: pr.groupsClosed)
+        count("faultring_groups_delivered_total", "Groups written into a fault ring", value: pr.groupsDelivered)
+        let completed = "Groups answered, by who answered"
+        count("faultring_groups_completed_total", completed, [("source", "consumer")], value: pr.completedByConsumer)
         for cause in AutoResponseCause.allCases {
-            gauge("faultring_groups_completed", [("source", cause.rawValue)]).record(Double(pr.auto(cause)))
+            count("faultring_groups_completed_total", completed, [("source", cause.rawValue)], value: pr.auto(cause))
         }
         for reason in ResponseRejectionReason.allCases {
-            gauge("faultring_responses_rejected", [("reason", reason.rawValue)]).record(Double(pr.rejected(reason)))
+            count("faultring_responses_rejected_total", "Responses that completed nothing, by reason",
+                  [("reason", reason.rawValue)], value: pr.rejected(reason))
         }
-        gauge("faultring_failure_converted").record(Double(pr.failureConverted))
-        gauge("faultring_prgi_reused").record(Double(pr.prgiReused))
-        gauge("faultring_clients").record(Double(stats.clients.count))
+        count("faultring_failure_converted_total", "FAILURE responses turned into INVALID", value: pr.failureConverted)
+        count("faultring_prgi_reused_total", "PRG indices reused while outstanding", value: pr.prgiReused)
+        count("faultring_protocol_errors_total", "Malformed or refused control messages", value: stats.protocolErrors)
+        level("faultring_clients", "Connected clients", value: Double(stats.clients.count))
         for device in stats.devices {
             let id = [("device", String(device.id))]
-            gauge("faultring_device_groups_issued", id).record(Double(device.issued))
-            gauge("faultring_device_groups_unanswered", id).record(Double(device.unanswered))
+            count("faultring_device_groups_issued_total", "Groups a device raised", id, value: device.issued)
+            level("faultring_device_groups_unanswered", "Groups a device raised and not answered yet", id, value:
+                  Double(device.unanswered))
         }
         for client in stats.clients {
             guard let q = client.queue else { continue }
             let pid = [("pid", String(client.pid))]
-            gauge("faultring_queue_records_published", pid).record(Double(q.recordsPublished))
-            gauge("faultring_queue_records_lost", pid).record(Double(q.recordsLost))
-            gauge("faultring_queue_groups_overflowed", pid).record(Double(q.groupsOverflowed))
-            gauge("faultring_queue_responses_rejected", pid).record(Double(q.responsesRejectedTotal))
+            count("faultring_queue_records_published_total", "Records written into a client's fault ring", pid, value:
+                  q.recordsPublished)
+            count("faultring_queue_records_lost_total", "Records dropped for a full fault ring", pid, value: q.recordsLost)
+            count("faultring_queue_groups_overflowed_total", "Groups that did not fit whole and were answered INVALID",
+                  pid, value: q.groupsOverflowed)
+            count("faultring_queue_responses_rejected_total", "Response slots rejected as malformed", pid, value:
+                  q.responsesRejectedTotal)
         }
         return registry.emitToString()
-    }
-}
-
-extension ServiceMetrics {
-    /// Counts a protocol error (in the Prometheus counter and a plain tally for JSON stats).
-    func protocolError() {
-        protocolErrors.increment()
-        protocolErrorCount += 1
     }
 }

@@ -3,41 +3,69 @@ import PageRequests
 
 /// What `STATS` returns (JSON) and `faultring stats` prints.
 public struct ServiceStats: Codable, Sendable {
+    /// One connected client.
     public struct Client: Codable, Sendable {
+        /// The client's process id (SO_PEERCRED, read at accept).
         public var pid: UInt32
+        /// The client's user id (SO_PEERCRED).
         public var uid: UInt32
+        /// Its queue's record ABI; nil until its first successful ATTACH.
         public var abi: UInt32?
+        /// The devices attached to it, ascending.
         public var devices: [UInt32]
+        /// Its queue's producer counters; nil until its first successful ATTACH.
         public var queue: QueueCounters?
     }
 
+    /// One device's books, as the fault source keeps them.
     public struct Device: Codable, Sendable {
+        /// The device.
         public var id: UInt32
+        /// Pid of the client it is attached to; nil if free.
         public var attachedTo: UInt32?
+        /// Groups the device raised.
         public var issued: UInt64
+        /// Groups answered (once each).
         public var answered: UInt64
+        /// Groups raised and not answered yet.
         public var unanswered: Int
+        /// Answers for no waiting group: a second answer, or one for a group never issued.
         public var answeredTwiceOrUnknown: UInt64
+        /// Answers with the wrong PASID or private data.
         public var wrong: UInt64
+        /// Answers by who gave them: `consumer` or an automatic cause (`timeout`, `detach`, ...).
         public var answersBySource: [String: UInt64]
     }
 
     /// Percentiles of request-to-answer latency (ns) of consumer-answered groups.
     public struct Latency: Codable, Sendable {
+        /// Groups measured.
         public var count: UInt64
+        /// Median, ns (this and the other percentiles to three significant digits).
         public var p50: UInt64
+        /// 90th percentile, ns.
         public var p90: UInt64
+        /// 99th percentile, ns.
         public var p99: UInt64
+        /// 99.9th percentile, ns.
         public var p999: UInt64
+        /// Largest recorded, ns.
         public var max: UInt64
     }
 
+    /// The event loop backend in use: `io_uring` or `poll`.
     public var eventLoop: String
+    /// Nil until a consumer-answered group has been measured.
     public var latency: Latency?
+    /// Seconds since the service was created.
     public var uptimeSeconds: Double
+    /// Connected clients, by pid.
     public var clients: [Client]
+    /// The page-request tracker's counters, over every queue.
     public var pageRequests: PageRequestCounters
+    /// The source's per-device books, by id; empty if the source keeps none.
     public var devices: [Device]
+    /// Requests answered with an error reply (malformed or refused) since start; a refused uid is not counted.
     public var protocolErrors: UInt64
 }
 
@@ -61,6 +89,6 @@ extension FaultService {
                       answered: d.answered, unanswered: d.unanswered, answeredTwiceOrUnknown: d.unexpected,
                       wrong: d.wrong, answersBySource: d.answersBySource)
             },
-            protocolErrors: UInt64(metrics.protocolErrorCount))
+            protocolErrors: metrics.protocolErrorCount)
     }
 }

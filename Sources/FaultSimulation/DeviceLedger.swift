@@ -25,12 +25,12 @@ public struct DeviceLedger: Sendable {
     public private(set) var answered: UInt64 = 0
     /// Answers by code.
     public private(set) var success: UInt64 = 0
+    /// Answers with code INVALID.
     public private(set) var invalid: UInt64 = 0
+    /// Answers with code FAILURE.
     public private(set) var failure: UInt64 = 0
     /// Answers by source, in `CompletionSource.labels` order.
     var bySourceTally = [UInt64](repeating: 0, count: CompletionSource.labels.count)
-    /// Answers by the consumer.
-    public var byConsumer: UInt64 { bySourceTally[CompletionSource.consumer.ordinal] }
     /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`); sources with none are left out.
     public var bySource: [String: UInt64] {
         var sources: [String: UInt64] = [:]

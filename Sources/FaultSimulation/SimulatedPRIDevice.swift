@@ -22,6 +22,8 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
     /// Misbehaviour: start a group and never close it every N groups (0: never).
     public var abandonGroupEvery: Int
 
+    /// A well-behaved device unless told otherwise: PASIDs 1–4, allocation 256,
+    /// groups of up to 4 pages with private data and NEEDS_PASID, no stop markers, no misbehaviour.
     public init(
         deviceID: UInt32, pasids: [UInt32] = [1, 2, 3, 4], allocation: Int = 256, maxGroupSize: Int = 4,
         privateData: Bool = true, needsPASID: Bool = true, stopMarkerEvery: Int = 0, reusePRGIEvery: Int = 0,
@@ -43,6 +45,7 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
 /// within its outstanding-request allocation and its `PRILimits.prgiCount` PRG indices, and
 /// checks every response in its `ledger`. On SUCCESS it retries the access.
 public struct SimulatedPRIDevice: Sendable {
+    /// How the device behaves; fixed for its life.
     public let config: SimulatedDeviceConfig
     /// Everything the device sent and received.
     public private(set) var ledger = DeviceLedger()
@@ -59,6 +62,7 @@ public struct SimulatedPRIDevice: Sendable {
     var groupsSent: UInt64 = 0
     var nextPage: UInt64 = 0x10_0000
 
+    /// A device that has sent nothing yet, with every PRG index free.
     public init(_ config: SimulatedDeviceConfig) { self.config = config }
 
     /// Appends the requests of the next group to `out` (a caller's buffer:

@@ -2,7 +2,9 @@
 /// exactly; concrete, so device code specialises on it.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
+    /// A generator whose whole sequence is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
+    /// The next value of the sequence.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -23,5 +23,6 @@ public struct SystemCallError: Error, Sendable, Hashable, CustomStringConvertibl
         self.init(call, errno: Errno(rawValue: Int32(truncatingIfNeeded: -result)))
     }
 
+    /// Prints the call, a colon, then the errno.
     public var description: String { "\(call): \(errno)" }
 }

@@ -21,20 +21,29 @@ public enum GuestFormat: String, Sendable, Hashable, CaseIterable {
 
 /// Turns records from the queue into the bytes a guest sees.
 public struct GuestEncoder: Sendable {
+    /// The guest-visible format this encoder produces.
     public let format: GuestFormat
     /// vEVENTQ sequence (0 ... Int32.max, then wraps to 0).
     public private(set) var sequence: UInt32 = 0
 
+    /// An encoder for `format`, with the vEVENTQ sequence starting at 0.
     public init(format: GuestFormat) { self.format = format }
 
     /// virtio-iommu reasons and flags (virtio spec / Linux `virtio_iommu.h`).
     public enum Virtio {
+        /// `VIRTIO_IOMMU_FAULT_R_UNKNOWN` (0): an internal error or other cause.
         public static let reasonUnknown: UInt8 = 0
+        /// `VIRTIO_IOMMU_FAULT_R_DOMAIN` (1): the endpoint is not attached to a domain.
         public static let reasonDomain: UInt8 = 1
+        /// `VIRTIO_IOMMU_FAULT_R_MAPPING` (2): the address is unmapped or the protection is wrong.
         public static let reasonMapping: UInt8 = 2
+        /// `VIRTIO_IOMMU_FAULT_F_READ` (bit 0): the access was a read.
         public static let flagRead: UInt32 = 1 << 0
+        /// `VIRTIO_IOMMU_FAULT_F_WRITE` (bit 1): the access was a write.
         public static let flagWrite: UInt32 = 1 << 1
+        /// `VIRTIO_IOMMU_FAULT_F_EXEC` (bit 2): an instruction fetch (Linux header only, not in the spec).
         public static let flagExec: UInt32 = 1 << 2
+        /// `VIRTIO_IOMMU_FAULT_F_ADDRESS` (bit 8): the `address` field is valid.
         public static let flagAddress: UInt32 = 1 << 8
     }
 

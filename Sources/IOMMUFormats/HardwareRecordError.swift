@@ -17,6 +17,7 @@ public struct HardwareRecordError: Error, Sendable, Hashable, CustomStringConver
         self.problem = problem
     }
 
+    /// Prints `<format>: <field> = 0x<value>: <problem>`.
     public var description: String { "\(format): \(field) = 0x\(String(value, radix: 16)): \(problem)" }
 }
 

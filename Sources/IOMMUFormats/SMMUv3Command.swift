@@ -7,18 +7,27 @@ import FaultABI
 /// CMD_RESUME (0x44): dw0 [7:0] opcode, [13:12] action (0 TERM, 1 RETRY,
 /// 2 ABORT), [63:32] SID; dw1 [15:0] STAG.
 public enum SMMUv3Command: Sendable, Hashable {
+    /// CMD_PRI_RESP: SID in dw0 [63:32], SSID in dw0 [31:12] with SSV (bit 11)
+    /// set when `substreamID` is non-nil, PRG index in dw1 [8:0], Resp in dw1 [13:12].
     case priResponse(streamID: UInt32, substreamID: UInt32?, prgIndex: UInt32, response: PRIResponse)
+    /// CMD_RESUME: SID in dw0 [63:32], action in dw0 [13:12], STAG in dw1 [15:0].
     case resume(streamID: UInt32, stallTag: UInt16, action: ResumeAction)
 
+    /// The Resp field of CMD_PRI_RESP (dw1 [13:12]), Linux's `PRI_RESP_*` values.
     public enum PRIResponse: UInt64, Sendable, Hashable {
+        /// DENY (0), FAIL (1), SUCC (2); 3 is not a valid Resp.
         case deny = 0, fail = 1, success = 2
     }
 
+    /// The action field of CMD_RESUME (dw0 [13:12]), Linux's `CMDQ_RESUME_0_RESP_*` values.
     public enum ResumeAction: UInt64, Sendable, Hashable {
+        /// TERM (0), RETRY (1), ABORT (2); 3 is not a valid action.
         case terminate = 0, retry = 1, abort = 2
     }
 
+    /// Opcode of CMD_PRI_RESP (dw0 [7:0]).
     public static let opPRIResponse: UInt64 = 0x41
+    /// Opcode of CMD_RESUME (dw0 [7:0]).
     public static let opResume: UInt64 = 0x44
     static let format = "SMMUv3 command"
 

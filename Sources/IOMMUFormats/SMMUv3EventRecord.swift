@@ -12,26 +12,43 @@ import FaultABI
 /// A stalled translation fault (Stall = 1) is a recoverable page request
 /// answered with CMD_RESUME; other faults are unrecoverable.
 public struct SMMUv3EventRecord: Sendable, Hashable {
+    /// EventID, dw0 [7:0] (e.g. 0x10 F_TRANSLATION).
     public var eventID: UInt8
+    /// SubstreamID, dw0 [31:12] (20 bits); nil when SSV (dw0 bit 11) is clear.
     public var substreamID: UInt32?
+    /// StreamID, dw0 [63:32].
     public var streamID: UInt32
+    /// STAG, dw1 [15:0]: the stall tag CMD_RESUME echoes (meaningful only when `stall`).
     public var stallTag: UInt16
+    /// Stall, dw1 bit 31: the transaction is held until CMD_RESUME.
     public var stall: Bool
+    /// PnU, dw1 bit 33: the access was privileged.
     public var privileged: Bool
+    /// InD, dw1 bit 34: the access was an instruction fetch.
     public var instruction: Bool
+    /// RnW, dw1 bit 35: true for a read, false for a write.
     public var read: Bool
+    /// S2, dw1 bit 39: the fault occurred at stage 2.
     public var stage2: Bool
+    /// CLASS, dw1 [41:40]: 0 CD fetch, 1 stage-1 table walk, 2 input address.
     public var eventClass: UInt8
+    /// InputAddr, dw2 [63:0]: the faulting input address.
     public var inputAddress: UInt64
+    /// FetchAddr, dw3 [51:3] (address bits 51:3, low 3 bits zero); 0 when absent.
     public var fetchAddress: UInt64
 
     /// F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION: the faults that may stall.
     public static let translation: UInt8 = 0x10
+    /// F_ADDR_SIZE (0x11).
     public static let addressSize: UInt8 = 0x11
+    /// F_ACCESS (0x12).
     public static let access: UInt8 = 0x12
+    /// F_PERMISSION (0x13).
     public static let permission: UInt8 = 0x13
     static let format = "SMMUv3 event record"
 
+    /// A record from its fields; the defaults describe a non-stalled stage-1 fault.
+    /// Nothing is checked here: `words` keeps only each field's width.
     public init(eventID: UInt8, substreamID: UInt32?, streamID: UInt32, stallTag: UInt16 = 0, stall: Bool = false,
                 privileged: Bool = false, instruction: Bool = false, read: Bool, stage2: Bool = false,
                 eventClass: UInt8 = 0, inputAddress: UInt64, fetchAddress: UInt64 = 0) {

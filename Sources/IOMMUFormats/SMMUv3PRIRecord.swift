@@ -9,18 +9,27 @@ import FaultABI
 /// dw1 [8:0]   PRG index       dw1 [11:9]  RES0           dw1 [63:12] page address
 /// ```
 public struct SMMUv3PRIRecord: Sendable, Hashable {
+    /// StreamID, dw0 [31:0] (with PCIe PRI, bits 15:0 are the Requester ID).
     public var streamID: UInt32
     /// The PASID, if the request carried one (SSV).
     public var substreamID: UInt32?
+    /// Priv, dw0 bit 58: privileged mode requested (0 without a PASID).
     public var privileged: Bool
+    /// X, dw0 bit 59: execute permission requested (0 without a PASID).
     public var execute: Bool
+    /// R, dw0 bit 60: read access requested.
     public var read: Bool
+    /// W, dw0 bit 61: write access requested.
     public var write: Bool
+    /// L, dw0 bit 62: the last request of its page request group.
     public var last: Bool
+    /// PRGIndex, dw1 [8:0].
     public var prgIndex: UInt32
     /// Page address (bits 63:12; the low 12 bits are zero).
     public var address: UInt64
 
+    /// A record from its fields. Nothing is checked here: `words` keeps only each
+    /// field's width (SubstreamID 20 bits, PRG index 9 bits, address bits 63:12).
     public init(streamID: UInt32, substreamID: UInt32?, privileged: Bool = false, execute: Bool = false, read: Bool,
                 write: Bool, last: Bool, prgIndex: UInt32, address: UInt64) {
         self.streamID = streamID

@@ -9,20 +9,33 @@ import FaultABI
 /// qw2, qw3   private data (when present)
 /// ```
 public struct VTdPageRequest: Sendable, Hashable {
+    /// RID (bus:devfn), qw0 [31:16].
     public var requesterID: UInt16
+    /// PASID, qw0 [51:32]; nil when PASID Present (qw0 bit 8) is clear.
     public var pasid: UInt32?
+    /// Execute Requested, qw0 bit 52.
     public var execute: Bool
+    /// Privileged Mode Requested, qw0 bit 53.
     public var privileged: Bool
+    /// Read Requested, qw1 bit 0.
     public var read: Bool
+    /// Write Requested, qw1 bit 1.
     public var write: Bool
+    /// LPIG (last page in group), qw1 bit 2.
     public var lastInGroup: Bool
+    /// PRG index, qw1 [11:3].
     public var prgIndex: UInt32
+    /// Page address, qw1 [63:12] (the low 12 bits are zero).
     public var address: UInt64
+    /// Private data in qw2 (`low`) and qw3 (`high`); nil when Private Data Present (qw0 bit 9) is clear.
     public var privateData: PrivateData?
 
+    /// The descriptor type in qw0 [7:0]: 1, page request.
     public static let type: UInt64 = 0x1
     static let format = "VT-d page request descriptor"
 
+    /// A descriptor from its fields. Nothing is checked here: `words` keeps only
+    /// each field's width (PASID 20 bits, PRG index 9 bits, address bits 63:12).
     public init(requesterID: UInt16, pasid: UInt32?, execute: Bool = false, privileged: Bool = false, read: Bool,
                 write: Bool, lastInGroup: Bool, prgIndex: UInt32, address: UInt64, privateData: PrivateData? = nil) {
         self.requesterID = requesterID
@@ -45,6 +58,8 @@ public struct VTdPageRequest: Sendable, Hashable {
                   prgIndex: request.prgi, address: request.address, privateData: request.privateData)
     }
 
+    /// The four quadwords the IOMMU writes to the page request queue (qw2 and qw3
+    /// are zero without private data).
     public var words: (UInt64, UInt64, UInt64, UInt64) {
         let qw0 = Self.type | Bits.flag(pasid != nil, 8) | Bits.flag(privateData != nil, 9)
             | Bits.put(UInt64(requesterID), 16, 16) | Bits.put(UInt64(pasid ?? 0), 32, 20) | Bits.flag(execute, 52)
@@ -54,6 +69,9 @@ public struct VTdPageRequest: Sendable, Hashable {
         return (qw0, qw1, privateData?.low ?? 0, privateData?.high ?? 0)
     }
 
+    /// Decodes a descriptor; qw2 and qw3 are read only when Private Data Present is set.
+    /// - Throws: `HardwareRecordError` if the type (qw0 [7:0]) is not 1, or reserved
+    ///   bits qw0 [15:10] or [63:54] are set.
     public init(words qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64) throws(HardwareRecordError) {
         func bad(_ field: String, _ value: UInt64, _ problem: String) -> HardwareRecordError {
             HardwareRecordError(format: Self.format, field: field, value: value, problem: problem)
@@ -95,13 +113,18 @@ public struct VTdPageRequest: Sendable, Hashable {
 /// qw1 2 LPIG   [11:3] PRG index      qw2, qw3 private data (echoed)
 /// ```
 public struct VTdPageGroupResponse: Sendable, Hashable {
+    /// RID (bus:devfn) of the device answered, qw0 [31:16].
     public var requesterID: UInt16
+    /// PASID, qw0 [51:32]; nil when PASID Present (qw0 bit 4) is clear.
     public var pasid: UInt32?
     /// The PCIe code: 0x0 success, 0x1 invalid request, 0xF response failure.
     public var responseCode: UInt8
+    /// PRG index being answered, qw1 [11:3].
     public var prgIndex: UInt32
+    /// Private data echoed in qw2 (`low`) and qw3 (`high`); nil when Private Data Present (qw0 bit 5) is clear.
     public var privateData: PrivateData?
 
+    /// The descriptor type in qw0 [3:0]: 9, page group response.
     public static let type: UInt64 = 0x9
     static let format = "VT-d page group response descriptor"
 
@@ -116,6 +139,8 @@ public struct VTdPageGroupResponse: Sendable, Hashable {
         privateData = response.privateData
     }
 
+    /// The four quadwords submitted to the invalidation queue, with the response
+    /// code in qw0 [15:12]; LPIG (qw1 bit 2) is always set.
     public var words: (UInt64, UInt64, UInt64, UInt64) {
         let qw0 = Self.type | Bits.flag(pasid != nil, 4) | Bits.flag(privateData != nil, 5)
             | Bits.put(UInt64(responseCode), 12, 4) | Bits.put(UInt64(requesterID), 16, 16)
@@ -124,6 +149,9 @@ public struct VTdPageGroupResponse: Sendable, Hashable {
         return (qw0, qw1, privateData?.low ?? 0, privateData?.high ?? 0)
     }
 
+    /// Decodes a descriptor; qw2 and qw3 are read only when Private Data Present is set.
+    /// - Throws: `HardwareRecordError` if the type (qw0 [3:0]) is not 9, the response
+    ///   code (qw0 [15:12]) is not 0, 1 or 0xF, or LPIG (qw1 bit 2) is clear.
     public init(words qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64) throws(HardwareRecordError) {
         func bad(_ field: String, _ value: UInt64, _ problem: String) -> HardwareRecordError {
             HardwareRecordError(format: Self.format, field: field, value: value, problem: problem)

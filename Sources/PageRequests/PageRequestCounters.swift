@@ -27,6 +27,7 @@ public struct PageRequestCounters: Sendable, Hashable, Codable {
     /// Requests from devices the tracker does not know.
     public var unknownDevice: UInt64 = 0
 
+    /// All counters zero.
     public init() {}
 
     /// Groups completed automatically for `cause`.

@@ -67,6 +67,8 @@ public struct DeviceCompletion: Sendable, Hashable {
     /// a service can measure request-to-answer latency.
     public var requestedAtNS: UInt64
 
+    /// A completion of the group named by `deviceID`, `pasid` and `prgi`;
+    /// `requestedAtNS` 0 when the request time is unknown.
     public init(deviceID: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode, privateData: PrivateData?,
                 cookie: UInt64, source: CompletionSource, requestedAtNS: UInt64 = 0) {
         self.requestedAtNS = requestedAtNS

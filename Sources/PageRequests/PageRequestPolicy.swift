@@ -21,5 +21,7 @@ public struct PageRequestPolicy: Sendable, Hashable {
     /// answered INVALID at once (`AutoResponseCause.tableFull`).
     public var maxOutstandingGroups = 65_536
 
+    /// The defaults: 10 s timeout, FAILURE turned into INVALID, 512 parked
+    /// requests per device, 65 536 outstanding groups.
     public init() {}
 }

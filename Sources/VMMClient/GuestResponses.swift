@@ -29,31 +29,66 @@ public struct GuestPendingGroups: Sendable {
     }
 
     /// The page response for a guest's CMD_PRI_RESP or CMD_RESUME (16
-    /// bytes), or nil if it is malformed or names no pending group. A
-    /// CMD_RESUME answers a stalled fault, whose STAG was shown to the guest
-    /// as the group index (RETRY → SUCCESS, TERM/ABORT → INVALID).
-    public mutating func decodeSMMUv3(_ dw0: UInt64, _ dw1: UInt64) -> PageResponse? {
-        guard let command = try? SMMUv3Command(words: dw0, dw1) else { return nil }
+    /// bytes). A CMD_RESUME answers a stalled fault, whose STAG was shown to
+    /// the guest as the group index (RETRY → SUCCESS, TERM/ABORT → INVALID).
+    /// - Throws: `.malformed` naming the field if the command is not a valid
+    ///   CMD_PRI_RESP / CMD_RESUME; `.noPendingGroup` if it names no group
+    ///   shown to the guest (twice, or never).
+    public mutating func decodeSMMUv3(_ dw0: UInt64, _ dw1: UInt64) throws(GuestAnswerError) -> PageResponse {
+        let command: SMMUv3Command
+        do {
+            command = try SMMUv3Command(words: dw0, dw1)
+        } catch {
+            throw .malformed(error)
+        }
         switch command {
         case .priResponse(let sid, let ssid, let prgi, _):
-            return take(endpoint: sid, pasid: ssid, prgi: prgi, code: command.code)
+            return try take(endpoint: sid, pasid: ssid, prgi: prgi, code: command.code)
         case .resume(let sid, let stag, _):
-            return take(endpoint: sid, pasid: nil, prgi: UInt32(stag), code: command.code)
+            return try take(endpoint: sid, pasid: nil, prgi: UInt32(stag), code: command.code)
         }
     }
 
-    /// The page response for a guest's VT-d page group response descriptor,
-    /// or nil if it is malformed or names no pending group.
-    public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64) -> PageResponse? {
-        guard let descriptor = try? VTdPageGroupResponse(words: qw0, qw1, qw2, qw3) else { return nil }
-        return take(endpoint: UInt32(descriptor.requesterID), pasid: descriptor.pasid, prgi: descriptor.prgIndex,
+    /// The page response for a guest's VT-d page group response descriptor.
+    /// - Throws: `.malformed` naming the field, or `.noPendingGroup`.
+    public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64)
+        throws(GuestAnswerError) -> PageResponse
+    {
+        let descriptor: VTdPageGroupResponse
+        do {
+            descriptor = try VTdPageGroupResponse(words: qw0, qw1, qw2, qw3)
+        } catch {
+            throw .malformed(error)
+        }
+        return try take(endpoint: UInt32(descriptor.requesterID), pasid: descriptor.pasid, prgi: descriptor.prgIndex,
                     code: descriptor.code)
     }
 
     /// The pending group of (endpoint, PRGI, PASID) as a response: its
     /// cookie, and the PASID when the request needed it.
-    mutating func take(endpoint: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode) -> PageResponse? {
-        guard let entry = byEndpoint[endpoint]?.take(prgi: prgi, pasid: pasid, privateData: nil) else { return nil }
+    mutating func take(endpoint: UInt32, pasid: UInt32?, prgi: UInt32, code: ResponseCode)
+        throws(GuestAnswerError) -> PageResponse
+    {
+        guard let entry = byEndpoint[endpoint]?.take(prgi: prgi, pasid: pasid, privateData: nil) else {
+            throw .noPendingGroup(endpoint: endpoint, prgi: prgi, pasid: pasid)
+        }
         return PageResponse(code: code, cookie: entry.cookie, pasid: entry.needsPASID ? entry.pasid : nil, prgi: prgi)
+    }
+}
+
+/// Why a guest's answer could not be turned into a page response.
+public enum GuestAnswerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The command or descriptor is not a valid answer (the field is named).
+    case malformed(HardwareRecordError)
+    /// It names no group the VMM showed the guest: answered twice, or never asked.
+    case noPendingGroup(endpoint: UInt32, prgi: UInt32, pasid: UInt32?)
+
+    /// What was wrong, in words.
+    public var description: String {
+        switch self {
+        case .malformed(let error): return "guest answer malformed: \(error)"
+        case .noPendingGroup(let endpoint, let prgi, let pasid):
+            return "guest answer for endpoint \(endpoint) PRGI \(prgi) PASID \(pasid.map(String.init) ?? "none"): no such group pending"
+        }
     }
 }

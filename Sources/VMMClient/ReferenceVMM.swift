@@ -50,6 +50,10 @@ public final class ReferenceVMM {
         public var notRepresentable: UInt64 = 0
         /// Records the client could not decode (counted by the client).
         public var undecodable: UInt64 = 0
+        /// Guest answers that did not decode back to a pending group.
+        public var guestAnswerErrors: UInt64 = 0
+        /// The first such error, in words.
+        public var firstGuestAnswerError: String?
         /// Right answers by code.
         public var answered: [String: UInt64] = [:]
         /// Groups left unanswered by policy (never) or by the guest format.
@@ -205,6 +209,18 @@ public final class ReferenceVMM {
         }
     }
 
+    /// A guest answer that failed to decode is counted, and the group is
+    /// left unanswered (the service answers it on timeout).
+    func counted(_ decode: () throws(GuestAnswerError) -> PageResponse) -> PageResponse? {
+        do {
+            return try decode()
+        } catch {
+            summary.guestAnswerErrors += 1
+            if summary.firstGuestAnswerError == nil { summary.firstGuestAnswerError = "\(error)" }
+            return nil
+        }
+    }
+
     /// The guest answers `code` in its own format; the VMM decodes that
     /// answer back into a page response.
     func guestAnswer(_ request: PageRequest, endpoint: UInt32, _ code: ResponseCode) -> PageResponse? {
@@ -213,11 +229,11 @@ public final class ReferenceVMM {
         case .smmuv3:
             pending.note(request, endpoint: endpoint)
             let (dw0, dw1) = SMMUv3Command.priResponse(for: answer, streamID: endpoint).words
-            return pending.decodeSMMUv3(dw0, dw1)
+            return counted { () throws(GuestAnswerError) in try pending.decodeSMMUv3(dw0, dw1) }
         case .vtd:
             pending.note(request, endpoint: endpoint)
             let (a, b, c, d) = VTdPageGroupResponse(answer, requesterID: UInt16(truncatingIfNeeded: endpoint)).words
-            return pending.decodeVTd(a, b, c, d)
+            return counted { () throws(GuestAnswerError) in try pending.decodeVTd(a, b, c, d) }
         case .virtio, .veventq:
             // No guest page-response path: the VMM answers on the guest's behalf.
             return PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,

@@ -16,6 +16,7 @@ public enum VMMClientError: Error, Sendable, CustomStringConvertible {
     /// The service sent something this client does not understand.
     case protocolViolation(String)
 
+    /// A one-line message: the command or stage that failed, then why.
     public var description: String {
         switch self {
         case .refused(let command, let errno, let reason): return "\(command) refused: \(reason) (\(errno))"

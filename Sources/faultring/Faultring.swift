@@ -14,6 +14,7 @@ struct Faultring: ParsableCommand {
 }
 
 extension ABIVersion: ExpressibleByArgument {
+    /// Parses `2` or `v2`; `nil` for anything that is not an ABI this build knows, so the option is refused.
     public init?(argument: String) {
         guard let raw = UInt32(argument.hasPrefix("v") ? String(argument.dropFirst()) : argument) else { return nil }
         self.init(rawValue: raw)

@@ -2,7 +2,7 @@ import FaultSys
 import CFaultRingSys
 import CFaultRingABI
 import FaultABI
-import FaultQueue
+@_spi(Testing) import FaultQueue
 import Glibc
 import SystemPackage
 import Testing

@@ -1,5 +1,5 @@
 import FaultABI
-import FaultQueue
+@_spi(Testing) import FaultQueue
 
 /// A producer and an in-process consumer attached through the consumer's
 /// own descriptors (read-only producer region), as a VMM would be.

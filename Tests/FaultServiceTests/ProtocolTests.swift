@@ -134,6 +134,22 @@ import VMMClient
         let (_, text, _) = try c.reply()
         #expect(text.contains("faultring_groups_completed"))
         #expect(text.contains("faultring_protocol_errors_total"))
+        // Monotonic counts are counters, levels are gauges, and a counter
+        // read twice never goes backwards.
+        #expect(text.contains("# TYPE faultring_groups_completed_total counter"))
+        #expect(text.contains("# TYPE faultring_page_requests_total counter"))
+        #expect(text.contains("# TYPE faultring_device_groups_issued_total counter"))
+        #expect(text.contains("# TYPE faultring_clients gauge"))
+        #expect(text.contains("# TYPE faultring_device_groups_unanswered gauge"))
+        #expect(!text.contains("gauge\nfaultring_page_requests"))
+        func value(_ text: String, _ series: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        c.send(ControlCommand.stats.rawValue, flags: FAULTRING_MSG_TEXT)
+        let (_, later, _) = try c.reply()
+        let requestsBefore = value(text, "faultring_page_requests_total")
+        #expect(requestsBefore != nil, "no faultring_page_requests_total sample in \(text)")
+        #expect((value(later, "faultring_page_requests_total") ?? -1) >= (requestsBefore ?? 0))
         stats = try serviceStats(path)
         #expect(stats.protocolErrors == UInt64(errors))
         // The other client was never disturbed.

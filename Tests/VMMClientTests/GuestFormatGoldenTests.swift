@@ -57,7 +57,7 @@ import VMMClient
         #expect(Array(event[4..<8]) == le32(2))
     }
 
-    @Test func guestAnswersDecodeBackToPageResponses() {
+    @Test func guestAnswersDecodeBackToPageResponses() throws {
         var pending = GuestPendingGroups()
         pending.note(Self.request, endpoint: 0x12)
         var other = Self.request
@@ -65,24 +65,34 @@ import VMMClient
         other.pasid = 7
         pending.note(other, endpoint: 0x12)  // same PRGI, another PASID (a misbehaving device)
         // The guest answers the PASID-7 group SUCCESS with CMD_PRI_RESP: 0x41 | SSV | 7 << 12 | 0x12 << 32; SUCC(2) << 12 | 0x1AB
-        let response = pending.decodeSMMUv3(0x0000_0012_0000_7841, 0x21AB)
+        let response = try pending.decodeSMMUv3(0x0000_0012_0000_7841, 0x21AB)
         #expect(response == PageResponse(code: .success, cookie: 99, pasid: 7, prgi: 0x1AB))
         #expect(pending.count == 1)
         // VT-d page group response: type 9 | PP | code INVALID(1) << 12 | RID 0x12 << 16 | PASID 0x12345 << 32; LPIG | PRG << 3
-        let vtd = pending.decodeVTd(0x0001_2345_0012_1019, 0xD5C, 0, 0)
+        let vtd = try pending.decodeVTd(0x0001_2345_0012_1019, 0xD5C, 0, 0)
         #expect(vtd == PageResponse(code: .invalid, cookie: 0x1_0000_0042, pasid: 0x12345, prgi: 0x1AB))
         #expect(pending.count == 0)
-        #expect(pending.decodeVTd(0x0001_2345_0012_1019, 0xD5C, 0, 0) == nil)  // nothing pending any more
-        #expect(pending.decodeSMMUv3(0x46, 0) == nil)  // CMD_SYNC is no answer
+        // Nothing pending any more: named, not silently nil.
+        #expect(throws: GuestAnswerError.noPendingGroup(endpoint: 0x12, prgi: 0x1AB, pasid: 0x12345)) {
+            try pending.decodeVTd(0x0001_2345_0012_1019, 0xD5C, 0, 0)
+        }
+        // CMD_SYNC is no answer: malformed, with the field named.
+        do {
+            _ = try pending.decodeSMMUv3(0x46, 0)
+            Issue.record("CMD_SYNC decoded as an answer")
+        } catch {
+            guard case .malformed(let why) = error else { Issue.record("\(error)"); return }
+            #expect(why.field == "opcode")
+        }
     }
 
-    @Test func guestResumeAnswersAStalledFault() {
+    @Test func guestResumeAnswersAStalledFault() throws {
         var pending = GuestPendingGroups()
         let stalled = PageRequest(deviceID: 3, pasid: 5, prgi: 0x22, permissions: .read, address: 0x4000_1000,
                                   isLastPage: true, needsPASID: true, cookie: 77)
         pending.note(stalled, endpoint: 0x12)
         // CMD_RESUME: 0x44 | ABORT(2) << 12 | SID 0x12 << 32; dw1 = STAG 0x22
-        let response = pending.decodeSMMUv3(0x0000_0012_0000_2044, 0x22)
+        let response = try pending.decodeSMMUv3(0x0000_0012_0000_2044, 0x22)
         #expect(response == PageResponse(code: .invalid, cookie: 77, pasid: 5, prgi: 0x22))
     }
 

@@ -22,9 +22,14 @@
  *
  * Indices are free-running uint32_t counters: slot = index & (count - 1),
  * empty when prod == cons, full when prod - cons == count (all slots used).
- * Whoever owns an index stores it with release ordering after writing the
- * slots it covers; the other side loads it with acquire ordering before
- * reading those slots.
+ * Whoever owns an index stores it with (at least) release ordering after
+ * writing the slots it covers; the other side loads it with acquire
+ * ordering before reading those slots. An index that is followed by a
+ * doorbell check (fault_prod, resp_prod, requested_abi) is stored seq_cst,
+ * and the other side's sleeping flag is then loaded seq_cst; the sleeper
+ * stores its flag seq_cst and re-loads the index seq_cst. The
+ * no-lost-wake-up argument (Docs/ABI.md section 4) is made for exactly these
+ * four seq_cst operations.
  *
  * All multi-byte fields are little-endian host order (x86-64, arm64).
  */
@@ -219,16 +224,20 @@ struct faultring_index_line {
  * @reserved0:             88  zero
  * @counters:              128 struct faultring_counters (statistics)
  * @fault_prod:            384 fault-ring producer index. Producer:
- *                             release-store after writing the records;
- *                             consumer: acquire-load before reading them.
+ *                             seq_cst store after writing the records (a
+ *                             release, and ordered before its seq_cst load
+ *                             of consumer_sleeping); consumer: acquire-load
+ *                             before reading them (seq_cst in the sleep
+ *                             re-check).
  * @resp_cons:             448 response-ring consumer index. Producer:
  *                             release-store after it copied the slots out, so
  *                             the consumer may reuse them; consumer:
  *                             acquire-load before overwriting a slot.
  * @producer_sleeping:     512 1 while the producer is about to block on its
- *                             doorbell. Producer: store 1, full fence,
- *                             re-check resp_prod/requested_abi, then block.
- *                             Consumer: after publishing, full fence, load;
+ *                             doorbell. Producer: seq_cst store 1, seq_cst
+ *                             re-load of resp_prod/requested_abi, then
+ *                             block; relaxed store 0 once awake. Consumer:
+ *                             after its seq_cst index store, seq_cst load;
  *                             if 1, write the producer's eventfd.
  */
 struct faultring_producer_header {
@@ -279,14 +288,14 @@ struct faultring_producer_header {
  *                           producer: acquire-load, then validate
  *                           old_cons <= new_cons <= fault_prod (mod 2^32).
  * @resp_prod:           128 response-ring producer index. Consumer:
- *                           release-store after writing the slots, then the
+ *                           seq_cst store after writing the slots, then the
  *                           doorbell check; producer: acquire-load, then
  *                           validate resp_cons <= new <= resp_cons + count.
  * @consumer_sleeping:   192 1 while the consumer is about to block. Consumer:
- *                           store 1, full fence, re-check fault_prod, then
- *                           block on its eventfd; store 0 once awake.
- *                           Producer: after publishing fault_prod, full
- *                           fence, load; if non-zero, write the eventfd.
+ *                           seq_cst store 1, seq_cst re-load of fault_prod,
+ *                           then block on its eventfd; store 0 once awake.
+ *                           Producer: after its seq_cst store of fault_prod,
+ *                           seq_cst load; if non-zero, write the eventfd.
  */
 struct faultring_consumer_header {
 	uint32_t requested_abi;
