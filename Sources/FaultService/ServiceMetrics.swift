@@ -24,7 +24,7 @@ final class ServiceMetrics {
     /// Advances counter `name{labels}` to `value` (never backwards).
     func count(_ name: String, _ help: String, _ labels: [(String, String)] = [], value: UInt64) {
         let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        let entry = counters[key] ?? (registry.makeCounter(name: name, labels: labels, help: help), 0)
+        let entry = counters[key] ?? (registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels), 0)
         if value > entry.exported { entry.counter.increment(by: Int64(clamping: value - entry.exported)) }
         counters[key] = (entry.counter, max(value, entry.exported))
     }
@@ -32,9 +32,14 @@ final class ServiceMetrics {
     /// Sets gauge `name{labels}` to `value`.
     func level(_ name: String, _ help: String, _ labels: [(String, String)] = [], value: Double) {
         let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        let gauge = gauges[key] ?? registry.makeGauge(name: name, labels: labels, help: help)
+        let gauge = gauges[key] ?? registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
         gauges[key] = gauge
         gauge.set(value)
+    }
+
+    /// A metric named exactly `name` (no unit suffix), with help text.
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     /// Brings every instrument up to the `stats` snapshot and renders the registry.
