@@ -13,10 +13,10 @@ bin=.build/release/faultring
 seconds="${SECONDS_PER_RUN:-5}"
 echo "| offered load | event loop | groups/s answered | p50 | p90 | p99 | p99.9 | max |"
 echo "|---|---|---|---|---|---|---|---|"
-for load in 64 2; do
+for load in 64000 2000; do
 for backend in io_uring poll; do
   sock="/tmp/faultring-bench-$$-$backend.sock"
-  "$bin" serve --socket-path "$sock" --devices 4 --groups-per-tick "$load" --backend "$backend" --log-level error &
+  "$bin" serve --socket-path "$sock" --devices 4 --rate "$load" --backend "$backend" --log-level error &
   serve=$!
   for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
   consume=$("$bin" consume --socket-path "$sock" --devices 1 2 3 4 --format smmuv3 --seconds "$seconds" --quiet --json)

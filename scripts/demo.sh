@@ -10,7 +10,7 @@ source scripts/setup.sh
 swift build -c release --product faultring
 bin=.build/release/faultring
 sock="${TMPDIR:-/tmp}/faultring-demo-$$.sock"
-"$bin" serve --socket-path "$sock" --devices 4 --groups-per-tick 8 --log-level notice &
+"$bin" serve --socket-path "$sock" --devices 4 --rate 8000 --log-level notice &
 serve=$!
 trap 'kill -TERM $serve 2>/dev/null || true; wait $serve 2>/dev/null || true' EXIT
 for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,29 @@ int faultring_sys_set_cloexec(int fd, int on)
 }
 
 int faultring_sys_pipe(int ends[2]) { return (int)SYS_RET(pipe2(ends, O_CLOEXEC)); }
+
+int faultring_sys_timerfd(void) { return (int)SYS_RET(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)); }
+
+int faultring_sys_timerfd_arm(int fd, uint64_t deadline_ns)
+{
+	struct itimerspec spec = { 0 };
+	if (deadline_ns != 0) {
+		spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+		spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000ull);
+	}
+	return (int)SYS_RET(timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL));
+}
+
+long faultring_sys_timerfd_drain(int fd)
+{
+	uint64_t expirations = 0;
+	ssize_t n = read(fd, &expirations, sizeof expirations);
+	if (n == (ssize_t)sizeof expirations)
+		return (long)expirations;
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
 
 uint64_t faultring_sys_monotonic_ns(void)
 {

@@ -16,7 +16,7 @@ public final class Capture: FaultSource, FaultIntake {
     let recorder = GroupOutcomeRecorder()
     var index = 0
     var startNS: UInt64?
-    /// The intake `raise` forwards to, while it runs.
+    /// The intake in front of which the capture sits (the pipeline).
     weak var downstream: (any FaultIntake)?
     /// What `finish` did: the events and groups written, or why it failed.
     public private(set) var result: Result<(events: Int, groups: Int), FixtureError>?
@@ -52,7 +52,12 @@ public final class Capture: FaultSource, FaultIntake {
     public func raise(now: UInt64, into intake: any FaultIntake) {
         downstream = intake
         inner.raise(now: now, into: self)
-        downstream = nil
+    }
+
+    /// The inner source's clock.
+    public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? {
+        downstream = intake
+        return inner.nextDeadline(after: now, intake: self)
     }
 
     /// Records the answer, then passes it to the inner source.
@@ -68,7 +73,6 @@ public final class Capture: FaultSource, FaultIntake {
     public func readable(_ descriptor: Int32, now: UInt64, into intake: any FaultIntake) {
         downstream = intake
         inner.readable(descriptor, now: now, into: self)
-        downstream = nil
     }
 
     /// The inner source's books.

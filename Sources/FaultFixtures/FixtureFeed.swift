@@ -118,6 +118,16 @@ public final class FixtureFeed: FaultSource {
         }
     }
 
+    /// Fast: at once while events remain; recorded: the next event's time.
+    /// Nothing before every fixture device is ready (the attach or the
+    /// negotiation that makes them ready wakes the loop).
+    public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? {
+        guard let start = startNS, let event = nextEvent else {
+            return startNS == nil && fixture.devices.allSatisfy({ intake.isReady($0.id) }) ? now : nil
+        }
+        return pace == .fast ? now : start &+ event.t &* 1000
+    }
+
     /// Records the group's one answer against its event.
     public func complete(_ completion: DeviceCompletion) { recorder.record(completion) }
 

@@ -20,6 +20,12 @@ public protocol FaultSource: AnyObject {
     /// Raises what is due at `now` (ns, the pipeline's clock) into `intake`.
     func raise(now: UInt64, into intake: any FaultIntake)
 
+    /// When `raise` next has something to do (ns), if the source raises on
+    /// a clock; nil if it raises only when a descriptor is readable or
+    /// something else wakes the loop. An event-driven driver arms one timer
+    /// for the earliest of this and the tracker's next timeout.
+    func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64?
+
     /// The one answer to a group one of its devices raised.
     func complete(_ completion: DeviceCompletion)
 
@@ -51,6 +57,8 @@ public protocol FaultSource: AnyObject {
 }
 
 extension FaultSource {
+    /// No clock of its own.
+    public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? { nil }
     /// No descriptors.
     public var descriptors: [Int32] { [] }
     /// Nothing to read.

@@ -114,6 +114,28 @@ public final class Pipeline: FaultIntake {
         }
     }
 
+    /// The earliest time (ns) the pipeline has work without any descriptor
+    /// becoming readable: the source's next raise, the next timeout. Nil
+    /// when there is none, so the driver may block until woken.
+    public func nextDeadline(after now: UInt64) -> UInt64? {
+        var timeout = tracker.nextDeadline()
+        let raise = source.nextDeadline(after: now, intake: self)
+        // A queue owes a LOST record until its consumer frees a slot, and
+        // freeing one rings no doorbell: look again in a millisecond.
+        if queues.contains(where: { $0?.owesLostRecord == true }) {
+            timeout = Swift.min(timeout ?? .max, now &+ Self.lostRecordRetryNS)
+        }
+        switch (timeout, raise) {
+        case let (t?, r?): return Swift.min(t, r)
+        case let (t?, nil): return t
+        case let (nil, r?): return r
+        case (nil, nil): return nil
+        }
+    }
+
+    /// How soon a queue that owes a LOST record is looked at again.
+    public static let lostRecordRetryNS: UInt64 = 1_000_000
+
     /// Answers INVALID every outstanding group (the service stops).
     public func shutdown() { tracker.shutdown { complete($0) } }
 

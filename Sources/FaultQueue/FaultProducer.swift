@@ -596,6 +596,11 @@ extension FaultProducer {
 
     /// Whether the consumer has given us something to do: responses, or an
     /// ABI request not yet looked at.
+    /// Records were dropped and the LOST record that reports them waits for
+    /// a free slot: a driver that sleeps should come back soon (the
+    /// consumer does not ring when it frees slots).
+    public var owesLostRecord: Bool { pendingLost > 0 }
+
     public var consumerHasWork: Bool {
         if words.respProdIndex.loadSeqCst() != respCons { return true }
         let requested = words.requestedABI.loadSeqCst()

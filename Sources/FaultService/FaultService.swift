@@ -31,6 +31,8 @@ public final class FaultService {
     let loop: EventLoop
     let listener: ControlSocket
     let signals: OwnedFD
+    /// The one timer: armed for the pipeline's next deadline.
+    let timer: OwnedFD
     let pipeline: Pipeline
     /// Which session owns each attached device (by control socket fd).
     var owner: [UInt32: Int32] = [:]
@@ -53,6 +55,7 @@ public final class FaultService {
         self.source = source
         do {
             signals = try Sys.signalfd([SIGTERM, SIGINT])
+            timer = try Sys.timerfd()
         } catch {
             throw ControlError(error.errno, error.call)
         }
@@ -98,31 +101,56 @@ public final class FaultService {
 
     /// Runs until SIGTERM/SIGINT (or `stop()`, or a finished source), then
     /// shuts down cleanly.
+    ///
+    /// Event-driven: nothing waits for a clock tick. Each turn runs the
+    /// pipeline's step, arms the one timer for the pipeline's next deadline
+    /// (a timeout, the source's next raise), tells every producer it is
+    /// about to sleep (so a consumer that answers rings its doorbell), and
+    /// blocks in the kernel until a descriptor is readable: the listening
+    /// socket, a control connection, a doorbell, the signalfd, the timer.
+    /// With nothing outstanding and no clock-driven source the timer is
+    /// disarmed and the service uses no CPU at all.
     public func run() {
         loop.watch(listener.fd.rawValue) { [unowned self] in acceptAll() }
         loop.watch(signals.rawValue) { [unowned self] in takeSignal() }
+        loop.watch(timer.rawValue) { [unowned self] in
+            let rc = faultring_sys_timerfd_drain(timer.rawValue)
+            if rc < 0 { logger.error("reading the timerfd: \(Errno(rawValue: Int32(truncatingIfNeeded: -rc)))") }
+        }
         logger.info("serving \(source.devices.count) devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
-        var nextTick = Sys.monotonicNS
-        let tickNS = UInt64(config.tickMilliseconds) * 1_000_000
+        var armed: UInt64 = 0
         while !stopping {
             let now = Sys.monotonicNS
-            if now >= nextTick {
-                tick(now: now)
-                nextTick = now + tickNS
+            step(now: now)
+            if stopping { break }
+            if config.pollNS > 0 { spin(until: now &+ config.pollNS) }
+            var deadline = pipeline.nextDeadline(after: now)
+            if let since = draining { deadline = min(deadline ?? .max, since &+ 2 * config.policy.timeoutNS) }
+            let wanted = deadline ?? 0
+            if wanted != armed {
+                let rc = faultring_sys_timerfd_arm(timer.rawValue, wanted)
+                if rc < 0 { logger.error("arming the timerfd: \(Errno(rawValue: -rc))") }
+                armed = wanted
             }
-            // Tell every consumer we are about to sleep (the doorbell
-            // protocol); if one already has work, do not block.
-            var timeout = Int32((nextTick - min(nextTick, Sys.monotonicNS)) / 1_000_000)
+            // The doorbell protocol: tell every producer we are about to
+            // sleep; a consumer that already has work means no sleep.
+            var block = deadline.map { $0 > Sys.monotonicNS } ?? true
             for session in sessions.values {
-                if let queue = session.queue, !queue.prepareToSleep() { timeout = 0 }
+                if let queue = session.queue, !queue.prepareToSleep() { block = false }
             }
-            loop.runOnce(timeoutMilliseconds: timeout)
-            for session in sessions.values {
-                session.queue?.finishSleeping()
-                serviceResponses(session)
-            }
+            loop.runOnce(timeoutMilliseconds: block ? -1 : 0)
+            for session in sessions.values { session.queue?.finishSleeping() }
         }
         shutdown()
+    }
+
+    /// Spins (`--poll-us`) until a consumer has written something or
+    /// `end` passes, so a busy consumer's answers are read without a sleep
+    /// and a wake-up in between.
+    func spin(until end: UInt64) {
+        while Sys.monotonicNS < end {
+            for session in sessions.values where session.queue?.consumerHasWork == true { return }
+        }
     }
 
     /// Asks the loop to stop at its next turn.
@@ -147,9 +175,10 @@ public final class FaultService {
 
     // MARK: The step
 
-    /// Every tick: the pipeline's step (the source raises, queues are
-    /// serviced, timeouts fire); a finished source or a finished drain stops.
-    func tick(now: UInt64) {
+    /// Every turn: the pipeline's step (the source raises, responses are
+    /// read and matched, timeouts fire); a finished source or a finished
+    /// drain stops.
+    func step(now: UInt64) {
         if let since = draining {
             if pipeline.tracker.outstandingGroups == 0 || now - since > 2 * config.policy.timeoutNS { stopping = true }
             pipeline.serviceQueues(now: now)

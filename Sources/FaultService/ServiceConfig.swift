@@ -7,8 +7,10 @@ public struct ServiceConfig: Sendable {
     public var socketPath: String?
     /// ... use this inherited, already-listening SOCK_SEQPACKET socket.
     public var inheritedFD: Int32?
-    /// Tick period: the source's step, timeouts, negotiation.
-    public var tickMilliseconds: Int32 = 1
+    /// Spin this long (ns) looking for consumer responses before sleeping,
+    /// as io_uring's SQPOLL idle does: lower latency for a busy consumer, at
+    /// the cost of a core while it spins. 0: sleep at once.
+    public var pollNS: UInt64 = 0
     /// Page-request policy (timeout, FAILURE, caps).
     public var policy = PageRequestPolicy()
     /// Event loop backend (nil: io_uring if available, else poll).
@@ -20,6 +22,6 @@ public struct ServiceConfig: Sendable {
     /// Response ring entries of each client's queue.
     public var responseCount = 1024
 
-    /// Defaults: 1 ms tick, the default policy, 4096 / 1024 ring entries.
+    /// Defaults: no spinning, the default policy, 4096 / 1024 ring entries.
     public init() {}
 }

@@ -4,7 +4,12 @@ import PageRequests
 
 /// How a set of simulated devices raises groups.
 public struct SimulationSchedule: Sendable, Hashable {
-    /// Groups each attached device tries to raise per step.
+    /// Groups each attached device raises per second, on the pipeline's
+    /// clock (a timer drives the service); nil: `groupsPerStep` at every step
+    /// (the loopback's virtual time).
+    public var rate: Double?
+    /// Groups each attached device tries to raise per step; with a `rate`,
+    /// the most a device catches up in one step after the loop was late.
     public var groupsPerStep = 4
     /// Stop raising after this many groups per device (nil: never).
     public var groupsPerDevice: UInt64?
@@ -39,6 +44,11 @@ public final class SimulatedDevices: FaultSource {
     var rng: SplitMix64
     /// Index into `simulated` by device id (-1: not ours).
     var index: [Int] = []
+    /// With a rate: when each device may raise its next group (0: not started).
+    var dueAt: [UInt64] = []
+    /// A device that could not raise (out of PRG indices or allocation)
+    /// waits for an answer, not for the clock.
+    var blocked: [Bool] = []
     var requests: [PageRequest] = []
 
     /// Devices built from `configs`, raising on `schedule`.
@@ -46,6 +56,8 @@ public final class SimulatedDevices: FaultSource {
         simulated = configs.map(SimulatedPRIDevice.init)
         self.schedule = schedule
         rng = SplitMix64(seed: schedule.seed)
+        dueAt = [UInt64](repeating: 0, count: configs.count)
+        blocked = [Bool](repeating: false, count: configs.count)
         for (i, config) in configs.enumerated() {
             let id = Int(config.deviceID)
             while index.count <= id { index.append(-1) }
@@ -77,13 +89,24 @@ public final class SimulatedDevices: FaultSource {
         for id in intake.attachedDevices {
             guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
             let d = index[Int(id)]
+            if let rate = schedule.rate {
+                // Starts when first attached; a device that fell behind (blocked,
+                // or the loop was late) catches up by one burst at most.
+                let burst = UInt64(1e9 / rate) &* UInt64(schedule.groupsPerStep)
+                if dueAt[d] == 0 || dueAt[d] &+ burst < now { dueAt[d] = now &- Swift.min(now, dueAt[d] == 0 ? 0 : burst) }
+            }
             for _ in 0..<schedule.groupsPerStep {
                 if let total = schedule.totalGroups, raised >= total { return }
                 if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { break }
+                if schedule.rate != nil && dueAt[d] > now { break }
                 requests.removeAll(keepingCapacity: true)
                 simulated[d].nextGroup(now: now, using: &rng, into: &requests)
-                if requests.isEmpty { break }  // out of PRG indices or allocation: wait for answers
+                if requests.isEmpty {  // out of PRG indices or allocation: wait for answers
+                    blocked[d] = true
+                    break
+                }
                 raised += 1
+                if let rate = schedule.rate { dueAt[d] &+= UInt64(1e9 / rate) }
                 for request in requests {
                     do {
                         intake.receive(try schedule.wire.carry(request, needsPASID: simulated[d].config.needsPASID),
@@ -96,6 +119,22 @@ public final class SimulatedDevices: FaultSource {
         }
     }
 
+    /// With a rate: the earliest time an attached, unblocked device that has
+    /// not reached its limit is due.
+    public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? {
+        guard schedule.rate != nil, !doneRaising else { return nil }
+        var earliest: UInt64?
+        for id in intake.attachedDevices {
+            guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
+            let d = index[Int(id)]
+            if blocked[d] { continue }
+            if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { continue }
+            let due = dueAt[d] == 0 ? now : dueAt[d]
+            earliest = Swift.min(earliest ?? due, due)
+        }
+        return earliest
+    }
+
     /// The answer reaches its device through the wire's response format.
     public func complete(_ completion: DeviceCompletion) {
         do {
@@ -104,7 +143,9 @@ public final class SimulatedDevices: FaultSource {
                 noteWireError("an answer for device \(seen.deviceID), which is not simulated here")
                 return
             }
-            simulated[index[Int(seen.deviceID)]].complete(seen)
+            let d = index[Int(seen.deviceID)]
+            simulated[d].complete(seen)
+            blocked[d] = false
         } catch {
             noteWireError(error)
         }

@@ -50,6 +50,12 @@ public enum Sys {
         }
     }
 
+    /// `timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)`: arm it
+    /// with `faultring_sys_timerfd_arm` (an absolute monotonic deadline).
+    public static func timerfd() throws(SystemCallError) -> OwnedFD {
+        try opening("timerfd_create") { Int(faultring_sys_timerfd()) }
+    }
+
     /// `ftruncate(fd, size)`.
     public static func truncate(_ fd: borrowing OwnedFD, to size: Int, name: String) throws(SystemCallError) {
         try checked("ftruncate(\(name), \(size))") { Glibc.ftruncate(fd.rawValue, off_t(size)) == 0 ? 0 : -Int(Glibc.errno) }

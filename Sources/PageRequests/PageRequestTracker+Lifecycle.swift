@@ -17,6 +17,25 @@ extension PageRequestTracker {
         flushBacklogs(complete: complete)
     }
 
+    /// When `tick` next has a timeout to fire (ns), or nil if no group is
+    /// outstanding. Deadlines of groups already answered are dropped here, so
+    /// a loop that arms a timer for this wakes only for groups that can
+    /// still time out.
+    public mutating func nextDeadline() -> UInt64? {
+        while let first = timeouts.first {
+            let index = Int(GroupCookie(rawValue: first.cookie).slot)
+            if slots[index].live && GroupCookie(rawValue: first.cookie).generation == slots[index].generation {
+                return first.at
+            }
+            timeouts.removeFirst()
+        }
+        return nil
+    }
+
+    /// Groups waiting for their channel's ABI (delivered by `tick` or
+    /// `flushBacklogs` once it is in force).
+    public var backlogged: Int { channels.reduce(0) { $0 + ($1?.backlog.count ?? 0) } }
+
     /// Delivers waiting groups of every channel whose ABI is now in force.
     public mutating func flushBacklogs(complete: (DeviceCompletion) -> Void) {
         for index in channels.indices {

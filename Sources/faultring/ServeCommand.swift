@@ -21,7 +21,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Use this inherited, listening SOCK_SEQPACKET socket instead.") var fd: Int32?
     @Flag(help: "Print the capabilities as JSON and exit.") var printCapabilities = false
     @Option(help: "Simulated devices (ids 1...N).") var devices = 4
-    @Option(help: "Page-request groups each attached device raises per tick.") var groupsPerTick = 4
+    @Option(help: "Page-request groups each attached simulated device raises per second (a timer, not a tick).")
+    var rate: Double = 4000
+    @Option(help: "Spin this many microseconds looking for consumer answers before sleeping (0: sleep at once).")
+    var pollUs: UInt64 = 0
     @Option(help: "Stop raising after this many groups per device.") var groupsPerDevice: UInt64?
     @Option(help: "Largest group, in pages.") var maxGroupSize = 4
     @Option(help: "Page-request timeout in milliseconds (default 10000).") var timeoutMs: UInt64 = 10_000
@@ -47,10 +50,11 @@ struct ServeCommand: ParsableCommand {
         }
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
+        config.pollNS = pollUs * 1000
         return config
     }
 
-    /// The simulated devices `--devices` and `--groups-per-tick` describe.
+    /// The simulated devices `--devices` describes.
     func simulatedDevices() -> [SimulatedDeviceConfig] {
         (1...max(1, devices)).map { (n: Int) -> SimulatedDeviceConfig in
             let id = UInt32(n)
@@ -73,7 +77,8 @@ struct ServeCommand: ParsableCommand {
         }
         let configs = simulatedDevices()
         var schedule = SimulationSchedule()
-        schedule.groupsPerStep = groupsPerTick
+        schedule.rate = rate
+        schedule.groupsPerStep = 64
         schedule.groupsPerDevice = groupsPerDevice
         let simulated = SimulatedDevices(configs, schedule: schedule)
         guard let capture else { return (simulated, config) }
@@ -85,6 +90,10 @@ struct ServeCommand: ParsableCommand {
             },
             policy: config.policy, entries: config.entryCount)
         return (recording, config)
+    }
+
+    func validate() throws {
+        guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be a positive number of groups per second") }
     }
 
     func run() throws { try serve(capture: capture) }

@@ -11,7 +11,7 @@ import VMMClient
     /// its devices can then be attached again.
     @Test func killedConsumerIsAnsweredForAndTheOtherIsUntouched() throws {
         let path = socketPath("kill")
-        let service = try startService(path, ["--devices", "4", "--groups-per-tick", "2", "--timeout-ms", "60000"])
+        let service = try startService(path, ["--devices", "4", "--rate", "2000", "--timeout-ms", "60000"])
         // A never answers, so its groups stay outstanding until it dies.
         let a = try Child(["consume", "--socket-path", path, "--devices", "1", "2", "--policy", "never", "--quiet"])
         let b = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet", "--json"])
@@ -58,7 +58,7 @@ import VMMClient
         let path = socketPath("restart")
         // Each service raises only 100 groups per device, so 150 cannot be
         // reached without the restart.
-        let args = ["--devices", "1", "--groups-per-tick", "1", "--groups-per-device", "100"]
+        let args = ["--devices", "1", "--rate", "1000", "--groups-per-device", "100"]
         var service = try startService(path, args)
         let consumer = try Child(["consume", "--socket-path", path, "--devices", "1", "--groups", "150", "--reconnect",
                                   "--quiet", "--json"])
@@ -81,7 +81,7 @@ import VMMClient
     @Test func sigtermAnswersOutstandingGroupsAndClosesQueues() throws {
         let path = socketPath("term")
         unlink(path)
-        let service = try Child(["serve", "--socket-path", path, "--devices", "2", "--groups-per-tick", "1",
+        let service = try Child(["serve", "--socket-path", path, "--devices", "2", "--rate", "1000",
                                  "--timeout-ms", "60000"], stderr: true)
         for _ in 0..<200 where access(path, F_OK) != 0 { usleep(25_000) }
         let consumer = try Child(["consume", "--socket-path", path, "--devices", "1", "2", "--policy", "never",

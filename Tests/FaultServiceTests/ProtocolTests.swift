@@ -62,7 +62,7 @@ import VMMClient
     @Test(arguments: ["io_uring", "poll"])
     func malformedMessagesAreRefusedAndSurvived(backend: String) throws {
         let path = socketPath("proto-\(backend)")
-        let service = try startService(path, ["--devices", "3", "--groups-per-tick", "1", "--backend", backend])
+        let service = try startService(path, ["--devices", "3", "--rate", "1000", "--backend", backend])
         // Where io_uring is blocked (containers), asking for it falls back to poll;
         // the test then still runs, on what the service really uses.
         let expected = backend == "poll" ? "poll" : EventLoop.probe(preferred: nil).rawValue

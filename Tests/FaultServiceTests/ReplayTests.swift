@@ -61,7 +61,7 @@ import Testing
         unlink(socket)
         // The devices raise exactly the 120 groups the consumer answers, so
         // none is left to a detach when it leaves.
-        let service = try Child(["capture", "-o", output, "--socket-path", socket, "--devices", "2", "--groups-per-tick", "1",
+        let service = try Child(["capture", "-o", output, "--socket-path", socket, "--devices", "2", "--rate", "1000",
                                  "--groups-per-device", "60", "--log-level", "error"])
         for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
         let (consumed, _) = try Child(["consume", "--socket-path", socket, "--devices", "1", "2", "--groups", "120", "--quiet"]).finish()

@@ -39,6 +39,22 @@ int faultring_sys_set_cloexec(int fd, int on);
 /** faultring_sys_pipe - pipe2(@ends, O_CLOEXEC): @ends[0] reads, @ends[1] writes. Return: 0 or -errno. */
 int faultring_sys_pipe(int ends[2]);
 
+/** faultring_sys_timerfd - timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC). Return: fd or -errno. */
+int faultring_sys_timerfd(void);
+
+/**
+ * faultring_sys_timerfd_arm - arm @fd to expire once at @deadline_ns on
+ * CLOCK_MONOTONIC (absolute, TFD_TIMER_ABSTIME); @deadline_ns 0 disarms it.
+ * A deadline already past expires at once. Return: 0 or -errno.
+ */
+int faultring_sys_timerfd_arm(int fd, uint64_t deadline_ns);
+
+/**
+ * faultring_sys_timerfd_drain - read the expiration count without blocking.
+ * Return: expirations since the last read (0 if none), or -errno.
+ */
+long faultring_sys_timerfd_drain(int fd);
+
 /** faultring_sys_monotonic_ns - CLOCK_MONOTONIC in nanoseconds (cannot fail on Linux). */
 uint64_t faultring_sys_monotonic_ns(void);
 

@@ -1,0 +1,34 @@
+import FaultService
+import Foundation
+import Glibc
+import Testing
+import VMMClient
+
+/// The service blocks in the kernel when there is nothing to do: no tick
+/// spins it. Measured as CPU time the process used (utime + stime from
+/// /proc), never as wall-clock time, with a wide margin: 10 % of one core.
+@Suite struct IdleTests {
+    /// CPU seconds (user + system) `pid` has used so far.
+    static func cpuSeconds(_ pid: Int32) throws -> Double {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+        let ticks = Double(fields[11])! + Double(fields[12])!
+        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    @Test(arguments: ["io_uring", "poll"])
+    func anIdleServiceUsesAlmostNoCPU(backend: String) throws {
+        let path = socketPath("idle-\(backend)")
+        let service = try startService(path, ["--devices", "4", "--backend", backend])
+        // A client that is connected but has attached nothing: still nothing to do.
+        let client = try VMMClient(socketPath: path, devices: [])
+        let before = try Self.cpuSeconds(service.pid)
+        usleep(2_000_000)
+        let used = try Self.cpuSeconds(service.pid) - before
+        #expect(used < 0.2, "an idle service used \(used) s of CPU in 2 s (\(backend))")
+        client.close()
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
+    }
+}
