@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "IOMMUFormats", targets: ["IOMMUFormats"]),
         .library(name: "PageRequests", targets: ["PageRequests"]),
         .library(name: "FaultPipeline", targets: ["FaultPipeline"]),
+        .library(name: "FaultFD", targets: ["FaultFD"]),
         .library(name: "FaultControl", targets: ["FaultControl"]),
         .library(name: "FaultService", targets: ["FaultService"]),
         .library(name: "VMMClient", targets: ["VMMClient"]),
@@ -72,6 +73,13 @@ let package = Package(
         // into the producer, and the one service step both the daemon and the
         // loopback run.
         .target(name: "FaultPipeline", dependencies: ["FaultABI", "FaultQueue", "PageRequests"]),
+        // Kernel fault fds (iommufd fault queue, vEVENTQ) and device sockets
+        // speaking the same records, as a FaultSource.
+        .target(
+            name: "FaultFD",
+            dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "IOMMUFormats", "PageRequests",
+                           "FaultPipeline", systemPackage]
+        ),
         // The control protocol: messages, payloads, the SEQPACKET socket with SCM_RIGHTS.
         .target(name: "FaultControl", dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", systemPackage]),
         // The daemon: sessions, event loop (io_uring or poll), metrics. Knows
@@ -80,7 +88,7 @@ let package = Package(
             name: "FaultService",
             dependencies: [
                 "CFaultRingABI", "CURingShim", "FaultABI", "FaultSys", "FaultQueue", "PageRequests", "FaultPipeline",
-                "FaultControl",
+                "FaultFD", "FaultControl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -97,7 +105,10 @@ let package = Package(
             ]
         ),
         // Simulated PRI devices and their ledgers, as a FaultSource.
-        .target(name: "FaultSimulation", dependencies: ["FaultABI", "PageRequests", "FaultPipeline", "IOMMUFormats"]),
+        .target(
+            name: "FaultSimulation",
+            dependencies: ["CFaultRingABI", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline", "IOMMUFormats"]
+        ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
         // fixture feed (a FaultSource) and capture (a FaultSource wrapper).
         .target(
@@ -117,7 +128,7 @@ let package = Package(
             name: "faultring",
             dependencies: [
                 "CFaultRingABI", "FaultABI", "FaultSys", "FaultQueue", "IOMMUFormats", "PageRequests", "FaultPipeline",
-                "FaultControl", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures", "FaultLoopback",
+                "FaultFD", "FaultControl", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures", "FaultLoopback",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 systemPackage,

@@ -7,3 +7,4 @@
  */
 #include "faultring_abi.h"
 #include "faultring_protocol.h"
+#include "faultring_iommufd.h"

@@ -3,7 +3,7 @@ import SystemPackage
 
 /// The protocol's commands (`FAULTRING_CMD_*`).
 public enum ControlCommand: UInt16, Sendable, Hashable, CaseIterable {
-    case hello = 1, attach = 2, detach = 3, stats = 4, bye = 5
+    case hello = 1, attach = 2, detach = 3, stats = 4, bye = 5, addSource = 6
 }
 
 /// One control message: the fixed header, a payload, and any descriptors

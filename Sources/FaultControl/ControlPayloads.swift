@@ -133,6 +133,72 @@ public struct AttachReply: Sendable, Hashable {
     }
 }
 
+/// ADD_SOURCE request payload (`struct faultring_msg_add_source`); the
+/// message carries the source's one descriptor.
+public struct AddSourceRequest: Sendable, Hashable {
+    /// `FAULTRING_SOURCE_*`: what the descriptor is.
+    public var kind: UInt32
+    /// The devices it serves (1 to 64, distinct, non-zero).
+    public var devices: [UInt32]
+
+    /// A request with these values, not checked here: the service refuses a bad one.
+    public init(kind: UInt32, devices: [UInt32]) {
+        self.kind = kind
+        self.devices = devices
+    }
+
+    /// The wire payload: kind, device count, then the ids, each a little-endian u32.
+    public var bytes: [UInt8] { le(kind) + le(UInt32(devices.count)) + devices.flatMap(le) }
+
+    /// - Throws: EINVAL naming the field: short payload, count out of
+    ///   1...64, size disagreeing with the count, a duplicate or zero device.
+    public init(payload: [UInt8]) throws(ControlError) {
+        guard payload.count >= 8 else {
+            throw ControlError(.invalidArgument, "ADD_SOURCE payload is \(payload.count) bytes, at least 8 needed")
+        }
+        kind = readLE(payload, 0)
+        let count = Int(readLE(payload, 4) as UInt32)
+        guard (1...maxDevicesPerAttach).contains(count) else {
+            throw ControlError(.invalidArgument, "ADD_SOURCE device_count \(count) is not in 1...\(maxDevicesPerAttach)")
+        }
+        guard payload.count == 8 + 4 * count else {
+            throw ControlError(.invalidArgument,
+                               "ADD_SOURCE payload is \(payload.count) bytes; device_count \(count) needs \(8 + 4 * count)")
+        }
+        devices = (0..<count).map { readLE(payload, 8 + 4 * $0) }
+        guard Set(devices).count == devices.count, !devices.contains(0) else {
+            throw ControlError(.invalidArgument, "ADD_SOURCE devices \(devices) must be distinct and non-zero")
+        }
+    }
+}
+
+/// ADD_SOURCE reply payload (`struct faultring_msg_add_source_reply`).
+public struct AddSourceReply: Sendable, Hashable {
+    /// The service's id for the source.
+    public var sourceID: UInt32
+    /// Devices the source serves.
+    public var devices: UInt32
+
+    /// A reply with these values.
+    public init(sourceID: UInt32, devices: UInt32) {
+        self.sourceID = sourceID
+        self.devices = devices
+    }
+
+    /// The wire payload: two little-endian u32s.
+    public var bytes: [UInt8] { le(sourceID) + le(devices) }
+
+    /// Parses a reply payload (the client's side).
+    /// - Throws: `ControlError` (EPROTO) if the payload is not exactly 8 bytes.
+    public init(payload: [UInt8]) throws(ControlError) {
+        guard payload.count == 8 else {
+            throw ControlError(.protocolError, "ADD_SOURCE reply is \(payload.count) bytes, expected 8")
+        }
+        sourceID = readLE(payload, 0)
+        devices = readLE(payload, 4)
+    }
+}
+
 /// DETACH request payload (`struct faultring_msg_detach`); empty = all devices.
 public struct DetachRequest: Sendable, Hashable {
     /// The devices to detach; empty means all of this connection's. Ones not attached here are ignored.

@@ -107,14 +107,21 @@ public final class Capture: FaultSource, FaultIntake {
     public var attachedDevices: [UInt32] { downstream?.attachedDevices ?? [] }
 
     /// Writes the request to the fixture, then passes it on.
-    public func receive(_ request: PageRequest, now: UInt64) {
+    @discardableResult
+    public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
         let start = startNS ?? now
         startNS = start
         if request.isLastPage && !request.isStopMarker { recorder.expectAnswer(request, event: index) }
         writer.append(FixtureEvent(t: (now - start) / 1000, kind: .pageRequest(request)))
         index += 1
-        downstream?.receive(request, now: now)
+        return downstream?.receive(request, now: now)
     }
+
+    /// As downstream.
+    public func lost(_ count: UInt64, device: UInt32) { downstream?.lost(count, device: device) }
+
+    /// The inner source's batch.
+    public func flush() { inner.flush() }
 
     /// Passes the fault on (captures record page requests only).
     public func deliver(_ fault: UnrecoverableFault) -> FaultDelivery { downstream?.deliver(fault) ?? .noQueue }

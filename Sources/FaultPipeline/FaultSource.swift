@@ -54,6 +54,10 @@ public protocol FaultSource: AnyObject {
     /// The run is over: `summary` holds the pipeline's final counts. Called
     /// once, before the service answers what is still outstanding.
     func finish(_ summary: PipelineSummary)
+
+    /// Writes the answers `complete` batched (one system call for many).
+    /// The pipeline calls it after every step, read and removal.
+    func flush()
 }
 
 extension FaultSource {
@@ -73,6 +77,8 @@ extension FaultSource {
     public func stopRaising() {}
     /// Nothing to write.
     public func finish(_ summary: PipelineSummary) {}
+    /// Nothing batched.
+    public func flush() {}
 }
 
 /// A device a source fronts.
@@ -98,10 +104,18 @@ public protocol FaultIntake: AnyObject {
     func isReady(_ device: UInt32) -> Bool
     /// The attached devices, in attach order.
     var attachedDevices: [UInt32] { get }
-    /// One page request from a device, at `now`.
-    func receive(_ request: PageRequest, now: UInt64)
+    /// One page request from a device, at `now`. Returns the cookie the
+    /// service gave the group the request closed, if it closed one that is
+    /// still outstanding (a group answered at once, without a slot or for
+    /// overflow, has had its `complete` call already and returns nil).
+    @discardableResult
+    func receive(_ request: PageRequest, now: UInt64) -> UInt64?
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery
+    /// `count` records for `device` were lost before they reached the
+    /// service (a vEVENTQ overflow or sequence gap): the device's queue
+    /// accounts for them as its own loss.
+    func lost(_ count: UInt64, device: UInt32)
 }
 
 /// What became of an unrecoverable fault.

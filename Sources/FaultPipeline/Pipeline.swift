@@ -14,8 +14,12 @@ import PageRequests
 /// Ownership: one thread drives a pipeline. It owns its tracker; it holds
 /// the queues its driver registers, and closes none of them.
 public final class Pipeline: FaultIntake {
-    /// Where faults come from.
+    /// Where faults come from first: the source the pipeline was made with.
     public let source: any FaultSource
+    /// Every source, the first one included, in the order added.
+    public private(set) var sources: [any FaultSource]
+    /// Which source fronts each device (completions go back to it).
+    var sourceOf: [UInt32: Int] = [:]
     /// The page-request lifecycle (groups, cookies, matching, timeouts).
     public private(set) var tracker: PageRequestTracker
     /// Called with every completion after the source got it (a service's
@@ -30,16 +34,52 @@ public final class Pipeline: FaultIntake {
     public private(set) var attachedDevices: [UInt32] = []
     /// Records lost on queues that have been removed.
     var lostOnRemovedQueues: UInt64 = 0
+    /// Records a source lost for a device no queue serves.
+    public private(set) var lostWithoutQueue: UInt64 = 0
 
     /// A pipeline for `source`'s devices under `policy`.
     public init(source: any FaultSource, policy: PageRequestPolicy) {
         self.source = source
+        sources = [source]
         tracker = PageRequestTracker(policy: policy)
-        for device in source.devices { tracker.addDevice(device.id, allocation: device.allocation) }
+        for device in source.devices {
+            tracker.addDevice(device.id, allocation: device.allocation)
+            sourceOf[device.id] = 0
+        }
     }
 
-    /// The source's device ids.
-    public var knownDevices: Set<UInt32> { Set(source.devices.map(\.id)) }
+    /// Every source's device ids.
+    public var knownDevices: Set<UInt32> { Set(sourceOf.keys) }
+
+    /// Adds a source while running (a kernel fault fd or a device process
+    /// handed over ADD_SOURCE). Its devices must be new; those the source
+    /// only reports events for may already belong to `sharing` sources.
+    /// - Returns: false, adding nothing, if a device is already known and
+    ///   not shareable.
+    public func add(_ newSource: any FaultSource, sharing: [any FaultSource] = []) -> Bool {
+        let shareable = Set(sharing.flatMap { $0.devices.map(\.id) })
+        for device in newSource.devices where sourceOf[device.id] != nil && !shareable.contains(device.id) { return false }
+        sources.append(newSource)
+        for device in newSource.devices where sourceOf[device.id] == nil {
+            tracker.addDevice(device.id, allocation: device.allocation)
+            sourceOf[device.id] = sources.count - 1
+        }
+        return true
+    }
+
+    /// Removes a source that went away: its devices' outstanding groups
+    /// are answered INVALID (device removed) and the devices forgotten
+    /// (detached from their queues). The first source cannot be removed.
+    public func remove(_ gone: any FaultSource) {
+        guard let index = sources.firstIndex(where: { $0 === gone }), index > 0 else { return }
+        for (device, owner) in sourceOf where owner == index {
+            tracker.removeDevice(device) { complete($0) }
+            sourceOf.removeValue(forKey: device)
+            if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
+        }
+        gone.flush()
+        sources[index] = RemovedSource()
+    }
 
     // MARK: Queues and devices
 
@@ -55,8 +95,9 @@ public final class Pipeline: FaultIntake {
     /// answers INVALID what it still owed (detach), detaches its devices
     /// and forgets the queue (the caller closes it). Cannot fail.
     public func removeQueue(_ channel: ChannelID) {
-        readResponses(channel)
+        read(channel)
         tracker.removeChannel(channel) { complete($0) }
+        flush()
         attachedDevices.removeAll { channelOf[$0] == channel }
         channelOf = channelOf.filter { $0.value != channel }
         if let queue = queue(channel) { lostOnRemovedQueues &+= queue.countersSnapshot.recordsLost }
@@ -72,6 +113,7 @@ public final class Pipeline: FaultIntake {
     /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
     public func detach(_ device: UInt32) {
         tracker.detachDevice(device) { complete($0) }
+        flush()
         if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
     }
 
@@ -92,22 +134,43 @@ public final class Pipeline: FaultIntake {
         serviceQueues(now: now)
     }
 
-    /// The source raises what is due at `now`.
-    public func raise(now: UInt64) { source.raise(now: now, into: self) }
+    /// Every source raises what is due at `now`.
+    public func raise(now: UInt64) {
+        for source in sources { source.raise(now: now, into: self) }
+    }
+
+    /// One of `source`'s descriptors is readable: it reads and raises, and
+    /// its answers are flushed.
+    public func readable(_ descriptor: Int32, of source: any FaultSource, now: UInt64) {
+        source.readable(descriptor, now: now, into: self)
+        source.flush()
+    }
+
+    /// Every source writes the answers it batched.
+    public func flush() {
+        for source in sources { source.flush() }
+    }
 
     /// Reads and matches every queue's responses, lets every producer see
     /// its consumer (negotiation, LOST records owed), then fires timeouts
     /// and delivers groups that waited for negotiation.
     public func serviceQueues(now: UInt64) {
         for channel in queues.indices where queues[channel] != nil {
-            readResponses(ChannelID(channel))
+            read(ChannelID(channel))
             queues[channel]!.poll()
         }
         tracker.tick(now: now) { complete($0) }
+        flush()
     }
 
-    /// Reads and matches the responses `channel`'s consumer wrote.
+    /// Reads and matches the responses `channel`'s consumer wrote; the
+    /// answers reach their sources at once (`flush`).
     public func readResponses(_ channel: ChannelID) {
+        read(channel)
+        flush()
+    }
+
+    func read(_ channel: ChannelID) {
         guard let queue = queue(channel), let abi = queue.abi else { return }
         queue.readResponses { result in
             tracker.respond(result, channel: channel, abi: abi) { complete($0) }
@@ -119,7 +182,10 @@ public final class Pipeline: FaultIntake {
     /// when there is none, so the driver may block until woken.
     public func nextDeadline(after now: UInt64) -> UInt64? {
         var timeout = tracker.nextDeadline()
-        let raise = source.nextDeadline(after: now, intake: self)
+        var raise: UInt64?
+        for source in sources {
+            if let due = source.nextDeadline(after: now, intake: self) { raise = Swift.min(raise ?? due, due) }
+        }
         // A queue owes a LOST record until its consumer frees a slot, and
         // freeing one rings no doorbell: look again in a millisecond.
         if queues.contains(where: { $0?.owesLostRecord == true }) {
@@ -137,17 +203,24 @@ public final class Pipeline: FaultIntake {
     public static let lostRecordRetryNS: UInt64 = 1_000_000
 
     /// Answers INVALID every outstanding group (the service stops).
-    public func shutdown() { tracker.shutdown { complete($0) } }
+    public func shutdown() {
+        tracker.shutdown { complete($0) }
+        flush()
+    }
 
     /// The counts so far, for the source's `finish` and for reports.
     public var summary: PipelineSummary {
-        var lost = lostOnRemovedQueues
+        var lost = lostOnRemovedQueues &+ lostWithoutQueue
         for case let queue? in queues { lost &+= queue.countersSnapshot.recordsLost }
         return PipelineSummary(pageRequests: tracker.snapshot, recordsLost: lost)
     }
 
     func complete(_ completion: DeviceCompletion) {
-        source.complete(completion)
+        if let owner = sourceOf[completion.deviceID] {
+            sources[owner].complete(completion)
+        } else {
+            source.complete(completion)  // a device no source fronts: the first source's books count it
+        }
         observer?(completion)
     }
 
@@ -159,8 +232,10 @@ public final class Pipeline: FaultIntake {
     /// Whether `device`'s queue has an ABI in force.
     public func isReady(_ device: UInt32) -> Bool { queue(of: device)?.abi != nil }
 
-    /// Hands a page request to the tracker.
-    public func receive(_ request: PageRequest, now: UInt64) {
+    /// Hands a page request to the tracker; the cookie of the group it
+    /// closed, if it closed one and the group is still live.
+    @discardableResult
+    public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
         tracker.receive(request, now: now) { complete($0) }
     }
 
@@ -169,4 +244,22 @@ public final class Pipeline: FaultIntake {
         guard let queue = queue(of: fault.deviceID) else { return .noQueue }
         return queue.publish(.unrecoverable(fault)) == .published ? .published : .dropped
     }
+
+    /// Records lost before they reached the service (a vEVENTQ overflow):
+    /// counted by the device's queue as its own loss, so the consumer sees a
+    /// LOST record and a sequence gap; with no queue, counted here.
+    public func lost(_ count: UInt64, device: UInt32) {
+        guard let queue = queue(of: device) else {
+            lostWithoutQueue &+= count
+            return
+        }
+        queue.noteLost(count)
+    }
+}
+
+/// Stands in for a removed source, so source indices stay stable.
+final class RemovedSource: FaultSource {
+    var devices: [SourceDevice] { [] }
+    func raise(now: UInt64, into intake: any FaultIntake) {}
+    func complete(_ completion: DeviceCompletion) {}
 }

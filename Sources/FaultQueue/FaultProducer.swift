@@ -317,6 +317,16 @@ extension FaultProducer {
         }
     }
 
+    /// Accounts for `count` records lost before they reached this producer
+    /// (a vEVENTQ overflow upstream) exactly as for its own drops: the
+    /// header counter, and in ABI 2 a LOST record and a sequence gap.
+    public func noteLost(_ count: UInt64) {
+        guard count > 0 else { return }
+        drop(UInt32(clamping: count))
+        _ = writeLostRecord()  // now if a slot is free, else when one frees
+        commit()
+    }
+
     /// Counts `count` records dropped for want of room.
     @usableFromInline
     func drop(_ count: UInt32) {
@@ -594,13 +604,13 @@ extension FaultProducer {
         return count
     }
 
-    /// Whether the consumer has given us something to do: responses, or an
-    /// ABI request not yet looked at.
     /// Records were dropped and the LOST record that reports them waits for
     /// a free slot: a driver that sleeps should come back soon (the
     /// consumer does not ring when it frees slots).
     public var owesLostRecord: Bool { pendingLost > 0 }
 
+    /// Whether the consumer has given us something to do: responses, or an
+    /// ABI request not yet looked at.
     public var consumerHasWork: Bool {
         if words.respProdIndex.loadSeqCst() != respCons { return true }
         let requested = words.requestedABI.loadSeqCst()

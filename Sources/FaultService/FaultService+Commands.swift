@@ -1,4 +1,7 @@
 import CFaultRingABI
+import FaultFD
+import FaultPipeline
+import FaultSys
 import FaultABI
 import FaultControl
 import FaultQueue
@@ -14,6 +17,7 @@ extension FaultService {
             let reply = try process(message, from: session)
             send(reply, to: session)
             for fd in reply.fds { try? fd.close() }  // the peer has its own copies now
+            for fd in message.fds { try? fd.close() }  // a source keeps its own duplicate
             if message.knownCommand == .bye { drop(session) }
         } catch {
             metrics.protocolError()
@@ -30,7 +34,7 @@ extension FaultService {
         guard let command = message.knownCommand else {
             throw ControlError(.noFunction, "unknown command \(message.command)")
         }
-        guard message.fds.isEmpty else {
+        guard message.fds.isEmpty || command == .addSource else {
             throw ControlError(.badFileDescriptor, "\(command) takes no descriptors; \(message.fds.count) received")
         }
         guard message.flags & FAULTRING_MSG_TEXT == 0 || command == .stats else {
@@ -69,7 +73,70 @@ extension FaultService {
             return .reply(to: message, payload: try JSONPayload.encode(stats))
         case .bye:
             return .reply(to: message)
+        case .addSource:
+            return try addSource(AddSourceRequest(payload: message.payload), message: message, session: session)
         }
+    }
+
+    /// Takes a fault source the client hands over: validated (one
+    /// descriptor, of the kind claimed; devices new to the service, or, for
+    /// an event source, this connection's own), then read by the loop.
+    func addSource(_ request: AddSourceRequest, message: ControlMessage, session: Session) throws(ControlError) -> ControlMessage {
+        guard let kind = FaultFDKind(rawValue: request.kind) else {
+            throw ControlError(.invalidArgument, "ADD_SOURCE kind \(request.kind) is not one of \(FaultFDKind.allCases.map(\.rawValue))")
+        }
+        guard message.fds.count == 1 else {
+            throw ControlError(.badFileDescriptor, "ADD_SOURCE takes exactly one descriptor; \(message.fds.count) received")
+        }
+        let own = session.sources.filter { $0.kind.carriesPageRequests }
+        let ownDevices = Set(own.flatMap { $0.devices.map(\.id) })
+        for id in request.devices where pipeline.knownDevices.contains(id) {
+            guard !kind.carriesPageRequests && ownDevices.contains(id) else {
+                throw ControlError(.fileExists, "device \(id) is already served by another source")
+            }
+        }
+        let source: FaultFDSource
+        do {
+            // Our own duplicate: the message's copy is closed after the reply.
+            let fd = try Sys.duplicate(message.fds[0], lowest: 3)
+            source = try FaultFDSource(kind: kind, fd: fd, devices: request.devices.map {
+                SourceDevice(id: $0, allocation: PRILimits.prgiCount * 4)
+            })
+        } catch let error as FaultFDError {
+            throw ControlError(error.code == .badDevice ? .invalidArgument : .badFileDescriptor, "ADD_SOURCE: \(error)")
+        } catch let error as SystemCallError {
+            throw ControlError(error.errno, "ADD_SOURCE: \(error)")
+        } catch {
+            throw ControlError(.ioError, "ADD_SOURCE: \(error)")
+        }
+        guard pipeline.add(source, sharing: own) else {
+            source.close()
+            throw ControlError(.fileExists, "ADD_SOURCE: a device is already served by another source")
+        }
+        nextSourceID &+= 1
+        session.sources.append(source)
+        source.onClose = { [unowned self, unowned session] gone in remove(gone, of: session) }
+        loop.watch(source.descriptors[0]) { [unowned self, unowned source] in
+            pipeline.readable(source.descriptors.first ?? -1, of: source, now: Sys.monotonicNS)
+        }
+        logger.info("client pid \(session.pid) added a \(kind) for devices \(request.devices)")
+        let reply = AddSourceReply(sourceID: nextSourceID, devices: UInt32(request.devices.count))
+        return .reply(to: message, payload: reply.bytes)
+    }
+
+    /// A source is gone (its descriptor hung up, or its client left): its
+    /// devices' outstanding groups are answered INVALID, written back while
+    /// the descriptor is still open, and the devices are forgotten.
+    func remove(_ source: FaultFDSource, of session: Session) {
+        if let fd = source.descriptors.first { loop.unwatch(fd) }
+        pipeline.remove(source)
+        source.close()
+        session.sources.removeAll { $0 === source }
+        let known = pipeline.knownDevices  // an event source's devices may live on in their fault source
+        for device in source.devices.map(\.id) where !known.contains(device) {
+            if let holder = owner.removeValue(forKey: device) { sessions[holder]?.devices.remove(device) }
+        }
+        logger.info("a \(source.kind) of client pid \(session.pid) is gone: its outstanding groups were answered INVALID")
     }
 
     /// All or nothing: every device must exist and be free (or already this

@@ -45,6 +45,8 @@ public final class FaultService {
     let started = ContinuousClock.now
     /// Stop raising groups; stop once the outstanding ones are answered.
     var draining: UInt64?
+    /// The last source id handed out by ADD_SOURCE.
+    var nextSourceID: UInt32 = 0
 
     /// Sets up the socket, the signal handling, the pipeline and the loop.
     /// - Throws: `ControlError` if the socket cannot be created or
@@ -81,7 +83,7 @@ public final class FaultService {
 
     /// What HELLO answers.
     public var capabilities: Capabilities {
-        Self.capabilities(for: config, devices: source.devices.map(\.id), eventLoop: loop.backend)
+        Self.capabilities(for: config, devices: Array(pipeline.knownDevices), eventLoop: loop.backend)
     }
 
     /// What a service with `config` fronting `devices` offers; `eventLoop`
@@ -92,7 +94,7 @@ public final class FaultService {
         Capabilities(
             protocolVersion: FAULTRING_PROTOCOL_VERSION, abis: [1, 2],
             features: ["page-requests", "unrecoverable-faults", "lost-records", "cookies", "auto-invalid-on-detach",
-                       "timeouts", "prometheus-stats"],
+                       "timeouts", "prometheus-stats", "add-source"],
             maxMessageSize: ControlMessage.maxSize, maxDevicesPerAttach: FaultControl.maxDevicesPerAttach,
             entryCount: config.entryCount, responseCount: config.responseCount, devices: devices.sorted(),
             eventLoop: (eventLoop ?? EventLoop.probe(preferred: config.backend)).rawValue,
@@ -280,6 +282,7 @@ public final class FaultService {
         loop.unwatch(fd)
         if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
         if let channel = session.channel { pipeline.removeQueue(channel) }  // reads its last answers first
+        for source in session.sources { remove(source, of: session) }
         for id in session.devices { owner.removeValue(forKey: id) }
         session.queue?.close()
         try? session.socket.fd.close()

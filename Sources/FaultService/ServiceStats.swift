@@ -1,3 +1,4 @@
+import FaultFD
 import FaultQueue
 import PageRequests
 
@@ -37,6 +38,18 @@ public struct ServiceStats: Codable, Sendable {
         public var answersBySource: [String: UInt64]
     }
 
+    /// A fault source a client handed over, and what it read and wrote.
+    public struct Source: Codable, Sendable {
+        /// The client that added it.
+        public var pid: UInt32
+        /// What the descriptor is (`iommufd fault queue`, `device fault socket`, …).
+        public var kind: String
+        /// The devices it serves.
+        public var devices: [UInt32]
+        /// Its books: records read, answers written by source, refused, not written.
+        public var books: FaultFDBooks
+    }
+
     /// Percentiles of request-to-answer latency (ns) of consumer-answered groups.
     public struct Latency: Codable, Sendable {
         /// Groups measured.
@@ -67,6 +80,8 @@ public struct ServiceStats: Codable, Sendable {
     public var devices: [Device]
     /// Requests answered with an error reply (malformed or refused) since start; a refused uid is not counted.
     public var protocolErrors: UInt64
+    /// The fault sources clients handed over (ADD_SOURCE), with their books.
+    public var sources: [Source] = []
 }
 
 extension FaultService {
@@ -84,11 +99,16 @@ extension FaultService {
                       queue: $0.queue?.countersSnapshot)
             },
             pageRequests: pipeline.tracker.snapshot,
-            devices: source.books().sorted { $0.id < $1.id }.map { d in
+            devices: pipeline.sources.flatMap { $0.books() }.sorted { $0.id < $1.id }.map { d in
                 .init(id: d.id, attachedTo: owner[d.id].flatMap { sessions[$0]?.pid }, issued: d.issued,
                       answered: d.answered, unanswered: d.unanswered, answeredTwiceOrUnknown: d.unexpected,
                       wrong: d.wrong, answersBySource: d.answersBySource)
             },
-            protocolErrors: metrics.protocolErrorCount)
+            protocolErrors: metrics.protocolErrorCount,
+            sources: sessions.values.sorted { $0.pid < $1.pid }.flatMap { session in
+                session.sources.map {
+                    .init(pid: session.pid, kind: $0.kind.description, devices: $0.devices.map(\.id), books: $0.bookkeeping)
+                }
+            })
     }
 }

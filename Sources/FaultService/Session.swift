@@ -1,5 +1,6 @@
 import FaultABI
 import FaultControl
+import FaultFD
 import FaultQueue
 import PageRequests
 
@@ -14,6 +15,8 @@ final class Session {
     var channel: ChannelID?
     var abi: ABIVersion?
     var devices: Set<UInt32> = []
+    /// Fault sources this client handed over (ADD_SOURCE); they end with it.
+    var sources: [FaultFDSource] = []
 
     init(socket: ControlSocket, pid: UInt32, uid: UInt32) {
         self.socket = socket

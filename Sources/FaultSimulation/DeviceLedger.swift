@@ -31,9 +31,12 @@ public struct DeviceLedger: Sendable {
     public private(set) var failure: UInt64 = 0
     /// Answers by source, in `CompletionSource.labels` order.
     var bySourceTally = [UInt64](repeating: 0, count: CompletionSource.labels.count)
-    /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`); sources with none are left out.
+    /// Answers recorded under a label of the caller's (`receive(_:label:)`).
+    var byLabel: [String: UInt64] = [:]
+    /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`, or
+    /// a caller's label); sources with none are left out.
     public var bySource: [String: UInt64] {
-        var sources: [String: UInt64] = [:]
+        var sources = byLabel
         for (i, label) in CompletionSource.labels.enumerated() where bySourceTally[i] > 0 { sources[label] = bySourceTally[i] }
         return sources
     }
@@ -55,8 +58,12 @@ public struct DeviceLedger: Sendable {
     }
 
     /// Checks one answer. Returns false if it matched no waiting group.
+    /// `label`, if given, is the source the books record instead of
+    /// `completion.source`: a device behind the kernel's record protocol
+    /// learns only the code, so it books what it can see (`service`, or
+    /// `closed` for the INVALID a hang-up implies).
     @discardableResult
-    public mutating func receive(_ completion: DeviceCompletion) -> Bool {
+    public mutating func receive(_ completion: DeviceCompletion, label: String? = nil) -> Bool {
         guard let group = waiting.take(prgi: completion.prgi, pasid: completion.pasid,
                                        privateData: completion.privateData) else {
             unexpected += 1
@@ -77,7 +84,7 @@ public struct DeviceLedger: Sendable {
         case .invalid: invalid += 1
         default: failure += 1
         }
-        bySourceTally[completion.source.ordinal] += 1
+        if let label { byLabel[label, default: 0] += 1 } else { bySourceTally[completion.source.ordinal] += 1 }
         return true
     }
 

@@ -111,8 +111,9 @@ public struct SimulatedPRIDevice: Sendable {
 
     /// Takes the one answer to a group: checks it in the ledger, frees the
     /// PRG index and allocation, and retries the access on SUCCESS.
-    public mutating func complete(_ completion: DeviceCompletion) {
-        guard ledger.receive(completion) else { return }
+    /// `label` books the answer under a source of the caller's (see `DeviceLedger.receive`).
+    public mutating func complete(_ completion: DeviceCompletion, label: String? = nil) {
+        guard ledger.receive(completion, label: label) else { return }
         let prgi = PRILimits.slot(completion.prgi)
         // A reused index carries several groups' pages; free it once all are answered.
         if pagesInFlight[prgi] > 0 && !ledger.isWaiting(prgi: completion.prgi) {

@@ -105,6 +105,39 @@ public enum Sys {
         return Pipe(read: OwnedFD(adopting: ends[0]), write: OwnedFD(adopting: ends[1]))
     }
 
+    /// Two connected AF_UNIX SOCK_SEQPACKET sockets (close-on-exec): one
+    /// end to keep, one to hand over.
+    public struct SocketPair: ~Copyable, Sendable {
+        /// The end to keep.
+        public let local: OwnedFD
+        /// The end to hand over (SCM_RIGHTS, or a child's fd table).
+        public let remote: OwnedFD
+
+        /// Hands the remote end to `body` (which passes it on), closes this
+        /// process's copy of it at once (so the local end sees the peer's
+        /// hang-up when the receiver closes), and returns the local end.
+        /// If `body` throws, both ends are closed.
+        public consuming func keepLocal<E: Error>(handingOver body: (FileDescriptor) throws(E) -> Void) throws(E) -> OwnedFD {
+            let mine = local
+            let theirs = remote
+            try body(theirs.descriptor)
+            theirs.close()
+            return mine
+        }
+    }
+
+    /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)`.
+    public static func seqpacketPair() throws(SystemCallError) -> SocketPair {
+        try SyscallFaultPlan.current?.check("socketpair")
+        var ends: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw SystemCallError("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno: Errno(rawValue: Glibc.errno))
+        }
+        SyscallFaultPlan.current?.noteOpened(ends[0])
+        SyscallFaultPlan.current?.noteOpened(ends[1])
+        return SocketPair(local: OwnedFD(adopting: ends[0]), remote: OwnedFD(adopting: ends[1]))
+    }
+
     /// Closes a descriptor whose ownership was released (`OwnedFD.release()`).
     public static func close(_ fd: FileDescriptor) { OwnedFD.close(fd) }
 

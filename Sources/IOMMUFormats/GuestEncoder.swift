@@ -48,7 +48,7 @@ public struct GuestEncoder: Sendable {
     }
 
     /// `IOMMU_VEVENTQ_FLAG_LOST_EVENTS`.
-    public static let veventqLostEvents: UInt32 = 1 << 0
+    public static let veventqLostEvents: UInt32 = FAULTRING_IOMMU_VEVENTQ_FLAG_LOST_EVENTS
 
     /// The guest's bytes for one record, or nil if the format cannot carry it.
     /// `endpoint` is the guest-visible id of the record's device (RID / vSID).
@@ -72,7 +72,7 @@ public struct GuestEncoder: Sendable {
         case (.vtd, _):
             return nil
         case (.veventq, .lost):
-            return header(flags: Self.veventqLostEvents)
+            return header(flags: FAULTRING_IOMMU_VEVENTQ_FLAG_LOST_EVENTS)
         case (.veventq, .event(.unrecoverable(let f), _)):
             let (a, b, c, d) = Self.smmuEvent(f, streamID: endpoint).words
             return header(flags: 0) + bytes(a, b, c, d)
@@ -82,8 +82,8 @@ public struct GuestEncoder: Sendable {
     }
 
     mutating func header(flags: UInt32) -> [UInt8] {
-        defer { sequence = sequence == UInt32(Int32.max) ? 0 : sequence + 1 }
-        return le32(flags) + le32(sequence)
+        defer { sequence = VEventHeader.next(sequence) }
+        return VEventHeader(flags: flags, sequence: sequence).bytes
     }
 
     /// `struct virtio_iommu_fault` (24 bytes).
@@ -130,13 +130,14 @@ public struct GuestEncoder: Sendable {
                                  fetchAddress: f.fetchAddress ?? 0)
     }
 
-    /// `struct iommu_hwpt_pgfault` (40 bytes; the iommufd fault-queue record).
+    /// `struct iommu_hwpt_pgfault` (40 bytes; the iommufd fault-queue
+    /// record), with the low 32 bits of the faultring cookie as its cookie.
     static func hwptPgfault(_ r: PageRequest, deviceID: UInt32) -> [UInt8] {
-        var flags: UInt32 = 0
-        if r.pasid != nil { flags |= 1 }
-        if r.isLastPage { flags |= 2 }
-        return le32(flags) + le32(deviceID) + le32(r.pasid ?? 0) + le32(r.prgi) + le32(r.permissions.rawValue)
-            + le32(0) + le64(r.address) + le32(0) + le32(UInt32(truncatingIfNeeded: r.cookie))
+        var request = r
+        request.deviceID = deviceID
+        var record = HWPTPageFault(request, cookie: UInt32(truncatingIfNeeded: r.cookie))
+        record.flags &= ~FAULTRING_IOMMU_PGFAULT_FLAGS_NEEDS_PASID  // kernel-internal: not in the uAPI a guest sees
+        return record.bytes
     }
 
     func bytes(_ words: UInt64...) -> [UInt8] { words.flatMap(le64) }

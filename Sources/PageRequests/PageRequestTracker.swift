@@ -164,19 +164,23 @@ public struct PageRequestTracker {
     /// Stop markers are counted and dropped. Non-last requests are parked.
     /// A LAST_PAGE request closes its group, which gets a cookie and goes to
     /// the device's channel, or waits there if the channel has no ABI yet.
+    /// - Returns: the cookie of the group this request closed, if it is
+    ///   still outstanding; nil otherwise (not a LAST_PAGE request, or the
+    ///   group was answered at once and `complete` has already run).
+    @discardableResult
     public mutating func receive(
         _ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void
-    ) {
+    ) -> UInt64? {
         counters.requests &+= 1
         let d = Int(request.deviceID)
         guard d < devices.count, devices[d] != nil else {
             counters.unknownDevice &+= 1
             if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
-            return
+            return nil
         }
         if request.isStopMarker {
             counters.stopMarkers &+= 1
-            return
+            return nil
         }
         if devices[d]!.outstandingRequests >= devices[d]!.allocation { counters.allocationExceeded &+= 1 }
         devices[d]!.outstandingRequests += 1
@@ -192,7 +196,7 @@ public struct PageRequestTracker {
             if devices[d]!.partialRequests > policy.maxPartialRequestsPerDevice {
                 discardPartials(of: request.deviceID)
             }
-            return
+            return nil
         }
         var requests: [PageRequest] = []
         if devices[d]!.partialRequests > 0 {
@@ -214,12 +218,12 @@ public struct PageRequestTracker {
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, group.requestCount)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer), complete: complete)
-            return
+            return nil
         }
         guard let slotIndex = freeSlots.popFirst() else {
             releaseAllocation(request.deviceID, group.requestCount)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull), complete: complete)
-            return
+            return nil
         }
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
         slots[Int(slotIndex)].live = true
@@ -231,6 +235,8 @@ public struct PageRequestTracker {
         } else {
             channels[Int(channelID)]!.backlog.append(cookie)
         }
+        // Delivery may have retired it already (overflow): then it is not live.
+        return slots[Int(slotIndex)].live ? cookie : nil
     }
 
     /// Hands a live group to its channel's sink; queues it if the channel is

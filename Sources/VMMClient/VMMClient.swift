@@ -74,9 +74,9 @@ public final class VMMClient {
 
     /// Sends one request and waits for its reply.
     static func request(_ socket: ControlSocket, id: UInt16, _ command: ControlCommand, _ payload: [UInt8] = [],
-                        flags: UInt32 = 0) throws(VMMClientError) -> ControlMessage {
+                        flags: UInt32 = 0, fds: [FileDescriptor] = []) throws(VMMClientError) -> ControlMessage {
         do {
-            try socket.send(ControlMessage(id: id, command: command.rawValue, flags: flags, payload: payload))
+            try socket.send(ControlMessage(id: id, command: command.rawValue, flags: flags, payload: payload, fds: fds))
             while true {
                 switch try socket.receive() {
                 case .message(let reply) where reply.isReply && reply.id == id:
@@ -105,9 +105,29 @@ public final class VMMClient {
         }
     }
 
-    func request(_ command: ControlCommand, _ payload: [UInt8] = [], flags: UInt32 = 0) throws(VMMClientError) -> ControlMessage {
+    func request(_ command: ControlCommand, _ payload: [UInt8] = [], flags: UInt32 = 0, fds: [FileDescriptor] = [])
+        throws(VMMClientError) -> ControlMessage
+    {
         nextID &+= 1
-        return try Self.request(socket, id: nextID, command, payload, flags: flags)
+        return try Self.request(socket, id: nextID, command, payload, flags: flags, fds: fds)
+    }
+
+    /// Hands the service a fault source (ADD_SOURCE): an iommufd fault queue
+    /// or vEVENTQ fd this VMM allocated, or a device socket, serving
+    /// `devices` (`FAULTRING_SOURCE_*` says which `kind`). The service reads
+    /// its own duplicate from then on; the caller still owns `descriptor`.
+    /// The source lives until this connection ends.
+    /// - Returns: the service's id for the source.
+    /// - Throws: `.refused` with EEXIST (a device is served already), EBADF
+    ///   (`descriptor` is not of `kind`), EINVAL (bad kind or devices).
+    @discardableResult
+    public func addSource(kind: UInt32, descriptor: FileDescriptor, devices: [UInt32]) throws(VMMClientError) -> UInt32 {
+        let reply = try request(.addSource, AddSourceRequest(kind: kind, devices: devices).bytes, fds: [descriptor])
+        do {
+            return try AddSourceReply(payload: reply.payload).sourceID
+        } catch {
+            throw .protocolViolation(error.reason)
+        }
     }
 
     /// Attaches more devices; the first attach maps the queue and negotiates.

@@ -20,7 +20,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Listen on this UNIX socket path.") var socketPath: String?
     @Option(help: "Use this inherited, listening SOCK_SEQPACKET socket instead.") var fd: Int32?
     @Flag(help: "Print the capabilities as JSON and exit.") var printCapabilities = false
-    @Option(help: "Simulated devices (ids 1...N).") var devices = 4
+    @Option(help: "Simulated devices (ids 1...N; 0: none, only sources clients add).") var devices = 4
     @Option(help: "Page-request groups each attached simulated device raises per second (a timer, not a tick).")
     var rate: Double = 4000
     @Option(help: "Spin this many microseconds looking for consumer answers before sleeping (0: sleep at once).")
@@ -56,7 +56,7 @@ struct ServeCommand: ParsableCommand {
 
     /// The simulated devices `--devices` describes.
     func simulatedDevices() -> [SimulatedDeviceConfig] {
-        (1...max(1, devices)).map { (n: Int) -> SimulatedDeviceConfig in
+        (0..<max(0, devices)).map { $0 + 1 }.map { (n: Int) -> SimulatedDeviceConfig in
             let id = UInt32(n)
             return SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048,
                                          maxGroupSize: maxGroupSize, privateData: true, needsPASID: n % 2 == 1)

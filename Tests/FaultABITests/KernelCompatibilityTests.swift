@@ -70,4 +70,51 @@ import Testing
         #expect(status != 0)
         #expect(output.contains("pasid moved"))
     }
+
+    static var includeDirectory: String { URL(fileURLWithPath: headerPath).deletingLastPathComponent().path }
+
+    /// Every contract header compiles on its own, as C11 and as C++17, with
+    /// its static-assert pins (C++ takes `static_assert`, C `_Static_assert`).
+    @Test(arguments: ["faultring_abi.h", "faultring_protocol.h", "faultring_iommufd.h"])
+    func contractHeadersCompileAsCAndCxx(header: String) throws {
+        let path = Self.includeDirectory + "/" + header
+        for language in [["-std=c11", "-x", "c", "-pedantic"], ["-std=c++17", "-x", "c++"]] {
+            let (status, output) = try Self.compile(language + ["-Wall", "-Wextra", "-Werror", "-fsyntax-only", path])
+            #expect(status == 0, "\(header) as \(language[0]): \(output)")
+        }
+    }
+
+    /// Whether this machine's <linux/iommufd.h> is new enough to have the
+    /// fault queue (Linux 6.11+ uAPI headers; Debian 12 ships 6.1's).
+    static var systemHasFaultQueue: Bool {
+        (try? String(contentsOfFile: "/usr/include/linux/iommufd.h", encoding: .utf8))?.contains("iommu_hwpt_pgfault") ?? false
+    }
+
+    /// Where a newer <linux/iommufd.h> is installed, every size and offset of
+    /// the restated structs equals the kernel's own.
+    @Test(.enabled(if: systemHasFaultQueue, "this machine's <linux/iommufd.h> predates the iommufd fault queue"))
+    func iommufdRecordsMatchTheSystemHeader() throws {
+        var checks: [String] = []
+        func same(_ ours: String, _ theirs: String, _ fields: [String]) {
+            checks.append("_Static_assert(sizeof(struct \(ours)) == sizeof(struct \(theirs)), \"\(ours) size\");")
+            for f in fields {
+                checks.append("_Static_assert(offsetof(struct \(ours), \(f)) == offsetof(struct \(theirs), \(f)), \"\(ours).\(f)\");")
+            }
+        }
+        same("faultring_hwpt_pgfault", "iommu_hwpt_pgfault",
+             ["flags", "dev_id", "pasid", "grpid", "perm", "__reserved", "addr", "length", "cookie"])
+        same("faultring_hwpt_page_response", "iommu_hwpt_page_response", ["cookie", "code"])
+        same("faultring_iommu_fault_alloc", "iommu_fault_alloc", ["size", "flags", "out_fault_id", "out_fault_fd"])
+        var source = "#include <linux/iommufd.h>\n#include <stddef.h>\n#include \"faultring_iommufd.h\"\n"
+        source += checks.joined(separator: "\n") + "\n"
+        if (try String(contentsOfFile: "/usr/include/linux/iommufd.h", encoding: .utf8)).contains("iommufd_vevent_header") {
+            source += "_Static_assert(sizeof(struct faultring_vevent_header) == sizeof(struct iommufd_vevent_header), \"vevent\");\n"
+            source += "_Static_assert(sizeof(struct faultring_iommu_veventq_alloc) == sizeof(struct iommu_veventq_alloc), \"veventq\");\n"
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-iommufd-\(getpid()).c")
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (status, output) = try Self.compile(["-std=c11", "-fsyntax-only", "-I", Self.includeDirectory, file.path])
+        #expect(status == 0, "the restated iommufd structs differ from <linux/iommufd.h>: \(output)")
+    }
 }

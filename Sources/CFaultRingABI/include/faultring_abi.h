@@ -481,10 +481,17 @@ struct faultring_v2_response {
 /* Layout pins: a moved byte fails the build of every consumer.             */
 /* ------------------------------------------------------------------------ */
 
+#ifndef FAULTRING_STATIC_ASSERT
+#ifdef __cplusplus
+#define FAULTRING_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define FAULTRING_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#endif
 #define FAULTRING_PIN(type, field, off) \
-	_Static_assert(offsetof(struct type, field) == (off), #type "." #field " moved")
+	FAULTRING_STATIC_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
 #define FAULTRING_PIN_SIZE(type, size) \
-	_Static_assert(sizeof(struct type) == (size), #type " changed size")
+	FAULTRING_STATIC_ASSERT(sizeof(struct type) == (size), #type " changed size")
 
 FAULTRING_PIN_SIZE(faultring_counters, 256);
 FAULTRING_PIN_SIZE(faultring_index_line, 64);

@@ -23,6 +23,13 @@
 #define FAULTRING_CMD_DETACH 3u /* struct faultring_msg_detach; cannot fail */
 #define FAULTRING_CMD_STATS 4u  /* reply: JSON counters (Prometheus text with flag TEXT) */
 #define FAULTRING_CMD_BYE 5u    /* reply, then the service closes the connection */
+#define FAULTRING_CMD_ADD_SOURCE 6u /* struct faultring_msg_add_source + exactly one fd; reply: struct faultring_msg_add_source_reply */
+
+/* Fault source kinds (ADD_SOURCE). The fd is the kernel's, or a socket speaking its records. */
+#define FAULTRING_SOURCE_FAULT_QUEUE 1u   /* iommufd fault queue fd (IOMMU_FAULT_QUEUE_ALLOC) */
+#define FAULTRING_SOURCE_EVENT_QUEUE 2u   /* iommufd vEVENTQ fd (IOMMU_VEVENTQ_ALLOC, type ARM SMMUv3) */
+#define FAULTRING_SOURCE_DEVICE_FAULTS 3u /* AF_UNIX SOCK_SEQPACKET: fault-queue records, whole groups per packet */
+#define FAULTRING_SOURCE_DEVICE_EVENTS 4u /* AF_UNIX SOCK_SEQPACKET: vEVENTQ records, one per packet */
 
 /* Header flags. */
 #define FAULTRING_MSG_REPLY (1u << 0) /* this message answers the request with the same id */
@@ -86,10 +93,48 @@ struct faultring_msg_detach {
 	uint32_t device_ids[];
 };
 
-_Static_assert(sizeof(struct faultring_msg_header) == 16, "header is 16 bytes");
-_Static_assert(offsetof(struct faultring_msg_header, error) == 12, "error at 12");
-_Static_assert(sizeof(struct faultring_msg_attach) == 8, "attach is 8 bytes + ids");
-_Static_assert(sizeof(struct faultring_msg_attach_reply) == 16, "attach reply is 16 bytes");
-_Static_assert(sizeof(struct faultring_msg_detach) == 4, "detach is 4 bytes + ids");
+/**
+ * struct faultring_msg_add_source - ADD_SOURCE request payload; the message
+ * carries exactly one descriptor (SCM_RIGHTS), the source's.
+ * @kind:         0  FAULTRING_SOURCE_*
+ * @device_count: 4  1 .. 64
+ * @device_ids:   8  the devices it serves: the records' dev_id (fault queue)
+ *                   or StreamID (vEVENTQ). A page-request source's devices
+ *                   must be new to the service (EEXIST otherwise); an event
+ *                   source's may also be this connection's own page-request
+ *                   sources' devices.
+ * The source lives until this connection ends, or its descriptor hangs up;
+ * then its devices' outstanding groups are answered INVALID and forgotten.
+ */
+struct faultring_msg_add_source {
+	uint32_t kind;
+	uint32_t device_count;
+	uint32_t device_ids[];
+};
+
+/**
+ * struct faultring_msg_add_source_reply - ADD_SOURCE reply payload.
+ * @source_id: 0 the service's id for the source (for logs and stats)
+ * @devices:   4 devices it now serves
+ */
+struct faultring_msg_add_source_reply {
+	uint32_t source_id;
+	uint32_t devices;
+};
+
+#ifndef FAULTRING_STATIC_ASSERT
+#ifdef __cplusplus
+#define FAULTRING_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define FAULTRING_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#endif
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_header) == 16, "header is 16 bytes");
+FAULTRING_STATIC_ASSERT(offsetof(struct faultring_msg_header, error) == 12, "error at 12");
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_attach) == 8, "attach is 8 bytes + ids");
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_attach_reply) == 16, "attach reply is 16 bytes");
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_detach) == 4, "detach is 4 bytes + ids");
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_add_source) == 8, "add_source is 8 bytes + ids");
+FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_add_source_reply) == 8, "add_source reply is 8 bytes");
 
 #endif /* FAULTRING_PROTOCOL_H */

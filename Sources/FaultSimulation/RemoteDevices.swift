@@ -1,0 +1,279 @@
+import CFaultRingABI
+import FaultABI
+import FaultPipeline
+import FaultSys
+import Glibc
+import IOMMUFormats
+import PageRequests
+
+/// Simulated PRI devices on the far side of a device socket: what
+/// `faultring device` runs in its own process, and what a vfio-user server
+/// with ATS/PRI would do. They speak the iommufd fault-queue record
+/// protocol to the service: each group goes out as one packet of 40-byte
+/// `iommu_hwpt_pgfault` records with a cookie the device chose; answers
+/// come back as 8-byte `iommu_hwpt_page_response {cookie, code}`.
+///
+/// The device side's rules mirror the kernel's: an answer for an unknown
+/// cookie is refused (counted, and reported back as an 8-byte error packet
+/// `{cookie, EINVAL}`); when the service hangs up, every pending group is
+/// answered INVALID (booked as `closed`). Each device's ledger checks every
+/// answer, so the exactly-once proof crosses the process boundary.
+///
+/// Optionally a second socket carries vEVENTQ records (header + SMMUv3
+/// event) for unrecoverable faults, with deliberate loss: sequence gaps and
+/// LOST_EVENTS headers, counted so the service's accounting can be checked.
+public final class RemoteDevices {
+    /// How the devices behave over the socket.
+    public struct Options: Sendable {
+        /// Groups each device raises per second.
+        public var rate: Double = 1000
+        /// Stop raising after this many groups per device (nil: until stopped).
+        public var groupsPerDevice: UInt64?
+        /// Send an unrecoverable fault on the event socket every N groups (0: never).
+        public var eventEvery = 0
+        /// Lose events on purpose every N events (0: never): alternately a
+        /// sequence gap of 2 and a LOST_EVENTS header.
+        public var lossEvery = 0
+        /// Seed of the devices' choices.
+        public var seed: UInt64 = 0xDE71CE
+        /// Options with these defaults.
+        public init() {}
+    }
+
+    /// What the device side saw: each device's ledger, and the protocol's counts.
+    public struct Report: Codable, Sendable {
+        /// Per device: issued, answered, unanswered, answers by source (`service`, `closed`), problems.
+        public var devices: [DeviceBooks] = []
+        /// Answers whose cookie named no pending group (refused, reported back).
+        public var unknownCookies: UInt64 = 0
+        /// Answers that were not whole 8-byte responses, or had a bad code.
+        public var malformedAnswers: UInt64 = 0
+        /// Group packets that could not be sent (the service's socket was full); retried.
+        public var sendRetries: UInt64 = 0
+        /// Unrecoverable faults sent on the event socket.
+        public var eventsSent: UInt64 = 0
+        /// Events lost on purpose (sequence numbers skipped, LOST headers included).
+        public var eventsLost: UInt64 = 0
+        /// Whether the service hung up first.
+        public var serviceHungUp = false
+        /// Every group answered exactly once, correctly, and nothing refused.
+        public var balanced: Bool {
+            devices.allSatisfy { $0.unanswered == 0 && $0.unexpected == 0 && $0.wrong == 0 && $0.answered == $0.issued }
+        }
+    }
+
+    let options: Options
+    var devices: [SimulatedPRIDevice]
+    let faults: OwnedFD
+    let events: OwnedFD?
+    /// `events`' number, or -1.
+    let eventsFD: Int32
+    var rng: SplitMix64
+    /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid).
+    var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?)] = [:]
+    var nextCookie: UInt32 = 1
+    var dueAt: [UInt64]
+    var blocked: [Bool]
+    var unsent: [[UInt8]] = []
+    var sequence: UInt32 = 0
+    var groupsSent: UInt64 = 0
+    /// The books so far.
+    public private(set) var report = Report()
+
+    /// Devices from `configs` (private data is forced off: the record
+    /// protocol has none) on `faults`, and optionally `events`.
+    public init(_ configs: [SimulatedDeviceConfig], faults: consuming OwnedFD, events: consuming OwnedFD?,
+                options: Options = Options()) {
+        devices = configs.map {
+            var config = $0
+            config.privateData = false
+            return SimulatedPRIDevice(config)
+        }
+        self.faults = faults
+        eventsFD = Self.number(events)
+        self.events = events
+        self.options = options
+        rng = SplitMix64(seed: options.seed)
+        dueAt = [UInt64](repeating: 0, count: configs.count)
+        blocked = [Bool](repeating: false, count: configs.count)
+    }
+
+    static func number(_ fd: borrowing OwnedFD?) -> Int32 {
+        switch fd {
+        case .some(let owned): return owned.rawValue
+        case .none: return -1
+        }
+    }
+
+    /// Whether every device has raised its `groupsPerDevice`.
+    var doneRaising: Bool {
+        guard let limit = options.groupsPerDevice else { return false }
+        return devices.allSatisfy { $0.ledger.issued >= limit }
+    }
+
+    /// Runs until every device raised its groups and every group was
+    /// answered, `seconds` passed, `stop()` returned true, or the service
+    /// hung up (then every pending group is answered INVALID, `closed`).
+    public func run(seconds: Double = 0, stop: () -> Bool = { false }) -> Report {
+        let start = Sys.monotonicNS
+        let end = seconds > 0 ? start &+ UInt64(seconds * 1e9) : UInt64.max
+        let period = UInt64(1e9 / max(options.rate, 1e-3))
+        for i in dueAt.indices { dueAt[i] = start }
+        while !report.serviceHungUp {
+            let now = Sys.monotonicNS
+            if now >= end || stop() { break }
+            if doneRaising && pending.isEmpty && unsent.isEmpty { break }
+            raiseDue(now: now, period: period)
+            flushUnsent()
+            // Sleep until the next device is due (rounded up to a millisecond:
+            // never a busy wait), or an answer arrives.
+            var next = UInt64.max
+            for d in devices.indices where !blocked[d] {
+                if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
+                next = min(next, dueAt[d])
+            }
+            if !unsent.isEmpty { next = min(next, now &+ 1_000_000) }
+            next = min(next, end)
+            let wait = next == .max ? Int32(-1) : Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + (next > now ? 1 : 0))
+            var pfd = pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, wait)
+            if ready > 0 { readAnswers() }
+        }
+        if report.serviceHungUp {
+            // The service is gone: every pending group is answered INVALID, as the kernel does on close.
+            for (_, group) in pending {
+                devices[group.device].complete(
+                    DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid, prgi: group.prgi,
+                                     code: .invalid, privateData: nil, cookie: 0, source: .consumer),
+                    label: "closed")
+            }
+            pending.removeAll()
+        }
+        report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
+        return report
+    }
+
+    func raiseDue(now: UInt64, period: UInt64) {
+        var requests: [PageRequest] = []
+        for d in devices.indices {
+            var burst = 0
+            while dueAt[d] <= now && burst < 64 {
+                if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { break }
+                requests.removeAll(keepingCapacity: true)
+                devices[d].nextGroup(now: now, using: &rng, into: &requests)
+                guard let last = requests.last else {
+                    blocked[d] = true  // out of PRG indices or allocation: wait for an answer
+                    break
+                }
+                blocked[d] = false
+                dueAt[d] &+= period
+                burst += 1
+                if !last.isLastPage || last.isStopMarker { continue }  // abandoned or a lone stop marker: nothing owed
+                let cookie = nextCookie
+                nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
+                var packet: [UInt8] = []
+                for request in requests where !request.isStopMarker {
+                    packet += HWPTPageFault(request, cookie: cookie).bytes
+                }
+                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil)
+                unsent.append(packet)
+                groupsSent += 1
+                if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
+            }
+            if dueAt[d] &+ period &* 64 < now { dueAt[d] = now }  // fell far behind: do not flood
+        }
+    }
+
+    func flushUnsent() {
+        while let packet = unsent.first {
+            let n = packet.withUnsafeBytes { send(faults.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n == packet.count {
+                unsent.removeFirst()
+                continue
+            }
+            if n < 0 && (Glibc.errno == EAGAIN || Glibc.errno == EINTR) {
+                report.sendRetries += 1
+                return
+            }
+            report.serviceHungUp = true
+            return
+        }
+    }
+
+    func readAnswers() {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(faults.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n == 0 {
+                report.serviceHungUp = true
+                return
+            }
+            if n < 0 {
+                if Glibc.errno != EAGAIN && Glibc.errno != EINTR { report.serviceHungUp = true }
+                return
+            }
+            guard n % HWPTPageResponse.size == 0 else {
+                report.malformedAnswers += 1
+                continue
+            }
+            buffer.withUnsafeBytes { b in
+                for offset in stride(from: 0, to: n, by: HWPTPageResponse.size) {
+                    let slice = UnsafeRawBufferPointer(rebasing: b[offset..<(offset + HWPTPageResponse.size)])
+                    let response: HWPTPageResponse
+                    do {
+                        response = try HWPTPageResponse(bytes: slice)
+                    } catch {
+                        report.malformedAnswers += 1
+                        refuse(slice.loadUnaligned(as: UInt32.self))
+                        continue
+                    }
+                    guard let group = pending.removeValue(forKey: response.cookie) else {
+                        report.unknownCookies += 1
+                        refuse(response.cookie)
+                        continue
+                    }
+                    devices[group.device].complete(
+                        DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
+                                         prgi: group.prgi, code: response.responseCode, privateData: nil, cookie: 0,
+                                         source: .consumer),
+                        label: "service")
+                    blocked[group.device] = false
+                }
+            }
+        }
+    }
+
+    /// Tells the service an answer was refused, as the kernel's EINVAL would.
+    func refuse(_ cookie: UInt32) {
+        let packet = LittleEndian.bytes(cookie) + LittleEndian.bytes(UInt32(bitPattern: EINVAL))
+        _ = packet.withUnsafeBytes { send(faults.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+
+    /// An unrecoverable translation fault for device `d` on the event
+    /// socket, with the deliberate losses `lossEvery` asks for.
+    func sendEvent(device d: Int) {
+        guard eventsFD >= 0 else { return }
+        let id = devices[d].config.deviceID
+        report.eventsSent += 1
+        if options.lossEvery > 0 && report.eventsSent % UInt64(options.lossEvery) == 0 {
+            if (report.eventsSent / UInt64(options.lossEvery)) % 2 == 1 {
+                // Two events lost: their sequence numbers are skipped.
+                sequence = VEventHeader.next(VEventHeader.next(sequence))
+                report.eventsLost += 2
+            } else {
+                // The queue overflowed: a LOST_EVENTS header stands for one lost event.
+                let header = VEventHeader(flags: FAULTRING_IOMMU_VEVENTQ_FLAG_LOST_EVENTS, sequence: sequence).bytes
+                sequence = VEventHeader.next(sequence)
+                report.eventsLost += 1
+                _ = header.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            }
+        }
+        let record = SMMUv3EventRecord(eventID: SMMUv3EventRecord.translation, substreamID: nil, streamID: id,
+                                       privileged: false, instruction: false, read: true,
+                                       inputAddress: 0x4000_0000 &+ UInt64(report.eventsSent) << 12, fetchAddress: 0)
+        let (w0, w1, w2, w3) = record.words
+        let packet = VEventHeader(flags: 0, sequence: sequence).bytes + [w0, w1, w2, w3].flatMap { LittleEndian.bytes($0) }
+        sequence = VEventHeader.next(sequence)
+        _ = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import CFaultRingABI
+import FaultFD
+import FaultService
+import FaultSimulation
+import FaultSys
+import Foundation
+import VMMClient
+
+/// Simulated PRI devices in their own process, served to the service over a
+/// device socket that speaks the iommufd fault-queue records (and,
+/// optionally, a vEVENTQ socket): `RemoteDevices` behind ADD_SOURCE.
+struct DeviceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device",
+        abstract: "Run simulated PRI devices in this process, serving them to the service over a device socket.",
+        discussion: """
+            Connects to the service, hands it one end of a SOCK_SEQPACKET socket pair with ADD_SOURCE, and speaks \
+            the kernel's fault-queue record protocol on the other: 40-byte iommu_hwpt_pgfault records per group, \
+            8-byte iommu_hwpt_page_response answers. Prints the devices' own ledgers at the end; exit status 1 if \
+            they do not balance.
+            """)
+
+    @Option(help: "The service's socket path.") var socketPath: String
+    @Option(parsing: .upToNextOption, help: "Device ids to serve (new to the service).") var devices: [UInt32] = [1]
+    @Option(help: "Page-request groups each device raises per second.") var rate: Double = 1000
+    @Option(help: "Stop raising after this many groups per device (0: until --seconds or the service stops).")
+    var groups: UInt64 = 0
+    @Option(help: "Stop after this many seconds (0: no limit).") var seconds: Double = 0
+    @Option(help: "Also send an unrecoverable fault on a vEVENTQ socket every N groups (0: no event socket).")
+    var eventsEvery = 0
+    @Option(help: "Lose events on purpose every N events (sequence gaps and LOST_EVENTS headers; 0: never).")
+    var lossEvery = 0
+    @Option(help: "Largest group, in pages.") var maxGroupSize = 4
+    @Flag(help: "Raise nothing until a consumer has attached every device (waits up to 30 s).")
+    var waitForConsumer = false
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") }
+        let client = try VMMClient(socketPath: socketPath, devices: [], client: "faultring device")
+        let faults = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
+            try client.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: fd, devices: devices)
+        }
+        var events: OwnedFD?
+        if eventsEvery > 0 {
+            events = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
+                try client.addSource(kind: FAULTRING_SOURCE_DEVICE_EVENTS, descriptor: fd, devices: devices)
+            }
+        }
+        if waitForConsumer {
+            var attached = false
+            for _ in 0..<600 where !attached {
+                let stats = try JSONDecoder().decode(ServiceStats.self, from: Data(client.stats().utf8))
+                attached = devices.allSatisfy { id in stats.devices.contains { $0.id == id && $0.attachedTo != nil } }
+                if !attached { usleep(50_000) }
+            }
+            guard attached else { throw ValidationError("no consumer attached devices \(devices) within 30 s") }
+        }
+        var options = RemoteDevices.Options()
+        options.rate = rate
+        options.groupsPerDevice = groups > 0 ? groups : nil
+        options.eventEvery = eventsEvery
+        options.lossEvery = lossEvery
+        let configs = devices.map { id in
+            SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048, maxGroupSize: maxGroupSize,
+                                  privateData: false, needsPASID: id % 2 == 1)
+        }
+        let remote = RemoteDevices(configs, faults: faults, events: events, options: options)
+        let report = remote.run(seconds: seconds)
+        client.close()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            for d in report.devices {
+                print("device \(d.id): issued \(d.issued), answered \(d.answered) \(d.answersBySource), " +
+                      "unanswered \(d.unanswered), unexpected \(d.unexpected), wrong \(d.wrong)")
+            }
+            print("unknown cookies \(report.unknownCookies), malformed answers \(report.malformedAnswers), " +
+                  "events sent \(report.eventsSent) (lost on purpose \(report.eventsLost)), " +
+                  "service hung up: \(report.serviceHungUp)")
+            print(report.balanced ? "balanced: every group answered exactly once" : "NOT balanced")
+        }
+        if !report.balanced { throw ExitCode(1) }
+    }
+}
