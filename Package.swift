@@ -145,10 +145,16 @@ let package = Package(
         .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "FaultPipeline"]),
         .testTarget(
             name: "FaultServiceTests",
-            dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "CFaultRingABI",
+            dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "FaultFD",
+                           "FaultSimulation", "CFaultRingABI",
                            "CFaultRingSys", systemPackage]
         ),
         .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "IOMMUFormats", "FaultABI", "PageRequests"]),
+        .testTarget(
+            name: "FaultFDTests",
+            dependencies: ["FaultFD", "FaultPipeline", "FaultQueue", "FaultSys", "FaultABI", "IOMMUFormats", "PageRequests",
+                           "CFaultRingABI", systemPackage]
+        ),
         .testTarget(name: "FaultSimulationTests", dependencies: ["FaultSimulation", "FaultABI", "PageRequests"]),
         .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "VMMClient"]),
         .testTarget(

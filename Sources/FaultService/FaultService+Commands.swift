@@ -132,6 +132,8 @@ extension FaultService {
         pipeline.remove(source)
         source.close()
         session.sources.removeAll { $0 === source }
+        retiredSources.append((session.pid, source))
+        if retiredSources.count > 32 { retiredSources.removeFirst() }
         let known = pipeline.knownDevices  // an event source's devices may live on in their fault source
         for device in source.devices.map(\.id) where !known.contains(device) {
             if let holder = owner.removeValue(forKey: device) { sessions[holder]?.devices.remove(device) }

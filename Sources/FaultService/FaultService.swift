@@ -2,6 +2,7 @@ import CFaultRingABI
 import CFaultRingSys
 import FaultABI
 import FaultControl
+import FaultFD
 import FaultPipeline
 import FaultQueue
 import FaultSys
@@ -45,6 +46,9 @@ public final class FaultService {
     let started = ContinuousClock.now
     /// Stop raising groups; stop once the outstanding ones are answered.
     var draining: UInt64?
+    /// Sources that have gone (their client left, or they hung up), with
+    /// their final books, for stats: the last 32.
+    var retiredSources: [(pid: UInt32, source: FaultFDSource)] = []
     /// The last source id handed out by ADD_SOURCE.
     var nextSourceID: UInt32 = 0
 

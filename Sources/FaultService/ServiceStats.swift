@@ -48,6 +48,8 @@ public struct ServiceStats: Codable, Sendable {
         public var devices: [UInt32]
         /// Its books: records read, answers written by source, refused, not written.
         public var books: FaultFDBooks
+        /// Whether it has gone (its client left or it hung up): its books are final.
+        public var removed: Bool
     }
 
     /// Percentiles of request-to-answer latency (ns) of consumer-answered groups.
@@ -107,8 +109,12 @@ extension FaultService {
             protocolErrors: metrics.protocolErrorCount,
             sources: sessions.values.sorted { $0.pid < $1.pid }.flatMap { session in
                 session.sources.map {
-                    .init(pid: session.pid, kind: $0.kind.description, devices: $0.devices.map(\.id), books: $0.bookkeeping)
+                    .init(pid: session.pid, kind: $0.kind.description, devices: $0.devices.map(\.id), books: $0.bookkeeping,
+                          removed: false)
                 }
+            } + retiredSources.map {
+                .init(pid: $0.pid, kind: $0.source.kind.description, devices: $0.source.devices.map(\.id),
+                      books: $0.source.bookkeeping, removed: true)
             })
     }
 }

@@ -87,7 +87,7 @@ public enum Sys {
     }
 
     /// The two ends of a pipe.
-    public struct Pipe: ~Copyable, Sendable {
+    @frozen public struct Pipe: ~Copyable, Sendable {
         /// The read end.
         public let read: OwnedFD
         /// The write end.
@@ -107,7 +107,7 @@ public enum Sys {
 
     /// Two connected AF_UNIX SOCK_SEQPACKET sockets (close-on-exec): one
     /// end to keep, one to hand over.
-    public struct SocketPair: ~Copyable, Sendable {
+    @frozen public struct SocketPair: ~Copyable, Sendable {
         /// The end to keep.
         public let local: OwnedFD
         /// The end to hand over (SCM_RIGHTS, or a child's fd table).

@@ -24,6 +24,9 @@ final class Child {
 
     var pid: Int32 { process.pid }
 
+    /// Whether it has not exited yet.
+    var isRunning: Bool { process.isRunning }
+
     func signal(_ signo: Int32) { process.signal(signo) }
 
     /// Waits for exit and returns (status, stdout).

@@ -1,0 +1,150 @@
+import FaultABI
+import FaultFD
+import FaultService
+import FaultSimulation
+import Foundation
+import Glibc
+import Testing
+import VMMClient
+
+/// Simulated devices in their own process (`faultring device`), speaking
+/// the iommufd fault-queue record protocol to the service over a device
+/// socket, and a VMM answering through the ring: the exactly-once proof
+/// crosses three processes, and each side's books must balance even when
+/// the other side dies.
+@Suite(.serialized) struct DeviceProcessTests {
+    static func report(_ output: String) throws -> RemoteDevices.Report {
+        try JSONDecoder().decode(RemoteDevices.Report.self, from: Data(output.utf8))
+    }
+
+    /// Consumes until `stop` says so (bounded), answering SUCCESS when `answer` is set.
+    static func consume(_ client: VMMClient, answer: Bool = true, rounds: Int = 4000, stop: () -> Bool) throws
+        -> (groups: UInt64, lost: UInt64, faults: UInt64)
+    {
+        var counts: (groups: UInt64, lost: UInt64, faults: UInt64) = (0, 0, 0)
+        for _ in 0..<rounds where !stop() {
+            _ = client.wait(timeoutMilliseconds: 5)
+            try client.consume { record in
+                switch record {
+                case .lost(let l): counts.lost += l.lostRecords
+                case .event(.unrecoverable, _): counts.faults += 1
+                case .event(.pageRequest(let r), _):
+                    guard r.isLastPage else { return nil }
+                    counts.groups += 1
+                    guard answer else { return nil }
+                    return PageResponse(code: .success, cookie: r.cookie, pasid: r.needsPASID ? r.pasid : nil, prgi: r.prgi)
+                }
+                return nil
+            }
+        }
+        return counts
+    }
+
+    @Test(arguments: ["io_uring", "poll"])
+    func booksBalanceAcrossThreeProcesses(backend: String) throws {
+        let path = socketPath("device-\(backend)")
+        let service = try startService(path, ["--devices", "0", "--backend", backend])
+        let device = try Child(["device", "--socket-path", path, "--devices", "21", "22", "--rate", "4000",
+                                "--groups", "300", "--events-every", "3", "--loss-every", "5", "--wait-for-consumer",
+                                "--json"])
+        var client: VMMClient?
+        for _ in 0..<200 where client == nil {
+            client = try? VMMClient(socketPath: path, devices: [21, 22])
+            if client == nil { usleep(20_000) }
+        }
+        guard let client else { Issue.record("could not attach the device process's devices"); return }
+        let seen = try Self.consume(client) { !device.isRunning }
+        let (status, output) = device.finish()
+        #expect(status == 0, "device: \(output)")
+        let report = try Self.report(output)
+        // The device process's own ledger: every group answered once, over the socket.
+        #expect(report.balanced)
+        #expect(report.unknownCookies == 0)
+        for d in report.devices {
+            #expect(d.issued == 300 && d.answered == 300 && d.answersBySource == ["service": 300], "\(d)")
+        }
+        #expect(seen.groups == 600)
+        // vEVENTQ: every fault sent arrives; the losses the device simulated
+        // (skipped sequence numbers, LOST_EVENTS headers) reach the ring as LOST records.
+        #expect(report.eventsSent == 200)
+        #expect(report.eventsLost > 0)
+        #expect(seen.faults == report.eventsSent)
+        #expect(seen.lost == report.eventsLost)
+        // The service's books for the source agree.
+        let stats = try serviceStats(path)
+        let faults = stats.sources.first { $0.kind == FaultFDKind.deviceFaults.description }
+        #expect(faults?.books.groups == 600)
+        #expect(faults?.books.answersWritten == 600)
+        #expect(faults?.books.answersBySource == ["consumer": 600])
+        let events = stats.sources.first { $0.kind == FaultFDKind.deviceEvents.description }
+        #expect(events?.books.eventsLost == report.eventsLost)
+        // (The device process has gone, so its devices were forgotten: find the VMM's queue by pid.)
+        #expect(stats.clients.first { $0.pid == UInt32(getpid()) && $0.queue != nil }?.queue?.recordsLost == report.eventsLost)
+        client.close()
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
+    }
+
+    /// The device process dies (SIGKILL) with groups outstanding: the
+    /// service answers every one of them INVALID (device removed), and its
+    /// books for the source balance.
+    @Test func aKilledDeviceProcessLeavesTheServiceBalanced() throws {
+        let path = socketPath("device-killed")
+        let service = try startService(path, ["--devices", "0"])
+        let device = try Child(["device", "--socket-path", path, "--devices", "31", "--rate", "4000",
+                                "--wait-for-consumer", "--json"])
+        var client: VMMClient?
+        for _ in 0..<200 where client == nil {
+            client = try? VMMClient(socketPath: path, devices: [31])
+            if client == nil { usleep(20_000) }
+        }
+        guard let client else { Issue.record("could not attach device 31"); return }
+        // The VMM answers nothing: every group stays outstanding.
+        _ = try Self.consume(client, answer: false) {
+            ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
+        }
+        device.signal(SIGKILL)
+        _ = device.finish()
+        let stats = try eventually(path) { $0.sources.first?.removed == true }
+        guard let books = stats.sources.first?.books else { Issue.record("no source in \(stats)"); return }
+        #expect(books.closed)
+        #expect(books.groups >= 100)
+        #expect(books.answersBySource == ["device_removed": books.groups], "\(books)")
+        #expect(stats.pageRequests.auto(.deviceRemoved) == books.groups)
+        #expect(!stats.devices.contains { $0.id == 31 })  // forgotten
+        client.close()
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
+    }
+
+    /// The service dies (SIGKILL) with groups outstanding: the device sees
+    /// the hang-up and answers every pending group INVALID itself, as the
+    /// kernel does when a fault queue is destroyed; its ledger balances.
+    @Test func aKilledServiceLeavesTheDeviceBalanced() throws {
+        let path = socketPath("service-killed")
+        let service = try startService(path, ["--devices", "0"])
+        let device = try Child(["device", "--socket-path", path, "--devices", "41", "--rate", "4000",
+                                "--wait-for-consumer", "--json"])
+        var client: VMMClient?
+        for _ in 0..<200 where client == nil {
+            client = try? VMMClient(socketPath: path, devices: [41])
+            if client == nil { usleep(20_000) }
+        }
+        guard let client else { Issue.record("could not attach device 41"); return }
+        _ = try Self.consume(client, answer: false) {
+            ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
+        }
+        service.signal(SIGKILL)
+        _ = service.finish()
+        let (status, output) = device.finish()
+        #expect(status == 0, "device: \(output)")
+        let report = try Self.report(output)
+        #expect(report.serviceHungUp)
+        #expect(report.balanced)
+        let d = report.devices[0]
+        #expect(d.issued >= 100)
+        #expect(d.answersBySource["closed"] == d.issued - (d.answersBySource["service"] ?? 0))
+        client.close()
+        unlink(path)
+    }
+}
