@@ -105,35 +105,45 @@ public final class RemoteDevices {
         }
     }
 
+    /// How long, once raising has stopped, the devices wait for the answers
+    /// still owed before they report (what is still pending then is unanswered).
+    public static let answerGraceNS: UInt64 = 5_000_000_000
+
     /// Whether every device has raised its `groupsPerDevice`.
     var doneRaising: Bool {
         guard let limit = options.groupsPerDevice else { return false }
         return devices.allSatisfy { $0.ledger.issued >= limit }
     }
 
-    /// Runs until every device raised its groups and every group was
-    /// answered, `seconds` passed, `stop()` returned true, or the service
-    /// hung up (then every pending group is answered INVALID, `closed`).
+    /// Raises until every device raised its groups, `seconds` passed or
+    /// `stop()` returned true; then waits up to `answerGraceNS` for the
+    /// answers still owed. Ends early if the service hangs up (then every
+    /// pending group is answered INVALID, booked `closed`).
     public func run(seconds: Double = 0, stop: () -> Bool = { false }) -> Report {
         let start = Sys.monotonicNS
         let end = seconds > 0 ? start &+ UInt64(seconds * 1e9) : UInt64.max
         let period = UInt64(1e9 / max(options.rate, 1e-3))
         for i in dueAt.indices { dueAt[i] = start }
+        var stopped: UInt64?  // when raising stopped: then wait (bounded) for the last answers
         while !report.serviceHungUp {
             let now = Sys.monotonicNS
-            if now >= end || stop() { break }
-            if doneRaising && pending.isEmpty && unsent.isEmpty { break }
-            raiseDue(now: now, period: period)
+            if stopped == nil && (now >= end || stop() || doneRaising) { stopped = now }
+            if let since = stopped {
+                if pending.isEmpty && unsent.isEmpty { break }
+                if now &- since > Self.answerGraceNS { break }
+            } else {
+                raiseDue(now: now, period: period)
+            }
             flushUnsent()
             // Sleep until the next device is due (rounded up to a millisecond:
             // never a busy wait), or an answer arrives.
             var next = UInt64.max
-            for d in devices.indices where !blocked[d] {
+            for d in devices.indices where !blocked[d] && stopped == nil {
                 if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
                 next = min(next, dueAt[d])
             }
             if !unsent.isEmpty { next = min(next, now &+ 1_000_000) }
-            next = min(next, end)
+            next = min(next, stopped.map { $0 &+ Self.answerGraceNS } ?? end)
             let wait = next == .max ? Int32(-1) : Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + (next > now ? 1 : 0))
             var pfd = pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, wait)

@@ -34,5 +34,12 @@ struct StatsCommand: ParsableCommand {
                   "answered twice \(device.answeredTwiceOrUnknown), wrong \(device.wrong)" +
                   (device.attachedTo.map { ", attached to pid \($0)" } ?? ""))
         }
+        for source in stats.sources {
+            let b = source.books
+            print("  \(source.kind) of pid \(source.pid) (devices \(source.devices)\(source.removed ? ", gone" : "")): " +
+                  "\(b.groups) groups read, \(b.answersWritten) answers written \(b.answersBySource), refused \(b.answersRefused), " +
+                  "not written \(b.answersNotWritten), events \(b.events) (lost upstream \(b.eventsLost)), " +
+                  "malformed \(b.malformed), foreign \(b.foreignDevice)")
+        }
     }
 }
