@@ -107,7 +107,8 @@ let package = Package(
         // Simulated PRI devices and their ledgers, as a FaultSource.
         .target(
             name: "FaultSimulation",
-            dependencies: ["CFaultRingABI", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline", "IOMMUFormats"]
+            dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline",
+                           "IOMMUFormats"]
         ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
         // fixture feed (a FaultSource) and capture (a FaultSource wrapper).

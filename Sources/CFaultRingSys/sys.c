@@ -72,6 +72,15 @@ long faultring_sys_timerfd_drain(int fd)
 	return n < 0 ? -errno : -EIO;
 }
 
+void faultring_sys_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 uint64_t faultring_sys_monotonic_ns(void)
 {
 	struct timespec ts;

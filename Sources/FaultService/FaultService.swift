@@ -125,12 +125,30 @@ public final class FaultService {
         }
         logger.info("serving \(source.devices.count) devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
         var armed: UInt64 = 0
+        var polledAt: UInt64 = 0
         while !stopping {
             let now = Sys.monotonicNS
             step(now: now)
             if stopping { break }
-            if config.pollNS > 0 { spin(until: now &+ config.pollNS) }
             var deadline = pipeline.nextDeadline(after: now)
+            if config.pollNS > 0 {
+                // Spin for answers; a deadline inside the window is waited for
+                // here too, rather than through a timer wake-up, and the next
+                // step follows without a system call. Descriptors are still
+                // polled, without blocking, once per window, so a spinning
+                // service never starves its control connections.
+                let end = now &+ config.pollNS
+                if let due = deadline, due <= end {
+                    spin(until: due)
+                    if Sys.monotonicNS &- polledAt < config.pollNS { continue }
+                    polledAt = Sys.monotonicNS
+                    loop.runOnce(timeoutMilliseconds: 0)
+                    continue
+                }
+                spin(until: end)
+                deadline = pipeline.nextDeadline(after: Sys.monotonicNS)
+                polledAt = Sys.monotonicNS
+            }
             if let since = draining { deadline = min(deadline ?? .max, since &+ 2 * config.policy.timeoutNS) }
             let wanted = deadline ?? 0
             if wanted != armed {
@@ -151,11 +169,12 @@ public final class FaultService {
     }
 
     /// Spins (`--poll-us`) until a consumer has written something or
-    /// `end` passes, so a busy consumer's answers are read without a sleep
-    /// and a wake-up in between.
+    /// `end` passes, so a busy consumer's answers (and deadlines due within
+    /// the window) are taken without a sleep and a wake-up in between.
     func spin(until end: UInt64) {
         while Sys.monotonicNS < end {
             for session in sessions.values where session.queue?.consumerHasWork == true { return }
+            Sys.relax()
         }
     }
 

@@ -1,4 +1,5 @@
 import CFaultRingABI
+import CFaultRingSys
 import FaultABI
 import FaultPipeline
 import FaultSys
@@ -36,6 +37,10 @@ public final class RemoteDevices {
         public var lossEvery = 0
         /// Seed of the devices' choices.
         public var seed: UInt64 = 0xDE71CE
+        /// Measure each group's latency from its scheduled time (open loop:
+        /// a group that had to wait for a PRG index or allocation keeps its
+        /// scheduled time, so waiting counts; nothing is skipped).
+        public var measureLatency = false
         /// Options with these defaults.
         public init() {}
     }
@@ -56,6 +61,10 @@ public final class RemoteDevices {
         public var eventsLost: UInt64 = 0
         /// Whether the service hung up first.
         public var serviceHungUp = false
+        /// Seconds from the first group to the end.
+        public var seconds: Double = 0
+        /// With `measureLatency`: answer latency from each group's scheduled time, ns.
+        public var latency: LatencySummary?
         /// Every group answered exactly once, correctly, and nothing refused.
         public var balanced: Bool {
             devices.allSatisfy { $0.unanswered == 0 && $0.unexpected == 0 && $0.wrong == 0 && $0.answered == $0.issued }
@@ -65,12 +74,16 @@ public final class RemoteDevices {
     let options: Options
     var devices: [SimulatedPRIDevice]
     let faults: OwnedFD
+    /// Wakes the devices when the next group is due (nanosecond precision;
+    /// a poll timeout would round to milliseconds).
+    let timer: OwnedFD?
     let events: OwnedFD?
     /// `events`' number, or -1.
     let eventsFD: Int32
     var rng: SplitMix64
-    /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid).
-    var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?)] = [:]
+    /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid, scheduled ns).
+    var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64)] = [:]
+    var latencies: [UInt64] = []
     var nextCookie: UInt32 = 1
     var dueAt: [UInt64]
     var blocked: [Bool]
@@ -90,6 +103,7 @@ public final class RemoteDevices {
             return SimulatedPRIDevice(config)
         }
         self.faults = faults
+        timer = try? Sys.timerfd()
         eventsFD = Self.number(events)
         self.events = events
         self.options = options
@@ -122,7 +136,7 @@ public final class RemoteDevices {
     public func run(seconds: Double = 0, stop: () -> Bool = { false }) -> Report {
         let start = Sys.monotonicNS
         let end = seconds > 0 ? start &+ UInt64(seconds * 1e9) : UInt64.max
-        let period = UInt64(1e9 / max(options.rate, 1e-3))
+        let period = options.rate > 0 ? UInt64(1e9 / options.rate) : 0  // 0: as fast as indices allow
         for i in dueAt.indices { dueAt[i] = start }
         var stopped: UInt64?  // when raising stopped: then wait (bounded) for the last answers
         while !report.serviceHungUp {
@@ -144,10 +158,18 @@ public final class RemoteDevices {
             }
             if !unsent.isEmpty { next = min(next, now &+ 1_000_000) }
             next = min(next, stopped.map { $0 &+ Self.answerGraceNS } ?? end)
-            let wait = next == .max ? Int32(-1) : Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + (next > now ? 1 : 0))
-            var pfd = pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, wait)
-            if ready > 0 { readAnswers() }
+            let timerFD = Self.number(timer)
+            var fds = [pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)]
+            var wait: Int32 = -1
+            if timerFD >= 0 {
+                _ = faultring_sys_timerfd_arm(timerFD, next == .max ? 0 : max(next, 1))
+                fds.append(pollfd(fd: timerFD, events: Int16(POLLIN), revents: 0))
+            } else if next != .max {
+                wait = Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + 1)  // rounded up: never a busy wait
+            }
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if timerFD >= 0 && fds[1].revents != 0 { _ = faultring_sys_timerfd_drain(timerFD) }
+            if ready > 0 && fds[0].revents != 0 { readAnswers() }
         }
         if report.serviceHungUp {
             // The service is gone: every pending group is answered INVALID, as the kernel does on close.
@@ -160,6 +182,8 @@ public final class RemoteDevices {
             pending.removeAll()
         }
         report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
+        report.seconds = Double(Sys.monotonicNS &- start) / 1e9
+        if options.measureLatency { report.latency = LatencySummary(latencies) }
         return report
     }
 
@@ -176,6 +200,7 @@ public final class RemoteDevices {
                     break
                 }
                 blocked[d] = false
+                let scheduled = period == 0 ? now : dueAt[d]
                 dueAt[d] &+= period
                 burst += 1
                 if !last.isLastPage || last.isStopMarker { continue }  // abandoned or a lone stop marker: nothing owed
@@ -185,12 +210,14 @@ public final class RemoteDevices {
                 for request in requests where !request.isStopMarker {
                     packet += HWPTPageFault(request, cookie: cookie).bytes
                 }
-                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil)
+                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled)
                 unsent.append(packet)
                 groupsSent += 1
                 if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
             }
-            if dueAt[d] &+ period &* 64 < now { dueAt[d] = now }  // fell far behind: do not flood
+            // Fell far behind: without latency measurement, do not flood; with it,
+            // the schedule is the schedule (no coordinated omission).
+            if !options.measureLatency && dueAt[d] &+ period &* 64 < now { dueAt[d] = now }
         }
     }
 
@@ -242,6 +269,10 @@ public final class RemoteDevices {
                         refuse(response.cookie)
                         continue
                     }
+                    if options.measureLatency {
+                        let now = Sys.monotonicNS
+                        latencies.append(now > group.scheduled ? now - group.scheduled : 0)
+                    }
                     devices[group.device].complete(
                         DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
                                          prgi: group.prgi, code: response.responseCode, privateData: nil, cookie: 0,
@@ -285,5 +316,32 @@ public final class RemoteDevices {
         let packet = VEventHeader(flags: 0, sequence: sequence).bytes + [w0, w1, w2, w3].flatMap { LittleEndian.bytes($0) }
         sequence = VEventHeader.next(sequence)
         _ = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+}
+
+/// Percentiles of a latency sample, ns.
+public struct LatencySummary: Codable, Sendable, Hashable {
+    /// Samples.
+    public var count: Int
+    /// Median.
+    public var p50: UInt64
+    /// 99th percentile.
+    public var p99: UInt64
+    /// 99.9th percentile.
+    public var p999: UInt64
+    /// Largest.
+    public var max: UInt64
+
+    /// The summary of `samples` (nearest-rank percentiles); zeros if empty.
+    public init(_ samples: [UInt64]) {
+        let sorted = samples.sorted()
+        func rank(_ q: Double) -> UInt64 {
+            sorted.isEmpty ? 0 : sorted[Swift.min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1)]
+        }
+        count = sorted.count
+        p50 = rank(0.5)
+        p99 = rank(0.99)
+        p999 = rank(0.999)
+        max = sorted.last ?? 0
     }
 }

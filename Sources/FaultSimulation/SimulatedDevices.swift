@@ -100,7 +100,9 @@ public final class SimulatedDevices: FaultSource {
                 if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { break }
                 if schedule.rate != nil && dueAt[d] > now { break }
                 requests.removeAll(keepingCapacity: true)
-                simulated[d].nextGroup(now: now, using: &rng, into: &requests)
+                // With a rate, a group carries its scheduled time, so latency is
+                // measured from the schedule (open loop), not from when it was raised.
+                simulated[d].nextGroup(now: schedule.rate != nil ? dueAt[d] : now, using: &rng, into: &requests)
                 if requests.isEmpty {  // out of PRG indices or allocation: wait for answers
                     blocked[d] = true
                     break

@@ -141,6 +141,17 @@ public enum Sys {
     /// Closes a descriptor whose ownership was released (`OwnedFD.release()`).
     public static func close(_ fd: FileDescriptor) { OwnedFD.close(fd) }
 
+    /// The spin-wait hint (x86 PAUSE, arm64 YIELD): call it in every busy-wait loop.
+    @inlinable public static func relax() { faultring_sys_cpu_relax() }
+
+    /// CPU time (user + system) this process has used so far, seconds.
+    public static var cpuSeconds: Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
     /// CLOCK_MONOTONIC in nanoseconds.
     @inlinable public static var monotonicNS: UInt64 { faultring_sys_monotonic_ns() }
 

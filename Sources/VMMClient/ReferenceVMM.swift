@@ -31,6 +31,12 @@ public final class ReferenceVMM {
         public var seconds: Double = 0
         /// Reconnect when the service restarts, instead of stopping.
         public var reconnect = false
+        /// Spin this many times looking for records before sleeping on the
+        /// doorbell (a polling VMM spins for long; a sleeping one briefly).
+        public var spins = 2000
+        /// Reinject records into the guest format (off: read and answer only,
+        /// to measure the transport).
+        public var reinject = true
 
         /// Options for a VMM on `socketPath`; everything else defaults.
         public init(socketPath: String) { self.socketPath = socketPath }
@@ -64,6 +70,8 @@ public final class ReferenceVMM {
         public var seconds: Double = 0
         /// What was injected.
         public var injected = InjectedCounts()
+        /// CPU time this process used (user + system), seconds.
+        public var cpuSeconds: Double = 0
     }
 
     /// The options in force.
@@ -126,7 +134,7 @@ public final class ReferenceVMM {
             }
             client.flush()
             if second != nil { try serveSecondConnection() }
-            guard client.wait(timeoutMilliseconds: second == nil ? 50 : 1) else { continue }
+            guard client.wait(spins: options.spins, timeoutMilliseconds: second == nil ? 50 : 1) else { continue }
             try client.consume(max: 256) { record in handle(record) }
             if Sys.monotonicNS - lastProgress >= 500_000_000 {
                 lastProgress = Sys.monotonicNS
@@ -135,6 +143,7 @@ public final class ReferenceVMM {
             }
         }
         summary.seconds = elapsed()
+        summary.cpuSeconds = Sys.cpuSeconds
         summary.undecodable = client.undecodableRecords + (second?.undecodableRecords ?? 0)
         summary.injected = script.injected + (secondScript?.injected ?? InjectedCounts())
         return summary
@@ -159,7 +168,9 @@ public final class ReferenceVMM {
             summary.lostReported += l.lostRecords
             endpoint = soleDevice
         }
-        if let bytes = encoder.encode(record, endpoint: endpoint) {
+        if !options.reinject {
+            // Transport only: no guest encoding.
+        } else if let bytes = encoder.encode(record, endpoint: endpoint) {
             summary.reinjectedBytes += UInt64(bytes.count)
         } else {
             summary.notRepresentable += 1

@@ -30,6 +30,9 @@ struct ConsumeCommand: ParsableCommand {
     @Flag(help: "Reconnect when the service restarts, instead of stopping.") var reconnect = false
     @Option(help: "Behave as this fixture's consumer (devices, ABI, policy, delays, crash point, misbehaviour).")
     var fixture: String?
+    @Option(help: "Spin this many times looking for records before sleeping on the doorbell.") var spins = 2000
+    @Flag(help: "Do not reinject into a guest format: read and answer only (transport benchmarks).")
+    var noReinject = false
     @Flag(help: "Print the final summary as JSON.") var json = false
     @Flag(help: "No live summary.") var quiet = false
 
@@ -42,6 +45,8 @@ struct ConsumeCommand: ParsableCommand {
         options.groups = groups
         options.seconds = seconds
         options.reconnect = reconnect
+        options.spins = spins
+        options.reinject = !noReinject
         switch policy {
         case .success: options.behaviour.policy = .success
         case .invalid: options.behaviour.policy = .invalid

@@ -1,10 +1,12 @@
 import ArgumentParser
 import CFaultRingABI
+import FaultControl
 import FaultFD
 import FaultService
 import FaultSimulation
 import FaultSys
 import Foundation
+import Glibc
 import VMMClient
 
 /// Simulated PRI devices in their own process, served to the service over a
@@ -21,9 +23,10 @@ struct DeviceCommand: ParsableCommand {
             they do not balance.
             """)
 
-    @Option(help: "The service's socket path.") var socketPath: String
+    @Option(help: "The service's socket path.") var socketPath: String = ""
     @Option(parsing: .upToNextOption, help: "Device ids to serve (new to the service).") var devices: [UInt32] = [1]
-    @Option(help: "Page-request groups each device raises per second.") var rate: Double = 1000
+    @Option(help: "Page-request groups each device raises per second (0: as fast as PRG indices allow).")
+    var rate: Double = 1000
     @Option(help: "Stop raising after this many groups per device (0: until --seconds or the service stops).")
     var groups: UInt64 = 0
     @Option(help: "Stop after this many seconds (0: no limit).") var seconds: Double = 0
@@ -34,10 +37,36 @@ struct DeviceCommand: ParsableCommand {
     @Option(help: "Largest group, in pages.") var maxGroupSize = 4
     @Flag(help: "Raise nothing until a consumer has attached every device (waits up to 30 s).")
     var waitForConsumer = false
+    @Flag(help: "Measure each group's latency from its scheduled time (open loop) and report percentiles.")
+    var measureLatency = false
+    @Option(help: "Serve one VMM directly on this path (it connects and reads the records itself): no service.")
+    var listen: String?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
-        guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") }
+        guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 or positive") }
+        let configs = devices.map { id in
+            SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048, maxGroupSize: maxGroupSize,
+                                  privateData: false, needsPASID: id % 2 == 1)
+        }
+        var options = RemoteDevices.Options()
+        options.rate = rate
+        options.groupsPerDevice = groups > 0 ? groups : nil
+        options.eventEvery = eventsEvery
+        options.lossEvery = lossEvery
+        options.measureLatency = measureLatency
+        if let listen {
+            // The path a VMM has today: it reads the device's records itself, a system call per batch.
+            let listener = try ControlSocket.listen(path: listen)
+            var pfd = pollfd(fd: listener.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 30_000)
+            guard let connection = try listener.accept() else { throw ValidationError("no VMM connected to \(listen) within 30 s") }
+            try? listener.fd.close()
+            unlink(listen)
+            let remote = RemoteDevices(configs, faults: OwnedFD(adopting: connection.fd), events: nil, options: options)
+            try finish(remote.run(seconds: seconds))
+            return
+        }
         let client = try VMMClient(socketPath: socketPath, devices: [], client: "faultring device")
         let faults = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
             try client.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: fd, devices: devices)
@@ -57,18 +86,13 @@ struct DeviceCommand: ParsableCommand {
             }
             guard attached else { throw ValidationError("no consumer attached devices \(devices) within 30 s") }
         }
-        var options = RemoteDevices.Options()
-        options.rate = rate
-        options.groupsPerDevice = groups > 0 ? groups : nil
-        options.eventEvery = eventsEvery
-        options.lossEvery = lossEvery
-        let configs = devices.map { id in
-            SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048, maxGroupSize: maxGroupSize,
-                                  privateData: false, needsPASID: id % 2 == 1)
-        }
         let remote = RemoteDevices(configs, faults: faults, events: events, options: options)
         let report = remote.run(seconds: seconds)
         client.close()
+        try finish(report)
+    }
+
+    func finish(_ report: RemoteDevices.Report) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -7,7 +7,7 @@ struct Faultring: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faultring",
         abstract: "IOMMU fault reporting and page responses over a shared-memory ring.",
-        subcommands: [ServeCommand.self, DeviceCommand.self, ConsumeCommand.self, StatsCommand.self, ReplayCommand.self, CaptureCommand.self,
+        subcommands: [ServeCommand.self, DeviceCommand.self, DirectVMMCommand.self, ConsumeCommand.self, StatsCommand.self, ReplayCommand.self, CaptureCommand.self,
                       ImportTraceCommand.self,
                       DemoCommand.self, StreamCommand.self,
                       StreamConsumerCommand.self, InspectCommand.self])

@@ -1,4 +1,5 @@
 import FaultService
+import FaultABI
 import Foundation
 import Glibc
 import Testing
@@ -27,6 +28,29 @@ import VMMClient
         usleep(2_000_000)
         let used = try Self.cpuSeconds(service.pid) - before
         #expect(used < 0.2, "an idle service used \(used) s of CPU in 2 s (\(backend))")
+        client.close()
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
+    }
+
+    /// `--poll-us`: a service that spins (here, on groups due every few µs)
+    /// still reads its control connections, so STATS and BYE are answered.
+    @Test func aSpinningServiceStillServesItsControlSocket() throws {
+        let path = socketPath("spinning")
+        let service = try startService(path, ["--devices", "2", "--rate", "200000", "--poll-us", "200"])
+        let client = try VMMClient(socketPath: path, devices: [1, 2])
+        var answered = 0
+        for _ in 0..<1000 where answered < 500 {
+            _ = client.wait(timeoutMilliseconds: 10)
+            try client.consume { record in
+                guard case .event(.pageRequest(let r), _) = record, r.isLastPage else { return nil }
+                answered += 1
+                return PageResponse(code: .success, cookie: r.cookie, pasid: r.needsPASID ? r.pasid : nil, prgi: r.prgi)
+            }
+        }
+        #expect(answered >= 500)
+        let stats = try serviceStats(path)  // a control round trip while the service spins
+        #expect(stats.pageRequests.completedByConsumer > 0)
         client.close()
         service.signal(SIGTERM)
         #expect(service.finish().0 == 0)

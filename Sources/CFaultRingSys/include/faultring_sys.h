@@ -55,6 +55,13 @@ int faultring_sys_timerfd_arm(int fd, uint64_t deadline_ns);
  */
 long faultring_sys_timerfd_drain(int fd);
 
+/**
+ * faultring_sys_cpu_relax - the spin-wait hint (x86 PAUSE, arm64 YIELD):
+ * a spinning thread yields pipeline resources to its SMT sibling, which on
+ * a VM is often the very thread it waits for.
+ */
+void faultring_sys_cpu_relax(void);
+
 /** faultring_sys_monotonic_ns - CLOCK_MONOTONIC in nanoseconds (cannot fail on Linux). */
 uint64_t faultring_sys_monotonic_ns(void);
 
