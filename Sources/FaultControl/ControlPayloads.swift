@@ -79,22 +79,37 @@ public struct AttachRequest: Sendable, Hashable {
     /// - Throws: EINVAL naming the field: short payload, count out of
     ///   1...64, size disagreeing with the count, duplicate device.
     public init(payload: [UInt8]) throws(ControlError) {
+        // Device 0 is refused later, as a device that does not exist (ENOENT).
+        (abi, devices) = try DeviceList.parse(payload, command: "ATTACH", zeroAllowed: true)
+    }
+}
+
+/// The payload shape ATTACH and ADD_SOURCE share: a u32, a device count,
+/// then that many u32 device ids, all little-endian.
+enum DeviceList {
+    /// The leading u32 and the ids.
+    /// - Throws: EINVAL naming `command` and the field: short payload, count
+    ///   out of 1...64, size disagreeing with the count, a duplicate or zero id.
+    static func parse(_ payload: [UInt8], command: String, zeroAllowed: Bool = false) throws(ControlError)
+        -> (UInt32, [UInt32])
+    {
         guard payload.count >= 8 else {
-            throw ControlError(.invalidArgument, "ATTACH payload is \(payload.count) bytes, at least 8 needed")
+            throw ControlError(.invalidArgument, "\(command) payload is \(payload.count) bytes, at least 8 needed")
         }
-        abi = readLE(payload, 0)
         let count = Int(readLE(payload, 4) as UInt32)
         guard (1...maxDevicesPerAttach).contains(count) else {
-            throw ControlError(.invalidArgument, "ATTACH device_count \(count) is not in 1...\(maxDevicesPerAttach)")
+            throw ControlError(.invalidArgument, "\(command) device_count \(count) is not in 1...\(maxDevicesPerAttach)")
         }
         guard payload.count == 8 + 4 * count else {
             throw ControlError(.invalidArgument,
-                               "ATTACH payload is \(payload.count) bytes; device_count \(count) needs \(8 + 4 * count)")
+                               "\(command) payload is \(payload.count) bytes; device_count \(count) needs \(8 + 4 * count)")
         }
-        devices = (0..<count).map { readLE(payload, 8 + 4 * $0) }
+        let devices: [UInt32] = (0..<count).map { readLE(payload, 8 + 4 * $0) }
         guard Set(devices).count == devices.count else {
-            throw ControlError(.invalidArgument, "ATTACH lists a device twice")
+            throw ControlError(.invalidArgument, "\(command) lists a device twice")
         }
+        guard zeroAllowed || !devices.contains(0) else { throw ControlError(.invalidArgument, "\(command) names device 0") }
+        return (readLE(payload, 0), devices)
     }
 }
 
@@ -153,22 +168,7 @@ public struct AddSourceRequest: Sendable, Hashable {
     /// - Throws: EINVAL naming the field: short payload, count out of
     ///   1...64, size disagreeing with the count, a duplicate or zero device.
     public init(payload: [UInt8]) throws(ControlError) {
-        guard payload.count >= 8 else {
-            throw ControlError(.invalidArgument, "ADD_SOURCE payload is \(payload.count) bytes, at least 8 needed")
-        }
-        kind = readLE(payload, 0)
-        let count = Int(readLE(payload, 4) as UInt32)
-        guard (1...maxDevicesPerAttach).contains(count) else {
-            throw ControlError(.invalidArgument, "ADD_SOURCE device_count \(count) is not in 1...\(maxDevicesPerAttach)")
-        }
-        guard payload.count == 8 + 4 * count else {
-            throw ControlError(.invalidArgument,
-                               "ADD_SOURCE payload is \(payload.count) bytes; device_count \(count) needs \(8 + 4 * count)")
-        }
-        devices = (0..<count).map { readLE(payload, 8 + 4 * $0) }
-        guard Set(devices).count == devices.count, !devices.contains(0) else {
-            throw ControlError(.invalidArgument, "ADD_SOURCE devices \(devices) must be distinct and non-zero")
-        }
+        (kind, devices) = try DeviceList.parse(payload, command: "ADD_SOURCE")
     }
 }
 

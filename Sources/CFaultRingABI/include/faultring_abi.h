@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "faultring_pin.h"
+
 /* ------------------------------------------------------------------------ */
 /* Constants                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -481,17 +483,6 @@ struct faultring_v2_response {
 /* Layout pins: a moved byte fails the build of every consumer.             */
 /* ------------------------------------------------------------------------ */
 
-#ifndef FAULTRING_STATIC_ASSERT
-#ifdef __cplusplus
-#define FAULTRING_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#else
-#define FAULTRING_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
-#endif
-#endif
-#define FAULTRING_PIN(type, field, off) \
-	FAULTRING_STATIC_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
-#define FAULTRING_PIN_SIZE(type, size) \
-	FAULTRING_STATIC_ASSERT(sizeof(struct type) == (size), #type " changed size")
 
 FAULTRING_PIN_SIZE(faultring_counters, 256);
 FAULTRING_PIN_SIZE(faultring_index_line, 64);
@@ -578,8 +569,5 @@ FAULTRING_PIN(faultring_v2_response, code, 12);
 FAULTRING_PIN(faultring_v2_response, cookie, 16);
 FAULTRING_PIN(faultring_v2_response, pasid, 24);
 FAULTRING_PIN(faultring_v2_response, grpid, 28);
-
-#undef FAULTRING_PIN
-#undef FAULTRING_PIN_SIZE
 
 #endif /* FAULTRING_ABI_H */

@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "faultring_pin.h"
+
 /* ioctl numbers the VMM uses before it hands an fd to faultring (_IO(';', nr)). */
 #define FAULTRING_IOMMUFD_TYPE ';'
 #define FAULTRING_IOMMUFD_CMD_FAULT_QUEUE_ALLOC 0x8eu
@@ -132,38 +134,27 @@ struct faultring_iommu_veventq_alloc {
 	uint32_t __reserved;
 };
 
-#ifndef FAULTRING_STATIC_ASSERT
-#ifdef __cplusplus
-#define FAULTRING_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#else
-#define FAULTRING_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
-#endif
-#endif
-#define FAULTRING_IOMMUFD_PIN(type, field, off) \
-	FAULTRING_STATIC_ASSERT(offsetof(struct type, field) == (off), #type "." #field " moved")
-#define FAULTRING_IOMMUFD_PIN_SIZE(type, size) FAULTRING_STATIC_ASSERT(sizeof(struct type) == (size), #type " resized")
-
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_hwpt_pgfault, 40);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, flags, 0);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, dev_id, 4);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, pasid, 8);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, grpid, 12);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, perm, 16);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, __reserved, 20);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, addr, 24);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, length, 32);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_pgfault, cookie, 36);
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_hwpt_page_response, 8);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_page_response, cookie, 0);
-FAULTRING_IOMMUFD_PIN(faultring_hwpt_page_response, code, 4);
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_vevent_header, 8);
-FAULTRING_IOMMUFD_PIN(faultring_vevent_header, flags, 0);
-FAULTRING_IOMMUFD_PIN(faultring_vevent_header, sequence, 4);
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_vevent_arm_smmuv3, 32);
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_iommu_fault_alloc, 16);
-FAULTRING_IOMMUFD_PIN(faultring_iommu_fault_alloc, out_fault_fd, 12);
-FAULTRING_IOMMUFD_PIN_SIZE(faultring_iommu_veventq_alloc, 32);
-FAULTRING_IOMMUFD_PIN(faultring_iommu_veventq_alloc, veventq_depth, 16);
-FAULTRING_IOMMUFD_PIN(faultring_iommu_veventq_alloc, out_veventq_fd, 24);
+FAULTRING_PIN_SIZE(faultring_hwpt_pgfault, 40);
+FAULTRING_PIN(faultring_hwpt_pgfault, flags, 0);
+FAULTRING_PIN(faultring_hwpt_pgfault, dev_id, 4);
+FAULTRING_PIN(faultring_hwpt_pgfault, pasid, 8);
+FAULTRING_PIN(faultring_hwpt_pgfault, grpid, 12);
+FAULTRING_PIN(faultring_hwpt_pgfault, perm, 16);
+FAULTRING_PIN(faultring_hwpt_pgfault, __reserved, 20);
+FAULTRING_PIN(faultring_hwpt_pgfault, addr, 24);
+FAULTRING_PIN(faultring_hwpt_pgfault, length, 32);
+FAULTRING_PIN(faultring_hwpt_pgfault, cookie, 36);
+FAULTRING_PIN_SIZE(faultring_hwpt_page_response, 8);
+FAULTRING_PIN(faultring_hwpt_page_response, cookie, 0);
+FAULTRING_PIN(faultring_hwpt_page_response, code, 4);
+FAULTRING_PIN_SIZE(faultring_vevent_header, 8);
+FAULTRING_PIN(faultring_vevent_header, flags, 0);
+FAULTRING_PIN(faultring_vevent_header, sequence, 4);
+FAULTRING_PIN_SIZE(faultring_vevent_arm_smmuv3, 32);
+FAULTRING_PIN_SIZE(faultring_iommu_fault_alloc, 16);
+FAULTRING_PIN(faultring_iommu_fault_alloc, out_fault_fd, 12);
+FAULTRING_PIN_SIZE(faultring_iommu_veventq_alloc, 32);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, veventq_depth, 16);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, out_veventq_fd, 24);
 
 #endif /* FAULTRING_IOMMUFD_H */

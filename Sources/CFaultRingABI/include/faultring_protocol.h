@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "faultring_pin.h"
+
 #define FAULTRING_PROTOCOL_VERSION 1u
 /** Largest message, header included; a larger one is refused with E2BIG. */
 #define FAULTRING_MSG_MAX 65536u
@@ -122,19 +124,12 @@ struct faultring_msg_add_source_reply {
 	uint32_t devices;
 };
 
-#ifndef FAULTRING_STATIC_ASSERT
-#ifdef __cplusplus
-#define FAULTRING_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
-#else
-#define FAULTRING_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
-#endif
-#endif
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_header) == 16, "header is 16 bytes");
-FAULTRING_STATIC_ASSERT(offsetof(struct faultring_msg_header, error) == 12, "error at 12");
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_attach) == 8, "attach is 8 bytes + ids");
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_attach_reply) == 16, "attach reply is 16 bytes");
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_detach) == 4, "detach is 4 bytes + ids");
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_add_source) == 8, "add_source is 8 bytes + ids");
-FAULTRING_STATIC_ASSERT(sizeof(struct faultring_msg_add_source_reply) == 8, "add_source reply is 8 bytes");
+FAULTRING_PIN_SIZE(faultring_msg_header, 16);
+FAULTRING_PIN(faultring_msg_header, error, 12);
+FAULTRING_PIN_SIZE(faultring_msg_attach, 8); /* + ids */
+FAULTRING_PIN_SIZE(faultring_msg_attach_reply, 16);
+FAULTRING_PIN_SIZE(faultring_msg_detach, 4); /* + ids */
+FAULTRING_PIN_SIZE(faultring_msg_add_source, 8); /* + ids */
+FAULTRING_PIN_SIZE(faultring_msg_add_source_reply, 8);
 
 #endif /* FAULTRING_PROTOCOL_H */
