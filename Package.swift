@@ -39,8 +39,8 @@ let package = Package(
         // responses) and faultring_protocol.h (control messages). C11/C++17,
         // no code; abi.c only compiles them so their static asserts run.
         .target(name: "CFaultRingABI"),
-        // The system calls Swift cannot express (memfd seals, eventfd,
-        // SCM_RIGHTS, SO_PEERCRED, signalfd), one convention: -errno.
+        // The system calls Swift cannot express (memfd seals, eventfd, timerfd,
+        // pipe2, SCM_RIGHTS, SO_PEERCRED, signalfd), one convention: -errno.
         .target(name: "CFaultRingSys"),
         // liburing behind plain functions; liburing.h stays inside the .c
         // (its _GNU_SOURCE clashes with SwiftGlibc, see Docs/ARCHITECTURE.md).

@@ -166,9 +166,10 @@ public struct AddSourceRequest: Sendable, Hashable {
     public var bytes: [UInt8] { le(kind) + le(UInt32(devices.count)) + devices.flatMap(le) }
 
     /// - Throws: EINVAL naming the field: short payload, count out of
-    ///   1...64, size disagreeing with the count, a duplicate or zero device.
+    ///   1...64, size disagreeing with the count, a duplicate device.
     public init(payload: [UInt8]) throws(ControlError) {
-        (kind, devices) = try DeviceList.parse(payload, command: "ADD_SOURCE")
+        // Device 0 is a valid vSID; the bound on ids is the service's (it keeps them in tables).
+        (kind, devices) = try DeviceList.parse(payload, command: "ADD_SOURCE", zeroAllowed: true)
     }
 }
 

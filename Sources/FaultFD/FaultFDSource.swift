@@ -62,16 +62,21 @@ public final class FaultFDSource: FaultSource {
     var unexpected: UInt64 = 0
     /// The next vEVENTQ sequence expected (nil before the first record).
     var expectedSequence: UInt32?
-    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    /// A whole number of 40-byte records: the kernel's fault-queue `read`
+    /// refuses a count that is not a multiple of the record size (ESPIPE).
+    var buffer = [UInt8](repeating: 0, count: 1638 * HWPTPageFault.size)
+    /// The peer refused our writes (EPIPE, ECONNRESET): the next read sees
+    /// the hang-up and removes the source.
+    var peerGone = false
 
     /// A source reading `fd` (owned from now on) as `kind`, serving `devices`.
     /// - Throws: `FaultFDError` if `fd` is not a `kind` descriptor, or a
-    ///   device id is 0 or repeated.
+    ///   device id is repeated or above `maxDeviceID`.
     public init(kind: FaultFDKind, fd: consuming OwnedFD, devices: [SourceDevice]) throws(FaultFDError) {
         try kind.validate(fd.descriptor)
         guard !devices.isEmpty else { throw FaultFDError(.badDevice, "a \(kind) must serve at least one device") }
-        guard Set(devices.map(\.id)).count == devices.count, !devices.contains(where: { $0.id == 0 }) else {
-            throw FaultFDError(.badDevice, "device ids \(devices.map(\.id)) must be non-zero and distinct")
+        guard Set(devices.map(\.id)).count == devices.count, devices.allSatisfy({ $0.id <= Self.maxDeviceID }) else {
+            throw FaultFDError(.badDevice, "device ids \(devices.map(\.id)) must be distinct and at most \(Self.maxDeviceID)")
         }
         self.kind = kind
         self.devices = devices
@@ -80,8 +85,17 @@ public final class FaultFDSource: FaultSource {
         self.fd = consume fd
     }
 
+    /// The largest device id a source may serve. The tracker keeps its
+    /// devices in a table indexed by id, so an id is bounded; iommufd object
+    /// ids and vSIDs are small (xarray ids, a guest's StreamIDs).
+    public static let maxDeviceID: UInt32 = 0xFFFF
+
     /// The descriptor, while it is open.
     public var descriptors: [Int32] { fd == nil ? [] : [raw] }
+
+    /// The descriptor's number, open or not: what the loop watches, so it
+    /// can stop watching even after the source has closed.
+    public var number: Int32 { raw }
 
     /// Whether the descriptor has closed.
     public var isClosed: Bool { fd == nil }
@@ -134,10 +148,16 @@ public final class FaultFDSource: FaultSource {
         }
     }
 
+    /// The descriptor hung up or failed: the owner removes the source (which
+    /// answers its groups while the descriptor is still open, then closes
+    /// it); with no owner, the source closes itself.
     func hangUp() {
         guard fd != nil else { return }
+        if let onClose {
+            self.onClose = nil
+            onClose(self)
+        }
         close()
-        onClose?(self)
     }
 
     func takeRequests(_ bytes: UnsafeRawBufferPointer, now: UInt64, into intake: any FaultIntake) {
@@ -170,7 +190,7 @@ public final class FaultFDSource: FaultSource {
                 continue
             }
             let request = record.pageRequest(timestampNS: now)
-            guard record.isLastPage else {
+            guard record.isLastPage, !request.isStopMarker else {  // a stop marker is owed no answer
                 intake.receive(request, now: now)
                 continue
             }
@@ -255,13 +275,19 @@ public final class FaultFDSource: FaultSource {
         pending.append(HWPTPageResponse(cookie: cookie, code: completion.code))
     }
 
+    /// The most answers written by one `write` or `send` (32 KiB): well
+    /// under a SEQPACKET socket's send buffer and a device's read buffer.
+    public static let maxAnswersPerWrite = 4096
+
     /// Writes the batched answers: one `write` (kernel) or `send` (socket)
-    /// for all of them.
+    /// per `maxAnswersPerWrite`. Never re-entered, never blocks: a peer that
+    /// is gone (EPIPE) is noted and found by the next read.
     public func flush() {
         guard !pending.isEmpty else { return }
-        guard fd != nil else {
-            counts.answersNotWritten["closed", default: 0] += UInt64(pending.count)
+        guard fd != nil, !peerGone else {
+            counts.answersNotWritten[fd == nil ? "closed" : "peer gone", default: 0] += UInt64(pending.count)
             pending.removeAll()
+            counts.answersPending = 0
             return
         }
         var bytes: [UInt8] = []
@@ -269,15 +295,17 @@ public final class FaultFDSource: FaultSource {
         for response in pending { bytes += response.bytes }
         var start = 0
         while start < pending.count {
-            let want = (pending.count - start) * HWPTPageResponse.size
+            let count = Swift.min(pending.count - start, Self.maxAnswersPerWrite)
+            let want = count * HWPTPageResponse.size
             let n = bytes.withUnsafeBytes { b in
                 kind.isSocket
                     ? send(raw, b.baseAddress! + start * HWPTPageResponse.size, want, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
                     : write(raw, b.baseAddress! + start * HWPTPageResponse.size, want)
             }
             if n == want {
-                counts.answersWritten &+= UInt64(pending.count - start)
-                break
+                counts.answersWritten &+= UInt64(count)
+                start += count
+                continue
             }
             if n >= 0 {
                 guard n % HWPTPageResponse.size == 0, !kind.isSocket else {
@@ -307,7 +335,7 @@ public final class FaultFDSource: FaultSource {
                 return
             }
             counts.answersNotWritten[Errno(rawValue: error).description, default: 0] += UInt64(pending.count - start)
-            if error == EPIPE || error == ECONNRESET { hangUp() }
+            if error == EPIPE || error == ECONNRESET { peerGone = true }
             break
         }
         pending.removeAll(keepingCapacity: true)

@@ -3,9 +3,10 @@ import Glibc
 import Logging
 
 /// The service's event loop: waits for readable descriptors (listening
-/// socket, control connections, doorbells, signalfd) and runs a periodic
-/// tick, on io_uring (one-shot POLL_ADD, re-armed after each completion) or
-/// on poll(2). io_uring is preferred; it is often blocked in containers
+/// socket, control connections, doorbells, source descriptors, the signalfd
+/// and the one timerfd) and runs their handlers, on io_uring (one-shot
+/// POLL_ADD, re-armed after each completion) or on poll(2). There is no
+/// tick: the caller arms the timerfd for its next deadline. io_uring is preferred; it is often blocked in containers
 /// (seccomp, `kernel.io_uring_disabled`), so start-up probes it and falls
 /// back to poll, and says which in the log.
 public final class EventLoop {
@@ -106,12 +107,25 @@ public final class EventLoop {
         var ran = 0
         for event in events.prefix(Int(n)) {
             guard let watch = watches[event.token] else { continue }  // cancelled
+            if event.result < 0 {
+                // The poll itself failed (EBADF: the fd was closed under its
+                // watch). Re-arming would fail the same way at once, forever.
+                forget(watch.fd, "io_uring poll: \(String(cString: strerror(-event.result)))")
+                continue
+            }
             // Re-arm first: the handler may unwatch, which cancels the new poll.
             arm(ring, watch.fd, event.token)
             watch.handler()
             ran += 1
         }
         return ran
+    }
+
+    /// Drops a watch whose descriptor is no longer open, and says so: a bug
+    /// elsewhere (a close before unwatch), not something to spin on.
+    func forget(_ fd: Int32, _ why: String) {
+        logger.error("event loop: fd \(fd) is no longer watchable (\(why)); dropping its watch")
+        unwatch(fd)
     }
 
     func runOncePoll(_ timeout: Int32) -> Int {
@@ -125,6 +139,11 @@ public final class EventLoop {
         var ran = 0
         for (i, token) in order.enumerated() where fds[i].revents != 0 {
             guard let watch = watches[token] else { continue }  // unwatched by an earlier handler
+            if fds[i].revents & Int16(POLLNVAL) != 0 {
+                // Not an open descriptor: it would be reported at once, forever.
+                forget(watch.fd, "poll: POLLNVAL")
+                continue
+            }
             watch.handler()
             ran += 1
         }

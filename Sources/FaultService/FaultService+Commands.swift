@@ -116,8 +116,9 @@ extension FaultService {
         nextSourceID &+= 1
         session.sources.append(source)
         source.onClose = { [unowned self, unowned session] gone in remove(gone, of: session) }
-        loop.watch(source.descriptors[0]) { [unowned self, unowned source] in
-            pipeline.readable(source.descriptors.first ?? -1, of: source, now: Sys.monotonicNS)
+        loop.watch(source.number) { [unowned self, weak source] in
+            guard let source else { return }
+            pipeline.readable(source.number, of: source, now: Sys.monotonicNS)
         }
         logger.info("client pid \(session.pid) added a \(kind) for devices \(request.devices)")
         let reply = AddSourceReply(sourceID: nextSourceID, devices: UInt32(request.devices.count))
@@ -128,8 +129,8 @@ extension FaultService {
     /// devices' outstanding groups are answered INVALID, written back while
     /// the descriptor is still open, and the devices are forgotten.
     func remove(_ source: FaultFDSource, of session: Session) {
-        if let fd = source.descriptors.first { loop.unwatch(fd) }
-        pipeline.remove(source)
+        loop.unwatch(source.number)  // before the number can be closed and reused
+        pipeline.remove(source)  // answers its groups while the descriptor is open
         source.close()
         session.sources.removeAll { $0 === source }
         retiredSources.append((session.pid, source))

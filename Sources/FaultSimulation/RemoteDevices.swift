@@ -10,8 +10,9 @@ import PageRequests
 /// Simulated PRI devices on the far side of a device socket: what
 /// `faultring device` runs in its own process, and what a vfio-user server
 /// with ATS/PRI would do. They speak the iommufd fault-queue record
-/// protocol to the service: each group goes out as one packet of 40-byte
-/// `iommu_hwpt_pgfault` records with a cookie the device chose; answers
+/// protocol to the service: whole groups of 40-byte `iommu_hwpt_pgfault`
+/// records (several per packet, never one split across two), each group
+/// with a cookie the device chose; answers
 /// come back as 8-byte `iommu_hwpt_page_response {cookie, code}`.
 ///
 /// The device side's rules mirror the kernel's: an answer for an unknown
@@ -189,6 +190,9 @@ public final class RemoteDevices {
 
     func raiseDue(now: UInt64, period: UInt64) {
         var requests: [PageRequest] = []
+        // Groups raised in one pass travel together, several whole groups per
+        // packet, as a kernel fault-queue read returns them.
+        var batch: [UInt8] = []
         for d in devices.indices {
             var burst = 0
             while dueAt[d] <= now && burst < 64 {
@@ -206,12 +210,14 @@ public final class RemoteDevices {
                 if !last.isLastPage || last.isStopMarker { continue }  // abandoned or a lone stop marker: nothing owed
                 let cookie = nextCookie
                 nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
-                var packet: [UInt8] = []
                 for request in requests where !request.isStopMarker {
-                    packet += HWPTPageFault(request, cookie: cookie).bytes
+                    batch += HWPTPageFault(request, cookie: cookie).bytes
                 }
                 pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled)
-                unsent.append(packet)
+                if batch.count >= Self.maxPacketBytes {
+                    unsent.append(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
                 groupsSent += 1
                 if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
             }
@@ -219,7 +225,12 @@ public final class RemoteDevices {
             // the schedule is the schedule (no coordinated omission).
             if !options.measureLatency && dueAt[d] &+ period &* 64 < now { dueAt[d] = now }
         }
+        if !batch.isEmpty { unsent.append(batch) }
     }
+
+    /// Packets of whole groups stay under this size (well below a SEQPACKET
+    /// socket's send buffer and the service's read buffer).
+    static let maxPacketBytes = 16 * 1024
 
     func flushUnsent() {
         while let packet = unsent.first {

@@ -18,6 +18,10 @@ public struct SimulationSchedule: Sendable, Hashable {
     /// How requests and answers travel: generic structures, or raw SMMUv3 /
     /// VT-d records through the codecs.
     public var wire = HardwareWire.direct
+    /// With a rate: keep the schedule however far behind the devices fall
+    /// (open loop, for latency measurement: nothing is skipped). Off: a
+    /// device that fell behind catches up one burst at most.
+    public var openLoop = false
     /// Seed of the devices' choices (sizes, PASIDs, private data).
     public var seed: UInt64 = 0x5EED
 
@@ -93,7 +97,11 @@ public final class SimulatedDevices: FaultSource {
                 // Starts when first attached; a device that fell behind (blocked,
                 // or the loop was late) catches up by one burst at most.
                 let burst = UInt64(1e9 / rate) &* UInt64(schedule.groupsPerStep)
-                if dueAt[d] == 0 || dueAt[d] &+ burst < now { dueAt[d] = now &- Swift.min(now, dueAt[d] == 0 ? 0 : burst) }
+                if dueAt[d] == 0 {
+                    dueAt[d] = now
+                } else if !schedule.openLoop && dueAt[d] &+ burst < now {
+                    dueAt[d] = now &- Swift.min(now, burst)
+                }
             }
             for _ in 0..<schedule.groupsPerStep {
                 if let total = schedule.totalGroups, raised >= total { return }

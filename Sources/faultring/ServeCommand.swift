@@ -23,6 +23,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Simulated devices (ids 1...N; 0: none, only sources clients add).") var devices = 4
     @Option(help: "Page-request groups each attached simulated device raises per second (a timer, not a tick).")
     var rate: Double = 4000
+    @Flag(help: "Simulated devices keep their --rate schedule however far behind they fall (latency benchmarks).")
+    var openLoop = false
     @Option(help: "Spin this many microseconds looking for consumer answers before sleeping (0: sleep at once).")
     var pollUs: UInt64 = 0
     @Option(help: "Stop raising after this many groups per device.") var groupsPerDevice: UInt64?
@@ -79,6 +81,7 @@ struct ServeCommand: ParsableCommand {
         var schedule = SimulationSchedule()
         schedule.rate = rate
         schedule.groupsPerStep = 64
+        schedule.openLoop = openLoop
         schedule.groupsPerDevice = groupsPerDevice
         let simulated = SimulatedDevices(configs, schedule: schedule)
         guard let capture else { return (simulated, config) }

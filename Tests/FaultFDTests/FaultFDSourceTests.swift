@@ -109,6 +109,25 @@ func request(_ prgi: UInt32, last: Bool, device: UInt32 = 5, pasid: UInt32? = 3)
         #expect(bench.source.books().first?.unanswered == 0)
     }
 
+    /// Several whole groups in one packet (as one kernel read returns them)
+    /// are tracked and answered each under its own cookie; a stop marker
+    /// among them is owed nothing and is not booked as a group.
+    @Test func severalGroupsPerPacket() throws {
+        let bench = try Bench(kind: .deviceFaults)
+        let stop = PageRequest(deviceID: 5, pasid: 3, prgi: 0, permissions: [], address: 0, isLastPage: true)
+        bench.sendFromDevice(HWPTPageFault(request(1, last: true), cookie: 11).bytes
+                             + HWPTPageFault(stop, cookie: 99).bytes
+                             + HWPTPageFault(request(2, last: false), cookie: 12).bytes
+                             + HWPTPageFault(request(2, last: true), cookie: 12).bytes)
+        bench.readable()
+        #expect(bench.source.bookkeeping.groups == 2)
+        _ = try bench.consumerAnswers()
+        bench.pipeline.readResponses(bench.channel)
+        #expect(Set(bench.answersAtDevice()) == [HWPTPageResponse(cookie: 11, code: .success),
+                                                 HWPTPageResponse(cookie: 12, code: .success)])
+        #expect(bench.source.books().first?.unanswered == 0)
+    }
+
     /// Records that cannot be trusted still close their group: answered
     /// INVALID at once under their cookie, and counted by reason.
     @Test func foreignAndMalformedRecordsAreAnsweredInvalidAndCounted() throws {

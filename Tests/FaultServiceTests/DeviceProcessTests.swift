@@ -88,9 +88,10 @@ import VMMClient
     /// The device process dies (SIGKILL) with groups outstanding: the
     /// service answers every one of them INVALID (device removed), and its
     /// books for the source balance.
-    @Test func aKilledDeviceProcessLeavesTheServiceBalanced() throws {
-        let path = socketPath("device-killed")
-        let service = try startService(path, ["--devices", "0"])
+    @Test(arguments: ["io_uring", "poll"])
+    func aKilledDeviceProcessLeavesTheServiceBalanced(backend: String) throws {
+        let path = socketPath("device-killed-\(backend)")
+        let service = try startService(path, ["--devices", "0", "--backend", backend])
         let device = try Child(["device", "--socket-path", path, "--devices", "31", "--rate", "4000",
                                 "--wait-for-consumer", "--json"])
         var client: VMMClient?
@@ -112,6 +113,11 @@ import VMMClient
         #expect(books.answersBySource == ["device_removed": books.groups], "\(books)")
         #expect(stats.pageRequests.auto(.deviceRemoved) == books.groups)
         #expect(!stats.devices.contains { $0.id == 31 })  // forgotten
+        // And the service is idle again: the hung-up descriptor is no longer watched.
+        let before = try IdleTests.cpuSeconds(service.pid)
+        usleep(1_000_000)
+        let used = try IdleTests.cpuSeconds(service.pid) - before
+        #expect(used < 0.1, "after the device hung up the service used \(used) s of CPU in 1 s")
         client.close()
         service.signal(SIGTERM)
         #expect(service.finish().0 == 0)
@@ -120,9 +126,10 @@ import VMMClient
     /// The service dies (SIGKILL) with groups outstanding: the device sees
     /// the hang-up and answers every pending group INVALID itself, as the
     /// kernel does when a fault queue is destroyed; its ledger balances.
-    @Test func aKilledServiceLeavesTheDeviceBalanced() throws {
-        let path = socketPath("service-killed")
-        let service = try startService(path, ["--devices", "0"])
+    @Test(arguments: ["io_uring", "poll"])
+    func aKilledServiceLeavesTheDeviceBalanced(backend: String) throws {
+        let path = socketPath("service-killed-\(backend)")
+        let service = try startService(path, ["--devices", "0", "--backend", backend])
         let device = try Child(["device", "--socket-path", path, "--devices", "41", "--rate", "4000",
                                 "--wait-for-consumer", "--json"])
         var client: VMMClient?

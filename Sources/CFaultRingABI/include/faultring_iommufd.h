@@ -18,7 +18,8 @@
  * Fault queue (IOMMU_FAULT_QUEUE_ALLOC, read/write on the returned fd):
  * - read() returns whole page-request groups of struct faultring_hwpt_pgfault,
  *   the LAST_PAGE request last; never a partial group; 0 when nothing is
- *   queued (or the buffer cannot hold the next whole group). The kernel
+ *   queued (or the buffer cannot hold the next whole group). The count must
+ *   be a multiple of 40 bytes (-ESPIPE otherwise). The kernel
  *   assigns one cookie per group (>= 1, 32 bits).
  * - write() takes an array of struct faultring_hwpt_page_response; it stops
  *   at the first entry whose cookie is unknown (or code is not SUCCESS or
