@@ -100,7 +100,9 @@ def placement_b(load, polling):
 def placement_c(load, polling):
     path = f"{TMP}/fr-bench-c-{os.getpid()}.sock"
     rate = load / len(DEVICES) if load > 0 else 1e9
-    service = serve(path, ["--devices", "4", "--rate", str(rate), "--open-loop"] + (["--poll-us", "50"] if polling else []))
+    # Open loop for a fixed schedule; saturated has no schedule to keep.
+    open_loop = ["--open-loop"] if load > 0 else []
+    service = serve(path, ["--devices", "4", "--rate", str(rate)] + open_loop + (["--poll-us", "50"] if polling else []))
     vmm = subprocess.run(consume_args(path, polling), capture_output=True, text=True)
     s = stats(path)
     stop(service)

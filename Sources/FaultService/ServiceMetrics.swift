@@ -78,6 +78,19 @@ final class ServiceMetrics {
             count("faultring_queue_responses_rejected_total", "Response slots rejected as malformed", pid, value:
                   q.responsesRejectedTotal)
         }
+        for source in stats.sources {
+            let labels = [("pid", String(source.pid)), ("kind", source.kind)]
+            let b = source.books
+            count("faultring_source_groups_total", "Page-request groups a fault source read", labels, value: b.groups)
+            count("faultring_source_answers_written_total", "Answers written to a fault source", labels, value: b.answersWritten)
+            count("faultring_source_answers_refused_total", "Answers the kernel or device refused (EINVAL)", labels,
+                  value: b.answersRefused.values.reduce(0, +))
+            count("faultring_source_answers_not_written_total", "Answers a fault source could not take", labels,
+                  value: b.answersNotWritten.values.reduce(0, +))
+            count("faultring_source_events_lost_total", "vEVENTQ events lost before the service", labels, value: b.eventsLost)
+            count("faultring_source_malformed_total", "Records a fault source sent that did not decode", labels,
+                  value: b.malformed)
+        }
         return registry.emitToString()
     }
 }

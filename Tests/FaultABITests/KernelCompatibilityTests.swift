@@ -108,8 +108,11 @@ import Testing
         var source = "#include <linux/iommufd.h>\n#include <stddef.h>\n#include \"faultring_iommufd.h\"\n"
         source += checks.joined(separator: "\n") + "\n"
         if (try String(contentsOfFile: "/usr/include/linux/iommufd.h", encoding: .utf8)).contains("iommufd_vevent_header") {
-            source += "_Static_assert(sizeof(struct faultring_vevent_header) == sizeof(struct iommufd_vevent_header), \"vevent\");\n"
-            source += "_Static_assert(sizeof(struct faultring_iommu_veventq_alloc) == sizeof(struct iommu_veventq_alloc), \"veventq\");\n"
+            checks.removeAll()
+            same("faultring_vevent_header", "iommufd_vevent_header", ["flags", "sequence"])
+            same("faultring_iommu_veventq_alloc", "iommu_veventq_alloc",
+                 ["size", "flags", "viommu_id", "type", "veventq_depth", "out_veventq_id", "out_veventq_fd", "__reserved"])
+            source += checks.joined(separator: "\n") + "\n"
         }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-iommufd-\(getpid()).c")
         try source.write(to: file, atomically: true, encoding: .utf8)

@@ -153,9 +153,18 @@ FAULTRING_PIN(faultring_vevent_header, flags, 0);
 FAULTRING_PIN(faultring_vevent_header, sequence, 4);
 FAULTRING_PIN_SIZE(faultring_vevent_arm_smmuv3, 32);
 FAULTRING_PIN_SIZE(faultring_iommu_fault_alloc, 16);
+FAULTRING_PIN(faultring_iommu_fault_alloc, size, 0);
+FAULTRING_PIN(faultring_iommu_fault_alloc, flags, 4);
+FAULTRING_PIN(faultring_iommu_fault_alloc, out_fault_id, 8);
 FAULTRING_PIN(faultring_iommu_fault_alloc, out_fault_fd, 12);
 FAULTRING_PIN_SIZE(faultring_iommu_veventq_alloc, 32);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, size, 0);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, flags, 4);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, viommu_id, 8);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, type, 12);
 FAULTRING_PIN(faultring_iommu_veventq_alloc, veventq_depth, 16);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, out_veventq_id, 20);
 FAULTRING_PIN(faultring_iommu_veventq_alloc, out_veventq_fd, 24);
+FAULTRING_PIN(faultring_iommu_veventq_alloc, __reserved, 28);
 
 #endif /* FAULTRING_IOMMUFD_H */
