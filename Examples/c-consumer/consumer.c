@@ -146,12 +146,8 @@ int main(int argc, char **argv)
 				;
 			struct faultring_v2_response r = {
 				.argsz = sizeof r, .version = FAULTRING_RESP_VERSION_2, .code = FAULTRING_RESP_SUCCESS,
-				.cookie = rec.cookie,
+				.cookie = rec.cookie, /* ABI 2: the cookie alone names the group, NEEDS_PASID or not */
 			};
-			if (rec.flags & FAULTRING_V2_NEEDS_PASID) {
-				r.flags |= FAULTRING_RESP_PASID_VALID;
-				r.pasid = rec.pasid;
-			}
 			uint8_t *out = responses + (size_t)(resp_prod & (m - 1)) * 64;
 			memset(out, 0, 64);
 			memcpy(out, &r, sizeof r);

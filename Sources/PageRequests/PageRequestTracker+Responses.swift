@@ -5,10 +5,14 @@ extension PageRequestTracker {
     /// live group and completes it; or rejects it, counted by reason.
     ///
     /// ABI 2 matches by cookie; ABI 1 by (PASID, PRGI) among the channel's
-    /// devices. Then: the group must belong to this channel (else
-    /// `foreignDevice`); NEEDS_PASID requires the group's PASID in the
-    /// response and its absence forbids one; an ABI 2 PRGI, if given, must
-    /// match. FAILURE becomes INVALID unless `policy.passFailure`.
+    /// devices. Then the group must belong to this channel (else
+    /// `foreignDevice`), and:
+    /// - ABI 2: the cookie suffices, as in iommufd; a PASID or PRGI the
+    ///   response flags valid must be the group's (else `mismatch`);
+    /// - ABI 1, as the kernel's `iommu_page_response()`: a NEEDS_PASID group
+    ///   must get its PASID back (else `mismatch`); for any other group a
+    ///   PASID is ignored (accepted with the flag cleared).
+    /// FAILURE becomes INVALID unless `policy.passFailure`.
     @discardableResult
     public mutating func respond(
         _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion,
@@ -24,8 +28,17 @@ extension PageRequestTracker {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].group!.channel == channel else { return reject(.foreignDevice) }
         let last = slots[slotIndex].group!.last
-        if last.needsPASID ? response.pasid != last.pasid : response.pasid != nil { return reject(.mismatch) }
-        if abi == .v2, let prgi = response.prgi, prgi != last.prgi { return reject(.mismatch) }
+        if abi == .v1 {
+            // The kernel's iommu_page_response(): a group that needs its PASID
+            // back must get it; for any other group a PASID_VALID answer is
+            // taken with the flag cleared (the device is told no PASID).
+            if last.needsPASID && response.pasid != last.pasid { return reject(.mismatch) }
+        } else {
+            // The cookie alone names the group, as iommufd's does; a PASID or
+            // PRGI flagged valid is an extra check, and must then be the group's.
+            if let pasid = response.pasid, pasid != last.pasid { return reject(.mismatch) }
+            if let prgi = response.prgi, prgi != last.prgi { return reject(.mismatch) }
+        }
         var code = response.code
         if code == .failure {
             if policy.passFailure {

@@ -65,7 +65,10 @@ public struct AnswerScript: Sendable {
             out.foreign = right
             injected.foreign += 1
         }
-        if ConsumerBehaviour.hits(b.mismatchEvery, n) {
+        // A wrong PASID is a mismatch in ABI 2 (checked when flagged valid), and
+        // in ABI 1 only for a group that needs its PASID back (the kernel
+        // ignores the PASID of any other answer).
+        if ConsumerBehaviour.hits(b.mismatchEvery, n) && (cookies || request.needsPASID) {
             var wrong = right
             wrong.pasid = request.needsPASID ? (request.pasid ?? 0) ^ 0x55 : 7
             out.responses.append(wrong)

@@ -109,7 +109,7 @@
 /* ABI 2 record flags (faultring_v2_fault.flags); one namespace for all types. */
 #define FAULTRING_V2_PASID_VALID (1u << 0)      /* PAGE_REQ, DMA_UNRECOV */
 #define FAULTRING_V2_LAST_PAGE (1u << 1)        /* PAGE_REQ: closes the group */
-#define FAULTRING_V2_NEEDS_PASID (1u << 2)      /* PAGE_REQ: response must carry the PASID */
+#define FAULTRING_V2_NEEDS_PASID (1u << 2)      /* PAGE_REQ: the device wants its PASID back (the service echoes it; an ABI 2 answer needs only the cookie) */
 #define FAULTRING_V2_ADDR_VALID (1u << 3)       /* DMA_UNRECOV */
 #define FAULTRING_V2_FETCH_ADDR_VALID (1u << 4) /* DMA_UNRECOV */
 #define FAULTRING_V2_FLAGS_KNOWN 0x1Fu
