@@ -82,7 +82,7 @@ struct ConsumeCommand: ParsableCommand {
         } else {
             print("consume: \(summary.records) records, \(summary.groups) groups reinjected as \(format.rawValue) " +
                   "(\(summary.reinjectedBytes) bytes, \(summary.notRepresentable) not representable, " +
-                  "\(summary.undecodable) undecodable), answered \(summary.answered), unanswered \(summary.unanswered), " +
+                  "\(summary.undecodable) undecodable), answered (\(Tally(summary.answered))), unanswered \(summary.unanswered), " +
                   "lost \(summary.lostReported), reconnects \(summary.reconnects), " +
                   "\(String(format: "%.2f", summary.seconds)) s")
         }

@@ -83,15 +83,15 @@ struct DemoCommand: ParsableCommand {
 
     static func describe(_ r: LoopbackReport) -> String {
         let t = r.tracker
-        let sources = r.answersBySource.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        let rejections = t.rejections.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let sources = Tally(r.answersBySource)
+        let rejections = Tally(t.rejections)
         return """
             demo: \(r.groupsIssued) groups on \(r.config.queues) queues x \(r.config.devicesPerQueue) devices, \
             ABI v\(r.config.abi), wire \(r.config.wire.rawValue), \(String(format: "%.2f", r.seconds)) s, \
             \(String(format: "%.2f", r.groupsPerSecond / 1e6)) M groups/s
               answered \(r.groupsAnswered): \(sources)
               device retries after SUCCESS \(r.retries)
-              rejected responses: \(rejections.isEmpty ? "none" : rejections)
+              rejected responses: \(rejections)
               FAILURE turned INVALID \(t.failureConverted); PRGI reused \(t.prgiReused); partial requests discarded \
             \(t.partialsDiscarded); stop markers \(t.stopMarkers); allocation exceeded \(t.allocationExceeded)
               injected: duplicate \(r.injected.duplicate), late \(r.injected.late), unknown \(r.injected.unknown), \

@@ -98,10 +98,12 @@ struct DeviceCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
+            var table = TextTable("device", "issued", "answered", "by", "unanswered", "unexpected", "wrong")
             for d in report.devices {
-                print("device \(d.id): issued \(d.issued), answered \(d.answered) \(d.answersBySource), " +
-                      "unanswered \(d.unanswered), unexpected \(d.unexpected), wrong \(d.wrong)")
+                table.add(String(d.id), String(d.issued), String(d.answered), Tally(d.answersBySource).description,
+                          String(d.unanswered), String(d.unexpected), String(d.wrong))
             }
+            print(table.render(indent: ""))
             print("unknown cookies \(report.unknownCookies), malformed answers \(report.malformedAnswers), " +
                   "events sent \(report.eventsSent) (lost on purpose \(report.eventsLost)), " +
                   "service hung up: \(report.serviceHungUp)")

@@ -50,7 +50,7 @@ struct ReplayCommand: ParsableCommand {
                 print("\(verdict.passed ? "PASS" : "FAIL") \(file) (\(verdict.name), \(verdict.events) events, " +
                       "\(String(format: "%.2f", verdict.seconds)) s)")
                 if let o = verdict.outcome {
-                    print("  got: \(o.groups.count) groups answered, auto \(o.auto), rejections \(o.rejections), " +
+                    print("  got: \(o.groups.count) groups answered, automatic answers (\(Tally(o.auto))), rejections (\(Tally(o.rejections))), " +
                           "lost \(o.lostRecords), faults delivered \(o.faultsDelivered)")
                 }
                 for difference in verdict.differences { print("  difference: \(difference)") }

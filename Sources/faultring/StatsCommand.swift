@@ -24,21 +24,25 @@ struct StatsCommand: ParsableCommand {
         let pr = stats.pageRequests
         print("service (\(stats.eventLoop), up \(String(format: "%.1f", stats.uptimeSeconds)) s): " +
               "\(pr.groupsClosed) groups, \(pr.completedByConsumer) answered by consumers, " +
-              "auto \(pr.autoResponses), rejected \(pr.rejections), protocol errors \(stats.protocolErrors)")
+              "automatic answers (\(Tally(pr.autoResponses))), rejected (\(Tally(pr.rejections))), protocol errors \(stats.protocolErrors)")
         if let latency = stats.latency {
-            print("  consumer-answered latency: p50 \(latency.p50) ns, p90 \(latency.p90) ns, p99 \(latency.p99) ns, " +
-                  "p99.9 \(latency.p999) ns, max \(latency.max) ns")
+            func us(_ ns: UInt64) -> String { String(format: "%.1f µs", Double(ns) / 1000) }
+            print("  consumer-answered latency (\(latency.count) groups): p50 \(us(latency.p50)), p90 \(us(latency.p90)), " +
+                  "p99 \(us(latency.p99)), p99.9 \(us(latency.p999)), max \(us(latency.max))")
         }
-        for device in stats.devices {
-            print("  device \(device.id): issued \(device.issued), answered \(device.answered), unanswered \(device.unanswered), " +
-                  "answered twice \(device.answeredTwiceOrUnknown), wrong \(device.wrong)" +
-                  (device.attachedTo.map { ", attached to pid \($0)" } ?? ""))
+        if !stats.devices.isEmpty {
+            var table = TextTable("device", "issued", "answered", "unanswered", "answered twice", "wrong", "attached to pid")
+            for d in stats.devices {
+                table.add(String(d.id), String(d.issued), String(d.answered), String(d.unanswered),
+                          String(d.answeredTwiceOrUnknown), String(d.wrong), d.attachedTo.map(String.init) ?? "-")
+            }
+            print(table.render())
         }
         for source in stats.sources {
             let b = source.books
-            print("  \(source.kind) of pid \(source.pid) (devices \(source.devices)\(source.removed ? ", gone" : "")): " +
-                  "\(b.groups) groups read, \(b.answersWritten) answers written \(b.answersBySource), refused \(b.answersRefused), " +
-                  "not written \(b.answersNotWritten), events \(b.events) (lost upstream \(b.eventsLost)), " +
+            print("  \(source.kind) of pid \(source.pid) (devices \(source.devices.map(String.init).joined(separator: ", "))\(source.removed ? "; gone" : "")): " +
+                  "\(b.groups) groups read, \(b.answersWritten) answers written (\(Tally(b.answersBySource))), refused (\(Tally(b.answersRefused))), " +
+                  "not written (\(Tally(b.answersNotWritten))), events \(b.events) (lost upstream \(b.eventsLost)), " +
                   "malformed \(b.malformed), foreign \(b.foreignDevice)")
         }
     }
