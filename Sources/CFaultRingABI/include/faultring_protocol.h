@@ -14,7 +14,7 @@
 #include "faultring_pin.h"
 
 #define FAULTRING_PROTOCOL_VERSION 1u
-/** Largest message, header included; a larger one is refused with E2BIG. */
+/** Largest message, header included; a larger one is refused with EMSGSIZE. */
 #define FAULTRING_MSG_MAX 65536u
 /** Descriptors that travel with one message (SCM_RIGHTS). */
 #define FAULTRING_MSG_FDS_MAX 4u
