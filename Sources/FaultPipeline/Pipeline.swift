@@ -173,7 +173,17 @@ public final class Pipeline: FaultIntake {
     func read(_ channel: ChannelID) {
         guard let queue = queue(channel), let abi = queue.abi else { return }
         queue.readResponses { result in
-            tracker.respond(result, channel: channel, abi: abi) { complete($0) }
+            let verdict = tracker.respond(result, channel: channel, abi: abi) { complete($0) }
+            switch verdict {
+            case .completed: queue.countMatch(.completed)
+            case .rejected(.malformed): break  // counted by the queue's slot validation
+            case .rejected(.unknown): queue.countMatch(.unknown)
+            case .rejected(.duplicate): queue.countMatch(.duplicate)
+            case .rejected(.late): queue.countMatch(.late)
+            case .rejected(.stale): queue.countMatch(.stale)
+            case .rejected(.foreignDevice): queue.countMatch(.foreignDevice)
+            case .rejected(.mismatch): queue.countMatch(.mismatch)
+            }
         }
     }
 

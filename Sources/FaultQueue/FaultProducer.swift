@@ -317,6 +317,13 @@ extension FaultProducer {
         }
     }
 
+    /// Counts what a valid response did when the service matched it, in
+    /// the queue's shared counters, so the consumer sees its own mistakes
+    /// without asking for STATS.
+    public func countMatch(_ outcome: ResponseMatch) {
+        counters.add(QueueCounters.Offset.match(outcome))
+    }
+
     /// Accounts for `count` records lost before they reached this producer
     /// (a vEVENTQ overflow upstream) exactly as for its own drops: the
     /// header counter, and in ABI 2 a LOST record and a sequence gap.
@@ -594,7 +601,7 @@ extension FaultProducer {
             let slot = responseRing + Int(index & responseMask) * ABILayout.responseSlotSize
             let result = PageResponse.validate(slot: slot, abi: abi)
             switch result {
-            case .success: counters.add(QueueCounters.Offset.responsesAccepted)
+            case .success: counters.add(QueueCounters.Offset.responsesValid)
             case .failure(let rejection): counters.add(QueueCounters.Offset.rejection(rejection.reason))
             }
             body(result)

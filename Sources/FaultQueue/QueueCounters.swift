@@ -11,8 +11,8 @@ public struct QueueCounters: Sendable, Hashable, Codable {
     public var groupsOverflowed: UInt64 = 0
     /// Eventfd writes to a sleeping consumer.
     public var doorbellsRung: UInt64 = 0
-    /// Response slots that passed validation.
-    public var responsesAccepted: UInt64 = 0
+    /// Response slots that passed slot validation (matching is `responsesMatched`).
+    public var responsesValid: UInt64 = 0
     /// Publish attempts before negotiation (nothing was written).
     public var publishRefused: UInt64 = 0
     /// Times the fault-ring consumer index moved backwards or past the producer index (ignored).
@@ -27,6 +27,10 @@ public struct QueueCounters: Sendable, Hashable, Codable {
     public var badFeatureRequests: UInt64 = 0
     /// Rejected response slots by reason (`ResponseRejection.Reason.rawValue`).
     public var responsesRejected: [String: UInt64] = [:]
+    /// What the valid responses did, by `ResponseMatch.rawValue`: completed
+    /// their group, or were rejected as unknown, duplicate, late, stale,
+    /// foreign_device or mismatch.
+    public var responsesMatched: [String: UInt64] = [:]
 
     /// All counters zero.
     public init() {}
@@ -39,13 +43,25 @@ public struct QueueCounters: Sendable, Hashable, Codable {
         @usableFromInline static let recordsLost = MemoryLayout<faultring_counters>.offset(of: \.records_lost)!
         @usableFromInline static let groupsOverflowed = MemoryLayout<faultring_counters>.offset(of: \.groups_overflowed)!
         @usableFromInline static let doorbellsRung = MemoryLayout<faultring_counters>.offset(of: \.doorbells_rung)!
-        @usableFromInline static let responsesAccepted = MemoryLayout<faultring_counters>.offset(of: \.responses_accepted)!
+        @usableFromInline static let responsesValid = MemoryLayout<faultring_counters>.offset(of: \.responses_valid)!
         @usableFromInline static let publishRefused = MemoryLayout<faultring_counters>.offset(of: \.publish_refused)!
         @usableFromInline static let badConsumerIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_consumer_index)!
         @usableFromInline static let badResponseIndex = MemoryLayout<faultring_counters>.offset(of: \.bad_response_index)!
         @usableFromInline static let renegotiations = MemoryLayout<faultring_counters>.offset(of: \.renegotiations)!
         @usableFromInline static let badABIRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_abi_requests)!
         @usableFromInline static let badFeatureRequests = MemoryLayout<faultring_counters>.offset(of: \.bad_feature_requests)!
+
+        @usableFromInline static func match(_ outcome: ResponseMatch) -> Int {
+            switch outcome {
+            case .completed: return MemoryLayout<faultring_counters>.offset(of: \.match_completed)!
+            case .unknown: return MemoryLayout<faultring_counters>.offset(of: \.match_unknown)!
+            case .duplicate: return MemoryLayout<faultring_counters>.offset(of: \.match_duplicate)!
+            case .late: return MemoryLayout<faultring_counters>.offset(of: \.match_late)!
+            case .stale: return MemoryLayout<faultring_counters>.offset(of: \.match_stale)!
+            case .foreignDevice: return MemoryLayout<faultring_counters>.offset(of: \.match_foreign_device)!
+            case .mismatch: return MemoryLayout<faultring_counters>.offset(of: \.match_mismatch)!
+            }
+        }
 
         @usableFromInline static func rejection(_ reason: ResponseRejection.Reason) -> Int {
             switch reason {
@@ -65,7 +81,7 @@ public struct QueueCounters: Sendable, Hashable, Codable {
         recordsLost = shared.load(Offset.recordsLost)
         groupsOverflowed = shared.load(Offset.groupsOverflowed)
         doorbellsRung = shared.load(Offset.doorbellsRung)
-        responsesAccepted = shared.load(Offset.responsesAccepted)
+        responsesValid = shared.load(Offset.responsesValid)
         publishRefused = shared.load(Offset.publishRefused)
         badConsumerIndex = shared.load(Offset.badConsumerIndex)
         badResponseIndex = shared.load(Offset.badResponseIndex)
@@ -75,6 +91,9 @@ public struct QueueCounters: Sendable, Hashable, Codable {
         for reason in ResponseRejection.Reason.allCases {
             responsesRejected[reason.rawValue] = shared.load(Offset.rejection(reason))
         }
+        for outcome in ResponseMatch.allCases {
+            responsesMatched[outcome.rawValue] = shared.load(Offset.match(outcome))
+        }
     }
 
     /// Rejected response slots of one reason.
@@ -82,4 +101,23 @@ public struct QueueCounters: Sendable, Hashable, Codable {
 
     /// All response slots rejected, whatever the reason.
     public var responsesRejectedTotal: UInt64 { responsesRejected.values.reduce(0, +) }
+}
+
+/// What a valid response did when the service matched it, as the queue's
+/// shared counters report it to the consumer (`match_*`).
+public enum ResponseMatch: String, Sendable, Hashable, CaseIterable, Codable {
+    /// It completed its group.
+    case completed
+    /// It named no group ever issued here.
+    case unknown
+    /// Its group had already been answered by a consumer.
+    case duplicate
+    /// Its group had been answered INVALID at its timeout.
+    case late
+    /// Its group had been answered otherwise, or too long ago to tell.
+    case stale
+    /// Its group belongs to a device on another queue.
+    case foreignDevice = "foreign_device"
+    /// Its flagged PASID or PRGI is not the group's.
+    case mismatch
 }

@@ -75,6 +75,10 @@ final class ServiceMetrics {
             count("faultring_queue_records_lost_total", "Records dropped for a full fault ring", pid, value: q.recordsLost)
             count("faultring_queue_groups_overflowed_total", "Groups that did not fit whole and were answered INVALID",
                   pid, value: q.groupsOverflowed)
+            for (outcome, n) in q.responsesMatched {
+                count("faultring_queue_responses_matched_total", "Valid responses by what they did when matched",
+                      pid + [("outcome", outcome)], value: n)
+            }
             count("faultring_queue_responses_rejected_total", "Response slots rejected as malformed", pid, value:
                   q.responsesRejectedTotal)
         }

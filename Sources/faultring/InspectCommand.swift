@@ -59,11 +59,12 @@ struct InspectCommand: ParsableCommand {
         let rows: [(String, UInt64)] = [
             ("records_published", c.recordsPublished), ("records_lost", c.recordsLost),
             ("groups_overflowed", c.groupsOverflowed), ("doorbells_rung", c.doorbellsRung),
-            ("responses_accepted", c.responsesAccepted), ("publish_refused", c.publishRefused),
+            ("responses_valid", c.responsesValid), ("publish_refused", c.publishRefused),
             ("bad_consumer_index", c.badConsumerIndex), ("bad_response_index", c.badResponseIndex),
             ("renegotiations", c.renegotiations), ("bad_abi_requests", c.badABIRequests),
             ("bad_feature_requests", c.badFeatureRequests),
         ] + c.responsesRejected.sorted { $0.key < $1.key }.map { ("resp_\($0.key)", $0.value) }
+          + ResponseMatch.allCases.map { ("match_\($0.rawValue)", c.responsesMatched[$0.rawValue] ?? 0) }
         print("  counters")
         for (name, value) in rows { print("    \(name.padding(toLength: 24, withPad: " ", startingAt: 0)) \(value)") }
     }

@@ -98,7 +98,7 @@ import Testing
         #expect(answered.count == Int(groups))
         #expect(answered.values.allSatisfy { $0 == 1 })
         #expect(rejected == 0)
-        #expect(producer2.countersSnapshot.responsesAccepted == groups)
+        #expect(producer2.countersSnapshot.responsesValid == groups)
         #expect(published == total)
     }
 

@@ -94,7 +94,7 @@ import Testing
         let counters = pair.producer.countersSnapshot
         #expect(counters.rejected(reason) == 1)
         #expect(counters.responsesRejectedTotal == 1)
-        #expect(counters.responsesAccepted == 1)
+        #expect(counters.responsesValid == 1)
         try Self.stillWorks(pair)
     }
 

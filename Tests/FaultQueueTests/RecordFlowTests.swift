@@ -69,7 +69,7 @@ import Testing
             #expect(n == 4)
         }
         #expect(received.map(\.cookie) == (0..<40).map(UInt64.init))
-        #expect(pair.producer.countersSnapshot.responsesAccepted == 40)
+        #expect(pair.producer.countersSnapshot.responsesValid == 40)
     }
 }
 

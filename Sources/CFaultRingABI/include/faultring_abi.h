@@ -144,7 +144,8 @@
  * @groups_overflowed:  16  page-request groups that did not fit whole and were
  *                          answered INVALID at once (by the page-request layer)
  * @doorbells_rung:     24  eventfd writes to a sleeping consumer
- * @responses_accepted: 32  response slots that passed validation
+ * @responses_valid:    32  response slots that passed slot validation (whether
+ *                          they then matched a group is counted by match_*)
  * @publish_refused:    40  publish attempts before negotiation (not written)
  * @bad_consumer_index: 48  fault-ring consumer index moved backwards or
  *                          beyond the producer index (ignored)
@@ -162,14 +163,23 @@
  *                          grpid without its VALID flag)
  * @resp_bad_code:      128 code not SUCCESS, INVALID or FAILURE
  * @resp_out_of_range:  136 pasid > 20 bits or grpid > 9 bits
- * @reserved:           144 zero
+ * @match_completed:    144 valid responses that completed their group
+ * @match_unknown:      152 ... that named no group ever issued here
+ * @match_duplicate:    160 ... for a group a consumer had already answered
+ * @match_late:         168 ... for a group answered INVALID at its timeout
+ * @match_stale:        176 ... for a group answered otherwise (overflow,
+ *                          detach, removal) or too long ago to tell
+ * @match_foreign_device: 184 ... for a group of a device on another queue
+ * @match_mismatch:     192 ... whose flagged PASID or PRGI is not the group's
+ *                          (or, ABI 1, a NEEDS_PASID group's missing PASID)
+ * @reserved:           200 zero
  */
 struct faultring_counters {
 	uint64_t records_published;
 	uint64_t records_lost;
 	uint64_t groups_overflowed;
 	uint64_t doorbells_rung;
-	uint64_t responses_accepted;
+	uint64_t responses_valid;
 	uint64_t publish_refused;
 	uint64_t bad_consumer_index;
 	uint64_t bad_response_index;
@@ -183,7 +193,14 @@ struct faultring_counters {
 	uint64_t resp_reserved_nonzero;
 	uint64_t resp_bad_code;
 	uint64_t resp_out_of_range;
-	uint64_t reserved[14];
+	uint64_t match_completed;
+	uint64_t match_unknown;
+	uint64_t match_duplicate;
+	uint64_t match_late;
+	uint64_t match_stale;
+	uint64_t match_foreign_device;
+	uint64_t match_mismatch;
+	uint64_t reserved[7];
 };
 
 /**
@@ -490,7 +507,9 @@ FAULTRING_PIN(faultring_counters, records_published, 0);
 FAULTRING_PIN(faultring_counters, records_lost, 8);
 FAULTRING_PIN(faultring_counters, groups_overflowed, 16);
 FAULTRING_PIN(faultring_counters, doorbells_rung, 24);
-FAULTRING_PIN(faultring_counters, responses_accepted, 32);
+FAULTRING_PIN(faultring_counters, responses_valid, 32);
+FAULTRING_PIN(faultring_counters, match_completed, 144);
+FAULTRING_PIN(faultring_counters, match_mismatch, 192);
 FAULTRING_PIN(faultring_counters, publish_refused, 40);
 FAULTRING_PIN(faultring_counters, bad_consumer_index, 48);
 FAULTRING_PIN(faultring_counters, bad_response_index, 56);
