@@ -351,7 +351,7 @@ public final class FaultFDSource: FaultSource {
             let done = bySource.values.reduce(0, +)
             let raised = issued[device.id] ?? 0
             return DeviceBooks(id: device.id, issued: raised, answered: done,
-                               unanswered: Int(clamping: raised > done ? raised - done : 0),
+                               outstanding: Int(clamping: raised > done ? raised - done : 0),
                                unexpected: device.id == devices[0].id ? unexpected : 0, wrong: 0,
                                answersBySource: bySource)
         }

@@ -64,7 +64,7 @@ public struct LoopbackReport: Sendable, Codable {
     /// Answers that matched a waiting group.
     public var groupsAnswered: UInt64 = 0
     /// Groups still waiting for an answer at the end.
-    public var unanswered: Int = 0
+    public var outstanding: Int = 0
     /// Answers for no waiting group: a second answer, or one never issued.
     public var answeredTwiceOrUnknown: UInt64 = 0
     /// Wrong PASIDs or private data in answers, one count per wrong field.
@@ -182,7 +182,7 @@ public struct LoopbackHarness {
             pipeline.serviceQueues(now: now)
             if progressEvery > 0 && steps % progressEvery == 0 { progress(devices.raised, pipeline.tracker.snapshot) }
             if devices.doneRaising {
-                if (devices.unanswered == 0 && responders.allSatisfy(\.idle)) || drainSteps > drainLimit { break }
+                if (devices.outstanding == 0 && responders.allSatisfy(\.idle)) || drainSteps > drainLimit { break }
             }
         }
         // Anything left is answered on the way out, like a service shutdown.
@@ -199,7 +199,7 @@ public struct LoopbackHarness {
             let ledger = device.ledger
             report.groupsIssued += ledger.issued
             report.groupsAnswered += ledger.answered
-            report.unanswered += ledger.unanswered
+            report.outstanding += ledger.outstanding
             report.answeredTwiceOrUnknown += ledger.unexpected
             report.wrongAnswers += ledger.wrong
             report.retries += device.retries
@@ -217,7 +217,7 @@ public struct LoopbackHarness {
     static func check(_ r: LoopbackReport) -> [String] {
         var problems: [String] = []
         func expect(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { problems.append(what()) } }
-        expect(r.unanswered == 0, "\(r.unanswered) groups never answered")
+        expect(r.outstanding == 0, "\(r.outstanding) groups never answered")
         expect(r.answeredTwiceOrUnknown == 0, "\(r.answeredTwiceOrUnknown) answers for no outstanding group")
         expect(r.wrongAnswers == 0, "\(r.wrongAnswers) answers with wrong PASID or private data")
         expect(r.groupsAnswered == r.groupsIssued, "answered \(r.groupsAnswered) of \(r.groupsIssued)")

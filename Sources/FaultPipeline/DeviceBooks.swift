@@ -10,7 +10,7 @@ public struct DeviceBooks: Codable, Sendable, Hashable {
     /// Groups answered (once each).
     public var answered: UInt64
     /// Groups raised and not answered yet.
-    public var unanswered: Int
+    public var outstanding: Int
     /// Answers for no waiting group (a second answer, or never issued).
     public var unexpected: UInt64
     /// Answers with the wrong PASID or private data.
@@ -19,12 +19,12 @@ public struct DeviceBooks: Codable, Sendable, Hashable {
     public var answersBySource: [String: UInt64]
 
     /// Books with these counts.
-    public init(id: UInt32, issued: UInt64, answered: UInt64, unanswered: Int, unexpected: UInt64, wrong: UInt64,
+    public init(id: UInt32, issued: UInt64, answered: UInt64, outstanding: Int, unexpected: UInt64, wrong: UInt64,
                 answersBySource: [String: UInt64]) {
         self.id = id
         self.issued = issued
         self.answered = answered
-        self.unanswered = unanswered
+        self.outstanding = outstanding
         self.unexpected = unexpected
         self.wrong = wrong
         self.answersBySource = answersBySource

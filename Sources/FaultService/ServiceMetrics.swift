@@ -64,8 +64,12 @@ final class ServiceMetrics {
         for device in stats.devices {
             let id = [("device", String(device.id))]
             count("faultring_device_groups_issued_total", "Groups a device raised", id, value: device.issued)
-            level("faultring_device_groups_unanswered", "Groups a device raised and not answered yet", id, value:
-                  Double(device.unanswered))
+            for (source, n) in device.answersBySource {
+                count("faultring_device_groups_answered_total", "Groups a device got its one answer for, by who answered",
+                      id + [("source", source)], value: n)
+            }
+            level("faultring_device_groups_outstanding", "Groups a device raised and not answered yet", id, value:
+                  Double(device.outstanding))
         }
         for client in stats.clients {
             guard let q = client.queue else { continue }

@@ -29,7 +29,7 @@ public struct ServiceStats: Codable, Sendable {
         /// Groups answered (once each).
         public var answered: UInt64
         /// Groups raised and not answered yet.
-        public var unanswered: Int
+        public var outstanding: Int
         /// Answers for no waiting group: a second answer, or one for a group never issued.
         public var answeredTwiceOrUnknown: UInt64
         /// Answers with the wrong PASID or private data.
@@ -103,7 +103,7 @@ extension FaultService {
             pageRequests: pipeline.tracker.snapshot,
             devices: pipeline.sources.flatMap { $0.books() }.sorted { $0.id < $1.id }.map { d in
                 .init(id: d.id, attachedTo: owner[d.id].flatMap { sessions[$0]?.pid }, issued: d.issued,
-                      answered: d.answered, unanswered: d.unanswered, answeredTwiceOrUnknown: d.unexpected,
+                      answered: d.answered, outstanding: d.outstanding, answeredTwiceOrUnknown: d.unexpected,
                       wrong: d.wrong, answersBySource: d.answersBySource)
             },
             protocolErrors: metrics.protocolErrorCount,

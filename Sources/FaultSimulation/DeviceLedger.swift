@@ -7,7 +7,7 @@ import PageRequests
 /// It checks each answer against what it sent — right PRG index, right
 /// PASID (echoed only with NEEDS_PASID), right private data — and that each
 /// group is answered exactly once. `balanced` says whether anything is
-/// unanswered, answered twice, or answered wrongly.
+/// outstanding, answered twice, or answered wrongly.
 public struct DeviceLedger: Sendable {
     struct Issued: Sendable {
         var pasid: UInt32?
@@ -92,14 +92,14 @@ public struct DeviceLedger: Sendable {
     public func isWaiting(prgi: UInt32) -> Bool { waiting.isWaiting(prgi: prgi) }
 
     /// Groups issued and not answered yet.
-    public var unanswered: Int { waiting.count }
+    public var outstanding: Int { waiting.count }
 
     /// True when every issued group was answered exactly once, correctly.
-    public var balanced: Bool { unanswered == 0 && unexpected == 0 && wrong == 0 && answered == issued }
+    public var balanced: Bool { outstanding == 0 && unexpected == 0 && wrong == 0 && answered == issued }
 
     /// The books as the pipeline reports them (stats, summaries).
     public func books(device: UInt32) -> DeviceBooks {
-        DeviceBooks(id: device, issued: issued, answered: answered, unanswered: unanswered, unexpected: unexpected,
+        DeviceBooks(id: device, issued: issued, answered: answered, outstanding: outstanding, unexpected: unexpected,
                     wrong: wrong, answersBySource: bySource)
     }
 

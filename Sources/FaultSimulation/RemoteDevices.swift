@@ -48,7 +48,7 @@ public final class RemoteDevices {
 
     /// What the device side saw: each device's ledger, and the protocol's counts.
     public struct Report: Codable, Sendable {
-        /// Per device: issued, answered, unanswered, answers by source (`service`, `closed`), problems.
+        /// Per device: issued, answered, outstanding, answers by source (`service`, `closed`), problems.
         public var devices: [DeviceBooks] = []
         /// Answers whose cookie named no pending group (refused, reported back).
         public var unknownCookies: UInt64 = 0
@@ -68,7 +68,7 @@ public final class RemoteDevices {
         public var latency: LatencySummary?
         /// Every group answered exactly once, correctly, and nothing refused.
         public var balanced: Bool {
-            devices.allSatisfy { $0.unanswered == 0 && $0.unexpected == 0 && $0.wrong == 0 && $0.answered == $0.issued }
+            devices.allSatisfy { $0.outstanding == 0 && $0.unexpected == 0 && $0.wrong == 0 && $0.answered == $0.issued }
         }
     }
 
@@ -121,7 +121,7 @@ public final class RemoteDevices {
     }
 
     /// How long, once raising has stopped, the devices wait for the answers
-    /// still owed before they report (what is still pending then is unanswered).
+    /// still owed before they report (what is still pending then is outstanding).
     public static let answerGraceNS: UInt64 = 5_000_000_000
 
     /// Whether every device has raised its `groupsPerDevice`.

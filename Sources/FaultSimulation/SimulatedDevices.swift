@@ -80,7 +80,7 @@ public final class SimulatedDevices: FaultSource {
     }
 
     /// Groups issued and not answered yet, over all devices.
-    public var unanswered: Int { simulated.reduce(0) { $0 + $1.ledger.unanswered } }
+    public var outstanding: Int { simulated.reduce(0) { $0 + $1.ledger.outstanding } }
 
     /// Whether every schedule limit is reached (or raising was stopped).
     public var doneRaising: Bool {

@@ -97,7 +97,7 @@ struct DemoCommand: ParsableCommand {
               injected: duplicate \(r.injected.duplicate), late \(r.injected.late), unknown \(r.injected.unknown), \
             stale \(r.injected.stale), foreign \(r.injected.foreign), mismatch \(r.injected.mismatch), \
             failure \(r.injected.failure), ring stalls \(r.injected.stalls) (8 steps each)
-              ledger: unanswered \(r.unanswered), answered twice or unknown \(r.answeredTwiceOrUnknown), \
+              ledger: outstanding \(r.outstanding), answered twice or unknown \(r.answeredTwiceOrUnknown), \
             wrong \(r.wrongAnswers)
               verdict: \(r.balanced ? "every group answered exactly once; every injected fault counted" : r.problems.joined(separator: "; "))
             """

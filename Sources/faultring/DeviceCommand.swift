@@ -98,10 +98,10 @@ struct DeviceCommand: ParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            var table = TextTable("device", "issued", "answered", "by", "unanswered", "unexpected", "wrong")
+            var table = TextTable("device", "issued", "answered", "by", "outstanding", "unexpected", "wrong")
             for d in report.devices {
                 table.add(String(d.id), String(d.issued), String(d.answered), Tally(d.answersBySource).description,
-                          String(d.unanswered), String(d.unexpected), String(d.wrong))
+                          String(d.outstanding), String(d.unexpected), String(d.wrong))
             }
             print(table.render(indent: ""))
             print("unknown cookies \(report.unknownCookies), malformed answers \(report.malformedAnswers), " +

@@ -31,10 +31,12 @@ struct StatsCommand: ParsableCommand {
                   "p99 \(us(latency.p99)), p99.9 \(us(latency.p999)), max \(us(latency.max))")
         }
         if !stats.devices.isEmpty {
-            var table = TextTable("device", "issued", "answered", "unanswered", "answered twice", "wrong", "attached to pid")
+            var table = TextTable("device", "issued", "answered", "by", "outstanding", "answered twice", "wrong",
+                                  "attached to pid")
             for d in stats.devices {
-                table.add(String(d.id), String(d.issued), String(d.answered), String(d.unanswered),
-                          String(d.answeredTwiceOrUnknown), String(d.wrong), d.attachedTo.map(String.init) ?? "-")
+                table.add(String(d.id), String(d.issued), String(d.answered), Tally(d.answersBySource).description,
+                          String(d.outstanding), String(d.answeredTwiceOrUnknown), String(d.wrong),
+                          d.attachedTo.map(String.init) ?? "-")
             }
             print(table.render())
         }

@@ -106,7 +106,7 @@ func request(_ prgi: UInt32, last: Bool, device: UInt32 = 5, pasid: UInt32? = 3)
         let books = bench.source.bookkeeping
         #expect(books.groups == 1 && books.requests == 2 && books.answersWritten == 1)
         #expect(books.answersBySource == ["consumer": 1])
-        #expect(bench.source.books().first?.unanswered == 0)
+        #expect(bench.source.books().first?.outstanding == 0)
     }
 
     /// Several whole groups in one packet (as one kernel read returns them)
@@ -125,7 +125,7 @@ func request(_ prgi: UInt32, last: Bool, device: UInt32 = 5, pasid: UInt32? = 3)
         bench.pipeline.readResponses(bench.channel)
         #expect(Set(bench.answersAtDevice()) == [HWPTPageResponse(cookie: 11, code: .success),
                                                  HWPTPageResponse(cookie: 12, code: .success)])
-        #expect(bench.source.books().first?.unanswered == 0)
+        #expect(bench.source.books().first?.outstanding == 0)
     }
 
     /// Records that cannot be trusted still close their group: answered

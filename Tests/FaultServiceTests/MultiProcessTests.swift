@@ -16,21 +16,21 @@ import VMMClient
         let a = try Child(["consume", "--socket-path", path, "--devices", "1", "2", "--policy", "never", "--quiet"])
         let b = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet", "--json"])
         var stats = try eventually(path) { s in
-            s.clients.filter { !$0.devices.isEmpty }.count == 2 && s.devices.first { $0.id == 1 }!.unanswered >= 20
+            s.clients.filter { !$0.devices.isEmpty }.count == 2 && s.devices.first { $0.id == 1 }!.outstanding >= 20
                 && s.devices.first { $0.id == 3 }!.answered >= 20
         }
         #expect(Set(stats.clients.map(\.devices).filter { !$0.isEmpty }) == [[1, 2], [3]])
         let bDevice = stats.devices.first { $0.id == 3 }!
         #expect(bDevice.attachedTo == UInt32(b.pid))
-        let before = stats.devices.first { $0.id == 1 }!.unanswered
+        let before = stats.devices.first { $0.id == 1 }!.outstanding
         #expect(before >= 20)
 
         a.signal(SIGKILL)
         _ = a.finish()
-        stats = try eventually(path) { s in s.clients.filter { !$0.devices.isEmpty }.count == 1 && s.devices.filter { [1, 2].contains($0.id) }.allSatisfy { $0.unanswered == 0 } }
+        stats = try eventually(path) { s in s.clients.filter { !$0.devices.isEmpty }.count == 1 && s.devices.filter { [1, 2].contains($0.id) }.allSatisfy { $0.outstanding == 0 } }
         for id: UInt32 in [1, 2] {
             let device = stats.devices.first { $0.id == id }!
-            #expect(device.unanswered == 0, "device \(id)")
+            #expect(device.outstanding == 0, "device \(id)")
             #expect(device.answeredTwiceOrUnknown == 0)
             #expect(device.wrong == 0)
             #expect((device.answersBySource["detach"] ?? 0) >= (id == 1 ? UInt64(before) : 1))
@@ -62,7 +62,7 @@ import VMMClient
         var service = try startService(path, args)
         let consumer = try Child(["consume", "--socket-path", path, "--devices", "1", "--groups", "150", "--reconnect",
                                   "--quiet", "--json"])
-        _ = try eventually(path) { s in s.devices.first!.issued >= 100 && s.devices.first!.unanswered == 0 }
+        _ = try eventually(path) { s in s.devices.first!.issued >= 100 && s.devices.first!.outstanding == 0 }
         service.signal(SIGTERM)
         #expect(service.finish().0 == 0)
         service = try startService(path, args)
@@ -86,8 +86,8 @@ import VMMClient
         for _ in 0..<200 where access(path, F_OK) != 0 { usleep(25_000) }
         let consumer = try Child(["consume", "--socket-path", path, "--devices", "1", "2", "--policy", "never",
                                   "--quiet", "--json"])
-        let stats = try eventually(path) { s in s.devices.allSatisfy { $0.unanswered >= 10 } }
-        let outstanding = stats.devices.reduce(0) { $0 + $1.unanswered }
+        let stats = try eventually(path) { s in s.devices.allSatisfy { $0.outstanding >= 10 } }
+        let outstanding = stats.devices.reduce(0) { $0 + $1.outstanding }
         #expect(outstanding >= 20)
         service.signal(SIGTERM)
         let (status, log) = service.finish()

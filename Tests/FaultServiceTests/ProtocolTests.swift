@@ -140,7 +140,7 @@ import VMMClient
         #expect(text.contains("# TYPE faultring_page_requests_total counter"))
         #expect(text.contains("# TYPE faultring_device_groups_issued_total counter"))
         #expect(text.contains("# TYPE faultring_clients gauge"))
-        #expect(text.contains("# TYPE faultring_device_groups_unanswered gauge"))
+        #expect(text.contains("# TYPE faultring_device_groups_outstanding gauge"))
         #expect(!text.contains("gauge\nfaultring_page_requests"))
         func value(_ text: String, _ series: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
