@@ -107,6 +107,10 @@ public struct LoopbackHarness {
         guard abi == .v2 || config.reusePRGIEvery == 0 else {
             throw LoopbackError("ABI 1 matches responses by (PASID, PRGI) and cannot tell a reused PRGI's groups apart; use ABI 2 (cookies) with --reuse-prgi-every")
         }
+        guard abi == .v2 || config.devicesPerQueue == 1 else {
+            // The service refuses the same (an ABI 1 queue serves one device).
+            throw LoopbackError("an ABI 1 queue serves one device (responses name no device); use --devices-per-queue 1 with --abi 1")
+        }
         var policy = PageRequestPolicy()
         policy.timeoutNS = config.timeoutNS
         policy.maxOutstandingGroups = config.cookieTable

@@ -22,7 +22,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Page-request groups to issue.") var groups: UInt64 = 1_000_000
     @Option(help: "Record ABI (1 or 2).") var abi: UInt32 = 2
     @Option(help: "Queues (consumers); foreign answers need at least 2.") var queues = 2
-    @Option(help: "Devices per queue.") var devicesPerQueue = 2
+    @Option(help: "Devices per queue (default: 2, or 1 with --abi 1, whose queues serve one device).") var devicesPerQueue: Int?
     @Option(help: "Fault ring entries.") var entries = 256
     @Option(help: "Groups each device tries to issue per step.") var burst = 8
     @Option(help: "Largest group, in pages.") var maxGroupSize = 4
@@ -43,7 +43,7 @@ struct DemoCommand: ParsableCommand {
         config.groups = groups
         config.abi = abi
         config.queues = queues
-        config.devicesPerQueue = devicesPerQueue
+        config.devicesPerQueue = devicesPerQueue ?? (abi == 1 ? 1 : 2)
         config.entries = entries
         config.burst = burst
         config.maxGroupSize = maxGroupSize

@@ -73,6 +73,17 @@ import FaultLoopback
         }
     }
 
+    /// ABI 1 responses name no device, so an ABI 1 queue serves one; the
+    /// loopback refuses more, as the service does.
+    @Test func abi1RefusesSeveralDevicesPerQueue() {
+        #expect(throws: LoopbackError.self) {
+            _ = try Self.run {
+                $0.abi = 1
+                $0.devicesPerQueue = 2
+            }
+        }
+    }
+
     @Test func sameSeedSameBooks() throws {
         let a = try Self.run { $0.groups = 20_000 }
         let b = try Self.run { $0.groups = 20_000 }
