@@ -68,6 +68,8 @@ public struct ServiceStats: Codable, Sendable {
         public var max: UInt64
     }
 
+    /// The version of the schema this document follows (Docs/stats.v1.schema.json).
+    public var statsVersion = 1
     /// The event loop backend in use: `io_uring` or `poll`.
     public var eventLoop: String
     /// Nil until a consumer-answered group has been measured.
