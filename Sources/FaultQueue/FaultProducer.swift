@@ -228,6 +228,11 @@ public final class FaultProducer: @unchecked Sendable {
     /// Closes the service's descriptors; removes the files of a path queue.
     public func close() {
         guard !closed else { return }
+        // The last LOST record is owed before the queue closes: if a slot is
+        // free it goes out now, so every drop is reported in the ring (a
+        // loss with no free slot left stays in records_lost and total_lost).
+        refreshConsumerIndex()
+        if writeLostRecord() { commit() }
         closed = true
         words.state.storeRelease(FAULTRING_STATE_CLOSED)
         consumerDoorbell.ring()
