@@ -77,7 +77,15 @@ struct StreamCommand: ParsableCommand {
             for i in 0..<UInt64(count) { events.append(StreamPattern.event(n + i)) }
             if !lossy {
                 // A load generator may pace itself; the service never does.
-                while !producer.hasRoom(for: count + 1) { producer.poll() }
+                var waited = 0
+                while !producer.hasRoom(for: count + 1) {
+                    producer.poll()
+                    waited += 1
+                    // A consumer that died frees nothing: say so rather than wait forever.
+                    if waited % 65_536 == 0 && !child.isRunning {
+                        throw ValidationError("the consumer process exited (status \(child.wait())) after \(n) of \(records) records")
+                    }
+                }
             }
             let written = count == 1
                 ? (producer.publish(events[0]) == .published ? 1 : 0) : producer.publish(batch: events)

@@ -102,3 +102,34 @@ import Testing
         }
     }
 }
+
+/// `faultring stream` whose consumer process dies mid-stream stops with an
+/// error naming it, instead of waiting for room forever.
+@Suite struct StreamConsumerDeathTests {
+    @Test func streamStopsWhenItsConsumerDies() throws {
+        let stream = try ChildProcess.spawn(TwoProcessTests.faultring,
+                                            ["stream", "--records", "100000000", "--entries", "64", "--quiet",
+                                             "--pause-every", "1000", "--pause-microseconds", "100000"],
+                                            stdout: .discard, stderr: .capture)
+        // Find the consumer: the stream's child process.
+        var child: Int32?
+        for _ in 0..<200 where child == nil {
+            let list = (try? String(contentsOfFile: "/proc/\(stream.pid)/task/\(stream.pid)/children", encoding: .utf8)) ?? ""
+            child = list.split(separator: " ").first.flatMap { Int32($0) }
+            if child == nil { usleep(10_000) }
+        }
+        guard let child else { Issue.record("no consumer process found"); return }
+        usleep(200_000)
+        kill(child, SIGKILL)
+        var ended = false
+        for _ in 0..<1000 where !ended {  // a bound, not a measurement: 10 s
+            ended = !stream.isRunning
+            if !ended { usleep(10_000) }
+        }
+        #expect(ended, "stream kept waiting for a dead consumer")
+        if ended {
+            #expect(stream.wait() != 0)
+            #expect(stream.readErrors().contains("consumer process exited"))
+        }
+    }
+}
