@@ -95,9 +95,8 @@ public enum ResponseRejectionReason: String, Error, Sendable, Hashable, CaseIter
     case stale
     /// The group belongs to a device attached to another queue.
     case foreignDevice = "foreign_device"
-    /// NEEDS_PASID and the response lacks the PASID or carries another one,
-    /// or no NEEDS_PASID and the response carries a PASID, or the PRGI in
-    /// an ABI 2 response differs from the group's.
+    /// ABI 2: a PASID or PRGI the response flags valid is not the group's.
+    /// ABI 1: a NEEDS_PASID group's answer lacks its PASID or carries another.
     case mismatch
     /// The response slot itself was malformed (see `ResponseRejection`).
     case malformed
