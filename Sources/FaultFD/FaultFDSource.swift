@@ -161,10 +161,10 @@ public final class FaultFDSource: FaultSource {
     }
 
     func takeRequests(_ bytes: UnsafeRawBufferPointer, now: UInt64, into intake: any FaultIntake) {
-        if kind.isSocket && bytes.count == HWPTPageResponse.size {
-            // A device's error report for an answer it could not match: {cookie, errno}.
-            let error = Int32(bitPattern: LittleEndian.uint32(bytes, at: 4))
-            counts.answersRefused[Errno(rawValue: error).description, default: 0] += 1
+        if kind.isSocket && bytes.count == DeviceRefusal.size {
+            // A device's error report for an answer it could not match.
+            let refusal = DeviceRefusal(bytes: bytes)
+            counts.answersRefused[Errno(rawValue: refusal.error).description, default: 0] += 1
             return
         }
         guard bytes.count % HWPTPageFault.size == 0 else {
@@ -287,7 +287,6 @@ public final class FaultFDSource: FaultSource {
         guard fd != nil, !peerGone else {
             counts.answersNotWritten[fd == nil ? "closed" : "peer gone", default: 0] += UInt64(pending.count)
             pending.removeAll()
-            counts.answersPending = 0
             return
         }
         var bytes: [UInt8] = []
@@ -331,7 +330,6 @@ public final class FaultFDSource: FaultSource {
                 // The device's socket is full: keep the rest for the next flush.
                 pending.removeFirst(start)
                 counts.answersNotWritten["would block, kept", default: 0] += 1
-                counts.answersPending = UInt64(pending.count)
                 return
             }
             counts.answersNotWritten[Errno(rawValue: error).description, default: 0] += UInt64(pending.count - start)
@@ -339,7 +337,6 @@ public final class FaultFDSource: FaultSource {
             break
         }
         pending.removeAll(keepingCapacity: true)
-        counts.answersPending = 0
     }
 
     // MARK: Books
