@@ -47,12 +47,9 @@ import VMMClient
         let device = try Child(["device", "--socket-path", path, "--devices", "21", "22", "--rate", "4000",
                                 "--groups", "300", "--events-every", "3", "--loss-every", "5", "--wait-for-consumer",
                                 "--json"])
-        var client: VMMClient?
-        for _ in 0..<200 where client == nil {
-            client = try? VMMClient(socketPath: path, devices: [21, 22])
-            if client == nil { usleep(20_000) }
+        guard let client = attachWhenReady(path, devices: [21, 22]) else {
+            Issue.record("could not attach the device process's devices"); return
         }
-        guard let client else { Issue.record("could not attach the device process's devices"); return }
         let seen = try Self.consume(client) { !device.isRunning }
         let (status, output) = device.finish()
         #expect(status == 0, "device: \(output)")
@@ -94,12 +91,7 @@ import VMMClient
         let service = try startService(path, ["--devices", "0", "--backend", backend])
         let device = try Child(["device", "--socket-path", path, "--devices", "31", "--rate", "4000",
                                 "--wait-for-consumer", "--json"])
-        var client: VMMClient?
-        for _ in 0..<200 where client == nil {
-            client = try? VMMClient(socketPath: path, devices: [31])
-            if client == nil { usleep(20_000) }
-        }
-        guard let client else { Issue.record("could not attach device 31"); return }
+        guard let client = attachWhenReady(path, devices: [31]) else { Issue.record("could not attach device 31"); return }
         // The VMM answers nothing: every group stays outstanding.
         _ = try Self.consume(client, answer: false) {
             ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
@@ -132,12 +124,7 @@ import VMMClient
         let service = try startService(path, ["--devices", "0", "--backend", backend])
         let device = try Child(["device", "--socket-path", path, "--devices", "41", "--rate", "4000",
                                 "--wait-for-consumer", "--json"])
-        var client: VMMClient?
-        for _ in 0..<200 where client == nil {
-            client = try? VMMClient(socketPath: path, devices: [41])
-            if client == nil { usleep(20_000) }
-        }
-        guard let client else { Issue.record("could not attach device 41"); return }
+        guard let client = attachWhenReady(path, devices: [41]) else { Issue.record("could not attach device 41"); return }
         _ = try Self.consume(client, answer: false) {
             ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
         }

@@ -58,6 +58,17 @@ func startService(_ path: String, _ extra: [String]) throws -> Child {
     return child
 }
 
+/// Attaches `devices` once another process (a `faultring device`) has
+/// announced them: up to 200 tries, 20 ms apart (a bound, not a timing
+/// assertion); nil if they never became attachable.
+func attachWhenReady(_ path: String, devices: [UInt32]) -> VMMClient? {
+    for _ in 0..<200 {
+        if let client = try? VMMClient(socketPath: path, devices: devices) { return client }
+        usleep(20_000)
+    }
+    return nil
+}
+
 /// The service's statistics, read through a throwaway client.
 func serviceStats(_ path: String) throws -> ServiceStats {
     let client = try VMMClient(socketPath: path, devices: [], client: "test stats")
