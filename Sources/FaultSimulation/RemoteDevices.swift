@@ -297,7 +297,7 @@ public final class RemoteDevices {
 
     /// Tells the service an answer was refused, as the kernel's EINVAL would.
     func refuse(_ cookie: UInt32) {
-        let packet = LittleEndian.bytes(cookie) + LittleEndian.bytes(UInt32(bitPattern: EINVAL))
+        let packet = DeviceRefusal(cookie: cookie, error: EINVAL).bytes
         _ = packet.withUnsafeBytes { send(faults.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
     }
 
