@@ -157,7 +157,7 @@ let package = Package(
                            "CFaultRingABI", systemPackage]
         ),
         .testTarget(name: "FaultSimulationTests", dependencies: ["FaultSimulation", "FaultABI", "PageRequests"]),
-        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "VMMClient"]),
+        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient"]),
         .testTarget(
             name: "FaultLoopbackTests",
             dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]

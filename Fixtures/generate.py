@@ -152,4 +152,18 @@ groups = [(n, "success", "consumer") for n in range(12) if n % 3 != 2]
 write("smmuv3-stall", "raw SMMUv3 event records: stalled translation/permission faults become page requests (STAG as the group index), the others unrecoverable faults",
       [dev(1, [5])], {"abi": 2, "policy": "success"}, events, groups, faultsDelivered=4)
 
+# 13. VT-d 3 descriptors (Linux <= 6.9): private data in the request, echoed in the response. A request
+#     with private data and no LPIG is owed its own response (Linux marked it LAST_PAGE).
+def vtd_prq(t, prgi, lpig, private=None, addr=0x1000, pasid=7, rid=0x0100):
+    qw0 = 1 | (1 << 8) | ((1 << 9) if private else 0) | (rid << 16) | (pasid << 32)
+    qw1 = 1 | ((1 << 2) if lpig else 0) | (prgi << 3) | addr
+    words = (qw0, qw1) + (tuple(private) if private else (0, 0))
+    return {"t": t, "type": "vtd-prq", "device": 1, "hex": " ".join(hex(w) for w in words)}
+events = [vtd_prq(n * 100, n, True, (0xA000 + n, 0xB000 + n), 0x10000 + n * 0x1000) for n in range(6)]
+events.append(vtd_prq(600, 10, False, (0xC0DE, 0xFACE), 0x20000))
+events += [vtd_prq(700, 11, False, None, 0x30000), vtd_prq(800, 11, True, None, 0x31000)]
+write("vtd3-private-data", "raw VT-d 3 page request descriptors read as Linux <= 6.9 did: private data is echoed, and a request with private data but no LPIG is a group of its own",
+      [dev(1, [7], private=True)], {"abi": 2, "policy": "success"}, events,
+      [(n, "success", "consumer") for n in (0, 1, 2, 3, 4, 5, 6, 8)], service={"decoding": "linux-6.9"})
+
 print("wrote fixtures to", HERE)

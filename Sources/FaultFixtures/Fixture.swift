@@ -1,4 +1,5 @@
 import FaultABI
+import IOMMUFormats
 import VMMClient
 
 /// A replayable scenario (Docs/FIXTURES.md): devices, the consumer's
@@ -37,7 +38,10 @@ public struct Fixture: Sendable, Hashable {
         public var entries = 4096
         /// The pace the scenario needs, if it matters; `replay --pace` overrides it.
         public var pace: ReplayPace?
-        /// The defaults: 10 s timeout, FAILURE converted, 65 536 cookies, 4096 entries, no pace.
+        /// How raw hardware records (`smmuv3-pri`, `smmuv3-event`, `vtd-prq`)
+        /// are decoded: current Linux unless the capture came from elsewhere.
+        public var decoding = HardwareDialect.linux
+        /// The defaults: 10 s timeout, FAILURE converted, 65 536 cookies, 4096 entries, no pace, Linux decoding.
         public init() {}
     }
 

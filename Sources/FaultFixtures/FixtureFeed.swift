@@ -96,19 +96,21 @@ public final class FixtureFeed: FaultSource {
             }
         case .raw(let format, let device, let words):
             let needsPASID = fixture.devices.first { $0.id == device }?.needsPASID ?? false
+            let dialect = fixture.service.decoding
             do {
                 let decoded: FixtureEvent.Kind
                 switch format {
                 case .smmuv3PRI:
-                    decoded = .pageRequest(try SMMUv3PRIRecord(words: words[0], words[1])
+                    decoded = .pageRequest(try SMMUv3PRIRecord(words: words[0], words[1], dialect: dialect)
                         .pageRequest(deviceID: device, needsPASID: needsPASID))
                 case .smmuv3Event:
-                    switch try SMMUv3EventRecord(words: words[0], words[1], words[2], words[3]).fault(deviceID: device) {
+                    switch try SMMUv3EventRecord(words: words[0], words[1], words[2], words[3], dialect: dialect)
+                        .fault(deviceID: device) {
                     case .pageRequest(let r): decoded = .pageRequest(r)
                     case .unrecoverable(let f): decoded = .fault(f)
                     }
                 case .vtdPageRequest:
-                    decoded = .pageRequest(try VTdPageRequest(words: words[0], words[1], words[2], words[3])
+                    decoded = .pageRequest(try VTdPageRequest(words: words[0], words[1], words[2], words[3], dialect: dialect)
                         .pageRequest(deviceID: device))
                 }
                 inject(FixtureEvent(t: event.t, kind: decoded), index: index, now: now, into: intake)

@@ -2,13 +2,20 @@ import CFaultRingABI
 import FaultABI
 import CJSONC
 import Glibc
+import IOMMUFormats
 import PageRequests
 import VMMClient
 
 extension FixtureReader {
     static func service(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> Fixture.ServiceSettings {
-        let m = try v.members(c, allowed: ["timeoutMicroseconds", "passFailure", "cookieTable", "entries", "pace"])
+        let m = try v.members(c, allowed: ["timeoutMicroseconds", "passFailure", "cookieTable", "entries", "pace", "decoding"])
         var s = Fixture.ServiceSettings()
+        if let name = try optional(m, "decoding", c, { (v, c) throws(FixtureError) in try v.string(c) }) {
+            guard let dialect = HardwareDialect(named: name) else {
+                throw c.child("decoding").error("\"\(name)\" is not one of \(HardwareDialect.named.map(\.name))")
+            }
+            s.decoding = dialect
+        }
         if let pace = try optional(m, "pace", c, { (v, c) throws(FixtureError) in try v.string(c) }) {
             guard let chosen = ReplayPace(rawValue: pace) else {
                 throw c.child("pace").error("\"\(pace)\" is not one of \(ReplayPace.allCases.map(\.rawValue))")

@@ -1,6 +1,7 @@
 import CJSONC
 import FaultABI
 import Glibc
+import IOMMUFormats
 import PageRequests
 import VMMClient
 
@@ -32,6 +33,9 @@ public final class FixtureWriter {
         json_object_object_add(service, "cookieTable", json_object_new_int64(Int64(fixture.service.cookieTable)))
         json_object_object_add(service, "entries", json_object_new_int64(Int64(fixture.service.entries)))
         if let pace = fixture.service.pace { json_object_object_add(service, "pace", json_object_new_string(pace.rawValue)) }
+        if fixture.service.decoding != .linux {
+            json_object_object_add(service, "decoding", json_object_new_string(fixture.service.decoding.description))
+        }
         member("service", service)
         let devices = json_object_new_array()
         for d in fixture.devices {

@@ -120,8 +120,8 @@ public struct LoopbackHarness {
                 configs.append(SimulatedDeviceConfig(
                     deviceID: UInt32(configs.count + 1), pasids: [UInt32(q * 16 + d + 1), UInt32(q * 16 + d + 100)],
                     allocation: PRILimits.prgiCount * 4, maxGroupSize: config.maxGroupSize,
-                    privateData: config.wire != .smmuv3,  // SMMUv3 PRI records carry no private data
-                    needsPASID: config.wire == .vtd || d % 2 == 0,  // VT-d: NEEDS_PASID whenever a PASID is present
+                    privateData: config.wire.carriesPrivateData,
+                    needsPASID: config.wire.vtdRevision != nil || d % 2 == 0,  // VT-d: NEEDS_PASID whenever a PASID is present
                     stopMarkerEvery: config.stopMarkerEvery, reusePRGIEvery: config.reusePRGIEvery,
                     abandonGroupEvery: config.abandonGroupEvery))
             }

@@ -11,7 +11,9 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
     public var allocation: Int
     /// Largest page request group (pages); sizes are 1 ... this.
     public var maxGroupSize: Int
-    /// Attach random private data to groups (VT-d ≤ 3.x behaviour).
+    /// Attach random private data to groups (VT-d ≤ 3.x behaviour). It rides
+    /// on the group's last request only: in VT-d 3 every request with private
+    /// data is owed a response of its own.
     public var privateData: Bool
     /// Set NEEDS_PASID (PCIe "PRG Response PASID Required") on PASID groups.
     public var needsPASID: Bool
@@ -97,7 +99,7 @@ public struct SimulatedPRIDevice: Sendable {
             out.append(PageRequest(
                 deviceID: config.deviceID, pasid: pasid, prgi: prgi,
                 permissions: page % 3 == 0 ? [.read, .write] : .read, address: nextPage << 12, isLastPage: last,
-                needsPASID: needs, privateData: data, timestampNS: now))
+                needsPASID: needs, privateData: last ? data : nil, timestampNS: now))
         }
         if abandon {
             abandoned += 1

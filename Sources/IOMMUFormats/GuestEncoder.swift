@@ -9,9 +9,10 @@ public enum GuestFormat: String, Sendable, Hashable, CaseIterable {
     /// vSMMUv3: PRI queue records (16 B) for page requests, event records
     /// (32 B) for other faults; the guest answers with CMD_PRI_RESP.
     case smmuv3
-    /// Virtual VT-d: page request descriptors (32 B); the guest answers with
-    /// page group response descriptors. Unrecoverable faults have no queue
-    /// format on VT-d (they go to fault recording registers) and are skipped.
+    /// Virtual VT-d: page request descriptors (32 B, in the encoder's VT-d
+    /// revision); the guest answers with page group response descriptors.
+    /// Unrecoverable faults have no queue format on VT-d (they go to fault
+    /// recording registers) and are skipped.
     case vtd
     /// iommufd vEVENTQ style: an 8-byte header {flags, sequence} before each
     /// payload (a vSMMUv3 event record, or an `iommu_hwpt_pgfault` for page
@@ -23,11 +24,16 @@ public enum GuestFormat: String, Sendable, Hashable, CaseIterable {
 public struct GuestEncoder: Sendable {
     /// The guest-visible format this encoder produces.
     public let format: GuestFormat
+    /// The VT-d revision of `.vtd` descriptors (VT-d 4, no private data, unless told).
+    public let vtdRevision: VTdRevision
     /// vEVENTQ sequence (0 ... Int32.max, then wraps to 0).
     public private(set) var sequence: UInt32 = 0
 
     /// An encoder for `format`, with the vEVENTQ sequence starting at 0.
-    public init(format: GuestFormat) { self.format = format }
+    public init(format: GuestFormat, vtdRevision: VTdRevision = .v4) {
+        self.format = format
+        self.vtdRevision = vtdRevision
+    }
 
     /// virtio-iommu reasons and flags (virtio spec / Linux `virtio_iommu.h`).
     public enum Virtio {
@@ -67,7 +73,8 @@ public struct GuestEncoder: Sendable {
         case (.smmuv3, .lost):
             return nil
         case (.vtd, .event(.pageRequest(let r), _)):
-            let (a, b, c, d) = VTdPageRequest(r, requesterID: UInt16(truncatingIfNeeded: endpoint)).words
+            let (a, b, c, d) = VTdPageRequest(r, requesterID: UInt16(truncatingIfNeeded: endpoint), revision: vtdRevision)
+                .words(vtdRevision)
             return bytes(a, b, c, d)
         case (.vtd, _):
             return nil

@@ -5,12 +5,13 @@ import FaultABI
 ///
 /// ```
 /// dw0 [7:0] EventID  11 SSV  [31:12] SubstreamID  [63:32] StreamID
-/// dw1 [15:0] STAG  31 Stall  33 PnU  34 InD  35 RnW  39 S2  [41:40] CLASS  44 TTRnW
+/// dw1 [15:0] STAG  31 Stall  33 PnU  34 InD  35 RnW  39 S2  [41:40] CLASS  44 TTRnW (TT_READ)
 /// dw2 InputAddr      dw3 [51:3] FetchAddr / [51:12] IPA
 /// ```
 ///
-/// A stalled translation fault (Stall = 1) is a recoverable page request
-/// answered with CMD_RESUME; other faults are unrecoverable.
+/// A stalled fault (Stall = 1) is a recoverable page request answered with
+/// CMD_RESUME; other faults are unrecoverable. Fields and IDs checked against
+/// `EVTQ_*` / `EVT_ID_*` in Linux `arm-smmu-v3.h` and `arm_smmu_decode_event`.
 public struct SMMUv3EventRecord: Sendable, Hashable {
     /// EventID, dw0 [7:0] (e.g. 0x10 F_TRANSLATION).
     public var eventID: UInt8
@@ -32,12 +33,24 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
     public var stage2: Bool
     /// CLASS, dw1 [41:40]: 0 CD fetch, 1 stage-1 table walk, 2 input address.
     public var eventClass: UInt8
+    /// TTRnW, dw1 bit 44 (Linux `EVTQ_1_TT_READ`): with CLASS = 1, the table
+    /// walk that faulted was a read (1) or a write (0, a hardware update of
+    /// the access or dirty flag). Linux reads it for F_PERMISSION.
+    public var tableWalkRead: Bool
     /// InputAddr, dw2 [63:0]: the faulting input address.
     public var inputAddress: UInt64
     /// FetchAddr, dw3 [51:3] (address bits 51:3, low 3 bits zero); 0 when absent.
     public var fetchAddress: UInt64
 
-    /// F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION: the faults that may stall.
+    /// C_BAD_STE (0x04).
+    public static let badSTE: UInt8 = 0x04
+    /// F_STREAM_DISABLED (0x06).
+    public static let streamDisabled: UInt8 = 0x06
+    /// C_BAD_SUBSTREAMID (0x08).
+    public static let badSubstreamID: UInt8 = 0x08
+    /// C_BAD_CD (0x0a).
+    public static let badCD: UInt8 = 0x0A
+    /// F_TRANSLATION (0x10).
     public static let translation: UInt8 = 0x10
     /// F_ADDR_SIZE (0x11).
     public static let addressSize: UInt8 = 0x11
@@ -47,11 +60,20 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
     public static let permission: UInt8 = 0x13
     static let format = "SMMUv3 event record"
 
+    /// The events that may stall by the architecture: F_TRANSLATION,
+    /// F_ADDR_SIZE, F_ACCESS, F_PERMISSION.
+    public static let stallable: ClosedRange<UInt8> = translation...permission
+    /// The events Linux's `arm_smmu_handle_event` handles, and so reports as a
+    /// page request when stalled: the four above and the four configuration
+    /// errors C_BAD_STE, F_STREAM_DISABLED, C_BAD_SUBSTREAMID, C_BAD_CD.
+    public static let linuxHandled: Set<UInt8> = [badSTE, streamDisabled, badSubstreamID, badCD, translation,
+                                                  addressSize, access, permission]
+
     /// A record from its fields; the defaults describe a non-stalled stage-1 fault.
     /// Nothing is checked here: `words` keeps only each field's width.
     public init(eventID: UInt8, substreamID: UInt32?, streamID: UInt32, stallTag: UInt16 = 0, stall: Bool = false,
                 privileged: Bool = false, instruction: Bool = false, read: Bool, stage2: Bool = false,
-                eventClass: UInt8 = 0, inputAddress: UInt64, fetchAddress: UInt64 = 0) {
+                eventClass: UInt8 = 0, tableWalkRead: Bool = false, inputAddress: UInt64, fetchAddress: UInt64 = 0) {
         self.eventID = eventID
         self.substreamID = substreamID
         self.streamID = streamID
@@ -62,6 +84,7 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
         self.read = read
         self.stage2 = stage2
         self.eventClass = eventClass
+        self.tableWalkRead = tableWalkRead
         self.inputAddress = inputAddress
         self.fetchAddress = fetchAddress
     }
@@ -72,12 +95,18 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
             | Bits.put(UInt64(streamID), 32, 32)
         let dw1 = UInt64(stallTag) | Bits.flag(stall, 31) | Bits.flag(privileged, 33) | Bits.flag(instruction, 34)
             | Bits.flag(read, 35) | Bits.flag(stage2, 39) | Bits.put(UInt64(eventClass), 40, 2)
+            | Bits.flag(tableWalkRead, 44)
         return (dw0, dw1, inputAddress, fetchAddress & 0x000F_FFFF_FFFF_FFF8)
     }
 
-    /// Decodes a record. An unknown event ID is accepted (the service logs
-    /// it as unrecoverable); a stall on an event that cannot stall is not.
-    public init(words dw0: UInt64, _ dw1: UInt64, _ dw2: UInt64, _ dw3: UInt64) throws(HardwareRecordError) {
+    /// Decodes a record as `dialect` reads it. An unknown event ID is accepted
+    /// as an unrecoverable fault of reason UNKNOWN.
+    /// - Throws: `HardwareRecordError` for a stall on an event Linux does not
+    ///   handle (`linuxHandled`: Linux would never report it, and the stalled
+    ///   transaction would wait forever; here it is named instead); with
+    ///   `dialect.strict`, for a stall on any event outside `stallable`.
+    public init(words dw0: UInt64, _ dw1: UInt64, _ dw2: UInt64, _ dw3: UInt64,
+                dialect: HardwareDialect = .linux) throws(HardwareRecordError) {
         eventID = UInt8(truncatingIfNeeded: dw0)
         substreamID = Bits.flag(dw0, 11) ? UInt32(Bits.get(dw0, 12, 20)) : nil
         streamID = UInt32(Bits.get(dw0, 32, 32))
@@ -88,16 +117,23 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
         read = Bits.flag(dw1, 35)
         stage2 = Bits.flag(dw1, 39)
         eventClass = UInt8(Bits.get(dw1, 40, 2))
+        tableWalkRead = Bits.flag(dw1, 44)
         inputAddress = dw2
         fetchAddress = Bits.get(dw3, 3, 49) << 3
-        guard !stall || (Self.translation...Self.permission).contains(eventID) else {
+        guard !stall || (dialect.strict ? Self.stallable.contains(eventID) : Self.linuxHandled.contains(eventID)) else {
             throw HardwareRecordError(format: Self.format, field: "Stall", value: UInt64(eventID),
-                                      problem: "event ID cannot stall")
+                                      problem: dialect.strict ? "event ID cannot stall (only 0x10 to 0x13 may)"
+                                          : "stall on an event ID Linux does not handle")
         }
     }
 
     /// What the record reports: a page request (stalled faults, answered by
     /// CMD_RESUME with this STAG as the group index) or an unrecoverable fault.
+    ///
+    /// A stall is reported as Linux reports it: the full InputAddr (not
+    /// page-aligned: it is the faulting access), LAST_PAGE, PASID_VALID with
+    /// SSV, and never NEEDS_PASID, because CMD_RESUME names a StreamID and a
+    /// STAG and has no SubstreamID field for an answer's PASID to fill.
     public func fault(deviceID: UInt32, timestampNS: UInt64 = 0) -> FaultEvent {
         var permissions: Permissions = read ? .read : .write
         if instruction { permissions.insert(.exec) }
@@ -105,7 +141,7 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
         if stall {
             return .pageRequest(PageRequest(
                 deviceID: deviceID, pasid: substreamID, prgi: UInt32(stallTag), permissions: permissions,
-                address: inputAddress & ~0xFFF, isLastPage: true, needsPASID: substreamID != nil,
+                address: inputAddress, isLastPage: true, needsPASID: false,
                 timestampNS: timestampNS))
         }
         let reason: UInt32

@@ -13,9 +13,9 @@ public struct SMMUv3PRIRecord: Sendable, Hashable {
     public var streamID: UInt32
     /// The PASID, if the request carried one (SSV).
     public var substreamID: UInt32?
-    /// Priv, dw0 bit 58: privileged mode requested (0 without a PASID).
+    /// Priv, dw0 bit 58: privileged mode requested (0 without a PASID, by the spec).
     public var privileged: Bool
-    /// X, dw0 bit 59: execute permission requested (0 without a PASID).
+    /// X, dw0 bit 59: execute permission requested (0 without a PASID, by the spec).
     public var execute: Bool
     /// R, dw0 bit 60: read access requested.
     public var read: Bool
@@ -54,21 +54,28 @@ public struct SMMUv3PRIRecord: Sendable, Hashable {
         return (dw0, dw1)
     }
 
-    /// Decodes a record; RES0 bits set are an error (the spec reserves them).
-    public init(words dw0: UInt64, _ dw1: UInt64) throws(HardwareRecordError) {
+    /// Decodes a record as `dialect` reads it. Linux's `arm_smmu_handle_ppr`
+    /// reads only the defined fields, and Priv / Exec whatever SSV says, so
+    /// the default does too.
+    /// - Throws: `HardwareRecordError` only with `dialect.strict`: RES0 bits
+    ///   set (dw0 [57:52], dw1 [11:9]), or Priv / Exec without a PASID (they
+    ///   travel in the PASID TLP prefix, so a request without one has neither).
+    public init(words dw0: UInt64, _ dw1: UInt64, dialect: HardwareDialect = .linux) throws(HardwareRecordError) {
         func bad(_ field: String, _ value: UInt64, _ problem: String) -> HardwareRecordError {
             HardwareRecordError(format: Self.format, field: field, value: value, problem: problem)
         }
-        guard Bits.get(dw0, 52, 6) == 0 else { throw bad("dw0[57:52]", Bits.get(dw0, 52, 6), "RES0 not zero") }
-        guard Bits.get(dw1, 9, 3) == 0 else { throw bad("dw1[11:9]", Bits.get(dw1, 9, 3), "RES0 not zero") }
         let ssv = Bits.flag(dw0, 63)
+        if dialect.strict {
+            guard Bits.get(dw0, 52, 6) == 0 else { throw bad("dw0[57:52]", Bits.get(dw0, 52, 6), "RES0 not zero") }
+            guard Bits.get(dw1, 9, 3) == 0 else { throw bad("dw1[11:9]", Bits.get(dw1, 9, 3), "RES0 not zero") }
+            guard ssv || Bits.get(dw0, 58, 2) == 0 else {
+                throw bad("Priv/Exec", Bits.get(dw0, 58, 2), "must be 0 without a PASID (SSV = 0)")
+            }
+        }
         streamID = UInt32(truncatingIfNeeded: dw0)
         substreamID = ssv ? UInt32(Bits.get(dw0, 32, 20)) : nil
         privileged = Bits.flag(dw0, 58)
         execute = Bits.flag(dw0, 59)
-        guard ssv || (!privileged && !execute) else {
-            throw bad("Priv/Exec", Bits.get(dw0, 58, 2), "must be 0 without a PASID (SSV = 0)")
-        }
         read = Bits.flag(dw0, 60)
         write = Bits.flag(dw0, 61)
         last = Bits.flag(dw0, 62)

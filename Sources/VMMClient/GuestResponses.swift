@@ -49,14 +49,16 @@ public struct GuestPendingGroups: Sendable {
         }
     }
 
-    /// The page response for a guest's VT-d page group response descriptor.
+    /// The page response for a guest's VT-d page group response descriptor,
+    /// read as `dialect` says (by default as from a current Linux guest:
+    /// response code 2 is its FAILURE, reserved bits are ignored).
     /// - Throws: `.malformed` naming the field, or `.noPendingGroup`.
-    public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64)
-        throws(GuestAnswerError) -> PageResponse
+    public mutating func decodeVTd(_ qw0: UInt64, _ qw1: UInt64, _ qw2: UInt64, _ qw3: UInt64,
+                                   dialect: HardwareDialect = .linux) throws(GuestAnswerError) -> PageResponse
     {
         let descriptor: VTdPageGroupResponse
         do {
-            descriptor = try VTdPageGroupResponse(words: qw0, qw1, qw2, qw3)
+            descriptor = try VTdPageGroupResponse(words: qw0, qw1, qw2, qw3, dialect: dialect)
         } catch {
             throw .malformed(error)
         }

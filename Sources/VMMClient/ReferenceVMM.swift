@@ -21,6 +21,9 @@ public final class ReferenceVMM {
         public var abi = ABIVersion.v2
         /// The guest's view of faults.
         public var format = GuestFormat.smmuv3
+        /// How the guest's descriptors are laid out and read: the VT-d
+        /// revision, and whether reserved bits in its answers are refused.
+        public var dialect = HardwareDialect.linux
         /// How to answer.
         public var behaviour = ConsumerBehaviour()
         /// The service's cookie table size (for stale injections).
@@ -107,7 +110,7 @@ public final class ReferenceVMM {
         script = AnswerScript(behaviour, abi: options.abi, cookieTable: options.cookieTable)
         client = try VMMClient(socketPath: options.socketPath, devices: devices, abi: options.abi,
                                client: "faultring consume")
-        encoder = GuestEncoder(format: options.format)
+        encoder = GuestEncoder(format: options.format, vtdRevision: options.dialect.vtd)
     }
 
     /// Runs until the limits in `options` are reached or the service goes
@@ -243,8 +246,9 @@ public final class ReferenceVMM {
             return counted { () throws(GuestAnswerError) in try pending.decodeSMMUv3(dw0, dw1) }
         case .vtd:
             pending.note(request, endpoint: endpoint)
-            let (a, b, c, d) = VTdPageGroupResponse(answer, requesterID: UInt16(truncatingIfNeeded: endpoint)).words
-            return counted { () throws(GuestAnswerError) in try pending.decodeVTd(a, b, c, d) }
+            let (a, b, c, d) = VTdPageGroupResponse(answer, requesterID: UInt16(truncatingIfNeeded: endpoint))
+                .words(options.dialect.vtd)
+            return counted { () throws(GuestAnswerError) in try pending.decodeVTd(a, b, c, d, dialect: options.dialect) }
         case .virtio, .veventq:
             // No guest page-response path: the VMM answers on the guest's behalf.
             return PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,

@@ -22,6 +22,11 @@ struct ConsumeCommand: ParsableCommand {
     @Option(help: "Record ABI (1 or 2).") var abi: ABIVersion = .v2
     @Option(help: "Guest format: \(GuestFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
     var format: GuestFormat = .smmuv3
+    @Option(help: """
+        How guest descriptors are laid out and read: \(HardwareDialect.named.map(\.name).joined(separator: ", ")) \
+        (linux: VT-d 4, reserved bits ignored; linux-6.9: VT-d 3 private data; spec: reserved bits refused).
+        """)
+    var dialect: HardwareDialect = .linux
     @Option(help: "Answer policy: success, invalid, random (success/invalid/failure), never, delay.") var policy: Policy = .success
     @Option(help: "With --policy delay: answer after this many milliseconds.") var delayMs: UInt64 = 5
     @Option(help: "Stop after this many page-request groups (0: run until the service stops or --seconds).")
@@ -42,6 +47,7 @@ struct ConsumeCommand: ParsableCommand {
         options.devices = devices
         options.abi = abi
         options.format = format
+        options.dialect = dialect
         options.groups = groups
         options.seconds = seconds
         options.reconnect = reconnect
@@ -63,6 +69,7 @@ struct ConsumeCommand: ParsableCommand {
             options.cookieTable = header.service.cookieTable
             options.devices = header.devices.map(\.id)
             options.abi = version
+            options.dialect = header.service.decoding
         }
         return options
     }
@@ -90,3 +97,8 @@ struct ConsumeCommand: ParsableCommand {
 }
 
 extension GuestFormat: ExpressibleByArgument {}
+
+extension HardwareDialect: ExpressibleByArgument {
+    /// A dialect by name (`HardwareDialect.named`).
+    public init?(argument: String) { self.init(named: argument) }
+}

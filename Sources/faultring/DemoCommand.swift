@@ -32,7 +32,10 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Misbehaving devices: never close a group every N groups (0: never).") var abandonEvery = 0
     @Option(help: "Send a stop marker every N groups (0: never).") var stopMarkerEvery = 0
     @Flag(help: "A well-behaved consumer: inject nothing.") var noInjections = false
-    @Option(help: "How devices talk to the service: direct, smmuv3 (raw PRI records, CMD_PRI_RESP) or vtd (raw descriptors).")
+    @Option(help: """
+        How devices talk to the service: direct, smmuv3 (raw PRI records, CMD_PRI_RESP), vtd (VT-d 4 descriptors, \
+        as Linux ≥ 6.10) or vtd3 (VT-d 3 descriptors with private data, as Linux ≤ 6.9).
+        """)
     var wire: String = "direct"
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Print the report as JSON.") var json = false
@@ -54,7 +57,7 @@ struct DemoCommand: ParsableCommand {
         config.seed = seed
         if noInjections { config.behaviour = ConsumerBehaviour() }
         guard let hardware = HardwareWire(rawValue: wire) else {
-            throw ValidationError("--wire must be direct, smmuv3 or vtd, not \(wire)")
+            throw ValidationError("--wire must be one of \(HardwareWire.allCases.map(\.rawValue).joined(separator: ", ")), not \(wire)")
         }
         config.wire = hardware
         let start = Date()

@@ -2,6 +2,7 @@ import FaultABI
 import Foundation
 import Testing
 import FaultFixtures
+import IOMMUFormats
 import VMMClient
 
 @Suite struct FixtureFormatTests {
@@ -39,6 +40,7 @@ import VMMClient
         fixture.devices = [.init(id: 1, name: "0000:03:00.0", pasids: [1, 0xFFFFF], needsPASID: true, privateData: true)]
         fixture.consumer.behaviour.policy = .never
         fixture.consumer.behaviour.crashAfterGroups = 5
+        fixture.service.decoding = .linux69  // written only when not the default
         var expected = Fixture.Expectation()
         expected.groups = [.init(event: 1, code: "invalid", source: "timeout")]
         expected.auto = ["timeout": 1]
@@ -114,6 +116,8 @@ import VMMClient
             (Self.header + #""events": [{"t": 5, "type": "fault", "device": 1, "reason": 1}, {"t": 4, "type": "fault", "device": 1, "reason": 1}]}"#,
              1, "t", "earlier"),
             (Self.header + #""events": [{"t": 0, "type": "smmuv3-pri", "device": 1, "hex": "0x1"}]}"#, 0, "hex", "expected 2"),
+            (#"{"faultringFixture": 1, "service": {"decoding": "linux-5.4"}, "devices": [], "events": []}"#, nil,
+             "decoding", "is not one of"),
         ]
         for (text, event, field, words) in cases {
             guard let error = Self.error(text) else {
