@@ -4,26 +4,27 @@
 
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
 
 #include <sched.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 namespace {
 
-// The same 64 bytes as struct faultring_v2_fault.
-struct alignas(8) Record {
+// The same 64 bytes as struct faultring_v2_fault, on its own cache line (a
+// record straddling two lines would cost every peer a second line per record).
+struct alignas(64) Record {
 	uint32_t type, sequence, device_id, flags, pasid, grpid, perm, reason;
 	uint64_t addr, fetch_addr, cookie, timestamp_ns;
 };
-static_assert(sizeof(Record) == 64, "record must be 64 bytes");
+static_assert(sizeof(Record) == 64 && alignof(Record) == 64, "one record, one cache line");
 
 struct Response {
 	uint32_t argsz, version, flags, code;
@@ -32,60 +33,33 @@ struct Response {
 };
 static_assert(sizeof(Response) == 32, "response must be 32 bytes");
 
-using Queue = boost::lockfree::spsc_queue<Record, boost::lockfree::capacity<4096>>;
-using ResponseQueue = boost::lockfree::spsc_queue<Response, boost::lockfree::capacity<1024>>;
+using BoostQueue = boost::lockfree::spsc_queue<Record, boost::lockfree::capacity<4096>>;
+using BoostResponses = boost::lockfree::spsc_queue<Response, boost::lockfree::capacity<1024>>;
 
-inline Record make_record(uint64_t n)
+// Record n, built the way faultring's encoded path builds it: a template
+// copied whole, then the fields that vary patched.
+inline void make_record(Record *r, uint64_t n)
 {
-	Record r{};
-	r.type = 1;
-	r.sequence = (uint32_t)n;
-	r.device_id = 1;
-	r.addr = n << 12;
-	r.timestamp_ns = n;
-	return r;
+	static const Record tmpl = {1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+	*r = tmpl;
+	r->sequence = (uint32_t)n;
+	r->addr = n << 12;
+	r->timestamp_ns = n;
 }
 
-// Shared between the two sides (threads or processes): the queues and a done flag.
-struct Shared {
-	Queue queue;
-	ResponseQueue responses;
-	std::atomic<uint64_t> done_ns{0};
-	std::atomic<uint64_t> checksum{0};
-};
-
-Shared *map_shared()
+// Reads all 64 bytes, as faultring's consumer does.
+inline uint64_t touch(const void *p)
 {
-	void *p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return nullptr;
-	return new (p) Shared();
+	const uint64_t *w = static_cast<const uint64_t *>(p);
+	uint64_t s = 0;
+	for (int i = 0; i < 8; i++)
+		s += w[i];
+	return s;
 }
 
-void unmap_shared(Shared *s)
+// Runs consumer() on CPU 1 in a thread and producer() here on CPU 0.
+template <typename P, typename C> void run_pair(P producer, C consumer)
 {
-	s->~Shared();
-	munmap(s, sizeof(Shared));
-}
-
-// Runs consumer() on CPU 1 in a thread or a forked child, producer() here on CPU 0.
-template <typename P, typename C> bool run_pair(int cross_process, P producer, C consumer)
-{
-	if (cross_process) {
-		pid_t pid = fork();
-		if (pid < 0)
-			return false;
-		if (pid == 0) {
-			bench_pin(1);
-			consumer();
-			_exit(0);
-		}
-		bench_pin(0);
-		producer();
-		int status = 0;
-		waitpid(pid, &status, 0);
-		return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	}
 	std::thread t([&] {
 		bench_pin(1);
 		consumer();
@@ -93,33 +67,30 @@ template <typename P, typename C> bool run_pair(int cross_process, P producer, C
 	bench_pin(0);
 	producer();
 	t.join();
-	return true;
 }
 
-bool write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = static_cast<const char *>(buf);
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
+struct Done {
+	alignas(64) std::atomic<uint64_t> ns{0};
+	alignas(64) std::atomic<uint64_t> checksum{0};
+};
 
-bool read_all(int fd, void *buf, size_t len)
+// An SP/SC rte_ring of 64-byte elements on 64-byte-aligned memory, set up
+// without the EAL: rte_ring_get_memsize_elem + rte_ring_init. Without
+// RING_F_EXACT_SZ a ring of 4096 holds 4095, one less than the others.
+rte_ring *make_rte_ring(unsigned count)
 {
-	char *p = static_cast<char *>(buf);
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
+	ssize_t size = rte_ring_get_memsize_elem(64, count);
+	if (size < 0)
+		return nullptr;
+	void *memory = aligned_alloc(64, ((size_t)size + 63) & ~(size_t)63);
+	if (!memory)
+		return nullptr;
+	rte_ring *r = static_cast<rte_ring *>(memory);
+	if (rte_ring_init(r, "bench", count, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) {
+		free(memory);
+		return nullptr;
 	}
-	return true;
+	return r;
 }
 
 } // namespace
@@ -141,34 +112,59 @@ extern "C" uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-extern "C" double bench_boost_throughput(uint64_t records, int batch, int cross_process)
+extern "C" double bench_pingpong_ns(uint64_t rounds)
 {
-	Shared *s = map_shared();
-	if (!s)
-		return -1;
+	struct alignas(64) Line {
+		std::atomic<uint64_t> v{0};
+	};
+	Line line;
+	uint64_t start = 0, end = 0;
+	run_pair(
+		[&] {
+			start = bench_now_ns();
+			for (uint64_t i = 0; i < rounds; i++) {
+				line.v.store(2 * i + 1, std::memory_order_release);
+				while (line.v.load(std::memory_order_acquire) != 2 * i + 2) {
+				}
+			}
+			end = bench_now_ns();
+		},
+		[&] {
+			for (uint64_t i = 0; i < rounds; i++) {
+				while (line.v.load(std::memory_order_acquire) != 2 * i + 1) {
+				}
+				line.v.store(2 * i + 2, std::memory_order_release);
+			}
+		});
+	return (double)(end - start) / (double)rounds;
+}
+
+extern "C" double bench_boost_throughput(uint64_t records, int batch)
+{
+	BoostQueue *q = new BoostQueue();
+	Done done;
 	uint64_t start = 0;
-	bool ok = run_pair(
-		cross_process,
+	run_pair(
 		[&] {
 			Record buf[64];
 			start = bench_now_ns();
 			for (uint64_t n = 0; n < records;) {
 				if (batch == 1) {
-					Record r = make_record(n);
-					while (!s->queue.push(r)) {
+					make_record(buf, n);
+					while (!q->push(buf[0])) {
 					}
 					n++;
 				} else {
 					uint64_t count = records - n < (uint64_t)batch ? records - n : (uint64_t)batch;
 					for (uint64_t i = 0; i < count; i++)
-						buf[i] = make_record(n + i);
+						make_record(buf + i, n + i);
 					size_t sent = 0;
 					while (sent < count)
-						sent += s->queue.push(buf + sent, count - sent);
+						sent += q->push(buf + sent, count - sent);
 					n += count;
 				}
 			}
-			while (s->done_ns.load(std::memory_order_acquire) == 0) {
+			while (done.ns.load(std::memory_order_acquire) == 0) {
 			}
 		},
 		[&] {
@@ -176,129 +172,154 @@ extern "C" double bench_boost_throughput(uint64_t records, int batch, int cross_
 			uint64_t sum = 0;
 			for (uint64_t n = 0; n < records;) {
 				if (batch == 1) {
-					Record r;
-					while (!s->queue.pop(r)) {
+					while (!q->pop(buf[0])) {
 					}
-					sum += r.addr;
+					sum += touch(buf);
 					n++;
 				} else {
-					size_t got = s->queue.pop(buf, (size_t)batch);
+					size_t got = q->pop(buf, (size_t)batch);
 					for (size_t i = 0; i < got; i++)
-						sum += buf[i].addr;
+						sum += touch(buf + i);
 					n += got;
 				}
 			}
-			s->checksum.store(sum, std::memory_order_relaxed);
-			s->done_ns.store(bench_now_ns(), std::memory_order_release);
+			done.checksum.store(sum, std::memory_order_relaxed);
+			done.ns.store(bench_now_ns(), std::memory_order_release);
 		});
-	double seconds = ok ? (double)(s->done_ns.load() - start) / 1e9 : -1;
-	unmap_shared(s);
+	double seconds = (double)(done.ns.load() - start) / 1e9;
+	delete q;
 	return seconds;
 }
 
-extern "C" double bench_socketpair_throughput(uint64_t records, int batch, int cross_process)
+extern "C" double bench_rte_ring_throughput(uint64_t records, int batch, int zero_copy)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+	rte_ring *r = make_rte_ring(4096);
+	if (!r)
 		return -1;
-	uint64_t start = 0, end = 0;
-	bool ok = run_pair(
-		cross_process,
+	Done done;
+	uint64_t start = 0;
+	run_pair(
 		[&] {
 			Record buf[64];
 			start = bench_now_ns();
 			for (uint64_t n = 0; n < records;) {
 				uint64_t count = records - n < (uint64_t)batch ? records - n : (uint64_t)batch;
 				for (uint64_t i = 0; i < count; i++)
-					buf[i] = make_record(n + i);
-				if (!write_all(sv[0], buf, count * sizeof(Record)))
-					return;
+					make_record(buf + i, n + i);
+				if (count == 1) {
+					while (rte_ring_sp_enqueue_elem(r, buf, 64) != 0) {
+					}
+				} else {
+					unsigned sent = 0;
+					while (sent < count)
+						sent += rte_ring_sp_enqueue_burst_elem(r, buf + sent, 64, (unsigned)(count - sent), nullptr);
+				}
 				n += count;
 			}
-			char ack;
-			read_all(sv[0], &ack, 1);
-			end = bench_now_ns();
+			while (done.ns.load(std::memory_order_acquire) == 0) {
+			}
 		},
 		[&] {
 			Record buf[64];
 			uint64_t sum = 0;
 			for (uint64_t n = 0; n < records;) {
-				uint64_t count = records - n < (uint64_t)batch ? records - n : (uint64_t)batch;
-				if (!read_all(sv[1], buf, count * sizeof(Record)))
-					return;
-				for (uint64_t i = 0; i < count; i++)
-					sum += buf[i].addr;
-				n += count;
+				if (zero_copy) {
+					rte_ring_zc_data zcd;
+					unsigned got = rte_ring_dequeue_zc_burst_elem_start(r, 64, (unsigned)batch, &zcd, nullptr);
+					if (got == 0)
+						continue;
+					const char *p = static_cast<const char *>(zcd.ptr1);
+					for (unsigned i = 0; i < zcd.n1; i++)
+						sum += touch(p + 64 * i);
+					p = static_cast<const char *>(zcd.ptr2);
+					for (unsigned i = zcd.n1; i < got; i++)
+						sum += touch(p + 64 * (i - zcd.n1));
+					rte_ring_dequeue_zc_elem_finish(r, got);
+					n += got;
+				} else if (batch == 1) {
+					if (rte_ring_sc_dequeue_elem(r, buf, 64) != 0)
+						continue;
+					sum += touch(buf);
+					n++;
+				} else {
+					unsigned got = rte_ring_sc_dequeue_burst_elem(r, buf, 64, (unsigned)batch, nullptr);
+					for (unsigned i = 0; i < got; i++)
+						sum += touch(buf + i);
+					n += got;
+				}
 			}
-			char ack = (char)(sum & 1);
-			write_all(sv[1], &ack, 1);
+			done.checksum.store(sum, std::memory_order_relaxed);
+			done.ns.store(bench_now_ns(), std::memory_order_release);
 		});
-	close(sv[0]);
-	close(sv[1]);
-	return ok ? (double)(end - start) / 1e9 : -1;
+	double seconds = (double)(done.ns.load() - start) / 1e9;
+	free(r);
+	return seconds;
 }
 
-extern "C" int bench_boost_rtt(uint64_t rounds, int cross_process, uint64_t *samples)
+extern "C" int bench_boost_rtt(uint64_t rounds, uint64_t *samples)
 {
-	Shared *s = map_shared();
-	if (!s)
-		return -1;
-	bool ok = run_pair(
-		cross_process,
+	BoostQueue *q = new BoostQueue();
+	BoostResponses *responses = new BoostResponses();
+	run_pair(
 		[&] {
+			Record r;
 			for (uint64_t n = 0; n < rounds; n++) {
 				uint64_t t0 = bench_now_ns();
-				Record r = make_record(n);
-				while (!s->queue.push(r)) {
+				make_record(&r, n);
+				while (!q->push(r)) {
 				}
 				Response resp;
-				while (!s->responses.pop(resp)) {
+				while (!responses->pop(resp)) {
 				}
 				samples[n] = bench_now_ns() - t0;
 			}
 		},
 		[&] {
+			Record r;
 			for (uint64_t n = 0; n < rounds; n++) {
-				Record r;
-				while (!s->queue.pop(r)) {
+				while (!q->pop(r)) {
 				}
 				Response resp{32, 2, 0, 0, r.addr, 0, 0};
-				while (!s->responses.push(resp)) {
+				while (!responses->push(resp)) {
 				}
 			}
 		});
-	unmap_shared(s);
-	return ok ? 0 : -1;
+	delete q;
+	delete responses;
+	return 0;
 }
 
-extern "C" int bench_socketpair_rtt(uint64_t rounds, int cross_process, uint64_t *samples)
+extern "C" int bench_rte_ring_rtt(uint64_t rounds, uint64_t *samples)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+	rte_ring *q = make_rte_ring(4096);
+	rte_ring *responses = make_rte_ring(1024);
+	if (!q || !responses)
 		return -1;
-	bool ok = run_pair(
-		cross_process,
+	run_pair(
 		[&] {
+			Record r;
 			for (uint64_t n = 0; n < rounds; n++) {
 				uint64_t t0 = bench_now_ns();
-				Record r = make_record(n);
+				make_record(&r, n);
+				while (rte_ring_sp_enqueue_elem(q, &r, 64) != 0) {
+				}
 				Response resp;
-				if (!write_all(sv[0], &r, sizeof r) || !read_all(sv[0], &resp, sizeof resp))
-					return;
+				while (rte_ring_sc_dequeue_elem(responses, &resp, 32) != 0) {
+				}
 				samples[n] = bench_now_ns() - t0;
 			}
 		},
 		[&] {
+			Record r;
 			for (uint64_t n = 0; n < rounds; n++) {
-				Record r;
-				if (!read_all(sv[1], &r, sizeof r))
-					return;
+				while (rte_ring_sc_dequeue_elem(q, &r, 64) != 0) {
+				}
 				Response resp{32, 2, 0, 0, r.addr, 0, 0};
-				if (!write_all(sv[1], &resp, sizeof resp))
-					return;
+				while (rte_ring_sp_enqueue_elem(responses, &resp, 32) != 0) {
+				}
 			}
 		});
-	close(sv[0]);
-	close(sv[1]);
-	return ok ? 0 : -1;
+	free(q);
+	free(responses);
+	return 0;
 }

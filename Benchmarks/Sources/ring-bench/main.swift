@@ -1,7 +1,11 @@
 // ring-bench: faultring's shared-memory ring next to Boost's spsc_queue and
-// the socketpair syscall path, same 64-byte records, same batch sizes,
-// producer on CPU 0 and consumer on CPU 1, threads and processes.
-// Prints a markdown table with ratios. Build with -c release (Benchmarks/run.sh).
+// DPDK's rte_ring: the same 64-byte records built the same way and read
+// whole, the same batch sizes, producer on CPU 0 and consumer on CPU 1.
+// Contenders run interleaved (A B C A B C ...), each measurement labelled by
+// a cache-line ping-pong probe run just before it, so the VM's slow phases
+// hit all alike and can be told apart. Prints markdown tables: medians with
+// ranges, and ratios against the best peer of each row.
+// Build with -c release (Benchmarks/run.sh).
 import BenchPeers
 import FaultABI
 @_spi(Benchmarks) import FaultQueue
@@ -30,7 +34,7 @@ func touch(_ slot: UnsafeRawPointer) -> UInt64 {
 /// The consumer of a throughput run: busy-polls, reads, releases, and
 /// answers once at the end so the producer can stop its clock.
 func consumeAll(_ consumer: FaultConsumer, records: UInt64, batch: Int) {
-    while consumer.abi == nil {}  // requested by startConsumer or the child; the producer puts it in force
+    while consumer.abi == nil {}  // requested by startConsumer; the producer puts it in force
     var got: UInt64 = 0
     var sum: UInt64 = 0
     while got < records {
@@ -54,18 +58,9 @@ func echoAll(_ consumer: FaultConsumer, rounds: UInt64) {
     }
 }
 
-/// A consumer on CPU 1: a thread of this process, or a child process that
-/// inherits the queue (this binary in `--child` mode).
-func startConsumer(_ producer: FaultProducer, crossProcess: Bool, mode: [String], body: @escaping @Sendable (FaultConsumer) -> Void)
-    throws -> () -> Void
-{
-    let files = try producer.consumerFiles()
-    if crossProcess {
-        let child = try ChildProcess.spawn("/proc/self/exe", ["--child"] + mode, descriptors: files.all)
-        files.close()
-        return { child.wait() }
-    }
-    let consumer = try FaultConsumer(files: files)
+/// A consumer on CPU 1, in a thread of this process.
+func startConsumer(_ producer: FaultProducer, body: @escaping @Sendable (FaultConsumer) -> Void) throws -> () -> Void {
+    let consumer = try FaultConsumer(files: producer.consumerFiles())
     try consumer.requestABI(.v2)
     let box = Unmanaged.passRetained(ThreadBody {
         bench_pin(1)
@@ -91,16 +86,13 @@ func negotiated(_ producer: FaultProducer) {
     }
 }
 
-/// One throughput run: a consumer on CPU 1 (thread or process), `produce`
-/// on CPU 0 publishing `records` in batches of `batch`; the clock stops when
-/// the consumer's single answer (sent after the last record) arrives.
-func throughputRun(records: UInt64, batch: Int, crossProcess: Bool,
+/// One throughput run: a consumer thread on CPU 1, `produce` on CPU 0
+/// publishing `records` in batches of `batch`; the clock stops when the
+/// consumer's single answer (sent after the last record) arrives.
+func throughputRun(records: UInt64, batch: Int,
                    produce: (FaultProducer, _ first: UInt64, _ count: Int) -> Void) throws -> Double {
     let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
-    let join = try startConsumer(producer, crossProcess: crossProcess,
-                                 mode: ["throughput", "\(records)", "\(batch)"]) {
-        consumeAll($0, records: records, batch: batch)
-    }
+    let join = try startConsumer(producer) { consumeAll($0, records: records, batch: batch) }
     negotiated(producer)
     bench_pin(0)
     let start = bench_now_ns()
@@ -120,10 +112,10 @@ func throughputRun(records: UInt64, batch: Int, crossProcess: Bool,
 }
 
 /// The API a service uses: `FaultEvent` values, encoded by `publish`.
-func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
+func faultringEventsThroughput(records: UInt64, batch: Int) throws -> Double {
     var events: [FaultEvent] = []
     events.reserveCapacity(batch)
-    return try throughputRun(records: records, batch: batch, crossProcess: crossProcess) { producer, n, count in
+    return try throughputRun(records: records, batch: batch) { producer, n, count in
         if count == 1 {
             _ = producer.publish(event(n))
             return
@@ -134,14 +126,14 @@ func faultringThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws
     }
 }
 
-/// The ring with ready-made 64-byte records, as Boost gets them: a record
-/// template copied and two fields patched per record, then
+/// The ring with ready-made 64-byte records, built as the peers build
+/// theirs (a template copied whole, the varying fields patched), then
 /// `publish(encoded:)` (the producer stamps the sequence numbers).
-func faultringEncodedThroughput(records: UInt64, batch: Int, crossProcess: Bool) throws -> Double {
+func faultringEncodedThroughput(records: UInt64, batch: Int) throws -> Double {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 64, alignment: 64)
     defer { buffer.deallocate() }
     var template = event(0).v2Record(sequence: 0)
-    return try throughputRun(records: records, batch: batch, crossProcess: crossProcess) { producer, n, count in
+    return try throughputRun(records: records, batch: batch) { producer, n, count in
         for i in 0..<count {
             let slot = buffer.baseAddress! + i * 64
             withUnsafeBytes(of: &template) { slot.copyMemory(from: $0.baseAddress!, byteCount: 64) }
@@ -152,11 +144,9 @@ func faultringEncodedThroughput(records: UInt64, batch: Int, crossProcess: Bool)
     }
 }
 
-func faultringRTT(rounds: UInt64, crossProcess: Bool) throws -> [UInt64] {
+func faultringRTT(rounds: UInt64) throws -> [UInt64] {
     let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 4096, responseCount: 64))
-    let join = try startConsumer(producer, crossProcess: crossProcess, mode: ["rtt", "\(rounds)"]) {
-        echoAll($0, rounds: rounds)
-    }
+    let join = try startConsumer(producer) { echoAll($0, rounds: rounds) }
     negotiated(producer)
     bench_pin(0)
     var samples = [UInt64](repeating: 0, count: Int(rounds))
@@ -172,81 +162,108 @@ func faultringRTT(rounds: UInt64, crossProcess: Bool) throws -> [UInt64] {
     return samples
 }
 
-// MARK: child mode
+// MARK: statistics
 
-let arguments = CommandLine.arguments
-if arguments.count > 1 && arguments[1] == "--child" {
-    bench_pin(1)
-    let consumer = try FaultConsumer(files: .inherited())
-    try consumer.requestABI(.v2)
-    if arguments[2] == "throughput" {
-        consumeAll(consumer, records: UInt64(arguments[3])!, batch: Int(arguments[4])!)
-    } else {
-        echoAll(consumer, rounds: UInt64(arguments[3])!)
-    }
-    exit(0)
-}
-
-// MARK: the run
-
-let repetitions = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "3")!
+let repetitions = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "21")!
 let scale = Double(ProcessInfo.processInfo.environment["BENCH_SCALE"] ?? "1")!
+/// A probe slower than this (ns per cache-line round trip) labels the VM slow.
+let slowProbe = 300.0
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-
-func throughput(_ run: () throws -> Double, records: UInt64) rethrows -> Double {
-    var rates: [Double] = []
-    for _ in 0..<repetitions { rates.append(Double(records) / (try run()) / 1e6) }
-    return median(rates)
-}
-
 func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
 
+/// One measurement and the VM state the probe before it saw.
+struct Sample {
+    var value: Double
+    var probeNS: Double
+    var fast: Bool { probeNS < slowProbe }
+}
 
-print("ring-bench: 64-byte records, 4096-slot rings, producer CPU 0, consumer CPU 1, median of \(repetitions) runs")
+/// "median [min–max]" of all samples; with a slow phase in the run, the
+/// fast samples' median after a bar.
+func summary(_ samples: [Sample], format: String = "%.1f") -> String {
+    let values = samples.map(\.value)
+    var text = String(format: "\(format) [\(format)–\(format)]", median(values), values.min()!, values.max()!)
+    let fast = samples.filter(\.fast).map(\.value)
+    if fast.count != samples.count && fast.count >= 3 { text += String(format: " · fast \(format)", median(fast)) }
+    return text
+}
+
+/// Runs every contender `repetitions` times, interleaved, each after a probe.
+func interleaved(_ contenders: [() throws -> Double]) throws -> [[Sample]] {
+    var samples = [[Sample]](repeating: [], count: contenders.count)
+    for _ in 0..<repetitions {
+        for (i, run) in contenders.enumerated() {
+            let probe = bench_pingpong_ns(20_000)
+            samples[i].append(Sample(value: try run(), probeNS: probe))
+        }
+    }
+    return samples
+}
+
+// MARK: throughput
+
+let records = UInt64(4_000_000 * scale)
+let names = ["faultring enc.", "faultring events", "Boost spsc", "rte_ring", "rte_ring zc"]
+let peers = 2..<5
+print("ring-bench: 64-byte records built from a template and read whole, 4096-slot rings, producer CPU 0, consumer CPU 1;")
+print("\(repetitions) interleaved repetitions of \(records) records per contender and batch. Mrec/s: median [min–max];")
+print("\"fast\" is the median over runs whose ping-pong probe was under \(Int(slowProbe)) ns (shown when some were not).")
 print("")
-print("faultring: FaultEvent values encoded by publish(); faultring enc.: ready 64-byte records via publish(encoded:)")
+print("| batch | " + names.joined(separator: " | ") + " | enc. / best peer | events / best peer | VM fast runs (probe ns) |")
+print("|---|" + String(repeating: "---|", count: names.count + 3))
+for batch in [1, 8, 64] {
+    let rate = { (seconds: Double) in Double(records) / seconds / 1e6 }
+    let samples = try interleaved([
+        { rate(try faultringEncodedThroughput(records: records, batch: batch)) },
+        { rate(try faultringEventsThroughput(records: records, batch: batch)) },
+        { rate(bench_boost_throughput(records, Int32(batch))) },
+        { rate(bench_rte_ring_throughput(records, Int32(batch), 0)) },
+        { rate(bench_rte_ring_throughput(records, Int32(batch), 1)) },
+    ])
+    let medians = samples.map { median($0.map(\.value)) }
+    let best = peers.max { medians[$0] < medians[$1] }!
+    let fast = samples.joined().filter(\.fast).count
+    print("| \(batch) | " + samples.map { summary($0) }.joined(separator: " | ")
+          + String(format: " | %.2f× | %.2f× | %d/%d (%.0f) |", medians[0] / medians[best], medians[1] / medians[best], fast,
+                   samples.joined().count, median(samples.joined().map(\.probeNS))))
+}
+
+// MARK: round trip
+
 print("")
-print("| placement | batch | faultring Mrec/s | faultring enc. Mrec/s | Boost spsc Mrec/s | socketpair Mrec/s | faultring/Boost | enc./Boost | faultring/socketpair | enc./socketpair |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for crossProcess in [false, true] {
-    for batch in [1, 64] {
-        let ringRecords = UInt64((batch == 1 ? 10_000_000 : 40_000_000) * scale)
-        let socketRecords = UInt64((batch == 1 ? 1_000_000 : 4_000_000) * scale)
-        let ring = try throughput({ try faultringThroughput(records: ringRecords, batch: batch, crossProcess: crossProcess) },
-                                  records: ringRecords)
-        let encoded = try throughput({ try faultringEncodedThroughput(records: ringRecords, batch: batch, crossProcess: crossProcess) },
-                                     records: ringRecords)
-        let boost = throughput({ bench_boost_throughput(ringRecords, Int32(batch), crossProcess ? 1 : 0) }, records: ringRecords)
-        let socket = throughput({ bench_socketpair_throughput(socketRecords, Int32(batch), crossProcess ? 1 : 0) },
-                                records: socketRecords)
-        print(String(format: "| %@ | %d | %.1f | %.1f | %.1f | %.2f | %.2f× | %.2f× | %.1f× | %.1f× |",
-                     crossProcess ? "processes" : "threads", batch, ring, encoded, boost, socket, ring / boost, encoded / boost,
-                     ring / socket, encoded / socket))
+print("Round trip: one record out, one 32-byte response back, both sides polling; p50 / p99 ns, median over")
+print("\(repetitions) interleaved runs of \(UInt64(100_000 * scale)) round trips.")
+print("")
+print("| | faultring | Boost spsc | rte_ring | faultring / best peer (p50) |")
+print("|---|---|---|---|---|")
+let rounds = UInt64(100_000 * scale)
+var p50s = [[Sample]](repeating: [], count: 3)
+var p99s = [[Double]](repeating: [], count: 3)
+for _ in 0..<repetitions {
+    for contender in 0..<3 {
+        let probe = bench_pingpong_ns(20_000)
+        var sorted: [UInt64]
+        switch contender {
+        case 0: sorted = try faultringRTT(rounds: rounds)
+        case 1:
+            sorted = [UInt64](repeating: 0, count: Int(rounds))
+            _ = bench_boost_rtt(rounds, &sorted)
+        default:
+            sorted = [UInt64](repeating: 0, count: Int(rounds))
+            _ = bench_rte_ring_rtt(rounds, &sorted)
+        }
+        sorted.sort()
+        p50s[contender].append(Sample(value: Double(percentile(sorted, 0.5)), probeNS: probe))
+        p99s[contender].append(Double(percentile(sorted, 0.99)))
     }
 }
-print("")
-print("Round trip: one record out, one response back, both sides polling (socketpair: blocking read).")
-print("")
-print("| placement | faultring p50 / p99 ns | Boost p50 / p99 ns | socketpair p50 / p99 ns | faultring/socketpair p50 |")
-print("|---|---|---|---|---|")
-let rounds = UInt64(200_000 * scale)
-for crossProcess in [false, true] {
-    let ring = try faultringRTT(rounds: rounds, crossProcess: crossProcess).sorted()
-    var boost = [UInt64](repeating: 0, count: Int(rounds))
-    var socket = [UInt64](repeating: 0, count: Int(rounds))
-    _ = bench_boost_rtt(rounds, crossProcess ? 1 : 0, &boost)
-    _ = bench_socketpair_rtt(rounds, crossProcess ? 1 : 0, &socket)
-    boost.sort()
-    socket.sort()
-    print(String(format: "| %@ | %llu / %llu | %llu / %llu | %llu / %llu | %.3f× |",
-                 crossProcess ? "processes" : "threads",
-                 percentile(ring, 0.5), percentile(ring, 0.99), percentile(boost, 0.5), percentile(boost, 0.99),
-                 percentile(socket, 0.5), percentile(socket, 0.99),
-                 Double(percentile(ring, 0.5)) / Double(percentile(socket, 0.5))))
-}
+let rttMedians = p50s.map { median($0.map(\.value)) }
+print("| p50 | " + p50s.map { summary($0, format: "%.0f") }.joined(separator: " | ")
+      + String(format: " | %.2f× |", rttMedians[0] / min(rttMedians[1], rttMedians[2])))
+print("| p99 | " + p99s.map { String(format: "%.0f", median($0)) }.joined(separator: " | ") + " | |")
 
-// MARK: the page-request loop next to the bare ring (issue 3)
+// MARK: the page-request loop next to the bare ring
 
 /// The bare ring in the loop's shape, one thread: publish a group of
 /// `size` records, read it, answer it, read the answer.
@@ -284,18 +301,21 @@ func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
 }
 
 print("")
-print("Page-request loop, one thread, groups/s (M): the bare ring (publish group, read, answer, read answer) next to")
+print("Page-request loop, one thread, M groups/s: the bare ring (publish group, read, answer, read answer) next to")
 print("the whole lifecycle (simulated devices, tracker with cookies and timeouts, ring, responder, ledger).")
 print("")
-print("| group size | bare ring M groups/s | lifecycle M groups/s | lifecycle / bare |")
+print("| group size | bare ring | lifecycle | lifecycle / bare |")
 print("|---|---|---|---|")
-let loopGroups = Int(2_000_000 * scale)
+let loopGroups = Int(1_000_000 * scale)
+let loopReps = max(3, repetitions / 4)
 for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] {
-    var bare: [Double] = []
-    var life: [Double] = []
-    for _ in 0..<repetitions {
-        bare.append(try bareLoop(groups: loopGroups, size: bareSize) / 1e6)
-        life.append(try lifecycleLoop(groups: UInt64(loopGroups), maxSize: maxSize) / 1e6)
+    var bare: [Sample] = []
+    var life: [Sample] = []
+    for _ in 0..<loopReps {
+        bare.append(Sample(value: try bareLoop(groups: loopGroups, size: bareSize) / 1e6, probeNS: bench_pingpong_ns(20_000)))
+        life.append(Sample(value: try lifecycleLoop(groups: UInt64(loopGroups), maxSize: maxSize) / 1e6,
+                           probeNS: bench_pingpong_ns(20_000)))
     }
-    print(String(format: "| %@ | %.2f | %.2f | %.2f× |", label, median(bare), median(life), median(life) / median(bare)))
+    print("| \(label) | \(summary(bare, format: "%.2f")) | \(summary(life, format: "%.2f")) | "
+          + String(format: "%.2f× |", median(life.map(\.value)) / median(bare.map(\.value))))
 }
