@@ -1,3 +1,4 @@
+import Atomics
 import CFaultRingABI
 import FaultABI
 import FaultSys
@@ -31,11 +32,14 @@ public final class FaultConsumer: @unchecked Sendable {
     let producerDoorbell: Doorbell
 
 
-    /// The consumer's private cursors, in memory it allocates: stored `var`s
+    /// The consumer's private cursors, on cache lines of their own (`CacheLines`): stored `var`s
     /// of a class cost a runtime exclusivity check per access.
     @usableFromInline
     struct Cursors {
         @usableFromInline var cons: UInt32 = 0
+        // The last `fault_prod` read (validated): records up to it are known
+        // to be there, so `peek` reads the producer's line only when it needs more.
+        @usableFromInline var prodCache: UInt32 = 0
         @usableFromInline var respProd: UInt32 = 0
         @usableFromInline var respConsCache: UInt32 = 0
         @usableFromInline var abiCache: ABIVersion?
@@ -44,6 +48,10 @@ public final class FaultConsumer: @unchecked Sendable {
     @inlinable var cons: UInt32 {
         get { cursors.pointee.cons }
         set { cursors.pointee.cons = newValue }
+    }
+    @inlinable var prodCache: UInt32 {
+        get { cursors.pointee.prodCache }
+        set { cursors.pointee.prodCache = newValue }
     }
     @inlinable var respProd: UInt32 {
         get { cursors.pointee.respProd }
@@ -80,8 +88,7 @@ public final class FaultConsumer: @unchecked Sendable {
             header: UnsafePointer(producerRegion.base.assumingMemoryBound(to: faultring_producer_header.self)),
             producerSize: producerSize, consumerSize: consumerSize)
         owner = consume files
-        cursors = UnsafeMutablePointer<Cursors>.allocate(capacity: 1)
-        cursors.initialize(to: Cursors())
+        cursors = CacheLines.allocate(Cursors())
         let p = producerRegion.base
         let c = consumerRegion.base
         ring = UnsafeRawPointer(p + QueueGeometry.ringOffset)
@@ -95,6 +102,7 @@ public final class FaultConsumer: @unchecked Sendable {
         words = QueueWords(producer: p, consumer: c)
         // Resume from what the region says: a consumer may re-attach.
         cons = words.consIndex.loadRelaxed()
+        prodCache = cons
         respProd = words.respProdIndex.loadRelaxed()
         respConsCache = words.respConsIndex.loadAcquire()
     }
@@ -105,8 +113,7 @@ public final class FaultConsumer: @unchecked Sendable {
     }
 
     deinit {
-        cursors.deinitialize(count: 1)
-        cursors.deallocate()
+        CacheLines.free(cursors)
     }
 
     /// The ABI in force, or `nil` before negotiation (acquire-load).
@@ -175,15 +182,23 @@ public final class FaultConsumer: @unchecked Sendable {
         guard ready <= capacity else {
             throw FaultQueueError(.corruptIndex, "fault_prod \(prod) is \(ready) ahead of fault_cons \(cons)")
         }
+        prodCache = prod
         return Int(ready)
     }
 
     /// Up to `max` records, in place. Read them, then `release` them.
+    ///
+    /// `fault_prod` is read (acquire) only when the records already known
+    /// to be published are fewer than `max`: a consumer that keeps up takes
+    /// one look at the producer's cache line per run of records, not one
+    /// per record.
     /// - Throws: `.notNegotiated` before negotiation; `.corruptIndex`.
     @inlinable
     public func peek(max: Int = .max) throws(FaultQueueError) -> RecordBatch {
         guard let abi else { throw FaultQueueError(.notNegotiated, "no ABI in force") }
-        let ready = try available()
+        var ready = Int(truncatingIfNeeded: prodCache &- cons)
+        // Cached and still ahead of us (a release past it wraps far above the capacity).
+        if ready < max || ready > Int(capacity) { ready = try available() }
         return RecordBatch(ring: ring, mask: mask, firstIndex: cons, count: Swift.min(ready, max), abi: abi)
     }
 
@@ -260,16 +275,19 @@ public final class FaultConsumer: @unchecked Sendable {
             written += 1
         }
         if written > 0 {
-            words.respProdIndex.storeSeqCst(respProd)  // seq_cst: releases the slots and orders the flag load below
+            words.respProdIndex.storeRelease(respProd)  // the slots are written before the index that covers them
             wakeProducerIfSleeping()
         }
         return written
     }
 
-    /// After a seq_cst store of ours, a seq_cst load of the producer's flag:
-    /// ring if it said it sleeps (the mirror of `FaultProducer.commit`).
+    /// After a store of ours, a seq_cst fence and a load of the producer's
+    /// flag: ring if it said it sleeps. The mirror of `FaultProducer.flush`,
+    /// whose comment has the argument; a fence rather than a locked store,
+    /// so the index line's transfer does not wait behind the slot's.
     func wakeProducerIfSleeping() {
-        if words.producerSleeping.loadSeqCst() != 0 { producerDoorbell.ring() }
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if words.producerSleeping.loadRelaxed() != 0 { producerDoorbell.ring() }
     }
 
     /// Writes raw bytes into the consumer header or a response slot, bypassing

@@ -1,3 +1,4 @@
+import Atomics
 import CFaultRingABI
 import FaultABI
 import FaultSys
@@ -46,14 +47,17 @@ public final class FaultProducer: @unchecked Sendable {
     /// The producer's private cursors. They live in memory the producer
     /// allocates rather than in stored properties: every access to a class's
     /// stored `var` costs a runtime exclusivity check, which on the
-    /// per-record path cost more than the ring itself.
+    /// per-record path cost more than the ring itself. On cache lines of
+    /// their own (`CacheLines`), so the consumer's cursors never share one.
     @usableFromInline
     struct Cursors {
         /// The ABI in force, once negotiated.
         @usableFromInline var abi: ABIVersion?
         // The last values we published or accepted.
         @usableFromInline var prod: UInt32 = 0
+        // The last index stored in `fault_prod`, and the last the doorbell check covered (`flush`).
         @usableFromInline var committedProd: UInt32 = 0
+        @usableFromInline var checkedProd: UInt32 = 0
         @usableFromInline var consCache: UInt32 = 0
         @usableFromInline var respCons: UInt32 = 0
         @usableFromInline var sequence: UInt32 = 0
@@ -81,6 +85,10 @@ public final class FaultProducer: @unchecked Sendable {
     @inlinable var committedProd: UInt32 {
         get { cursors.pointee.committedProd }
         set { cursors.pointee.committedProd = newValue }
+    }
+    @inlinable var checkedProd: UInt32 {
+        get { cursors.pointee.checkedProd }
+        set { cursors.pointee.checkedProd = newValue }
     }
     @inlinable var consCache: UInt32 {
         get { cursors.pointee.consCache }
@@ -164,8 +172,7 @@ public final class FaultProducer: @unchecked Sendable {
         self.producerRegion = producerRegion
         self.consumerRegion = consumerRegion
         owner = consume files
-        cursors = UnsafeMutablePointer<Cursors>.allocate(capacity: 1)
-        cursors.initialize(to: Cursors())
+        cursors = CacheLines.allocate(Cursors())
         let p = producerRegion.base
         let c = consumerRegion.base
         header = p.assumingMemoryBound(to: faultring_producer_header.self)
@@ -199,8 +206,7 @@ public final class FaultProducer: @unchecked Sendable {
 
     deinit {
         if !closed { close() }
-        cursors.deinitialize(count: 1)
-        cursors.deallocate()
+        CacheLines.free(cursors)
     }
 
     /// The descriptors to hand to a consumer: the producer region reopened
@@ -232,7 +238,7 @@ public final class FaultProducer: @unchecked Sendable {
         // free it goes out now, so every drop is reported in the ring (a
         // loss with no free slot left stays in records_lost and total_lost).
         refreshConsumerIndex()
-        if writeLostRecord() { commit() }
+        if writeLostRecord() { publishIndex() }
         closed = true
         words.state.storeRelease(FAULTRING_STATE_CLOSED)
         consumerDoorbell.ring()
@@ -296,27 +302,51 @@ extension FaultProducer {
     @inlinable
     func slot(_ index: UInt32) -> UnsafeMutableRawPointer { ring + Int(index & mask) &* ABILayout.entrySize }
 
-    /// Makes written records visible, then wakes the consumer if it sleeps.
-    ///
-    /// The doorbell protocol (Dekker-style; Docs/ABI.md "Doorbells"):
-    /// - producer: store `fault_prod` seq_cst, then load `consumer_sleeping`
-    ///   seq_cst; ring if it is 1;
-    /// - consumer: store `consumer_sleeping = 1` seq_cst, then load
-    ///   `fault_prod` seq_cst; block only if it has not moved.
-    /// All four operations sit in one total order. If our load of the flag
-    /// comes before the consumer's store of it, then our store of the index
-    /// comes before the consumer's load of the index, which therefore sees
-    /// the new records; otherwise we see the flag and ring. A ring that lands
-    /// before the consumer blocks stays in the eventfd (or FIFO), so it is
-    /// never lost. A seq_cst store also releases: the records written before
-    /// it are visible to whoever acquires the index.
-    @usableFromInline
-    func commit() {
+    /// Makes the records written so far visible: one release store of
+    /// `fault_prod` (a plain store on x86), after the slots were written.
+    /// A consumer that polls sees them at once. Waking a consumer that
+    /// sleeps is `flush`'s job, once per run of publishes, not per record.
+    @inlinable
+    func publishIndex() {
         guard prod != committedProd else { return }
-        words.prodIndex.storeSeqCst(prod)
+        words.prodIndex.storeRelease(prod)
         counters.add(QueueCounters.Offset.recordsPublished, UInt64(prod &- committedProd))
         committedProd = prod
-        if words.consumerSleeping.loadSeqCst() != 0 {
+    }
+
+    /// Ends a run of publishes: wakes the consumer if it sleeps. Call it
+    /// before the producer stops publishing for a while (the service does,
+    /// in `poll` and `prepareToSleep`, once per loop turn); until then a
+    /// sleeping consumer is not woken, though a polling one sees every
+    /// record the moment `publish` returns. Cheap when nothing was
+    /// published since the last call.
+    ///
+    /// The doorbell protocol (Dekker-style; Docs/ABI.md "Doorbells"):
+    /// - producer: each publish release-stores `fault_prod`; here, once per
+    ///   run, a seq_cst fence, then a load of `consumer_sleeping`; ring if 1;
+    /// - consumer: seq_cst store `consumer_sleeping = 1`, then seq_cst load
+    ///   of `fault_prod`; block only if it has not moved.
+    ///
+    /// Why no wake-up is lost (C11/C++ [atomics.order], the fence rules):
+    /// let X be this fence, F the consumer's flag store and L its index
+    /// load, both in the single total order S of seq_cst operations, F
+    /// before L. If L follows X in S, L observes our last index store
+    /// (sequenced before X) or a later one: the consumer sees the records
+    /// and does not block. If L precedes X, so does F, and our flag load,
+    /// sequenced after X, observes F (or the consumer's later store of 0,
+    /// made only once it is awake): we ring. A ring that lands before the
+    /// consumer blocks stays in the eventfd (or FIFO), so it is not lost.
+    ///
+    /// The fence is the protocol's one full barrier. Deferring it to here
+    /// keeps a publish to a slot write and a release store; and being a
+    /// fence, not a locked store to `fault_prod`, it does not make the index
+    /// line's transfer wait behind the slot's (a locked store would
+    /// serialise the two cache misses on the record's path).
+    public func flush() {
+        guard prod != checkedProd else { return }
+        checkedProd = prod
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if words.consumerSleeping.loadRelaxed() != 0 {
             consumerDoorbell.ring()
             counters.add(QueueCounters.Offset.doorbellsRung)
         }
@@ -336,7 +366,7 @@ extension FaultProducer {
         guard count > 0 else { return }
         drop(UInt32(clamping: count))
         _ = writeLostRecord()  // now if a slot is free, else when one frees
-        commit()
+        publishIndex()
     }
 
     /// Counts `count` records dropped for want of room.
@@ -366,7 +396,8 @@ extension FaultProducer {
     }
 
     /// Publishes one record, or drops and counts it if the ring is full.
-    /// Never blocks and never makes a system call unless the consumer sleeps.
+    /// Never blocks and makes no system call: the record is visible to a
+    /// polling consumer on return; a sleeping one is woken by `flush`.
     @inlinable
     public func publish(_ event: FaultEvent) -> PublishOutcome {
         guard let abi else {
@@ -375,18 +406,19 @@ extension FaultProducer {
         }
         guard writeLostRecord(), reserve(1) else {
             drop(1)
-            commit()  // a LOST record may have been written
+            publishIndex()  // a LOST record may have been written
             return .dropped
         }
         event.encode(into: slot(prod), abi: abi, sequence: sequence)
         prod &+= 1
         sequence &+= 1
-        commit()
+        publishIndex()
         return .published
     }
 
-    /// Publishes a batch with one index store and at most one doorbell.
-    /// Records that do not fit are dropped and counted like single ones.
+    /// Publishes a batch with one index store (a sleeping consumer is woken
+    /// by `flush`). Records that do not fit are dropped and counted like
+    /// single ones.
     /// - Returns: how many were written.
     @inlinable
     @discardableResult
@@ -398,25 +430,36 @@ extension FaultProducer {
         // One room check for the whole batch; the slow path only when short.
         let wanted = UInt32(clamping: events.count)
         guard pendingLost == 0, reserve(wanted) else { return publishSlowly(events, abi: abi) }
-        // Encode into a private staging buffer, then copy it in whole
-        // (`copyIntoRing`). Locals only: class properties cost a dynamic
-        // exclusivity check per access.
+        encodeIntoRing(events, abi: abi)
+        publishIndex()
+        return Int(wanted)
+    }
+
+    /// Encodes `events` straight into their slots from `prod` on, and moves
+    /// `prod` and `sequence` past them; the caller has reserved the room.
+    /// One loop per ABI, so the hot loop has no branch on it; the cursors are
+    /// read once and written once (they sit behind a pointer, and the
+    /// optimiser cannot keep them in registers across the slot stores).
+    @inlinable
+    func encodeIntoRing(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
         let first = prod
         let firstSequence = sequence
-        let entrySize = ABILayout.entrySize
-        withUnsafeTemporaryAllocation(byteCount: Int(wanted) * entrySize, alignment: 64) { staging in
-            let base = staging.baseAddress!
-            var offset = 0
+        var index = first
+        if abi == .v2 {
             for event in events {
-                event.encode(into: base + offset &* entrySize, abi: abi, sequence: firstSequence &+ UInt32(offset))
-                offset &+= 1
+                var record = event.v2Record(sequence: firstSequence &+ (index &- first))
+                withUnsafeBytes(of: &record) { slot(index).copyMemory(from: $0.baseAddress!, byteCount: 64) }
+                index &+= 1
             }
-            copyIntoRing(at: first, from: UnsafeRawPointer(base), count: Int(wanted))
+            sequence = firstSequence &+ (index &- first)
+        } else {
+            for event in events {
+                var record = event.v1Record
+                withUnsafeBytes(of: &record) { slot(index).copyMemory(from: $0.baseAddress!, byteCount: 64) }
+                index &+= 1
+            }
         }
-        sequence = firstSequence &+ wanted
-        prod = first &+ wanted
-        commit()
-        return Int(wanted)
+        prod = index
     }
 
     /// The batch path when a LOST record is owed or the batch does not fit:
@@ -434,7 +477,7 @@ extension FaultProducer {
             sequence &+= 1
             written += 1
         }
-        commit()
+        publishIndex()
         return written
     }
 
@@ -490,7 +533,7 @@ extension FaultProducer {
             prod = first &+ UInt32(fit)
         }
         if fit < count { drop(UInt32(count - fit)) }
-        commit()
+        publishIndex()
         return fit
     }
 
@@ -510,12 +553,8 @@ extension FaultProducer {
             return .noRoom
         }
         _ = writeLostRecord()
-        for event in events {
-            event.encode(into: slot(prod), abi: abi, sequence: sequence)
-            prod &+= 1
-            sequence &+= 1
-        }
-        commit()
+        encodeIntoRing(events, abi: abi)
+        publishIndex()
         return .published
     }
 
@@ -523,22 +562,28 @@ extension FaultProducer {
     /// index and re-reads (and validates) the shared one only when the cache
     /// says no, so polling it does not bounce the consumer's cache line.
     ///
+    /// When there is no room it `flush`es: a producer that waits for room
+    /// needs a consumer that is awake to make it.
+    ///
     /// For load generators that choose to pace themselves; the service never
     /// waits on it — a full ring drops, it does not block.
     public func hasRoom(for count: Int) -> Bool {
-        reserve(UInt32(clamping: count))
+        if reserve(UInt32(clamping: count)) { return true }
+        flush()
+        return false
     }
 
     /// Dropped records not yet reported by a LOST record (ABI 2). Non-zero
     /// until a slot frees and `poll` or the next publish writes it.
     public var lostRecordsOwed: UInt64 { pendingLost }
 
-    /// Housekeeping the service runs when woken or on a timer: puts a
-    /// requested ABI in force and writes an owed LOST record once a slot
-    /// has freed.
+    /// Housekeeping the service runs every loop turn: puts a requested ABI
+    /// in force, writes an owed LOST record once a slot has freed, and
+    /// `flush`es (wakes a sleeping consumer for what was published).
     public func poll() {
         negotiate()
-        if pendingLost > 0, writeLostRecord() { commit() }
+        if pendingLost > 0, writeLostRecord() { publishIndex() }
+        flush()
     }
 }
 
@@ -642,10 +687,11 @@ extension FaultProducer {
     }
 
     /// The first half of a sleep, for an event loop that waits on many
-    /// doorbells at once: stores `producer_sleeping = 1` seq_cst, then
-    /// re-checks with seq_cst loads. Returns false if the consumer already
+    /// doorbells at once: `flush`es, stores `producer_sleeping = 1`
+    /// seq_cst, then re-checks with seq_cst loads. Returns false if the consumer already
     /// has work (do not block); either way call `finishSleeping` after.
     public func prepareToSleep() -> Bool {
+        flush()  // the consumer must not sleep through what we published before we do
         words.producerSleeping.storeSeqCst(1)
         return !consumerHasWork
     }

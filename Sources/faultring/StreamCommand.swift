@@ -89,6 +89,7 @@ struct StreamCommand: ParsableCommand {
             }
             let written = count == 1
                 ? (producer.publish(events[0]) == .published ? 1 : 0) : producer.publish(batch: events)
+            producer.flush()  // the consumer may be asleep
             if written == count {
                 for i in 0..<UInt64(count) { checksum &+= n + i }
             } else if !lossy {

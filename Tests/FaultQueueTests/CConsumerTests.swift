@@ -78,11 +78,15 @@ import Testing
                 }
                 var tries = 0
                 while producer2.publishGroup(group) != .published && tries < 10_000_000 {
+                    producer2.flush()  // full: the consumer must be awake to make room
                     collect()
                     tries += 1
                 }
                 published += UInt64(size)
-                if g % 5000 == 4999 { usleep(5000) }  // let the C consumer sleep on its doorbell
+                if g % 5000 == 4999 {  // let the C consumer sleep on its doorbell
+                    producer2.flush()
+                    usleep(5000)
+                }
                 collect()
             }
             var tries = 0
@@ -110,8 +114,12 @@ import Testing
         let report = try Self.run(consumer, producer: producer, want: total) {
             for n in 0..<total {
                 _ = producer.publish(.unrecoverable(UnrecoverableFault(deviceID: 1, reason: 5, address: n << 12)))
-                if n % 10_000 == 0 { usleep(1000) }
+                if n % 10_000 == 0 {
+                    producer.flush()
+                    usleep(1000)
+                }
             }
+            producer.flush()
             var tries = 0
             while producer.lostRecordsOwed > 0 && tries < 10_000 {
                 usleep(100)

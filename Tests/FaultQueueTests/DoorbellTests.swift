@@ -16,9 +16,10 @@ import Testing
         #expect(pair.producer.countersSnapshot.recordsPublished == 10_000)
     }
 
-    /// A sleeping consumer is woken by the next publish, and a publish rings
-    /// at most once whatever it carries: 2000 records in batches of 10 cost
-    /// at most 200 doorbells, however the two threads are scheduled.
+    /// A sleeping consumer is woken by the `flush` after a publish, and a
+    /// flush rings at most once whatever came before it: 2000 records in
+    /// batches of 10 cost at most 200 doorbells, however the two threads are
+    /// scheduled.
     /// Bounded: the producer gives a full ring a fixed number of retries,
     /// then closes, which also wakes the consumer; a lost wake-up shows as a
     /// short count, not a hang.
@@ -51,6 +52,7 @@ import Testing
             let written = pair.producer.publish(batch: (published..<(published + batch)).map(unrecoverable))
             #expect(written == batch)
             published += written
+            pair.producer.flush()
             commits += 1
             if published % 100 == 0 { usleep(500) }  // let the consumer fall asleep now and then
         }
@@ -60,8 +62,31 @@ import Testing
         #expect(received.value == total)
         let rung = pair.producer.countersSnapshot.doorbellsRung
         #expect(rung > 0)  // it did sleep, and was woken
-        #expect(rung <= UInt64(commits))  // never more than one doorbell per publish
+        #expect(rung <= UInt64(commits))  // never more than one doorbell per flush
         #expect(commits == total / batch)
+    }
+
+    /// A publish never rings: the wake-up check is `flush`'s, once per run
+    /// of publishes (and `poll` and `prepareToSleep` flush). Deterministic:
+    /// the consumer is seen asleep before anything is published, and the
+    /// doorbell counter, not a clock, says who rang.
+    @Test func publishDefersTheWakeUpToFlush() throws {
+        let pair = try QueuePair(entries: 64)
+        let consumer = pair.consumer
+        let got = Counter()
+        let thread = Thread { got.set(consumer.waitForRecords(spins: 0, timeoutMilliseconds: 60_000) ? 1 : 0) }
+        thread.start()
+        while pair.producer.status.consumerSleeping != true { usleep(100) }
+        for n in 0..<5 { #expect(pair.producer.publish(unrecoverable(n)) == .published) }
+        pair.producer.publish(batch: (5..<10).map(unrecoverable))
+        #expect(pair.producer.countersSnapshot.doorbellsRung == 0)
+        pair.producer.flush()
+        thread.join()
+        #expect(got.value == 1)
+        #expect(pair.producer.countersSnapshot.doorbellsRung == 1)
+        pair.producer.flush()  // nothing new: no second ring, no fence
+        #expect(pair.producer.countersSnapshot.doorbellsRung == 1)
+        #expect(try consumer.peek().count == 10)
     }
 
     /// The producer side of the protocol: a response wakes a sleeping producer.

@@ -56,9 +56,14 @@ import Testing
             checksum &+= n
             n += 1
             // Go quiet now and then: the consumer runs dry, sleeps on its
-            // doorbell, and must be woken by the next publish.
-            if n % 25_000 == 0 { usleep(5_000) }
+            // doorbell, and must be woken by the flush that ends a run of
+            // publishes (as the service flushes before it sleeps).
+            if n % 25_000 == 0 {
+                producer.flush()
+                usleep(5_000)
+            }
         }
+        producer.flush()
         let output = child.readOutput()
         #expect(child.wait() == 0, "consumer failed: \(output)")
         let report = try JSONDecoder().decode(Report.self, from: Data(output.utf8))

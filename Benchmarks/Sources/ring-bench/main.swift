@@ -102,7 +102,11 @@ func throughputRun(records: UInt64, batch: Int,
         while !producer.hasRoom(for: count) {}
         produce(producer, n, count)
         n += UInt64(count)
+        // The wake-up check, as a service makes it once per loop turn: per
+        // batch, and every 64 records when publishing one at a time.
+        if batch > 1 || n & 63 == 0 { producer.flush() }
     }
+    producer.flush()
     var done = false
     while !done { producer.readResponses { _ in done = true } }
     let seconds = Double(bench_now_ns() - start) / 1e9
@@ -153,6 +157,7 @@ func faultringRTT(rounds: UInt64) throws -> [UInt64] {
     for n in 0..<Int(rounds) {
         let t0 = bench_now_ns()
         _ = producer.publish(event(UInt64(n)))
+        producer.flush()
         var answered = false
         while !answered { producer.readResponses { _ in answered = true } }
         samples[n] = bench_now_ns() - t0
@@ -165,6 +170,9 @@ func faultringRTT(rounds: UInt64) throws -> [UInt64] {
 // MARK: statistics
 
 let repetitions = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "21")!
+/// BENCH_ONLY=throughput|rtt|loop runs one part.
+let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
+func part(_ name: String) -> Bool { only == nil || only == name }
 let scale = Double(ProcessInfo.processInfo.environment["BENCH_SCALE"] ?? "1")!
 /// A probe slower than this (ns per cache-line round trip) labels the VM slow.
 let slowProbe = 300.0
@@ -212,7 +220,7 @@ print("\"fast\" is the median over runs whose ping-pong probe was under \(Int(sl
 print("")
 print("| batch | " + names.joined(separator: " | ") + " | enc. / best peer | events / best peer | VM fast runs (probe ns) |")
 print("|---|" + String(repeating: "---|", count: names.count + 3))
-for batch in [1, 8, 64] {
+for batch in [1, 8, 64] where part("throughput") {
     let rate = { (seconds: Double) in Double(records) / seconds / 1e6 }
     let samples = try interleaved([
         { rate(try faultringEncodedThroughput(records: records, batch: batch)) },
@@ -240,7 +248,7 @@ print("|---|---|---|---|---|")
 let rounds = UInt64(100_000 * scale)
 var p50s = [[Sample]](repeating: [], count: 3)
 var p99s = [[Double]](repeating: [], count: 3)
-for _ in 0..<repetitions {
+for _ in 0..<(part("rtt") ? repetitions : 0) {
     for contender in 0..<3 {
         let probe = bench_pingpong_ns(20_000)
         var sorted: [UInt64]
@@ -258,10 +266,12 @@ for _ in 0..<repetitions {
         p99s[contender].append(Double(percentile(sorted, 0.99)))
     }
 }
+if part("rtt") {
 let rttMedians = p50s.map { median($0.map(\.value)) }
 print("| p50 | " + p50s.map { summary($0, format: "%.0f") }.joined(separator: " | ")
       + String(format: " | %.2f× |", rttMedians[0] / min(rttMedians[1], rttMedians[2])))
 print("| p99 | " + p99s.map { String(format: "%.0f", median($0)) }.joined(separator: " | ") + " | |")
+}
 
 // MARK: the page-request loop next to the bare ring
 
@@ -279,6 +289,7 @@ func bareLoop(groups: Int, size: Int) throws -> Double {
     let start = bench_now_ns()
     for _ in 0..<groups {
         _ = producer.publishGroup(events)
+        producer.flush()
         let view = try consumer.peek()
         var cookie: UInt64 = 0
         for i in view.indices { cookie = view[i].load(fromByteOffset: 48, as: UInt64.self) }
@@ -308,7 +319,7 @@ print("| group size | bare ring | lifecycle | lifecycle / bare |")
 print("|---|---|---|---|")
 let loopGroups = Int(1_000_000 * scale)
 let loopReps = max(3, repetitions / 4)
-for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] {
+for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] where part("loop") {
     var bare: [Sample] = []
     var life: [Sample] = []
     for _ in 0..<loopReps {

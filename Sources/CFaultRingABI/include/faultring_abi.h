@@ -243,11 +243,11 @@ struct faultring_index_line {
  * @reserved0:             88  zero
  * @counters:              128 struct faultring_counters (statistics)
  * @fault_prod:            384 fault-ring producer index. Producer:
- *                             seq_cst store after writing the records (a
- *                             release, and ordered before its seq_cst load
- *                             of consumer_sleeping); consumer: acquire-load
- *                             before reading them (seq_cst in the sleep
- *                             re-check).
+ *                             release-store after writing the records; once
+ *                             per run of publishes, a seq_cst fence, then a
+ *                             load of consumer_sleeping (the doorbell
+ *                             check). Consumer: acquire-load before reading
+ *                             the records (seq_cst in the sleep re-check).
  * @resp_cons:             448 response-ring consumer index. Producer:
  *                             release-store after it copied the slots out, so
  *                             the consumer may reuse them; consumer:
@@ -256,7 +256,8 @@ struct faultring_index_line {
  *                             doorbell. Producer: seq_cst store 1, seq_cst
  *                             re-load of resp_prod/requested_abi, then
  *                             block; relaxed store 0 once awake. Consumer:
- *                             after its seq_cst index store, seq_cst load;
+ *                             after its index store, a seq_cst fence (or a
+ *                             seq_cst store of the index), then the load;
  *                             if 1, write the producer's eventfd.
  */
 struct faultring_producer_header {
@@ -307,14 +308,18 @@ struct faultring_producer_header {
  *                           producer: acquire-load, then validate
  *                           old_cons <= new_cons <= fault_prod (mod 2^32).
  * @resp_prod:           128 response-ring producer index. Consumer:
- *                           seq_cst store after writing the slots, then the
- *                           doorbell check; producer: acquire-load, then
- *                           validate resp_cons <= new <= resp_cons + count.
+ *                           release-store after writing the slots, then the
+ *                           doorbell check (a seq_cst fence, then a load of
+ *                           producer_sleeping; a seq_cst store of resp_prod
+ *                           and a seq_cst load do as well); producer:
+ *                           acquire-load, then validate
+ *                           resp_cons <= new <= resp_cons + count.
  * @consumer_sleeping:   192 1 while the consumer is about to block. Consumer:
  *                           seq_cst store 1, seq_cst re-load of fault_prod,
  *                           then block on its eventfd; store 0 once awake.
- *                           Producer: after its seq_cst store of fault_prod,
- *                           seq_cst load; if non-zero, write the eventfd.
+ *                           Producer: after its stores of fault_prod, a
+ *                           seq_cst fence, then the load; if non-zero,
+ *                           write the eventfd.
  */
 struct faultring_consumer_header {
 	uint32_t requested_abi;
