@@ -214,12 +214,14 @@ func interleaved(_ contenders: [() throws -> Double]) throws -> [[Sample]] {
 let records = UInt64(4_000_000 * scale)
 let names = ["faultring enc.", "faultring events", "Boost spsc", "rte_ring", "rte_ring zc"]
 let peers = 2..<5
+if part("throughput") {
 print("ring-bench: 64-byte records built from a template and read whole, 4096-slot rings, producer CPU 0, consumer CPU 1;")
 print("\(repetitions) interleaved repetitions of \(records) records per contender and batch. Mrec/s: median [min–max];")
 print("\"fast\" is the median over runs whose ping-pong probe was under \(Int(slowProbe)) ns (shown when some were not).")
 print("")
 print("| batch | " + names.joined(separator: " | ") + " | enc. / best peer | events / best peer | VM fast runs (probe ns) |")
 print("|---|" + String(repeating: "---|", count: names.count + 3))
+}
 for batch in [1, 8, 64] where part("throughput") {
     let rate = { (seconds: Double) in Double(records) / seconds / 1e6 }
     let samples = try interleaved([
@@ -239,12 +241,14 @@ for batch in [1, 8, 64] where part("throughput") {
 
 // MARK: round trip
 
+if part("rtt") {
 print("")
 print("Round trip: one record out, one 32-byte response back, both sides polling; p50 / p99 ns, median over")
 print("\(repetitions) interleaved runs of \(UInt64(100_000 * scale)) round trips.")
 print("")
 print("| | faultring | Boost spsc | rte_ring | faultring / best peer (p50) |")
 print("|---|---|---|---|---|")
+}
 let rounds = UInt64(100_000 * scale)
 var p50s = [[Sample]](repeating: [], count: 3)
 var p99s = [[Double]](repeating: [], count: 3)
@@ -311,12 +315,14 @@ func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
     return report.groupsPerSecond
 }
 
+if part("loop") {
 print("")
 print("Page-request loop, one thread, M groups/s: the bare ring (publish group, read, answer, read answer) next to")
 print("the whole lifecycle (simulated devices, tracker with cookies and timeouts, ring, responder, ledger).")
 print("")
 print("| group size | bare ring | lifecycle | lifecycle / bare |")
 print("|---|---|---|---|")
+}
 let loopGroups = Int(1_000_000 * scale)
 let loopReps = max(3, repetitions / 4)
 for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] where part("loop") {
