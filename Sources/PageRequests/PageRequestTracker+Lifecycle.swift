@@ -59,7 +59,9 @@ extension PageRequestTracker {
     /// owed, detach its devices, forget the channel. Cannot fail.
     public mutating func removeChannel(_ channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .detach, complete: complete) { $0.channel == channelID }
-        for index in devices.indices where devices[index]?.channel == channelID { devices[index]!.channel = nil }
+        for index in devices.indices where devices[index].known && devices[index].channel == channelID {
+            devices[index].channel = nil
+        }
         if hasChannel(channelID) { channels[Int(channelID)] = nil }
     }
 
@@ -75,7 +77,7 @@ extension PageRequestTracker {
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .deviceRemoved, complete: complete) { $0.deviceID == deviceID }
         discardPartials(of: deviceID)
-        if Int(deviceID) < devices.count { devices[Int(deviceID)] = nil }
+        if Int(deviceID) < devices.count { devices[Int(deviceID)] = Device.unknown }
     }
 
     /// The service stops: answer INVALID every outstanding group.

@@ -84,13 +84,13 @@ extension PageRequestTracker {
         guard let prgi = response.prgi, prgi <= PRILimits.maxPRGI else { return .failure(.unknown) }
         var retired = RetireKind.none
         var oldest: UInt64?
-        for device in devices where device?.channel == channel {
-            for cookie in device!.outstanding[Int(prgi)] {
+        for d in devices.indices where devices[d].known && devices[d].channel == channel {
+            for cookie in devices[d].outstanding[Int(prgi)] {
                 let group = slots[Int(GroupCookie(rawValue: cookie).slot)].group!
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }
-            if device!.lastRetired[Int(prgi)] != .none { retired = device!.lastRetired[Int(prgi)] }
+            if devices[d].lastRetired[Int(prgi)] != .none { retired = devices[d].lastRetired[Int(prgi)] }
         }
         if let oldest { return .success(oldest) }
         switch retired {

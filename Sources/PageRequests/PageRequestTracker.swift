@@ -60,7 +60,12 @@ public struct PageRequestTracker {
         var retiredBy: RetireKind = .none
     }
 
+    /// A device's state. The table holds values, not optionals: reading a
+    /// field through `devices[d]!` copied the whole value, three per-PRGI
+    /// arrays and their retains, on every request.
     struct Device {
+        /// Whether the slot holds a device (`addDevice` until `removeDevice`).
+        var known = true
         var channel: ChannelID?
         var allocation: Int
         var outstandingRequests = 0
@@ -73,6 +78,18 @@ public struct PageRequestTracker {
         /// Parked (non-last) requests per PRG index, all of one PASID; a
         /// second PASID on the same index goes to the tracker's `partials`.
         var parked = [[PageRequest]](repeating: [], count: PRILimits.prgiCount)
+
+        init(channel: ChannelID?, allocation: Int) {
+            self.channel = channel
+            self.allocation = allocation
+        }
+
+        /// An id with no device.
+        static var unknown: Device {
+            var device = Device(channel: nil, allocation: 0)
+            device.known = false
+            return device
+        }
     }
 
     struct Channel {
@@ -102,8 +119,9 @@ public struct PageRequestTracker {
     var freeSlots: Deque<UInt32>
     var timeouts = Deque<Deadline>()
     var partials: [AssemblyKey: [PageRequest]] = [:]
-    /// Indexed by device id (service-assigned, small).
-    var devices: [Device?] = []
+    /// Indexed by device id (service-assigned, small); ids never added
+    /// hold an unknown placeholder.
+    var devices: [Device] = []
     /// Indexed by channel id.
     var channels: [Channel?] = [nil]
     /// Records of the group being delivered, reused between groups.
@@ -145,14 +163,14 @@ public struct PageRequestTracker {
     /// Makes `deviceID` known, with its PRI outstanding-request allocation,
     /// optionally attached to a channel.
     public mutating func addDevice(_ deviceID: UInt32, allocation: Int, channel: ChannelID? = nil) {
-        while devices.count <= Int(deviceID) { devices.append(nil) }
+        while devices.count <= Int(deviceID) { devices.append(Device.unknown) }
         devices[Int(deviceID)] = Device(channel: channel, allocation: allocation)
     }
 
     /// Attaches a known device to a channel (or detaches it with `nil`).
     public mutating func attach(_ deviceID: UInt32, to channel: ChannelID?) {
-        guard Int(deviceID) < devices.count else { return }
-        devices[Int(deviceID)]?.channel = channel
+        guard Int(deviceID) < devices.count, devices[Int(deviceID)].known else { return }
+        devices[Int(deviceID)].channel = channel
     }
 
     func hasChannel(_ id: ChannelID) -> Bool { Int(id) < channels.count && channels[Int(id)] != nil }
@@ -173,7 +191,7 @@ public struct PageRequestTracker {
     ) -> UInt64? {
         counters.requests &+= 1
         let d = Int(request.deviceID)
-        guard d < devices.count, devices[d] != nil else {
+        guard d < devices.count, devices[d].known else {
             counters.unknownDevice &+= 1
             if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
             return nil
@@ -182,38 +200,38 @@ public struct PageRequestTracker {
             counters.stopMarkers &+= 1
             return nil
         }
-        if devices[d]!.outstandingRequests >= devices[d]!.allocation { counters.allocationExceeded &+= 1 }
-        devices[d]!.outstandingRequests += 1
+        if devices[d].outstandingRequests >= devices[d].allocation { counters.allocationExceeded &+= 1 }
+        devices[d].outstandingRequests += 1
         let prgi = PRILimits.slot(request.prgi)
         guard request.isLastPage else {
-            if devices[d]!.parked[prgi].isEmpty || devices[d]!.parked[prgi][0].pasid == request.pasid {
-                devices[d]!.parked[prgi].append(request)
+            if devices[d].parked[prgi].isEmpty || devices[d].parked[prgi][0].pasid == request.pasid {
+                devices[d].parked[prgi].append(request)
             } else {
                 partials[AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi), default: []]
                     .append(request)
             }
-            devices[d]!.partialRequests += 1
-            if devices[d]!.partialRequests > policy.maxPartialRequestsPerDevice {
+            devices[d].partialRequests += 1
+            if devices[d].partialRequests > policy.maxPartialRequestsPerDevice {
                 discardPartials(of: request.deviceID)
             }
             return nil
         }
         var requests: [PageRequest] = []
-        if devices[d]!.partialRequests > 0 {
-            if !devices[d]!.parked[prgi].isEmpty && devices[d]!.parked[prgi][0].pasid == request.pasid {
-                swap(&requests, &devices[d]!.parked[prgi])
+        if devices[d].partialRequests > 0 {
+            if !devices[d].parked[prgi].isEmpty && devices[d].parked[prgi][0].pasid == request.pasid {
+                swap(&requests, &devices[d].parked[prgi])
             } else if !partials.isEmpty,
                       let other = partials.removeValue(
                         forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
             {
                 requests = other
             }
-            devices[d]!.partialRequests -= requests.count
+            devices[d].partialRequests -= requests.count
         }
         counters.groupsClosed &+= 1
-        if !devices[d]!.outstanding[prgi].isEmpty { counters.prgiReused &+= 1 }
+        if !devices[d].outstanding[prgi].isEmpty { counters.prgiReused &+= 1 }
 
-        let channel = devices[d]!.channel
+        let channel = devices[d].channel
         let group = Group(last: request, earlier: requests, channel: channel ?? 0)
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, group.requestCount)
@@ -228,7 +246,7 @@ public struct PageRequestTracker {
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
-        devices[d]!.outstanding[prgi].append(cookie)
+        devices[d].outstanding[prgi].append(cookie)
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
         if channels[Int(channelID)]!.backlog.isEmpty {
             deliver(cookie, channel: channelID, complete: complete)
@@ -269,8 +287,8 @@ public struct PageRequestTracker {
     }
 
     mutating func releaseAllocation(_ deviceID: UInt32, _ count: Int) {
-        guard Int(deviceID) < devices.count else { return }
-        devices[Int(deviceID)]?.outstandingRequests -= count
+        guard Int(deviceID) < devices.count, devices[Int(deviceID)].known else { return }
+        devices[Int(deviceID)].outstandingRequests -= count
     }
 
     /// Drops every partial group of a device without response, as the kernel
@@ -281,12 +299,12 @@ public struct PageRequestTracker {
         var dropped = 0
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
         let d = Int(deviceID)
-        if d < devices.count, devices[d] != nil {
-            for prgi in 0..<PRILimits.prgiCount where !devices[d]!.parked[prgi].isEmpty {
-                dropped += devices[d]!.parked[prgi].count
-                devices[d]!.parked[prgi].removeAll()
+        if d < devices.count, devices[d].known {
+            for prgi in 0..<PRILimits.prgiCount where !devices[d].parked[prgi].isEmpty {
+                dropped += devices[d].parked[prgi].count
+                devices[d].parked[prgi].removeAll()
             }
-            devices[d]!.partialRequests = 0
+            devices[d].partialRequests = 0
         }
         counters.partialsDiscarded &+= UInt64(dropped)
         releaseAllocation(deviceID, dropped)
@@ -313,13 +331,13 @@ public struct PageRequestTracker {
         freeSlots.append(UInt32(slotIndex))
         let d = Int(group.deviceID)
         let prgi = PRILimits.slot(group.prgi)
-        if d < devices.count, devices[d] != nil {
-            if devices[d]!.outstanding[prgi].count == 1 {
-                devices[d]!.outstanding[prgi].removeAll(keepingCapacity: true)
+        if d < devices.count, devices[d].known {
+            if devices[d].outstanding[prgi].count == 1 {
+                devices[d].outstanding[prgi].removeAll(keepingCapacity: true)
             } else {
-                devices[d]!.outstanding[prgi].removeAll { $0 == cookie }
+                devices[d].outstanding[prgi].removeAll { $0 == cookie }
             }
-            devices[d]!.lastRetired[prgi] = kind
+            devices[d].lastRetired[prgi] = kind
         }
         releaseAllocation(group.deviceID, group.requestCount)
         emit(group, cookie: cookie, code: code, source: source, complete: complete)
