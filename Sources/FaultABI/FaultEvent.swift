@@ -15,6 +15,16 @@ public struct Permissions: OptionSet, Sendable, Hashable {
     public static let exec = Permissions(rawValue: FAULTRING_PERM_EXEC)
     /// Privileged-mode access (`FAULTRING_PERM_PRIV`, bit 3).
     public static let privileged = Permissions(rawValue: FAULTRING_PERM_PRIV)
+
+    /// Permissions from the four request flags a hardware record carries.
+    @inlinable
+    public init(read: Bool, write: Bool, exec: Bool, privileged: Bool) {
+        self = []
+        if read { insert(.read) }
+        if write { insert(.write) }
+        if exec { insert(.exec) }
+        if privileged { insert(.privileged) }
+    }
 }
 
 /// The 16 bytes of device private data a page request may carry (VT-d ≤ 3.x).

@@ -125,11 +125,7 @@ public struct TraceImporter {
         guard pasid <= UInt64(ABILayout.maxPASID), index <= UInt64(ABILayout.maxPRGI) else {
             return reject(line, "pasid or index out of range")
         }
-        var permissions: Permissions = []
-        if l[0] == "r" { permissions.insert(.read) }
-        if l[1] == "w" { permissions.insert(.write) }
-        if l[2] == "x" { permissions.insert(.exec) }
-        if l[3] == "p" { permissions.insert(.privileged) }
+        let permissions = Permissions(read: l[0] == "r", write: l[1] == "w", exec: l[2] == "x", privileged: l[3] == "p")
         var data: PrivateData?
         if let range = descriptor.firstRange(of: "private=") {
             let parts = descriptor[range.upperBound...].split(separator: "/")

@@ -135,9 +135,7 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
     /// SSV, and never NEEDS_PASID, because CMD_RESUME names a StreamID and a
     /// STAG and has no SubstreamID field for an answer's PASID to fill.
     public func fault(deviceID: UInt32, timestampNS: UInt64 = 0) -> FaultEvent {
-        var permissions: Permissions = read ? .read : .write
-        if instruction { permissions.insert(.exec) }
-        if privileged { permissions.insert(.privileged) }
+        let permissions = Permissions(read: read, write: !read, exec: instruction, privileged: privileged)
         if stall {
             return .pageRequest(PageRequest(
                 deviceID: deviceID, pasid: substreamID, prgi: UInt32(stallTag), permissions: permissions,

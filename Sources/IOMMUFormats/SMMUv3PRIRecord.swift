@@ -86,11 +86,7 @@ public struct SMMUv3PRIRecord: Sendable, Hashable {
     /// The generic page request. `needsPASID` is the function's "PRG
     /// Response PASID Required" capability, which the record does not carry.
     public func pageRequest(deviceID: UInt32, needsPASID: Bool, timestampNS: UInt64 = 0) -> PageRequest {
-        var permissions: Permissions = []
-        if read { permissions.insert(.read) }
-        if write { permissions.insert(.write) }
-        if execute { permissions.insert(.exec) }
-        if privileged { permissions.insert(.privileged) }
+        let permissions = Permissions(read: read, write: write, exec: execute, privileged: privileged)
         return PageRequest(deviceID: deviceID, pasid: substreamID, prgi: prgIndex, permissions: permissions,
                            address: address, isLastPage: last, needsPASID: needsPASID && substreamID != nil,
                            timestampNS: timestampNS)

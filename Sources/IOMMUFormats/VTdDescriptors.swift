@@ -117,11 +117,7 @@ public struct VTdPageRequest: Sendable, Hashable {
     /// with private data is owed its own response, so it is the last page of
     /// its group even without LPIG (as Linux ≤ 6.9 marked it).
     public func pageRequest(deviceID: UInt32, timestampNS: UInt64 = 0) -> PageRequest {
-        var permissions: Permissions = []
-        if read { permissions.insert(.read) }
-        if write { permissions.insert(.write) }
-        if execute { permissions.insert(.exec) }
-        if privileged { permissions.insert(.privileged) }
+        let permissions = Permissions(read: read, write: write, exec: execute, privileged: privileged)
         return PageRequest(deviceID: deviceID, pasid: pasid, prgi: prgIndex, permissions: permissions, address: address,
                            isLastPage: lastInGroup || privateData != nil, needsPASID: pasid != nil,
                            privateData: privateData, timestampNS: timestampNS)
