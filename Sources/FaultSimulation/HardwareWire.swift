@@ -45,8 +45,8 @@ public enum HardwareWire: String, Sendable, Hashable, Codable, CaseIterable {
                                       timestampNS: request.timestampNS)
         case .vtd, .vtd3:
             let revision = vtdRevision ?? .v4
-            let (q0, q1, q2, q3) = VTdPageRequest(request, requesterID: UInt16(truncatingIfNeeded: request.deviceID),
-                                                  revision: revision).words(revision)
+            let (q0, q1, q2, q3) = VTdPageRequest(request, requesterID: UInt16(truncatingIfNeeded: request.deviceID))
+                .words(revision)
             let descriptor = try VTdPageRequest(words: q0, q1, q2, q3, dialect: HardwareDialect(vtd: revision, strict: true))
             return descriptor.pageRequest(deviceID: UInt32(descriptor.requesterID), timestampNS: request.timestampNS)
         }

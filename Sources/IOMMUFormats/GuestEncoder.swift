@@ -73,8 +73,7 @@ public struct GuestEncoder: Sendable {
         case (.smmuv3, .lost):
             return nil
         case (.vtd, .event(.pageRequest(let r), _)):
-            let (a, b, c, d) = VTdPageRequest(r, requesterID: UInt16(truncatingIfNeeded: endpoint), revision: vtdRevision)
-                .words(vtdRevision)
+            let (a, b, c, d) = VTdPageRequest(r, requesterID: UInt16(truncatingIfNeeded: endpoint)).words(vtdRevision)
             return bytes(a, b, c, d)
         case (.vtd, _):
             return nil

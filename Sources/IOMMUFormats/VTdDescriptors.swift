@@ -54,15 +54,14 @@ public struct VTdPageRequest: Sendable, Hashable {
         self.privateData = privateData
     }
 
-    /// The descriptor a device's request becomes on VT-d `revision`. VT-d 4
-    /// has no private data: a request's is not carried (a device model for
-    /// VT-d 4 must not expect it echoed).
-    public init(_ request: PageRequest, requesterID: UInt16, revision: VTdRevision = .v4) {
+    /// The descriptor a device's request becomes on VT-d. Its private data
+    /// is kept here; only `words(.v3)` writes it (VT-d 4 has no field for
+    /// it, so a device model for VT-d 4 must not expect it echoed).
+    public init(_ request: PageRequest, requesterID: UInt16) {
         self.init(requesterID: requesterID, pasid: request.pasid, execute: request.permissions.contains(.exec),
                   privileged: request.permissions.contains(.privileged), read: request.permissions.contains(.read),
                   write: request.permissions.contains(.write), lastInGroup: request.isLastPage,
-                  prgIndex: request.prgi, address: request.address,
-                  privateData: revision == .v3 ? request.privateData : nil)
+                  prgIndex: request.prgi, address: request.address, privateData: request.privateData)
     }
 
     /// The four quadwords the IOMMU writes to the page request queue. PDP and
