@@ -1,4 +1,3 @@
-import Atomics
 import CFaultRingABI
 import FaultABI
 import FaultSys
@@ -281,13 +280,10 @@ public final class FaultConsumer: @unchecked Sendable {
         return written
     }
 
-    /// After a store of ours, a seq_cst fence and a load of the producer's
-    /// flag: ring if it said it sleeps. The mirror of `FaultProducer.flush`,
-    /// whose comment has the argument; a fence rather than a locked store,
-    /// so the index line's transfer does not wait behind the slot's.
+    /// After a store of ours, the waker's half of the doorbell protocol
+    /// (`Doorbell.ring(ifSleeping:)`): ring if the producer said it sleeps.
     func wakeProducerIfSleeping() {
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        if words.producerSleeping.loadRelaxed() != 0 { producerDoorbell.ring() }
+        producerDoorbell.ring(ifSleeping: words.producerSleeping)
     }
 
     /// Writes raw bytes into the consumer header or a response slot, bypassing

@@ -1,4 +1,3 @@
-import Atomics
 import CFaultRingABI
 import FaultABI
 import FaultSys
@@ -327,27 +326,13 @@ extension FaultProducer {
     /// - consumer: seq_cst store `consumer_sleeping = 1`, then seq_cst load
     ///   of `fault_prod`; block only if it has not moved.
     ///
-    /// Why no wake-up is lost (C11/C++ [atomics.order], the fence rules):
-    /// let X be this fence, F the consumer's flag store and L its index
-    /// load, both in the single total order S of seq_cst operations, F
-    /// before L. If L follows X in S, L observes our last index store
-    /// (sequenced before X) or a later one: the consumer sees the records
-    /// and does not block. If L precedes X, so does F, and our flag load,
-    /// sequenced after X, observes F (or the consumer's later store of 0,
-    /// made only once it is awake): we ring. A ring that lands before the
-    /// consumer blocks stays in the eventfd (or FIFO), so it is not lost.
-    ///
-    /// The fence is the protocol's one full barrier. Deferring it to here
-    /// keeps a publish to a slot write and a release store; and being a
-    /// fence, not a locked store to `fault_prod`, it does not make the index
-    /// line's transfer wait behind the slot's (a locked store would
-    /// serialise the two cache misses on the record's path).
+    /// Why no wake-up is lost is argued at `Doorbell.ring(ifSleeping:)`,
+    /// which both wakers use. Deferring its fence, the protocol's one full
+    /// barrier, to here keeps a publish to a slot write and a release store.
     public func flush() {
         guard prod != checkedProd else { return }
         checkedProd = prod
-        atomicMemoryFence(ordering: .sequentiallyConsistent)
-        if words.consumerSleeping.loadRelaxed() != 0 {
-            consumerDoorbell.ring()
+        if consumerDoorbell.ring(ifSleeping: words.consumerSleeping) {
             counters.add(QueueCounters.Offset.doorbellsRung)
         }
     }
