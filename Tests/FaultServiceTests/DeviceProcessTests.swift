@@ -82,20 +82,33 @@ import VMMClient
         #expect(service.finish().0 == 0)
     }
 
+    /// A service on `path`, a device process raising groups for `device`,
+    /// and a VMM attached to it that answers nothing, until the service has
+    /// seen at least 100 groups: all of them are outstanding. Nil (with the
+    /// issue recorded) if the device could not be attached.
+    static func withUnansweredGroups(_ path: String, backend: String, device id: UInt32) throws
+        -> (service: Child, device: Child, client: VMMClient)?
+    {
+        let service = try startService(path, ["--devices", "0", "--backend", backend])
+        let device = try Child(["device", "--socket-path", path, "--devices", "\(id)", "--rate", "4000",
+                                "--wait-for-consumer", "--json"])
+        guard let client = attachWhenReady(path, devices: [id]) else {
+            Issue.record("could not attach device \(id)")
+            return nil
+        }
+        _ = try consume(client, answer: false) {
+            ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
+        }
+        return (service, device, client)
+    }
+
     /// The device process dies (SIGKILL) with groups outstanding: the
     /// service answers every one of them INVALID (device removed), and its
     /// books for the source balance.
     @Test(arguments: ["io_uring", "poll"])
     func aKilledDeviceProcessLeavesTheServiceBalanced(backend: String) throws {
         let path = socketPath("device-killed-\(backend)")
-        let service = try startService(path, ["--devices", "0", "--backend", backend])
-        let device = try Child(["device", "--socket-path", path, "--devices", "31", "--rate", "4000",
-                                "--wait-for-consumer", "--json"])
-        guard let client = attachWhenReady(path, devices: [31]) else { Issue.record("could not attach device 31"); return }
-        // The VMM answers nothing: every group stays outstanding.
-        _ = try Self.consume(client, answer: false) {
-            ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
-        }
+        guard let (service, device, client) = try Self.withUnansweredGroups(path, backend: backend, device: 31) else { return }
         device.signal(SIGKILL)
         _ = device.finish()
         let stats = try eventually(path) { $0.sources.first?.removed == true }
@@ -121,13 +134,7 @@ import VMMClient
     @Test(arguments: ["io_uring", "poll"])
     func aKilledServiceLeavesTheDeviceBalanced(backend: String) throws {
         let path = socketPath("service-killed-\(backend)")
-        let service = try startService(path, ["--devices", "0", "--backend", backend])
-        let device = try Child(["device", "--socket-path", path, "--devices", "41", "--rate", "4000",
-                                "--wait-for-consumer", "--json"])
-        guard let client = attachWhenReady(path, devices: [41]) else { Issue.record("could not attach device 41"); return }
-        _ = try Self.consume(client, answer: false) {
-            ((try? serviceStats(path))?.sources.first?.books.groups ?? 0) >= 100
-        }
+        guard let (service, device, client) = try Self.withUnansweredGroups(path, backend: backend, device: 41) else { return }
         service.signal(SIGKILL)
         _ = service.finish()
         let (status, output) = device.finish()
