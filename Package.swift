@@ -111,10 +111,11 @@ let package = Package(
                            "IOMMUFormats"]
         ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
-        // fixture feed (a FaultSource) and capture (a FaultSource wrapper).
+        // fixture feed (a FaultSource), capture (a FaultSource wrapper), and
+        // storm profiles (the declarative load files of Docs/STORMS.md).
         .target(
             name: "FaultFixtures",
-            dependencies: ["CJSONC", "FaultABI", "IOMMUFormats", "PageRequests", "FaultPipeline", "VMMClient"]
+            dependencies: ["CJSONC", "FaultABI", "IOMMUFormats", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation"]
         ),
         // The whole loop in one process, in virtual time: for demo, tests, benchmarks.
         .target(
@@ -157,7 +158,7 @@ let package = Package(
                            "CFaultRingABI", systemPackage]
         ),
         .testTarget(name: "FaultSimulationTests", dependencies: ["FaultSimulation", "FaultABI", "PageRequests"]),
-        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient"]),
+        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation"]),
         .testTarget(
             name: "FaultLoopbackTests",
             dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]

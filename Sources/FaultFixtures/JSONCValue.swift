@@ -2,21 +2,21 @@ import CJSONC
 import Glibc
 
 /// A file name shared by reference, so error contexts need not copy it.
-final class FileName {
-    let path: String
-    init(_ path: String) { self.path = path }
+package final class FileName {
+    package let path: String
+    package init(_ path: String) { self.path = path }
 }
 
 /// A json-c object seen through typed, validating accessors. Every failure
 /// throws a `FixtureError` naming the field, with the file and event filled
 /// in by `JSONCValue.Context`.
-struct JSONCValue {
-    let object: OpaquePointer?
+package struct JSONCValue {
+    package let object: OpaquePointer?
 
     /// Where a value came from, for error messages. The dotted path is
     /// assembled only when an error is raised: on the happy path a child
     /// context shares its parent's path and a literal key, no allocation.
-    struct Context {
+    package struct Context {
         /// The file's name, owned by the reader; not retained per copy (a
         /// context is copied for every field on the hot path).
         unowned(unsafe) let fileName: FileName
@@ -26,24 +26,24 @@ struct JSONCValue {
         var key: String?
         var staticKey: StaticString?
 
-        init(file: FileName, event: Int?, path: String) {
+        package init(file: FileName, event: Int?, path: String) {
             fileName = file
             self.event = event
             parentPath = path
             key = nil
         }
 
-        var path: String {
+        package var path: String {
             guard let key = key ?? staticKey.map({ "\($0)" }) else { return parentPath }
             return parentPath.isEmpty ? key : "\(parentPath).\(key)"
         }
 
-        func error(_ message: String) -> FixtureError {
+        package func error(_ message: String) -> FixtureError {
             let path = self.path
             return FixtureError(file: file, event: event, field: path.isEmpty ? nil : path, message)
         }
 
-        func child(_ key: String) -> Context {
+        package func child(_ key: String) -> Context {
             var child = self
             child.parentPath = path
             child.key = key
@@ -52,7 +52,7 @@ struct JSONCValue {
         }
 
         /// A child named by a literal: no string is built unless an error is.
-        func child(_ key: StaticString) -> Context {
+        package func child(_ key: StaticString) -> Context {
             var child = self
             child.parentPath = path
             child.key = nil
@@ -61,15 +61,15 @@ struct JSONCValue {
         }
     }
 
-    var type: json_type { json_object_get_type(object) }
+    package var type: json_type { json_object_get_type(object) }
 
-    var typeName: String { String(cString: json_type_to_name(type)) }
+    package var typeName: String { String(cString: json_type_to_name(type)) }
 
     /// The members of an object, checking that no key outside `allowed`
     /// appears. Keys are looked up in json-c's own hash table; on the happy
     /// path no Swift string is made per key (unknown keys are found by
     /// count, and named only when there is one).
-    func members(_ context: Context, allowed: [StaticString]) throws(FixtureError) -> JSONCMembers {
+    package func members(_ context: Context, allowed: [StaticString]) throws(FixtureError) -> JSONCMembers {
         guard type == json_type_object else { throw context.error("expected an object, found \(typeName)") }
         let members = JSONCMembers(object: object)
         var present = 0
@@ -90,7 +90,7 @@ struct JSONCValue {
     }
 
     /// `members` for keys known only at run time (enum raw values).
-    func dynamicMembers(_ context: Context, allowed: Set<String>) throws(FixtureError) -> [String: JSONCValue] {
+    package func dynamicMembers(_ context: Context, allowed: Set<String>) throws(FixtureError) -> [String: JSONCValue] {
         guard type == json_type_object else { throw context.error("expected an object, found \(typeName)") }
         var result: [String: JSONCValue] = [:]
         var it = json_object_iter_begin(object)
@@ -106,24 +106,24 @@ struct JSONCValue {
         return result
     }
 
-    func array(_ context: Context) throws(FixtureError) -> [JSONCValue] {
+    package func array(_ context: Context) throws(FixtureError) -> [JSONCValue] {
         guard type == json_type_array else { throw context.error("expected an array, found \(typeName)") }
         return (0..<json_object_array_length(object)).map { JSONCValue(object: json_object_array_get_idx(object, $0)) }
     }
 
-    func string(_ context: Context) throws(FixtureError) -> String {
+    package func string(_ context: Context) throws(FixtureError) -> String {
         guard type == json_type_string else { throw context.error("expected a string, found \(typeName)") }
         return String(cString: json_object_get_string(object))
     }
 
-    func bool(_ context: Context) throws(FixtureError) -> Bool {
+    package func bool(_ context: Context) throws(FixtureError) -> Bool {
         guard type == json_type_boolean else { throw context.error("expected true or false, found \(typeName)") }
         return json_object_get_boolean(object) != 0
     }
 
     /// An unsigned integer: a JSON integer, or a string in decimal or "0x…"
     /// hex (so 64-bit values keep every bit whatever the reader's doubles do).
-    func unsigned(_ context: Context, max: UInt64 = .max) throws(FixtureError) -> UInt64 {
+    package func unsigned(_ context: Context, max: UInt64 = .max) throws(FixtureError) -> UInt64 {
         let value: UInt64
         switch type {
         case json_type_int:
@@ -177,24 +177,24 @@ struct JSONCValue {
     }
 
     /// Whether this is the JSON string `literal` (compared in place).
-    func isString(_ literal: StaticString) -> Bool {
+    package func isString(_ literal: StaticString) -> Bool {
         guard type == json_type_string, Int(json_object_get_string_len(object)) == literal.utf8CodeUnitCount else {
             return false
         }
         return memcmp(json_object_get_string(object), literal.utf8Start, literal.utf8CodeUnitCount) == 0
     }
 
-    func u32(_ context: Context, max: UInt64 = UInt64(UInt32.max)) throws(FixtureError) -> UInt32 {
+    package func u32(_ context: Context, max: UInt64 = UInt64(UInt32.max)) throws(FixtureError) -> UInt32 {
         UInt32(try unsigned(context, max: max))
     }
 }
 
 /// An object's members, looked up by key in json-c's hash table.
-struct JSONCMembers {
-    let object: OpaquePointer?
+package struct JSONCMembers {
+    package let object: OpaquePointer?
 
     /// Looks `key` up without building a C string: a literal already is one.
-    subscript(key: StaticString) -> JSONCValue? {
+    package subscript(key: StaticString) -> JSONCValue? {
         var value: OpaquePointer?
         let name = UnsafeRawPointer(key.utf8Start).assumingMemoryBound(to: CChar.self)
         guard json_object_object_get_ex(object, name, &value) != 0 else { return nil }
@@ -203,15 +203,31 @@ struct JSONCMembers {
 }
 
 /// Reads `key` from `members` if present, converting with `read`.
-func optional<T>(_ members: JSONCMembers, _ key: StaticString, _ context: JSONCValue.Context,
+package func optional<T>(_ members: JSONCMembers, _ key: StaticString, _ context: JSONCValue.Context,
                  _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T? {
     guard let value = members[key] else { return nil }
     return try read(value, context.child(key))
 }
 
 /// Reads a required `key`.
-func required<T>(_ members: JSONCMembers, _ key: StaticString, _ context: JSONCValue.Context,
+package func required<T>(_ members: JSONCMembers, _ key: StaticString, _ context: JSONCValue.Context,
                  _ read: (JSONCValue, JSONCValue.Context) throws(FixtureError) -> T) throws(FixtureError) -> T {
     guard let value = members[key] else { throw context.child(key).error("missing") }
     return try read(value, context.child(key))
+}
+
+extension JSONCValue {
+    /// A finite number (JSON integer or real) within `range`.
+    package func number(_ context: Context, in range: ClosedRange<Double>) throws(FixtureError) -> Double {
+        let value: Double
+        switch type {
+        case json_type_int: value = Double(json_object_get_int64(object))
+        case json_type_double: value = json_object_get_double(object)
+        default: throw context.error("expected a number, found \(typeName)")
+        }
+        guard value.isFinite, range.contains(value) else {
+            throw context.error("\(value) is out of range (\(range.lowerBound) ... \(range.upperBound))")
+        }
+        return value
+    }
 }

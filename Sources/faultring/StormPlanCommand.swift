@@ -1,0 +1,93 @@
+import ArgumentParser
+import FaultFixtures
+import FaultSimulation
+import Foundation
+
+/// Checks a storm profile and prints what it would offer: each phase's
+/// arrivals (counted by running the real arrival schedule, not estimated),
+/// and which devices each consumer process attaches.
+struct StormPlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storm-plan",
+        abstract: "Check a storm profile (Docs/STORMS.md) and print its arrival schedule and tenants.",
+        discussion: """
+            Exit status 1, with the file and field named, if the profile is malformed. The arrivals per phase \
+            come from the same schedule a storm drives, so a profile's load can be read before it runs.
+            """)
+
+    @Argument(help: "The storm profile (e.g. Fixtures/storms/steady.json).") var profile: String
+    @Option(help: "Scale the storm to last this many seconds (phases, stalls and crash times alike).")
+    var seconds: Double?
+    @Flag(help: "Print the checked profile as JSON.") var json = false
+
+    func run() throws {
+        var storm: StormProfile
+        do {
+            storm = try StormProfileReader.read(path: profile)
+        } catch {
+            FileHandle.standardError.write(Data("faultring storm-plan: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        if let seconds {
+            guard seconds > 0, seconds <= StormProfileReader.maxSeconds else {
+                throw ValidationError("--seconds must be in (0, \(StormProfileReader.maxSeconds)]")
+            }
+            storm = storm.scaled(toSeconds: seconds)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(storm), as: UTF8.self))
+            return
+        }
+        var counts = [Int](repeating: 0, count: storm.phases.count)
+        for arrival in ArrivalSchedule(phases: storm.phases, seed: storm.seed) { counts[arrival.phase] += 1 }
+        print("storm \(storm.name): \(String(format: "%.1f", Double(storm.durationNS) / 1e9)) s, " +
+              "\(storm.devices.count) devices (\(storm.devices.placement.rawValue)), " +
+              "\(storm.consumerProcesses) consumer processes, rings \(storm.rings.entries)/\(storm.rings.responses), " +
+              "timeout \(storm.timeoutMilliseconds) ms")
+        var phases = TextTable("phase", "shape", "seconds", "arrivals", "mean groups/s")
+        for (i, p) in storm.phases.enumerated() {
+            let s = Double(p.durationNS) / 1e9
+            phases.add(p.name, Self.describe(p.shape), String(format: "%.2f", s), String(counts[i]),
+                       String(format: "%.0f", Double(counts[i]) / s))
+        }
+        print(phases.render(indent: "  "))
+        var tenants = TextTable("consumer", "abi", "behaviour", "devices")
+        var process = 0
+        for c in storm.consumers {
+            for k in 1...c.count {
+                tenants.add("\(c.name)-\(k)", String(c.abi), Self.describe(c.behaviour),
+                            storm.devices(ofConsumerProcess: process).map(String.init).joined(separator: " "))
+                process += 1
+            }
+        }
+        print(tenants.render(indent: "  "))
+    }
+
+    static func describe(_ shape: ArrivalPhase.Shape) -> String {
+        switch shape {
+        case .steady(let r): return "steady \(Int(r))/s"
+        case .burst(let r): return "burst \(Int(r))/s"
+        case .poisson(let r): return "poisson \(Int(r))/s"
+        case .ramp(let a, let b): return "ramp \(Int(a))→\(Int(b))/s"
+        case .square(let h, let l, let p, let d):
+            return "square \(Int(h))/\(Int(l))/s, period \(Double(p) / 1e9) s, duty \(d)"
+        }
+    }
+
+    static func describe(_ b: StormProfile.Behaviour) -> String {
+        switch b {
+        case .fast: return "fast"
+        case .slow(let d):
+            switch d {
+            case .fixed(let us): return "slow, \(us) µs"
+            case .uniform(let a, let z): return "slow, uniform \(a)–\(z) µs"
+            case .exponential(let m): return "slow, exponential mean \(m) µs"
+            }
+        case .stalled(let at, let length): return "stalls at \(Double(at) / 1e9) s for \(Double(length) / 1e9) s"
+        case .wrong(let share): return "wrong answer first for \(share * 100) % of groups"
+        case .crash(let at, let after): return "SIGKILL at \(Double(at) / 1e9) s, restart \(Double(after) / 1e9) s later"
+        }
+    }
+}
