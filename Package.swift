@@ -108,7 +108,8 @@ let package = Package(
         .target(
             name: "FaultSimulation",
             dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline",
-                           "IOMMUFormats"]
+                           "IOMMUFormats", .product(name: "DequeModule", package: "swift-collections"),
+                           .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
         // fixture feed (a FaultSource), capture (a FaultSource wrapper), and
@@ -148,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "FaultServiceTests",
             dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "FaultFD",
-                           "FaultSimulation", "CFaultRingABI",
+                           "FaultSimulation", "FaultFixtures", "CFaultRingABI",
                            "CFaultRingSys", systemPackage]
         ),
         .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "IOMMUFormats", "FaultABI", "PageRequests"]),

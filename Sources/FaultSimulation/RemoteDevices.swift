@@ -6,6 +6,8 @@ import FaultSys
 import Glibc
 import IOMMUFormats
 import PageRequests
+import DequeModule
+import Histogram
 
 /// Simulated PRI devices on the far side of a device socket: what
 /// `faultring device` runs in its own process, and what a vfio-user server
@@ -42,6 +44,11 @@ public final class RemoteDevices {
         /// a group that had to wait for a PRG index or allocation keeps its
         /// scheduled time, so waiting counts; nothing is skipped).
         public var measureLatency = false
+        /// Arrivals from a storm's schedule instead of `rate`: arrival n
+        /// goes to device n mod count and keeps its scheduled time while it
+        /// waits for a PRG index or allocation (open loop). Latency is then
+        /// measured for every group and kept per phase in `Report.phases`.
+        public var schedule: ArrivalSchedule?
         /// Options with these defaults.
         public init() {}
     }
@@ -66,13 +73,18 @@ public final class RemoteDevices {
         public var seconds: Double = 0
         /// With `measureLatency`: answer latency from each group's scheduled time, ns.
         public var latency: LatencySummary?
+        /// With a `schedule`: per phase, the groups scheduled in it and their
+        /// answer latency from the scheduled time, ns.
+        public var phases: [PhaseLatency]?
+        /// With a `schedule`: arrivals the schedule offered (each a group for some device).
+        public var offered: UInt64 = 0
         /// Every group answered exactly once, correctly, and nothing refused.
         public var balanced: Bool {
             devices.allSatisfy { $0.outstanding == 0 && $0.unexpected == 0 && $0.wrong == 0 && $0.answered == $0.issued }
         }
     }
 
-    let options: Options
+    var options: Options
     var devices: [SimulatedPRIDevice]
     let faults: OwnedFD
     /// Wakes the devices when the next group is due (nanosecond precision;
@@ -83,8 +95,15 @@ public final class RemoteDevices {
     let eventsFD: Int32
     var rng: SplitMix64
     /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid, scheduled ns).
-    var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64)] = [:]
+    var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64, phase: Int)] = [:]
     var latencies: [UInt64] = []
+    /// With a schedule: the arrivals each device still owes, oldest first (scheduled ns, phase).
+    var backlog: [Deque<(atNS: UInt64, phase: Int)>] = []
+    /// The schedule's next arrival, read ahead (nil once it is exhausted).
+    var upcoming: (atNS: UInt64, phase: Int)?
+    var nextDevice = 0
+    /// Latency per phase of the schedule, ns.
+    var phaseHistograms: [Histogram<UInt64>] = []
     var nextCookie: UInt32 = 1
     var dueAt: [UInt64]
     var blocked: [Bool]
@@ -111,6 +130,15 @@ public final class RemoteDevices {
         rng = SplitMix64(seed: options.seed)
         dueAt = [UInt64](repeating: 0, count: configs.count)
         blocked = [Bool](repeating: false, count: configs.count)
+        if var schedule = options.schedule {
+            backlog = Array(repeating: Deque(), count: configs.count)
+            upcoming = schedule.next()
+            self.options.schedule = schedule
+            phaseHistograms = schedule.phases.map { _ in
+                Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
+                                  numberOfSignificantValueDigits: .three)
+            }
+        }
     }
 
     static func number(_ fd: borrowing OwnedFD?) -> Int32 {
@@ -126,6 +154,7 @@ public final class RemoteDevices {
 
     /// Whether every device has raised its `groupsPerDevice`.
     var doneRaising: Bool {
+        if options.schedule != nil { return upcoming == nil && backlog.allSatisfy(\.isEmpty) }
         guard let limit = options.groupsPerDevice else { return false }
         return devices.allSatisfy { $0.ledger.issued >= limit }
     }
@@ -146,6 +175,8 @@ public final class RemoteDevices {
             if let since = stopped {
                 if pending.isEmpty && unsent.isEmpty { break }
                 if now &- since > Self.answerGraceNS { break }
+            } else if options.schedule != nil {
+                raiseScheduled(now: now &- start)
             } else {
                 raiseDue(now: now, period: period)
             }
@@ -153,7 +184,8 @@ public final class RemoteDevices {
             // Sleep until the next device is due (rounded up to a millisecond:
             // never a busy wait), or an answer arrives.
             var next = UInt64.max
-            for d in devices.indices where !blocked[d] && stopped == nil {
+            if options.schedule != nil, stopped == nil, let upcoming { next = start &+ upcoming.atNS }
+            for d in devices.indices where !blocked[d] && stopped == nil && options.schedule == nil {
                 if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
                 next = min(next, dueAt[d])
             }
@@ -185,6 +217,9 @@ public final class RemoteDevices {
         report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
         report.seconds = Double(Sys.monotonicNS &- start) / 1e9
         if options.measureLatency { report.latency = LatencySummary(latencies) }
+        if let schedule = options.schedule {
+            report.phases = zip(schedule.phases, phaseHistograms).map { PhaseLatency(name: $0.name, histogram: $1) }
+        }
         return report
     }
 
@@ -213,7 +248,7 @@ public final class RemoteDevices {
                 for request in requests where !request.isStopMarker {
                     batch += HWPTPageFault(request, cookie: cookie).bytes
                 }
-                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled)
+                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled, 0)
                 if batch.count >= Self.maxPacketBytes {
                     unsent.append(batch)
                     batch.removeAll(keepingCapacity: true)
@@ -224,6 +259,50 @@ public final class RemoteDevices {
             // Fell far behind: without latency measurement, do not flood; with it,
             // the schedule is the schedule (no coordinated omission).
             if !options.measureLatency && dueAt[d] &+ period &* 64 < now { dueAt[d] = now }
+        }
+        if !batch.isEmpty { unsent.append(batch) }
+    }
+
+    /// Hands every arrival due by `offset` (ns from the start) to its device,
+    /// then lets each device raise what its PRG indices and allocation allow,
+    /// oldest arrival first. An arrival that must wait keeps its scheduled
+    /// time: the wait is latency, not a skipped sample.
+    func raiseScheduled(now offset: UInt64) {
+        let start = Sys.monotonicNS &- offset
+        while let arrival = upcoming, arrival.atNS <= offset {
+            backlog[nextDevice].append(arrival)
+            nextDevice = (nextDevice + 1) % devices.count
+            report.offered += 1
+            upcoming = options.schedule!.next()
+        }
+        var requests: [PageRequest] = []
+        var batch: [UInt8] = []
+        for d in devices.indices {
+            var burst = 0
+            while let arrival = backlog[d].first, burst < 256 {
+                requests.removeAll(keepingCapacity: true)
+                devices[d].nextGroup(now: start &+ arrival.atNS, using: &rng, into: &requests)
+                guard let last = requests.last else {
+                    blocked[d] = true
+                    break
+                }
+                blocked[d] = false
+                burst += 1
+                if !last.isLastPage || last.isStopMarker { continue }  // the arrival raised a lone stop marker first
+                backlog[d].removeFirst()
+                let cookie = nextCookie
+                nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
+                for request in requests where !request.isStopMarker {
+                    batch += HWPTPageFault(request, cookie: cookie).bytes
+                }
+                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, start &+ arrival.atNS, arrival.phase)
+                if batch.count >= Self.maxPacketBytes {
+                    unsent.append(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+                groupsSent += 1
+                if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
+            }
         }
         if !batch.isEmpty { unsent.append(batch) }
     }
@@ -280,9 +359,11 @@ public final class RemoteDevices {
                         refuse(response.cookie)
                         continue
                     }
-                    if options.measureLatency {
+                    if options.measureLatency || options.schedule != nil {
                         let now = Sys.monotonicNS
-                        latencies.append(now > group.scheduled ? now - group.scheduled : 0)
+                        let latency = now > group.scheduled ? now - group.scheduled : 0
+                        if options.measureLatency { latencies.append(latency) }
+                        if options.schedule != nil { _ = phaseHistograms[group.phase].record(max(1, latency)) }
                     }
                     devices[group.device].complete(
                         DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
@@ -327,6 +408,46 @@ public final class RemoteDevices {
         let packet = VEventHeader(flags: 0, sequence: sequence).bytes + [w0, w1, w2, w3].flatMap { LittleEndian.bytes($0) }
         sequence = VEventHeader.next(sequence)
         _ = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+}
+
+/// One storm phase's answer latency, from each group's scheduled time, ns.
+public struct PhaseLatency: Codable, Sendable {
+    /// The phase's name.
+    public var name: String
+    /// Groups answered that were scheduled in the phase.
+    public var count: UInt64
+    /// Median, 99th, 99.9th percentile and largest (HdrHistogram, 3 significant digits).
+    public var p50: UInt64, p99: UInt64, p999: UInt64, max: UInt64
+    /// The histogram itself, so phases and processes can be merged in
+    /// process. Not part of the JSON form: its Codable form is every bucket
+    /// (tens of thousands of counts), more than a report line should carry.
+    public var histogram: Histogram<UInt64>
+
+    enum CodingKeys: String, CodingKey { case name, count, p50, p99, p999, max }
+
+    /// Decodes the summary; the histogram comes back empty.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        count = try c.decode(UInt64.self, forKey: .count)
+        p50 = try c.decode(UInt64.self, forKey: .p50)
+        p99 = try c.decode(UInt64.self, forKey: .p99)
+        p999 = try c.decode(UInt64.self, forKey: .p999)
+        max = try c.decode(UInt64.self, forKey: .max)
+        histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
+                                      numberOfSignificantValueDigits: .three)
+    }
+
+    /// The summary of `histogram`.
+    public init(name: String, histogram: Histogram<UInt64>) {
+        self.name = name
+        self.histogram = histogram
+        count = histogram.totalCount
+        p50 = count == 0 ? 0 : histogram.valueAtPercentile(50)
+        p99 = count == 0 ? 0 : histogram.valueAtPercentile(99)
+        p999 = count == 0 ? 0 : histogram.valueAtPercentile(99.9)
+        max = count == 0 ? 0 : histogram.max
     }
 }
 

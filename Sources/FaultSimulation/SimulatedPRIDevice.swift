@@ -23,6 +23,8 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
     public var reusePRGIEvery: Int
     /// Misbehaviour: start a group and never close it every N groups (0: never).
     public var abandonGroupEvery: Int
+    /// PRG indices the device uses, 1 ... `PRILimits.prgiCount` (a storm's PRGI budget).
+    public var prgiBudget = PRILimits.prgiCount
 
     /// A well-behaved device unless told otherwise: PASIDs 1–4, allocation 256,
     /// groups of up to 4 pages with private data and NEEDS_PASID, no stop markers, no misbehaviour.
@@ -64,8 +66,12 @@ public struct SimulatedPRIDevice: Sendable {
     var groupsSent: UInt64 = 0
     var nextPage: UInt64 = 0x10_0000
 
-    /// A device that has sent nothing yet, with every PRG index free.
-    public init(_ config: SimulatedDeviceConfig) { self.config = config }
+    /// A device that has sent nothing yet, with the first `config.prgiBudget` PRG indices free.
+    public init(_ config: SimulatedDeviceConfig) {
+        self.config = config
+        let budget = UInt32(min(max(1, config.prgiBudget), PRILimits.prgiCount))
+        freePRGI = Array((0..<budget).reversed())
+    }
 
     /// Appends the requests of the next group to `out` (a caller's buffer:
     /// no allocation per group), or nothing if the device is out of PRG

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFaultRingABI
 import FaultControl
+import FaultFixtures
 import FaultFD
 import FaultService
 import FaultSimulation
@@ -41,15 +42,26 @@ struct DeviceCommand: ParsableCommand {
     var measureLatency = false
     @Option(help: "Serve one VMM directly on this path (it connects and reads the records itself): no service.")
     var listen: String?
+    @Option(help: "Raise a storm profile's arrival schedule (Docs/STORMS.md) on its devices instead of --rate and --devices.")
+    var storm: String?
+    @Option(help: "With --storm: scale the storm to this many seconds.") var stormSeconds: Double?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 or positive") }
-        let configs = devices.map { id in
+        var configs = devices.map { id in
             SimulatedDeviceConfig(deviceID: id, pasids: [id, id + 100], allocation: 2048, maxGroupSize: maxGroupSize,
                                   privateData: false, needsPASID: id % 2 == 1)
         }
         var options = RemoteDevices.Options()
+        var devices = self.devices
+        if let storm {
+            let profile = try Self.profile(storm, seconds: stormSeconds)
+            configs = Self.devices(of: profile)
+            devices = configs.map(\.deviceID)
+            options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
+            options.seed = profile.seed
+        }
         options.rate = rate
         options.groupsPerDevice = groups > 0 ? groups : nil
         options.eventEvery = eventsEvery
@@ -92,6 +104,34 @@ struct DeviceCommand: ParsableCommand {
         try finish(report)
     }
 
+    /// The checked profile at `path`, scaled to `seconds` if given; a malformed one is a usage error naming file and field.
+    static func profile(_ path: String, seconds: Double?) throws -> StormProfile {
+        let profile: StormProfile
+        do {
+            profile = try StormProfileReader.read(path: path)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard let seconds else { return profile }
+        guard seconds > 0, seconds <= StormProfileReader.maxSeconds else { throw ValidationError("--storm-seconds out of range") }
+        return profile.scaled(toSeconds: seconds)
+    }
+
+    /// The simulated devices a storm profile describes: ids 1 ... count,
+    /// PASIDs 1 ... pasidsPerDevice, its PRGI budget and allocation, stop
+    /// markers; odd ids set NEEDS_PASID. Group sizes are uniform in 1 ...
+    /// the distribution's largest (the simulated device draws no other shape yet).
+    static func devices(of profile: StormProfile) -> [SimulatedDeviceConfig] {
+        (1...UInt32(profile.devices.count)).map { id in
+            var config = SimulatedDeviceConfig(
+                deviceID: id, pasids: Array(1...profile.devices.pasidsPerDevice), allocation: profile.devices.allocation,
+                maxGroupSize: profile.devices.groupSize.largest, privateData: false, needsPASID: id % 2 == 1,
+                stopMarkerEvery: profile.devices.stopMarkerEvery)
+            config.prgiBudget = profile.devices.prgiBudget
+            return config
+        }
+    }
+
     func finish(_ report: RemoteDevices.Report) throws {
         if json {
             let encoder = JSONEncoder()
@@ -107,6 +147,16 @@ struct DeviceCommand: ParsableCommand {
             print("unknown cookies \(report.unknownCookies), malformed answers \(report.malformedAnswers), " +
                   "events sent \(report.eventsSent) (lost on purpose \(report.eventsLost)), " +
                   "service hung up: \(report.serviceHungUp)")
+            if let phases = report.phases {
+                print("storm: \(report.offered) arrivals offered")
+                var table = TextTable("phase", "answered", "p50 µs", "p99 µs", "p99.9 µs", "max µs")
+                for p in phases {
+                    table.add(p.name, String(p.count), String(format: "%.1f", Double(p.p50) / 1e3),
+                              String(format: "%.1f", Double(p.p99) / 1e3), String(format: "%.1f", Double(p.p999) / 1e3),
+                              String(format: "%.1f", Double(p.max) / 1e3))
+                }
+                print(table.render(indent: ""))
+            }
             print(report.balanced ? "balanced: every group answered exactly once" : "NOT balanced")
         }
         if !report.balanced { throw ExitCode(1) }

@@ -1,5 +1,6 @@
 import FaultABI
 import FaultFD
+import FaultFixtures
 import FaultService
 import FaultSimulation
 import Foundation
@@ -147,5 +148,48 @@ import VMMClient
         #expect(d.answersBySource["closed"] == d.issued - (d.answersBySource["service"] ?? 0))
         client.close()
         unlink(path)
+    }
+}
+
+/// `faultring device --storm`: a storm profile's arrival schedule raised by
+/// a device process against a live service, answered through the ring.
+@Suite(.serialized) struct StormDeviceTests {
+    @Test func aDeviceProcessRaisesTheWholeScheduleAndBooksLatencyPerPhase() throws {
+        let profilePath = NSTemporaryDirectory() + "storm-device-\(getpid()).json"
+        try Data("""
+            {"name": "small", "seed": 5,
+             "phases": [{"kind": "steady", "name": "calm", "seconds": 0.5, "rate": 200},
+                        {"kind": "burst", "name": "burst", "seconds": 0.25, "rate": 2000}],
+             "devices": {"count": 2, "pasidsPerDevice": 3, "prgiBudget": 8, "allocation": 64,
+                         "groupSize": {"distribution": "uniform", "min": 1, "max": 2}},
+             "consumers": [{"name": "vmm"}]}
+            """.utf8).write(to: URL(fileURLWithPath: profilePath))
+        defer { unlink(profilePath) }
+        let path = socketPath("storm-device")
+        let service = try startService(path, ["--devices", "0"])
+        let device = try Child(["device", "--socket-path", path, "--storm", profilePath, "--wait-for-consumer", "--json"])
+        guard let client = attachWhenReady(path, devices: [1, 2]) else {
+            Issue.record("could not attach the storm's devices"); return
+        }
+        let seen = try DeviceProcessTests.consume(client, rounds: 20_000) { !device.isRunning }
+        let (status, output) = device.finish()
+        #expect(status == 0, "device: \(output)")
+        let report = try DeviceProcessTests.report(output)
+        // The schedule this profile makes, counted here independently of the device process.
+        let profile = try StormProfileReader.read(path: profilePath)
+        let arrivals = Array(ArrivalSchedule(phases: profile.phases, seed: profile.seed))
+        #expect(arrivals.count == 600)  // 0.5 s × 200/s + 0.25 s × 2000/s
+        #expect(report.offered == UInt64(arrivals.count))
+        #expect(report.balanced)
+        #expect(report.devices.reduce(0) { $0 + $1.issued } == UInt64(arrivals.count))
+        #expect(seen.groups == UInt64(arrivals.count))
+        let phases = try #require(report.phases)
+        #expect(phases.map(\.name) == ["calm", "burst"])
+        #expect(phases[0].count == UInt64(arrivals.filter { $0.phase == 0 }.count))
+        #expect(phases[1].count == UInt64(arrivals.filter { $0.phase == 1 }.count))
+        #expect(phases.allSatisfy { $0.p50 > 0 && $0.p50 <= $0.p99 && $0.p99 <= $0.max })
+        client.close()
+        service.signal(SIGTERM)
+        #expect(service.finish().0 == 0)
     }
 }

@@ -29,3 +29,21 @@ import Testing
         #expect(try HardwareWire.vtd.carry(completion).privateData == nil)
     }
 }
+
+@Suite struct PRGIBudgetTests {
+    @Test func aDeviceNeverHoldsMoreGroupsThanItsPRGIBudget() {
+        var config = SimulatedDeviceConfig(deviceID: 1, allocation: 1000, maxGroupSize: 1, privateData: false)
+        config.prgiBudget = 4
+        var device = SimulatedPRIDevice(config)
+        var rng = SplitMix64(seed: 1)
+        var requests: [PageRequest] = []
+        var indices: Set<UInt32> = []
+        for _ in 0..<10 {
+            requests.removeAll()
+            device.nextGroup(now: 0, using: &rng, into: &requests)
+            if let last = requests.last { indices.insert(last.prgi) }
+        }
+        #expect(indices == [0, 1, 2, 3])
+        #expect(device.ledger.issued == 4)
+    }
+}
