@@ -243,24 +243,33 @@ public final class RemoteDevices {
                 dueAt[d] &+= period
                 burst += 1
                 if !last.isLastPage || last.isStopMarker { continue }  // abandoned or a lone stop marker: nothing owed
-                let cookie = nextCookie
-                nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
-                for request in requests where !request.isStopMarker {
-                    batch += HWPTPageFault(request, cookie: cookie).bytes
-                }
-                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled, 0)
-                if batch.count >= Self.maxPacketBytes {
-                    unsent.append(batch)
-                    batch.removeAll(keepingCapacity: true)
-                }
-                groupsSent += 1
-                if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
+                enqueue(requests, device: d, scheduled: scheduled, phase: 0, into: &batch)
             }
             // Fell far behind: without latency measurement, do not flood; with it,
             // the schedule is the schedule (no coordinated omission).
             if !options.measureLatency && dueAt[d] &+ period &* 64 < now { dueAt[d] = now }
         }
         if !batch.isEmpty { unsent.append(batch) }
+    }
+
+    /// Gives the closed group in `requests` (device `d`) a cookie, appends
+    /// its records to `batch` (cut into packets under `maxPacketBytes`),
+    /// books it pending with its scheduled time and phase, and sends the
+    /// event `eventEvery` asks for.
+    func enqueue(_ requests: [PageRequest], device d: Int, scheduled: UInt64, phase: Int, into batch: inout [UInt8]) {
+        guard let last = requests.last else { return }
+        let cookie = nextCookie
+        nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
+        for request in requests where !request.isStopMarker {
+            batch += HWPTPageFault(request, cookie: cookie).bytes
+        }
+        pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, scheduled, phase)
+        if batch.count >= Self.maxPacketBytes {
+            unsent.append(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+        groupsSent += 1
+        if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
     }
 
     /// Hands every arrival due by `offset` (ns from the start) to its device,
@@ -290,18 +299,7 @@ public final class RemoteDevices {
                 burst += 1
                 if !last.isLastPage || last.isStopMarker { continue }  // the arrival raised a lone stop marker first
                 backlog[d].removeFirst()
-                let cookie = nextCookie
-                nextCookie = nextCookie == UInt32.max ? 1 : nextCookie + 1
-                for request in requests where !request.isStopMarker {
-                    batch += HWPTPageFault(request, cookie: cookie).bytes
-                }
-                pending[cookie] = (d, last.prgi, last.needsPASID ? last.pasid : nil, start &+ arrival.atNS, arrival.phase)
-                if batch.count >= Self.maxPacketBytes {
-                    unsent.append(batch)
-                    batch.removeAll(keepingCapacity: true)
-                }
-                groupsSent += 1
-                if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
+                enqueue(requests, device: d, scheduled: start &+ arrival.atNS, phase: arrival.phase, into: &batch)
             }
         }
         if !batch.isEmpty { unsent.append(batch) }
