@@ -55,12 +55,16 @@ struct DeviceCommand: ParsableCommand {
         }
         var options = RemoteDevices.Options()
         var devices = self.devices
+        var eventsEvery = self.eventsEvery
         if let storm {
             let profile = try Self.profile(storm, seconds: stormSeconds)
             configs = Self.devices(of: profile)
             devices = configs.map(\.deviceID)
             options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
             options.seed = profile.seed
+            // A share s of arrivals as events is s / (1 − s) events per group: one every (1 − s) / s groups.
+            let share = profile.devices.unrecoverableShare
+            if share > 0 { eventsEvery = max(1, Int(((1 - share) / share).rounded())) }
         }
         options.rate = rate
         options.groupsPerDevice = groups > 0 ? groups : nil

@@ -161,7 +161,7 @@ import VMMClient
              "phases": [{"kind": "steady", "name": "calm", "seconds": 0.5, "rate": 200},
                         {"kind": "burst", "name": "burst", "seconds": 0.25, "rate": 2000}],
              "devices": {"count": 2, "pasidsPerDevice": 3, "prgiBudget": 8, "allocation": 64,
-                         "groupSize": {"distribution": "uniform", "min": 1, "max": 2}},
+                         "unrecoverableShare": 0.2, "groupSize": {"distribution": "uniform", "min": 1, "max": 2}},
              "consumers": [{"name": "vmm"}]}
             """.utf8).write(to: URL(fileURLWithPath: profilePath))
         defer { unlink(profilePath) }
@@ -183,6 +183,9 @@ import VMMClient
         #expect(report.balanced)
         #expect(report.devices.reduce(0) { $0 + $1.issued } == UInt64(arrivals.count))
         #expect(seen.groups == UInt64(arrivals.count))
+        // A 0.2 share of events is one per 4 groups, sent on the vEVENTQ socket and read from the ring.
+        #expect(report.eventsSent == 150)
+        #expect(seen.faults == 150)
         let phases = try #require(report.phases)
         #expect(phases.map(\.name) == ["calm", "burst"])
         #expect(phases[0].count == UInt64(arrivals.filter { $0.phase == 0 }.count))
