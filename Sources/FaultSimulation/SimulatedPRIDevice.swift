@@ -1,3 +1,4 @@
+import Glibc
 import FaultABI
 import PageRequests
 
@@ -23,6 +24,12 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
     public var reusePRGIEvery: Int
     /// Misbehaviour: start a group and never close it every N groups (0: never).
     public var abandonGroupEvery: Int
+    /// Smallest group (pages), 1 ... `maxGroupSize`: sizes are uniform in
+    /// `minGroupSize ... maxGroupSize` unless `geometricMeanGroupSize` is set.
+    public var minGroupSize = 1
+    /// Draw group sizes from a geometric distribution with this mean (≥ 1),
+    /// capped at `maxGroupSize`: mostly small groups, a long tail (nil: uniform).
+    public var geometricMeanGroupSize: Double?
     /// PRG indices the device uses, 1 ... `PRILimits.prgiCount` (a storm's PRGI budget).
     public var prgiBudget = PRILimits.prgiCount
 
@@ -77,7 +84,7 @@ public struct SimulatedPRIDevice: Sendable {
     /// no allocation per group), or nothing if the device is out of PRG
     /// indices or allocation (a well-behaved device waits).
     public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
-        let size = 1 + Int(rng.next() % UInt64(max(1, config.maxGroupSize)))
+        let size = Self.groupSize(config, using: &rng)
         groupsSent += 1
         if config.stopMarkerEvery > 0 && groupsSent % UInt64(config.stopMarkerEvery) == 0, let pasid = config.pasids.first {
             stopMarkers += 1
@@ -115,6 +122,20 @@ public struct SimulatedPRIDevice: Sendable {
         pagesInFlight[Int(prgi)] += size
         inFlight += size
         ledger.issue(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
+    }
+
+    /// The next group's size, in pages, as `config` distributes them.
+    static func groupSize(_ config: SimulatedDeviceConfig, using rng: inout SplitMix64) -> Int {
+        let largest = max(1, config.maxGroupSize)
+        if let mean = config.geometricMeanGroupSize {
+            guard mean > 1 else { return 1 }  // a mean of 1 page is every group a single page
+            // Inversion: the number of trials to the first success, with success probability 1 / mean.
+            let u = (Double(rng.next() >> 11) + 1) / Double(1 << 53)
+            let trials = 1 + (Glibc.log(u) / Glibc.log(1 - 1 / mean)).rounded(.down)
+            return Int(min(Double(largest), max(1, trials)))
+        }
+        let smallest = min(max(1, config.minGroupSize), largest)
+        return smallest + Int(rng.next() % UInt64(largest - smallest + 1))
     }
 
     /// Takes the one answer to a group: checks it in the ledger, frees the

@@ -123,8 +123,7 @@ struct DeviceCommand: ParsableCommand {
 
     /// The simulated devices a storm profile describes: ids 1 ... count,
     /// PASIDs 1 ... pasidsPerDevice, its PRGI budget and allocation, stop
-    /// markers; odd ids set NEEDS_PASID. Group sizes are uniform in 1 ...
-    /// the distribution's largest (the simulated device draws no other shape yet).
+    /// markers and group-size distribution; odd ids set NEEDS_PASID.
     static func devices(of profile: StormProfile) -> [SimulatedDeviceConfig] {
         (1...UInt32(profile.devices.count)).map { id in
             var config = SimulatedDeviceConfig(
@@ -132,6 +131,11 @@ struct DeviceCommand: ParsableCommand {
                 maxGroupSize: profile.devices.groupSize.largest, privateData: false, needsPASID: id % 2 == 1,
                 stopMarkerEvery: profile.devices.stopMarkerEvery)
             config.prgiBudget = profile.devices.prgiBudget
+            switch profile.devices.groupSize {
+            case .fixed(let n): config.minGroupSize = n
+            case .uniform(let low, _): config.minGroupSize = low
+            case .geometric(let mean, _): config.geometricMeanGroupSize = mean
+            }
             return config
         }
     }

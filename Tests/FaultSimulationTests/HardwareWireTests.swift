@@ -47,3 +47,35 @@ import Testing
         #expect(device.ledger.issued == 4)
     }
 }
+
+@Suite struct GroupSizeTests {
+    static func sizes(_ edit: (inout SimulatedDeviceConfig) -> Void, groups: Int = 10_000) -> [Int] {
+        var config = SimulatedDeviceConfig(deviceID: 1, allocation: 1 << 16, maxGroupSize: 16, privateData: false)
+        edit(&config)
+        var device = SimulatedPRIDevice(config)
+        var rng = SplitMix64(seed: 7)
+        var requests: [PageRequest] = []
+        var out: [Int] = []
+        for _ in 0..<groups {
+            requests.removeAll()
+            device.nextGroup(now: 0, using: &rng, into: &requests)
+            guard let last = requests.last else { break }
+            out.append(requests.count)
+            device.complete(DeviceCompletion(deviceID: 1, pasid: last.needsPASID ? last.pasid : nil, prgi: last.prgi,
+                                             code: .success, privateData: nil, cookie: 0, source: .consumer))
+        }
+        return out
+    }
+
+    @Test func fixedUniformAndGeometricSizesFollowTheirDistribution() {
+        let fixed = Self.sizes { $0.minGroupSize = 3; $0.maxGroupSize = 3 }
+        #expect(fixed.count == 10_000 && Set(fixed) == [3])
+        let uniform = Self.sizes { $0.minGroupSize = 2; $0.maxGroupSize = 4 }
+        #expect(Set(uniform) == [2, 3, 4])
+        let geometric = Self.sizes { $0.geometricMeanGroupSize = 2 }
+        let mean = Double(geometric.reduce(0, +)) / Double(geometric.count)
+        #expect(mean > 1.9 && mean < 2.1)  // 2, less the little the cap at 16 cuts off; the seed is fixed
+        #expect(geometric.filter { $0 == 1 }.count > 4500)  // P(1) = 1/2
+        #expect(geometric.max() ?? 0 <= 16 && geometric.max() ?? 0 > 8)
+    }
+}
