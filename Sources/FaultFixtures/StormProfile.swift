@@ -129,7 +129,7 @@ public struct StormProfile: Sendable, Hashable, Codable {
     public var slo: SLO
 
     /// The storm's length: every phase together, ns.
-    public var durationNS: UInt64 { phases.reduce(0) { $0 &+ $1.durationNS } }
+    public var durationNS: UInt64 { ArrivalSchedule.totalNS(of: phases) }
 
     /// Consumer processes in all.
     public var consumerProcesses: Int { consumers.reduce(0) { $0 + $1.count } }

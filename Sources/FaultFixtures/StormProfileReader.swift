@@ -110,13 +110,19 @@ public enum StormProfileReader {
         return UInt64((s * 1e9).rounded())
     }
 
+    /// The string under `key` that says which variant a tagged object is
+    /// (`kind`, `distribution`), read before its other keys are checked.
+    static func tag(_ v: JSONCValue, _ key: StaticString, _ c: JSONCValue.Context) throws(FixtureError) -> String {
+        guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
+        return try required(JSONCMembers(object: v.object), key, c) { (v, c) throws(FixtureError) in try v.string(c) }
+    }
+
     static func rate(_ m: JSONCMembers, _ key: StaticString, _ c: JSONCValue.Context) throws(FixtureError) -> Double {
         try required(m, key, c) { (v, c) throws(FixtureError) in try v.number(c, in: 0...maxRate) }
     }
 
     static func phase(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> ArrivalPhase {
-        guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
-        let kind = try required(JSONCMembers(object: v.object), "kind", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        let kind = try tag(v, "kind", c)
         let common: [StaticString] = ["kind", "name", "seconds"]
         let shape: ArrivalPhase.Shape
         let m: JSONCMembers
@@ -168,8 +174,7 @@ public enum StormProfileReader {
     }
 
     static func groupSize(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> StormProfile.GroupSize {
-        guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
-        let kind = try required(JSONCMembers(object: v.object), "distribution", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        let kind = try tag(v, "distribution", c)
         func pages(_ m: JSONCMembers, _ key: StaticString) throws(FixtureError) -> Int {
             let n = Int(try required(m, key, c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 512) })
             guard n > 0 else { throw c.child(key).error("a group has at least one page") }
@@ -211,8 +216,7 @@ public enum StormProfileReader {
     }
 
     static func behaviour(_ v: JSONCValue, _ c: JSONCValue.Context, durationNS: UInt64) throws(FixtureError) -> StormProfile.Behaviour {
-        guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
-        let kind = try required(JSONCMembers(object: v.object), "kind", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        let kind = try tag(v, "kind", c)
         func inside(_ m: JSONCMembers, _ key: StaticString) throws(FixtureError) -> UInt64 {
             let at = try seconds(m, key, c, positive: false)
             guard at < durationNS else {
@@ -244,8 +248,7 @@ public enum StormProfileReader {
     }
 
     static func delay(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> StormProfile.Delay {
-        guard v.type == json_type_object else { throw c.error("expected an object, found \(v.typeName)") }
-        let kind = try required(JSONCMembers(object: v.object), "distribution", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        let kind = try tag(v, "distribution", c)
         func us(_ m: JSONCMembers, _ key: StaticString) throws(FixtureError) -> Double {
             try required(m, key, c) { (v, c) throws(FixtureError) in try v.number(c, in: 0...60_000_000) }
         }

@@ -49,16 +49,6 @@ public struct ArrivalPhase: Sendable, Hashable, Codable {
         }
     }
 
-    /// The offered rate at `offsetNS` into the phase, groups/s.
-    public func rate(atOffset offsetNS: UInt64) -> Double {
-        switch shape {
-        case .steady(let rate), .burst(let rate), .poisson(let rate): return rate
-        case .ramp(let from, let to): return from + (to - from) * Double(offsetNS) / Double(max(1, durationNS))
-        case .square(let high, let low, let period, let duty):
-            return Double(offsetNS % max(1, period)) < duty * Double(period) ? high : low
-        }
-    }
-
     /// When, in seconds into the phase, the `k`-th arrival (from 0) of a
     /// deterministic shape falls: where the integral of the rate reaches
     /// `k`. Nil if it never does. Poisson arrivals are drawn, not computed.
@@ -111,7 +101,10 @@ public struct ArrivalSchedule: Sendable, IteratorProtocol, Sequence {
     }
 
     /// Every phase's length together, ns.
-    public var totalNS: UInt64 { phases.reduce(0) { $0 &+ $1.durationNS } }
+    public var totalNS: UInt64 { Self.totalNS(of: phases) }
+
+    /// The length of `phases` together, ns.
+    public static func totalNS(of phases: [ArrivalPhase]) -> UInt64 { phases.reduce(0) { $0 &+ $1.durationNS } }
 
     /// The index of the phase `offsetNS` from the start falls in (the last
     /// phase for times past the end).
@@ -132,8 +125,7 @@ public struct ArrivalSchedule: Sendable, IteratorProtocol, Sequence {
             if case .poisson(let rate) = current.shape {
                 if rate > 0 {
                     // Exponential gap: -ln(U) / rate, U in (0, 1].
-                    let u = (Double(rng.next() >> 11) + 1) / Double(1 << 53)
-                    poissonOffset += -Glibc.log(u) / rate
+                    poissonOffset += -Glibc.log(rng.nextUnitInterval()) / rate
                     offset = poissonOffset
                 } else {
                     offset = nil

@@ -84,7 +84,7 @@ public final class RemoteDevices {
         }
     }
 
-    var options: Options
+    let options: Options
     var devices: [SimulatedPRIDevice]
     let faults: OwnedFD
     /// Wakes the devices when the next group is due (nanosecond precision;
@@ -97,6 +97,8 @@ public final class RemoteDevices {
     /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid, scheduled ns).
     var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64, phase: Int)] = [:]
     var latencies: [UInt64] = []
+    /// The storm schedule being raised (`options.schedule`, advanced as arrivals fall due).
+    var schedule: ArrivalSchedule?
     /// With a schedule: the arrivals each device still owes, oldest first (scheduled ns, phase).
     var backlog: [Deque<(atNS: UInt64, phase: Int)>] = []
     /// The schedule's next arrival, read ahead (nil once it is exhausted).
@@ -130,14 +132,11 @@ public final class RemoteDevices {
         rng = SplitMix64(seed: options.seed)
         dueAt = [UInt64](repeating: 0, count: configs.count)
         blocked = [Bool](repeating: false, count: configs.count)
-        if var schedule = options.schedule {
+        schedule = options.schedule
+        if schedule != nil {
             backlog = Array(repeating: Deque(), count: configs.count)
-            upcoming = schedule.next()
-            self.options.schedule = schedule
-            phaseHistograms = schedule.phases.map { _ in
-                Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
-                                  numberOfSignificantValueDigits: .three)
-            }
+            upcoming = schedule!.next()
+            phaseHistograms = schedule!.phases.map { _ in PhaseLatency.emptyHistogram() }
         }
     }
 
@@ -154,7 +153,7 @@ public final class RemoteDevices {
 
     /// Whether every device has raised its `groupsPerDevice`.
     var doneRaising: Bool {
-        if options.schedule != nil { return upcoming == nil && backlog.allSatisfy(\.isEmpty) }
+        if schedule != nil { return upcoming == nil && backlog.allSatisfy(\.isEmpty) }
         guard let limit = options.groupsPerDevice else { return false }
         return devices.allSatisfy { $0.ledger.issued >= limit }
     }
@@ -175,8 +174,8 @@ public final class RemoteDevices {
             if let since = stopped {
                 if pending.isEmpty && unsent.isEmpty { break }
                 if now &- since > Self.answerGraceNS { break }
-            } else if options.schedule != nil {
-                raiseScheduled(now: now &- start)
+            } else if schedule != nil {
+                raiseScheduled(start: start, now: now)
             } else {
                 raiseDue(now: now, period: period)
             }
@@ -184,8 +183,8 @@ public final class RemoteDevices {
             // Sleep until the next device is due (rounded up to a millisecond:
             // never a busy wait), or an answer arrives.
             var next = UInt64.max
-            if options.schedule != nil, stopped == nil, let upcoming { next = start &+ upcoming.atNS }
-            for d in devices.indices where !blocked[d] && stopped == nil && options.schedule == nil {
+            if schedule != nil, stopped == nil, let upcoming { next = start &+ upcoming.atNS }
+            for d in devices.indices where !blocked[d] && stopped == nil && schedule == nil {
                 if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
                 next = min(next, dueAt[d])
             }
@@ -217,7 +216,7 @@ public final class RemoteDevices {
         report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
         report.seconds = Double(Sys.monotonicNS &- start) / 1e9
         if options.measureLatency { report.latency = LatencySummary(latencies) }
-        if let schedule = options.schedule {
+        if let schedule {
             report.phases = zip(schedule.phases, phaseHistograms).map { PhaseLatency(name: $0.name, histogram: $1) }
         }
         return report
@@ -272,17 +271,16 @@ public final class RemoteDevices {
         if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
     }
 
-    /// Hands every arrival due by `offset` (ns from the start) to its device,
-    /// then lets each device raise what its PRG indices and allocation allow,
-    /// oldest arrival first. An arrival that must wait keeps its scheduled
-    /// time: the wait is latency, not a skipped sample.
-    func raiseScheduled(now offset: UInt64) {
-        let start = Sys.monotonicNS &- offset
-        while let arrival = upcoming, arrival.atNS <= offset {
+    /// Hands every arrival due by `now` (the schedule counts from `start`)
+    /// to its device, then lets each device raise what its PRG indices and
+    /// allocation allow, oldest arrival first. An arrival that must wait
+    /// keeps its scheduled time: the wait is latency, not a skipped sample.
+    func raiseScheduled(start: UInt64, now: UInt64) {
+        while let arrival = upcoming, start &+ arrival.atNS <= now {
             backlog[nextDevice].append(arrival)
             nextDevice = (nextDevice + 1) % devices.count
             report.offered += 1
-            upcoming = options.schedule!.next()
+            upcoming = schedule!.next()
         }
         var requests: [PageRequest] = []
         var batch: [UInt8] = []
@@ -357,11 +355,11 @@ public final class RemoteDevices {
                         refuse(response.cookie)
                         continue
                     }
-                    if options.measureLatency || options.schedule != nil {
+                    if options.measureLatency || schedule != nil {
                         let now = Sys.monotonicNS
                         let latency = now > group.scheduled ? now - group.scheduled : 0
                         if options.measureLatency { latencies.append(latency) }
-                        if options.schedule != nil { _ = phaseHistograms[group.phase].record(max(1, latency)) }
+                        if schedule != nil { _ = phaseHistograms[group.phase].record(max(1, latency)) }
                     }
                     devices[group.device].complete(
                         DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
@@ -413,39 +411,35 @@ public final class RemoteDevices {
 public struct PhaseLatency: Codable, Sendable {
     /// The phase's name.
     public var name: String
-    /// Groups answered that were scheduled in the phase.
-    public var count: UInt64
-    /// Median, 99th, 99.9th percentile and largest (HdrHistogram, 3 significant digits).
-    public var p50: UInt64, p99: UInt64, p999: UInt64, max: UInt64
+    /// Groups answered that were scheduled in the phase, and their percentiles
+    /// (HdrHistogram, 3 significant digits).
+    public var latency: LatencySummary
     /// The histogram itself, so phases and processes can be merged in
     /// process. Not part of the JSON form: its Codable form is every bucket
     /// (tens of thousands of counts), more than a report line should carry.
     public var histogram: Histogram<UInt64>
 
-    enum CodingKeys: String, CodingKey { case name, count, p50, p99, p999, max }
+    enum CodingKeys: String, CodingKey { case name, latency }
+
+    /// An empty histogram of the range every phase uses: 1 ns to an hour.
+    public static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
+                          numberOfSignificantValueDigits: .three)
+    }
 
     /// Decodes the summary; the histogram comes back empty.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        count = try c.decode(UInt64.self, forKey: .count)
-        p50 = try c.decode(UInt64.self, forKey: .p50)
-        p99 = try c.decode(UInt64.self, forKey: .p99)
-        p999 = try c.decode(UInt64.self, forKey: .p999)
-        max = try c.decode(UInt64.self, forKey: .max)
-        histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
-                                      numberOfSignificantValueDigits: .three)
+        latency = try c.decode(LatencySummary.self, forKey: .latency)
+        histogram = Self.emptyHistogram()
     }
 
     /// The summary of `histogram`.
     public init(name: String, histogram: Histogram<UInt64>) {
         self.name = name
         self.histogram = histogram
-        count = histogram.totalCount
-        p50 = count == 0 ? 0 : histogram.valueAtPercentile(50)
-        p99 = count == 0 ? 0 : histogram.valueAtPercentile(99)
-        p999 = count == 0 ? 0 : histogram.valueAtPercentile(99.9)
-        max = count == 0 ? 0 : histogram.max
+        latency = LatencySummary(histogram)
     }
 }
 
@@ -461,6 +455,16 @@ public struct LatencySummary: Codable, Sendable, Hashable {
     public var p999: UInt64
     /// Largest.
     public var max: UInt64
+
+    /// The summary of `histogram` (its percentiles, to its precision); zeros if empty.
+    public init(_ histogram: Histogram<UInt64>) {
+        count = Int(histogram.totalCount)
+        let empty = count == 0
+        p50 = empty ? 0 : histogram.valueAtPercentile(50)
+        p99 = empty ? 0 : histogram.valueAtPercentile(99)
+        p999 = empty ? 0 : histogram.valueAtPercentile(99.9)
+        max = empty ? 0 : histogram.max
+    }
 
     /// The summary of `samples` (nearest-rank percentiles); zeros if empty.
     public init(_ samples: [UInt64]) {

@@ -130,8 +130,7 @@ public struct SimulatedPRIDevice: Sendable {
         if let mean = config.geometricMeanGroupSize {
             guard mean > 1 else { return 1 }  // a mean of 1 page is every group a single page
             // Inversion: the number of trials to the first success, with success probability 1 / mean.
-            let u = (Double(rng.next() >> 11) + 1) / Double(1 << 53)
-            let trials = 1 + (Glibc.log(u) / Glibc.log(1 - 1 / mean)).rounded(.down)
+            let trials = 1 + (Glibc.log(rng.nextUnitInterval()) / Glibc.log(1 - 1 / mean)).rounded(.down)
             return Int(min(Double(largest), max(1, trials)))
         }
         let smallest = min(max(1, config.minGroupSize), largest)

@@ -12,4 +12,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A uniform double in (0, 1] from the next value's top 53 bits: never
+    /// 0, so its logarithm (exponential and geometric draws) is finite.
+    public mutating func nextUnitInterval() -> Double {
+        (Double(next() >> 11) + 1) / Double(UInt64(1) << 53)
+    }
 }

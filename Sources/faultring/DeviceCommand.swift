@@ -57,7 +57,12 @@ struct DeviceCommand: ParsableCommand {
         var devices = self.devices
         var eventsEvery = self.eventsEvery
         if let storm {
-            let profile = try Self.profile(storm, seconds: stormSeconds)
+            let profile: StormProfile
+            do {
+                profile = try StormPlanCommand.load(storm, seconds: stormSeconds, option: "--storm-seconds")
+            } catch let error as FixtureError {
+                throw ValidationError("\(error)")  // a bad profile is a usage error here, naming file and field
+            }
             configs = Self.devices(of: profile)
             devices = configs.map(\.deviceID)
             options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
@@ -108,19 +113,6 @@ struct DeviceCommand: ParsableCommand {
         try finish(report)
     }
 
-    /// The checked profile at `path`, scaled to `seconds` if given; a malformed one is a usage error naming file and field.
-    static func profile(_ path: String, seconds: Double?) throws -> StormProfile {
-        let profile: StormProfile
-        do {
-            profile = try StormProfileReader.read(path: path)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        guard let seconds else { return profile }
-        guard seconds > 0, seconds <= StormProfileReader.maxSeconds else { throw ValidationError("--storm-seconds out of range") }
-        return profile.scaled(toSeconds: seconds)
-    }
-
     /// The simulated devices a storm profile describes: ids 1 ... count,
     /// PASIDs 1 ... pasidsPerDevice, its PRGI budget and allocation, stop
     /// markers and group-size distribution; odd ids set NEEDS_PASID.
@@ -159,9 +151,10 @@ struct DeviceCommand: ParsableCommand {
                 print("storm: \(report.offered) arrivals offered")
                 var table = TextTable("phase", "answered", "p50 µs", "p99 µs", "p99.9 µs", "max µs")
                 for p in phases {
-                    table.add(p.name, String(p.count), String(format: "%.1f", Double(p.p50) / 1e3),
-                              String(format: "%.1f", Double(p.p99) / 1e3), String(format: "%.1f", Double(p.p999) / 1e3),
-                              String(format: "%.1f", Double(p.max) / 1e3))
+                    let l = p.latency
+                    table.add(p.name, String(l.count), String(format: "%.1f", Double(l.p50) / 1e3),
+                              String(format: "%.1f", Double(l.p99) / 1e3), String(format: "%.1f", Double(l.p999) / 1e3),
+                              String(format: "%.1f", Double(l.max) / 1e3))
                 }
                 print(table.render(indent: ""))
             }

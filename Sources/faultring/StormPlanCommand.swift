@@ -20,19 +20,25 @@ struct StormPlanCommand: ParsableCommand {
     var seconds: Double?
     @Flag(help: "Print the checked profile as JSON.") var json = false
 
+    /// The checked profile at `path`, scaled to `seconds` if given: what
+    /// every storm command starts from. A malformed profile throws its
+    /// `FixtureError` (file and field); `seconds` out of range is a usage
+    /// error naming `option`.
+    static func load(_ path: String, seconds: Double?, option: String) throws -> StormProfile {
+        if let seconds, !(seconds > 0 && seconds <= StormProfileReader.maxSeconds) {
+            throw ValidationError("\(option) must be in (0, \(StormProfileReader.maxSeconds)]")
+        }
+        let profile = try StormProfileReader.read(path: path)
+        return seconds.map { profile.scaled(toSeconds: $0) } ?? profile
+    }
+
     func run() throws {
-        var storm: StormProfile
+        let storm: StormProfile
         do {
-            storm = try StormProfileReader.read(path: profile)
-        } catch {
+            storm = try Self.load(profile, seconds: seconds, option: "--seconds")
+        } catch let error as FixtureError {
             FileHandle.standardError.write(Data("faultring storm-plan: \(error)\n".utf8))
             throw ExitCode(1)
-        }
-        if let seconds {
-            guard seconds > 0, seconds <= StormProfileReader.maxSeconds else {
-                throw ValidationError("--seconds must be in (0, \(StormProfileReader.maxSeconds)]")
-            }
-            storm = storm.scaled(toSeconds: seconds)
         }
         if json {
             let encoder = JSONEncoder()
