@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "CURingShim", linkerSettings: [.linkedLibrary("uring")]),
         // json-c from Debian (libjson-c-dev): the fixture format.
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        // zlib from Debian (zlib1g-dev): HdrHistogram's compressed V2 encoding in storm reports.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Typed wrappers over CFaultRingSys: OwnedFD (~Copyable), Sys calls
         // with SystemCallError, ChildProcess, and fault injection for tests.
         .target(name: "FaultSys", dependencies: ["CFaultRingSys", systemPackage]),
@@ -108,7 +110,7 @@ let package = Package(
         .target(
             name: "FaultSimulation",
             dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline",
-                           "IOMMUFormats", .product(name: "DequeModule", package: "swift-collections"),
+                           "IOMMUFormats", "CZlib", .product(name: "DequeModule", package: "swift-collections"),
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
@@ -158,7 +160,10 @@ let package = Package(
             dependencies: ["FaultFD", "FaultPipeline", "FaultQueue", "FaultSys", "FaultABI", "IOMMUFormats", "PageRequests",
                            "CFaultRingABI", systemPackage]
         ),
-        .testTarget(name: "FaultSimulationTests", dependencies: ["FaultSimulation", "FaultABI", "PageRequests"]),
+        .testTarget(
+            name: "FaultSimulationTests",
+            dependencies: ["FaultSimulation", "FaultABI", "PageRequests", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation"]),
         .testTarget(
             name: "FaultLoopbackTests",
