@@ -134,10 +134,37 @@ public struct StormProfile: Sendable, Hashable, Codable {
     /// Consumer processes in all.
     public var consumerProcesses: Int { consumers.reduce(0) { $0 + $1.count } }
 
-    /// The device ids consumer process `index` (0-based, in profile order) attaches: round-robin.
+    /// Every consumer process's name, in profile order: `name-1`, `name-2`, … per consumer set.
+    public var consumerProcessNames: [String] {
+        consumers.flatMap { c in (1...max(1, c.count)).map { "\(c.name)-\($0)" } }
+    }
+
+    /// The device ids consumer process `index` (0-based, in profile order)
+    /// attaches: devices go round-robin over the processes, except that an
+    /// ABI 1 process takes exactly one (an ABI 1 queue serves one device)
+    /// and is skipped once it has it.
     public func devices(ofConsumerProcess index: Int) -> [UInt32] {
-        let n = consumerProcesses
-        return stride(from: index, to: devices.count, by: max(1, n)).map { UInt32($0 + 1) }
+        deviceAssignment.indices.contains(index) ? deviceAssignment[index] : []
+    }
+
+    /// Every consumer process's devices (`devices(ofConsumerProcess:)`);
+    /// devices no process can take (every process ABI 1, and full) are left out.
+    public var deviceAssignment: [[UInt32]] {
+        let abis = consumers.flatMap { c in Array(repeating: c.abi, count: max(1, c.count)) }
+        guard !abis.isEmpty else { return [] }
+        var assignment = [[UInt32]](repeating: [], count: abis.count)
+        var next = 0
+        for device in 1...UInt32(max(1, devices.count)) {
+            var tried = 0
+            while abis[next] == 1 && !assignment[next].isEmpty && tried < abis.count {
+                next = (next + 1) % abis.count
+                tried += 1
+            }
+            guard tried < abis.count else { break }
+            assignment[next].append(device)
+            next = (next + 1) % abis.count
+        }
+        return assignment
     }
 
     /// The profile with every phase scaled so the storm lasts `seconds` (`--seconds`),

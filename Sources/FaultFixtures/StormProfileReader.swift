@@ -94,6 +94,10 @@ public enum StormProfileReader {
             throw cc.error("\(processes) consumer processes but \(devices.count) devices: every consumer needs a device")
         }
         if Set(consumers.map(\.name)).count != consumers.count { throw cc.error("consumer names must be distinct") }
+        if consumers.allSatisfy({ $0.abi == 1 }) && devices.count > processes {
+            throw cc.error("\(processes) ABI 1 consumer processes but \(devices.count) devices: an ABI 1 queue serves one "
+                           + "device, so the others need an ABI 2 consumer")
+        }
         let rings = try optional(m, "rings", c) { (v, c) throws(FixtureError) in try Self.rings(v, c) }
             ?? StormProfile.Rings(entries: 4096, responses: 256)
         let timeout = try optional(m, "timeoutMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 3_600_000) } ?? 10_000

@@ -16,6 +16,11 @@ public struct ServiceStats: Codable, Sendable {
         public var devices: [UInt32]
         /// Its queue's producer counters; nil until its first successful ATTACH.
         public var queue: QueueCounters?
+        /// Records waiting in its fault ring now (nil before its first ATTACH,
+        /// or while the consumer index it wrote is not sane).
+        public var ringOccupancy: UInt32?
+        /// Its fault ring's size, records (nil before its first ATTACH).
+        public var ringEntries: UInt32?
     }
 
     /// One device's books, as the fault source keeps them.
@@ -100,7 +105,8 @@ extension FaultService {
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             clients: sessions.values.sorted { $0.pid < $1.pid }.map {
                 .init(pid: $0.pid, uid: $0.uid, abi: $0.abi?.rawValue, devices: $0.devices.sorted(),
-                      queue: $0.queue?.countersSnapshot)
+                      queue: $0.queue?.countersSnapshot, ringOccupancy: $0.queue?.status.recordsPending,
+                      ringEntries: $0.queue?.status.entryCount)
             },
             pageRequests: pipeline.tracker.snapshot,
             devices: pipeline.sources.flatMap { $0.books() }.sorted { $0.id < $1.id }.map { d in

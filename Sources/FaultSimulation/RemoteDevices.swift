@@ -49,8 +49,26 @@ public final class RemoteDevices {
         /// waits for a PRG index or allocation (open loop). Latency is then
         /// measured for every group and kept per phase in `Report.phases`.
         public var schedule: ArrivalSchedule?
+        /// With a `schedule`: call `run`'s `progress` this often, ns (0: never).
+        public var progressEveryNS: UInt64 = 0
+        /// With a `schedule`: latency is also kept per tenant, a tenant being
+        /// the devices one consumer process attaches (`Report.tenants`).
+        public var tenants: [Tenant] = []
         /// Options with these defaults.
         public init() {}
+    }
+
+    /// A named set of devices whose latency is kept together.
+    public struct Tenant: Sendable, Hashable {
+        /// Its name in reports.
+        public var name: String
+        /// Its device ids.
+        public var devices: [UInt32]
+        /// A tenant of these devices.
+        public init(name: String, devices: [UInt32]) {
+            self.name = name
+            self.devices = devices
+        }
     }
 
     /// What the device side saw: each device's ledger, and the protocol's counts.
@@ -75,7 +93,11 @@ public final class RemoteDevices {
         public var latency: LatencySummary?
         /// With a `schedule`: per phase, the groups scheduled in it and their
         /// answer latency from the scheduled time, ns.
-        public var phases: [PhaseLatency]?
+        public var phases: [NamedLatency]?
+        /// With a `schedule`: the latency of every group, whatever its phase.
+        public var overall: NamedLatency?
+        /// With a `schedule` and `Options.tenants`: latency per tenant.
+        public var tenants: [NamedLatency]?
         /// With a `schedule`: arrivals the schedule offered (each a group for some device).
         public var offered: UInt64 = 0
         /// Every group answered exactly once, correctly, and nothing refused.
@@ -106,6 +128,13 @@ public final class RemoteDevices {
     var nextDevice = 0
     /// Latency per phase of the schedule, ns.
     var phaseHistograms: [Histogram<UInt64>] = []
+    /// Latency per tenant, and the tenant of each device (-1: none).
+    var tenantHistograms: [Histogram<UInt64>] = []
+    var tenantOfDevice: [Int] = []
+    /// Every group's latency, and those answered since the last progress tick.
+    var overallHistogram = NamedLatency.emptyHistogram()
+    var intervalHistogram = NamedLatency.emptyHistogram()
+    var answeredByService: UInt64 = 0
     var nextCookie: UInt32 = 1
     var dueAt: [UInt64]
     var blocked: [Bool]
@@ -136,7 +165,9 @@ public final class RemoteDevices {
         if schedule != nil {
             backlog = Array(repeating: Deque(), count: configs.count)
             upcoming = schedule!.next()
-            phaseHistograms = schedule!.phases.map { _ in PhaseLatency.emptyHistogram() }
+            phaseHistograms = schedule!.phases.map { _ in NamedLatency.emptyHistogram() }
+            tenantHistograms = options.tenants.map { _ in NamedLatency.emptyHistogram() }
+            tenantOfDevice = configs.map { c in options.tenants.firstIndex { $0.devices.contains(c.deviceID) } ?? -1 }
         }
     }
 
@@ -161,9 +192,14 @@ public final class RemoteDevices {
     /// Raises until every device raised its groups, `seconds` passed or
     /// `stop()` returned true; then waits up to `answerGraceNS` for the
     /// answers still owed. Ends early if the service hangs up (then every
-    /// pending group is answered INVALID, booked `closed`).
-    public func run(seconds: Double = 0, stop: () -> Bool = { false }) -> Report {
+    /// pending group is answered INVALID, booked `closed`). With a schedule
+    /// and `Options.progressEveryNS`, `progress` is called at each tick until
+    /// the end.
+    public func run(seconds: Double = 0, stop: () -> Bool = { false },
+                    progress: (DeviceProgress) -> Void = { _ in }) -> Report {
         let start = Sys.monotonicNS
+        let tick = schedule != nil ? options.progressEveryNS : 0
+        var nextTick = tick > 0 ? start &+ tick : UInt64.max
         let end = seconds > 0 ? start &+ UInt64(seconds * 1e9) : UInt64.max
         let period = options.rate > 0 ? UInt64(1e9 / options.rate) : 0  // 0: as fast as indices allow
         for i in dueAt.indices { dueAt[i] = start }
@@ -180,6 +216,10 @@ public final class RemoteDevices {
                 raiseDue(now: now, period: period)
             }
             flushUnsent()
+            if now >= nextTick {
+                progress(self.progress(at: now, start: start))
+                nextTick = now &+ tick
+            }
             // Sleep until the next device is due (rounded up to a millisecond:
             // never a busy wait), or an answer arrives.
             var next = UInt64.max
@@ -189,7 +229,7 @@ public final class RemoteDevices {
                 next = min(next, dueAt[d])
             }
             if !unsent.isEmpty { next = min(next, now &+ 1_000_000) }
-            next = min(next, stopped.map { $0 &+ Self.answerGraceNS } ?? end)
+            next = min(next, stopped.map { $0 &+ Self.answerGraceNS } ?? end, nextTick)
             let timerFD = Self.number(timer)
             var fds = [pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)]
             var wait: Int32 = -1
@@ -217,9 +257,25 @@ public final class RemoteDevices {
         report.seconds = Double(Sys.monotonicNS &- start) / 1e9
         if options.measureLatency { report.latency = LatencySummary(latencies) }
         if let schedule {
-            report.phases = zip(schedule.phases, phaseHistograms).map { PhaseLatency(name: $0.name, histogram: $1) }
+            report.phases = zip(schedule.phases, phaseHistograms).map { NamedLatency(name: $0.name, histogram: $1) }
+            report.overall = NamedLatency(name: "all", histogram: overallHistogram)
+            if !options.tenants.isEmpty {
+                report.tenants = zip(options.tenants, tenantHistograms).map { NamedLatency(name: $0.name, histogram: $1) }
+            }
+            if tick > 0 { progress(self.progress(at: Sys.monotonicNS, start: start)) }
         }
         return report
+    }
+
+    /// A progress tick: the counts so far, and the latency since the last
+    /// tick (whose histogram starts again).
+    func progress(at now: UInt64, start: UInt64) -> DeviceProgress {
+        defer { intervalHistogram.reset() }
+        let phase = schedule.map { $0.phaseIndex(atNS: now &- start) } ?? 0
+        return DeviceProgress(atNS: now, startNS: start, phase: phase, offered: report.offered, raised: groupsSent,
+                              answered: answeredByService, pending: pending.count,
+                              backlog: backlog.reduce(0) { $0 + $1.count }, interval: LatencySummary(intervalHistogram),
+                              p99SoFar: overallHistogram.totalCount == 0 ? 0 : overallHistogram.valueAtPercentile(99))
     }
 
     func raiseDue(now: UInt64, period: UInt64) {
@@ -359,8 +415,9 @@ public final class RemoteDevices {
                         let now = Sys.monotonicNS
                         let latency = now > group.scheduled ? now - group.scheduled : 0
                         if options.measureLatency { latencies.append(latency) }
-                        if schedule != nil { _ = phaseHistograms[group.phase].record(max(1, latency)) }
+                        if schedule != nil { record(max(1, latency), phase: group.phase, device: group.device) }
                     }
+                    answeredByService += 1
                     devices[group.device].complete(
                         DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
                                          prgi: group.prgi, code: response.responseCode, privateData: nil, cookie: 0,
@@ -370,6 +427,14 @@ public final class RemoteDevices {
                 }
             }
         }
+    }
+
+    /// Books one answered group's latency in every histogram it belongs to.
+    func record(_ latency: UInt64, phase: Int, device: Int) {
+        _ = phaseHistograms[phase].record(latency)
+        _ = overallHistogram.record(latency)
+        _ = intervalHistogram.record(latency)
+        if tenantOfDevice[device] >= 0 { _ = tenantHistograms[tenantOfDevice[device]].record(latency) }
     }
 
     /// Tells the service an answer was refused, as the kernel's EINVAL would.
@@ -404,78 +469,5 @@ public final class RemoteDevices {
         let packet = VEventHeader(flags: 0, sequence: sequence).bytes + [w0, w1, w2, w3].flatMap { LittleEndian.bytes($0) }
         sequence = VEventHeader.next(sequence)
         _ = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
-    }
-}
-
-/// One storm phase's answer latency, from each group's scheduled time, ns.
-public struct PhaseLatency: Codable, Sendable {
-    /// The phase's name.
-    public var name: String
-    /// Groups answered that were scheduled in the phase, and their percentiles
-    /// (HdrHistogram, 3 significant digits).
-    public var latency: LatencySummary
-    /// The histogram itself, so phases and processes can be merged in
-    /// process. Not part of the JSON form: its Codable form is every bucket
-    /// (tens of thousands of counts), more than a report line should carry.
-    public var histogram: Histogram<UInt64>
-
-    enum CodingKeys: String, CodingKey { case name, latency }
-
-    /// An empty histogram of the range every phase uses: 1 ns to an hour.
-    public static func emptyHistogram() -> Histogram<UInt64> {
-        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000,
-                          numberOfSignificantValueDigits: .three)
-    }
-
-    /// Decodes the summary; the histogram comes back empty.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decode(String.self, forKey: .name)
-        latency = try c.decode(LatencySummary.self, forKey: .latency)
-        histogram = Self.emptyHistogram()
-    }
-
-    /// The summary of `histogram`.
-    public init(name: String, histogram: Histogram<UInt64>) {
-        self.name = name
-        self.histogram = histogram
-        latency = LatencySummary(histogram)
-    }
-}
-
-/// Percentiles of a latency sample, ns.
-public struct LatencySummary: Codable, Sendable, Hashable {
-    /// Samples.
-    public var count: Int
-    /// Median.
-    public var p50: UInt64
-    /// 99th percentile.
-    public var p99: UInt64
-    /// 99.9th percentile.
-    public var p999: UInt64
-    /// Largest.
-    public var max: UInt64
-
-    /// The summary of `histogram` (its percentiles, to its precision); zeros if empty.
-    public init(_ histogram: Histogram<UInt64>) {
-        count = Int(histogram.totalCount)
-        let empty = count == 0
-        p50 = empty ? 0 : histogram.valueAtPercentile(50)
-        p99 = empty ? 0 : histogram.valueAtPercentile(99)
-        p999 = empty ? 0 : histogram.valueAtPercentile(99.9)
-        max = empty ? 0 : histogram.max
-    }
-
-    /// The summary of `samples` (nearest-rank percentiles); zeros if empty.
-    public init(_ samples: [UInt64]) {
-        let sorted = samples.sorted()
-        func rank(_ q: Double) -> UInt64 {
-            sorted.isEmpty ? 0 : sorted[Swift.min(sorted.count - 1, Int((q * Double(sorted.count)).rounded(.up)) - 1)]
-        }
-        count = sorted.count
-        p50 = rank(0.5)
-        p99 = rank(0.99)
-        p999 = rank(0.999)
-        max = sorted.last ?? 0
     }
 }

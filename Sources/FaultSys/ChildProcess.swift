@@ -122,6 +122,32 @@ public final class ChildProcess {
     /// Reads the captured stderr to end of file ("" if not captured).
     public func readErrors() -> String { Self.drain(&stderrPipe) }
 
+    /// Reads what the captured stdout holds now, without blocking: the bytes
+    /// (possibly none), or nil once the child has closed it and all is read.
+    public func readAvailableOutput() -> [UInt8]? { Self.readAvailable(&stdoutPipe) }
+
+    /// Reads what the captured stderr holds now, without blocking (as `readAvailableOutput`).
+    public func readAvailableErrors() -> [UInt8]? { Self.readAvailable(&stderrPipe) }
+
+    static func readAvailable(_ pipe: inout OwnedFD?) -> [UInt8]? {
+        guard let raw = pipe?.rawValue else { return nil }
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            var pfd = pollfd(fd: raw, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 0) > 0 else { return data }  // nothing more now
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress, $0.count) }
+            if n > 0 {
+                data += chunk[0..<n]
+            } else if n < 0 && (Glibc.errno == EINTR || Glibc.errno == EAGAIN) {
+                continue
+            } else {
+                _ = pipe.take()  // end of file (or a broken pipe): closed here
+                return data.isEmpty ? nil : data
+            }
+        }
+    }
+
     static func drain(_ pipe: inout OwnedFD?) -> String {
         guard let fd = pipe.take() else { return "" }
         var data: [UInt8] = []

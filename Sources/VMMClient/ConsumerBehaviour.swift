@@ -1,4 +1,5 @@
 import FaultABI
+import Glibc
 
 /// How a consumer answers page requests: a policy for the right answer and,
 /// for testing the service, deliberate misbehaviour at fixed intervals.
@@ -27,8 +28,11 @@ public struct ConsumerBehaviour: Sendable, Hashable, Codable {
 
     /// The right answer's code.
     public var policy = Policy.success
-    /// Answer each group this long after reading it (real-time consumers).
+    /// Answer each group this long after reading it (real-time consumers);
+    /// with `delaySpread`, the mean or least delay of a distribution.
     public var delayMicroseconds: UInt64 = 0
+    /// How the delay varies from group to group (nil: always `delayMicroseconds`).
+    public var delaySpread: DelaySpread?
     /// Wait this long after negotiating before reading anything (so a burst
     /// fills the ring deterministically).
     public var startDelayMicroseconds: UInt64 = 0
@@ -54,6 +58,28 @@ public struct ConsumerBehaviour: Sendable, Hashable, Codable {
     public var stallEvery = 0
     /// Length of each stall, in steps.
     public var stallLength = 8
+
+    /// A delay distribution. Each group's delay is drawn on its own (a guest
+    /// whose vCPUs handle faults concurrently), so a long delay does not hold
+    /// back shorter ones behind it.
+    public enum DelaySpread: Sendable, Hashable, Codable {
+        /// Uniform in `delayMicroseconds ... maxMicroseconds`.
+        case uniform(maxMicroseconds: UInt64)
+        /// Exponential with mean `delayMicroseconds`.
+        case exponential
+    }
+
+    /// One group's delay, µs, drawn from `delayMicroseconds` and `delaySpread`.
+    public func drawDelayMicroseconds(using rng: inout some RandomNumberGenerator) -> UInt64 {
+        switch delaySpread {
+        case nil: return delayMicroseconds
+        case .uniform(let high): return high > delayMicroseconds ? UInt64.random(in: delayMicroseconds...high, using: &rng) : delayMicroseconds
+        case .exponential:
+            // Inverse CDF on (0, 1]: never log(0). Capped at 1000 means so one draw cannot stall a run.
+            let u = Double.random(in: Double.ulpOfOne...1, using: &rng)
+            return UInt64(min(-log(u), 1000) * Double(delayMicroseconds))
+        }
+    }
 
     /// A well-behaved consumer: SUCCESS at once, no injection.
     public init() {}

@@ -40,6 +40,9 @@ public final class ReferenceVMM {
         /// Reinject records into the guest format (off: read and answer only,
         /// to measure the transport).
         public var reinject = true
+        /// Asked about every 10 ms: when it says true, the VMM stops and
+        /// reports (a signal handled by the caller, a storm's end).
+        public var stop: (@Sendable () -> Bool)?
 
         /// Options for a VMM on `socketPath`; everything else defaults.
         public init(socketPath: String) { self.socketPath = socketPath }
@@ -121,8 +124,13 @@ public final class ReferenceVMM {
         var lastProgress = start
         func elapsed() -> Double { Double(Sys.monotonicNS - start) / 1e9 }
         if options.behaviour.startDelayMicroseconds > 0 { usleep(UInt32(clamping: options.behaviour.startDelayMicroseconds)) }
+        var lastStopCheck = start
         while true {
             if options.groups > 0 && summary.groups >= options.groups { break }
+            if let stop = options.stop, Sys.monotonicNS &- lastStopCheck >= 10_000_000 {
+                lastStopCheck = Sys.monotonicNS
+                if stop() { break }
+            }
             if options.seconds > 0 && elapsed() >= options.seconds { break }
             if client.serviceGone {
                 guard options.reconnect else { break }
@@ -137,7 +145,10 @@ public final class ReferenceVMM {
             }
             client.flush()
             if second != nil { try serveSecondConnection() }
-            guard client.wait(spins: options.spins, timeoutMilliseconds: second == nil ? 50 : 1) else { continue }
+            // Sleep no longer than the next delayed answer is due: its latency is the guest's delay, not our nap.
+            var nap: Int32 = second == nil ? 50 : 1
+            if let first = delayed.first { nap = min(nap, Int32(clamping: (first.due &- min(first.due, now)) / 1_000_000)) }
+            guard client.wait(spins: options.spins, timeoutMilliseconds: nap) else { continue }
             try client.consume(max: 256) { record in handle(record) }
             if Sys.monotonicNS - lastProgress >= 500_000_000 {
                 lastProgress = Sys.monotonicNS
@@ -191,8 +202,11 @@ public final class ReferenceVMM {
         }
         summary.answered[right.code.description, default: 0] += 1
         if options.behaviour.delayMicroseconds > 0 {
-            let due = Sys.monotonicNS + options.behaviour.delayMicroseconds * 1000
-            for response in answers.responses { delayed.append((due, response)) }
+            let due = Sys.monotonicNS + options.behaviour.drawDelayMicroseconds(using: &rng) * 1000
+            // Kept in due order (delays vary): the answers of one group stay in their order.
+            var at = delayed.count
+            while at > 0 && delayed[at - 1].due > due { at -= 1 }
+            delayed.insert(contentsOf: answers.responses.map { (due, $0) }, at: at)
             return nil
         }
         for response in answers.responses.dropLast() { client.queueResponse(response) }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FaultSys
+import Glibc
 import FaultABI
 import FaultFixtures
 import Foundation
@@ -29,6 +31,14 @@ struct ConsumeCommand: ParsableCommand {
     var dialect: HardwareDialect = .linux
     @Option(help: "Answer policy: success, invalid, random (success/invalid/failure), never, delay.") var policy: Policy = .success
     @Option(help: "With --policy delay: answer after this many milliseconds.") var delayMs: UInt64 = 5
+    @Option(help: "With --policy delay: the delay in microseconds (overrides --delay-ms); the least, or the mean.")
+    var delayUs: UInt64?
+    @Option(help: "With --policy delay: draw each delay uniformly from --delay-us to this many microseconds.")
+    var delayMaxUs: UInt64?
+    @Flag(help: "With --policy delay: draw each delay from an exponential distribution with mean --delay-us.")
+    var delayExponential = false
+    @Option(help: "Send an answer with a wrong PASID before the right one for every N-th group (0: never).")
+    var wrongEvery = 0
     @Option(help: "Stop after this many page-request groups (0: run until the service stops or --seconds).")
     var groups: UInt64 = 0
     @Option(help: "Stop after this many seconds (0: no limit).") var seconds: Double = 0
@@ -58,8 +68,18 @@ struct ConsumeCommand: ParsableCommand {
         case .invalid: options.behaviour.policy = .invalid
         case .random: options.behaviour.policy = .random
         case .never: options.behaviour.policy = .never
-        case .delay: options.behaviour.delayMicroseconds = delayMs * 1000
+        case .delay:
+            options.behaviour.delayMicroseconds = delayUs ?? delayMs * 1000
+            if delayExponential {
+                options.behaviour.delaySpread = .exponential
+            } else if let delayMaxUs {
+                guard delayMaxUs >= options.behaviour.delayMicroseconds else {
+                    throw ValidationError("--delay-max-us must be at least the least delay")
+                }
+                options.behaviour.delaySpread = .uniform(maxMicroseconds: delayMaxUs)
+            }
         }
+        options.behaviour.mismatchEvery = wrongEvery
         if let fixture {
             let header = try FixtureReader(path: fixture).open()
             guard let version = ABIVersion(rawValue: header.consumer.abi) else {
@@ -75,7 +95,14 @@ struct ConsumeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let vmm = try ReferenceVMM(options())
+        var options = try options()
+        // SIGTERM or SIGINT ends the run with its summary (a storm runner stops its consumers so).
+        let signals = try Sys.signalfd([SIGTERM, SIGINT]).release().rawValue
+        options.stop = {
+            var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+            return poll(&pfd, 1, 0) > 0
+        }
+        let vmm = try ReferenceVMM(options)
         let summary = try vmm.run { s in
             guard !quiet else { return }
             FileHandle.standardError.write(Data(String(

@@ -46,6 +46,10 @@ struct DeviceCommand: ParsableCommand {
     var storm: String?
     @Option(help: "With --storm: scale the storm to this many seconds.") var stormSeconds: Double?
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(help: "With --storm: print a JSON progress line every N ms, and the report as the last JSON line.")
+    var progressMs: UInt64 = 0
+    @Flag(help: "After the report, keep every socket open until SIGTERM, so a storm runner can read the service's final books of these devices.")
+    var hold = false
 
     func run() throws {
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 or positive") }
@@ -67,6 +71,10 @@ struct DeviceCommand: ParsableCommand {
             devices = configs.map(\.deviceID)
             options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
             options.seed = profile.seed
+            options.progressEveryNS = progressMs * 1_000_000
+            options.tenants = zip(profile.consumerProcessNames, profile.consumerProcessNames.indices).map {
+                RemoteDevices.Tenant(name: $0, devices: profile.devices(ofConsumerProcess: $1))
+            }
             // A share s of arrivals as events is s / (1 − s) events per group: one every (1 − s) / s groups.
             let share = profile.devices.unrecoverableShare
             if share > 0 { eventsEvery = max(1, Int(((1 - share) / share).rounded())) }
@@ -85,7 +93,7 @@ struct DeviceCommand: ParsableCommand {
             try? listener.fd.close()
             unlink(listen)
             let remote = RemoteDevices(configs, faults: OwnedFD(adopting: connection.fd), events: nil, options: options)
-            try finish(remote.run(seconds: seconds))
+            try finish(remote.run(seconds: seconds, progress: printProgress))
             return
         }
         let client = try VMMClient(socketPath: socketPath, devices: [], client: "faultring device")
@@ -108,7 +116,12 @@ struct DeviceCommand: ParsableCommand {
             guard attached else { throw ValidationError("no consumer attached devices \(devices) within 30 s") }
         }
         let remote = RemoteDevices(configs, faults: faults, events: events, options: options)
-        let report = remote.run(seconds: seconds)
+        let report = remote.run(seconds: seconds, progress: printProgress)
+        if hold {
+            // The report first; the sources (and their books in the service) live until SIGTERM ends the process.
+            try? finish(report)
+            withExtendedLifetime((remote, client)) { while true { pause() } }
+        }
         client.close()
         try finish(report)
     }
@@ -132,8 +145,16 @@ struct DeviceCommand: ParsableCommand {
         }
     }
 
+    /// One JSON progress line, flushed at once: a storm runner reads it live.
+    func printProgress(_ tick: DeviceProgress) {
+        guard progressMs > 0, let line = try? JSONEncoder().encode(DeviceOutputLine(progress: tick)) else { return }
+        FileHandle.standardOutput.write(line + Data("\n".utf8))
+    }
+
     func finish(_ report: RemoteDevices.Report) throws {
-        if json {
+        if progressMs > 0 && storm != nil {
+            FileHandle.standardOutput.write(try JSONEncoder().encode(DeviceOutputLine(report: report)) + Data("\n".utf8))
+        } else if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

@@ -33,6 +33,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Event loop: io_uring or poll (default: io_uring if available).") var backend: String?
     @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
+    @Option(help: "Response ring slots per client queue.") var responses = 1024
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
     @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = ReplayPace.fast
@@ -52,6 +53,7 @@ struct ServeCommand: ParsableCommand {
         }
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
+        config.responseCount = responses
         config.pollNS = pollUs * 1000
         return config
     }

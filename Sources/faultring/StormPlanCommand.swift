@@ -55,7 +55,7 @@ struct StormPlanCommand: ParsableCommand {
         var phases = TextTable("phase", "shape", "seconds", "arrivals", "mean groups/s")
         for (i, p) in storm.phases.enumerated() {
             let s = Double(p.durationNS) / 1e9
-            phases.add(p.name, Self.describe(p.shape), String(format: "%.2f", s), String(counts[i]),
+            phases.add(p.name, StormProfile.describe(p.shape), String(format: "%.2f", s), String(counts[i]),
                        String(format: "%.0f", Double(counts[i]) / s))
         }
         print(phases.render(indent: "  "))
@@ -63,37 +63,11 @@ struct StormPlanCommand: ParsableCommand {
         var process = 0
         for c in storm.consumers {
             for k in 1...c.count {
-                tenants.add("\(c.name)-\(k)", String(c.abi), Self.describe(c.behaviour),
+                tenants.add("\(c.name)-\(k)", String(c.abi), StormProfile.describe(c.behaviour),
                             storm.devices(ofConsumerProcess: process).map(String.init).joined(separator: " "))
                 process += 1
             }
         }
         print(tenants.render(indent: "  "))
-    }
-
-    static func describe(_ shape: ArrivalPhase.Shape) -> String {
-        switch shape {
-        case .steady(let r): return "steady \(Int(r))/s"
-        case .burst(let r): return "burst \(Int(r))/s"
-        case .poisson(let r): return "poisson \(Int(r))/s"
-        case .ramp(let a, let b): return "ramp \(Int(a))→\(Int(b))/s"
-        case .square(let h, let l, let p, let d):
-            return "square \(Int(h))/\(Int(l))/s, period \(Double(p) / 1e9) s, duty \(d)"
-        }
-    }
-
-    static func describe(_ b: StormProfile.Behaviour) -> String {
-        switch b {
-        case .fast: return "fast"
-        case .slow(let d):
-            switch d {
-            case .fixed(let us): return "slow, \(us) µs"
-            case .uniform(let a, let z): return "slow, uniform \(a)–\(z) µs"
-            case .exponential(let m): return "slow, exponential mean \(m) µs"
-            }
-        case .stalled(let at, let length): return "stalls at \(Double(at) / 1e9) s for \(Double(length) / 1e9) s"
-        case .wrong(let share): return "wrong answer first for \(share * 100) % of groups"
-        case .crash(let at, let after): return "SIGKILL at \(Double(at) / 1e9) s, restart \(Double(after) / 1e9) s later"
-        }
     }
 }

@@ -21,6 +21,10 @@ import Testing
             // Every consumer process gets a device; every device goes to exactly one.
             let assigned = (0..<profile.consumerProcesses).flatMap { profile.devices(ofConsumerProcess: $0) }
             #expect(assigned.sorted() == (1...UInt32(profile.devices.count)).map { $0 })
+            // An ABI 1 process attaches exactly one device.
+            for (k, abi) in profile.consumers.flatMap({ c in Array(repeating: c.abi, count: c.count) }).enumerated() where abi == 1 {
+                #expect(profile.devices(ofConsumerProcess: k).count == 1, "\(file): process \(k)")
+            }
         }
     }
 
@@ -97,6 +101,8 @@ import Testing
         ("unrecoverable share above 1", devices(["unrecoverableShare": 1.5]), "devices.unrecoverableShare", "out of range"),
         ("more consumer processes than devices", { $0["consumers"] = [["name": "c", "count": 3] as [String: Any]] },
          "consumers", "every consumer needs a device"),
+        ("ABI 1 consumers for more devices than they can serve",
+         { $0["consumers"] = [["name": "c", "abi": 1] as [String: Any]] }, "consumers", "an ABI 1 queue serves one device"),
         ("two consumers with one name", { $0["consumers"] = [["name": "c"], ["name": "c"]] }, "consumers", "distinct"),
         ("ABI 3", { $0["consumers"] = [["name": "c", "abi": 3] as [String: Any]] }, "consumers.0.abi", "out of range"),
         ("crash after the storm", behaviour(["kind": "crash", "atSeconds": 5, "restartAfterSeconds": 1]),
@@ -109,9 +115,9 @@ import Testing
         ("SLO of the wrong type", { $0["slo"] = ["zeroUnanswered": "yes"] }, "slo.zeroUnanswered", "true or false"),
     ] }
 
-    @Test func theMalformedTableIsWhatTheParameterisedTestRuns() { #expect(Self.malformed.count == 25) }
+    @Test func theMalformedTableIsWhatTheParameterisedTestRuns() { #expect(Self.malformed.count == 26) }
 
-    @Test(arguments: 0..<25)
+    @Test(arguments: 0..<26)
     func everyMalformedClassIsRefusedWithFileAndField(_ index: Int) throws {
         let (what, edit, field, word) = Self.malformed[index]
         let path = try Self.write(edit)

@@ -12,7 +12,7 @@ import Testing
     static let pythonEncoded = "HISTFAAAADF4nJNpmSzMwMAgyAABzFCaEch0M9ixgMH+A1SAiYnpOD/L/jymzyFMt7sYmQC/BQkd"
 
     static func recorded() -> Histogram<UInt64> {
-        var h = PhaseLatency.emptyHistogram()
+        var h = NamedLatency.emptyHistogram()
         for v in values { _ = h.record(v) }
         return h
     }
@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func roundTripsEveryBucket() throws {
-        var h = PhaseLatency.emptyHistogram()
+        var h = NamedLatency.emptyHistogram()
         var rng = SplitMix64(seed: 9)
         for _ in 0..<20_000 { _ = h.record(1 + rng.next() % 10_000_000_000) }
         _ = h.record(3_600_000_000_000)  // the very top bucket
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func emptyHistogramRoundTrips() throws {
-        let decoded = try HistogramV2.decode(HistogramV2.encode(PhaseLatency.emptyHistogram()))
+        let decoded = try HistogramV2.decode(HistogramV2.encode(NamedLatency.emptyHistogram()))
         #expect(decoded.totalCount == 0)
     }
 
