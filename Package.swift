@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "FaultSimulation", targets: ["FaultSimulation"]),
         .library(name: "FaultFixtures", targets: ["FaultFixtures"]),
         .library(name: "FaultLoopback", targets: ["FaultLoopback"]),
+        .library(name: "FaultStorm", targets: ["FaultStorm"]),
         .executable(name: "faultring", targets: ["faultring"]),
     ],
     dependencies: [
@@ -128,13 +129,22 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Synthetic fault storms: runs a profile's service, device and consumer
+        // processes, samples them, judges the result and renders the report.
+        .target(
+            name: "FaultStorm",
+            dependencies: [
+                "FaultSys", "FaultPipeline", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         // The command-line tool: thin commands composing the modules above.
         .executableTarget(
             name: "faultring",
             dependencies: [
                 "CFaultRingABI", "FaultABI", "FaultSys", "FaultQueue", "IOMMUFormats", "PageRequests", "FaultPipeline",
                 "FaultFD", "FaultControl", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures", "FaultLoopback",
-                .product(name: "Logging", package: "swift-log"),
+                "FaultStorm", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 systemPackage,
             ]
@@ -165,6 +175,7 @@ let package = Package(
             dependencies: ["FaultSimulation", "FaultABI", "PageRequests", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation"]),
+        .testTarget(name: "FaultStormTests", dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultSys"]),
         .testTarget(
             name: "FaultLoopbackTests",
             dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]

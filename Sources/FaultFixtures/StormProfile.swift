@@ -167,6 +167,25 @@ public struct StormProfile: Sendable, Hashable, Codable {
         return assignment
     }
 
+    /// The profile with every phase's rate multiplied by `factor` (`--rate-scale`):
+    /// the same shape of load, lighter or heavier.
+    public func scaled(rates factor: Double) -> StormProfile {
+        var copy = self
+        copy.phases = phases.map { phase in
+            var p = phase
+            switch phase.shape {
+            case .steady(let r): p.shape = .steady(rate: r * factor)
+            case .burst(let r): p.shape = .burst(rate: r * factor)
+            case .poisson(let r): p.shape = .poisson(rate: r * factor)
+            case .ramp(let a, let b): p.shape = .ramp(from: a * factor, to: b * factor)
+            case .square(let h, let l, let period, let duty):
+                p.shape = .square(high: h * factor, low: l * factor, periodNS: period, duty: duty)
+            }
+            return p
+        }
+        return copy
+    }
+
     /// The profile with every phase scaled so the storm lasts `seconds` (`--seconds`),
     /// crash times and stall windows scaled alike.
     public func scaled(toSeconds seconds: Double) -> StormProfile {

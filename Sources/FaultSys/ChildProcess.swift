@@ -75,8 +75,21 @@ public final class ChildProcess {
         let err = try connect(stderr, to: 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
+        // The child starts with no signal blocked and every signal at its
+        // default action, whatever this process (a test runner, a service
+        // with a signalfd) blocks or ignores: SIGTERM must stop a child.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        var all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw SystemCallError("posix_spawn(\(executable))", errno: Errno(rawValue: rc)) }
         return ChildProcess(pid: pid, stdout: out, stderr: err)
     }

@@ -45,6 +45,7 @@ struct DeviceCommand: ParsableCommand {
     @Option(help: "Raise a storm profile's arrival schedule (Docs/STORMS.md) on its devices instead of --rate and --devices.")
     var storm: String?
     @Option(help: "With --storm: scale the storm to this many seconds.") var stormSeconds: Double?
+    @Option(help: "With --storm: multiply every phase's rate by this.") var stormRateScale: Double?
     @Flag(help: "Print the report as JSON.") var json = false
     @Option(help: "With --storm: print a JSON progress line every N ms, and the report as the last JSON line.")
     var progressMs: UInt64 = 0
@@ -63,7 +64,8 @@ struct DeviceCommand: ParsableCommand {
         if let storm {
             let profile: StormProfile
             do {
-                profile = try StormPlanCommand.load(storm, seconds: stormSeconds, option: "--storm-seconds")
+                profile = try StormPlanCommand.load(storm, seconds: stormSeconds, rateScale: stormRateScale,
+                                                   option: "--storm-seconds")
             } catch let error as FixtureError {
                 throw ValidationError("\(error)")  // a bad profile is a usage error here, naming file and field
             }

@@ -20,16 +20,21 @@ struct StormPlanCommand: ParsableCommand {
     var seconds: Double?
     @Flag(help: "Print the checked profile as JSON.") var json = false
 
-    /// The checked profile at `path`, scaled to `seconds` if given: what
-    /// every storm command starts from. A malformed profile throws its
-    /// `FixtureError` (file and field); `seconds` out of range is a usage
-    /// error naming `option`.
-    static func load(_ path: String, seconds: Double?, option: String) throws -> StormProfile {
+    /// The checked profile at `path`, scaled to `seconds` and its rates by
+    /// `rateScale` if given: what every storm command starts from. A
+    /// malformed profile throws its `FixtureError` (file and field); a
+    /// scale out of range is a usage error naming `option`.
+    static func load(_ path: String, seconds: Double?, rateScale: Double? = nil, option: String) throws -> StormProfile {
         if let seconds, !(seconds > 0 && seconds <= StormProfileReader.maxSeconds) {
             throw ValidationError("\(option) must be in (0, \(StormProfileReader.maxSeconds)]")
         }
-        let profile = try StormProfileReader.read(path: path)
-        return seconds.map { profile.scaled(toSeconds: $0) } ?? profile
+        if let rateScale, !(rateScale > 0 && rateScale <= 100) {
+            throw ValidationError("the rate scale must be in (0, 100]")
+        }
+        var profile = try StormProfileReader.read(path: path)
+        if let seconds { profile = profile.scaled(toSeconds: seconds) }
+        if let rateScale { profile = profile.scaled(rates: rateScale) }
+        return profile
     }
 
     func run() throws {

@@ -1,0 +1,71 @@
+import FaultSimulation
+
+/// Everything one pass of a storm's schedule produced: the time series
+/// behind the charts, latency per phase and tenant, the ledgers, the
+/// consumers and the service's totals.
+public struct StormRun: Codable, Sendable {
+    /// How the faults travelled.
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// Device processes → the service → consumer processes through the ring.
+        case service
+        /// Straight from a device socket into one consumer that reads the
+        /// kernel's fault-queue records itself (`faultring direct-vmm`): the
+        /// path a VMM has without faultring.
+        case direct
+    }
+
+    /// The path.
+    public var mode: Mode
+    /// A sample every 100 ms.
+    public var samples: [StormSample] = []
+    /// Arrivals the schedule offered.
+    public var offered: UInt64 = 0
+    /// Seconds from the first arrival to the last answer.
+    public var seconds: Double = 0
+    /// Latency per phase, from each group's scheduled arrival to its answer reaching the device.
+    public var phases: [NamedLatency] = []
+    /// Latency of every group.
+    public var overall: NamedLatency?
+    /// Latency per consumer process (the devices it attached).
+    public var tenants: [NamedLatency] = []
+    /// Per-device ledgers.
+    public var ledgers: [StormLedger] = []
+    /// Per-consumer rows.
+    public var consumers: [StormConsumer] = []
+    /// The service's totals at the end (zeros in a direct run).
+    public var totals = StormTotals()
+    /// Unrecoverable faults the devices sent as vEVENTQ events.
+    public var eventsSent: UInt64 = 0
+    /// What went wrong with the run itself (a process that would not start, died, or hung), in words.
+    public var problems: [String] = []
+
+    /// A run with nothing in it yet.
+    public init(mode: Mode) { self.mode = mode }
+
+    /// Every group answered, by anyone: the sum of the ledgers.
+    public var answered: UInt64 { ledgers.reduce(0) { $0 + $1.answered } }
+    /// Groups answered by a consumer, by the service's books (a direct run: all).
+    public var answeredByConsumer: UInt64 {
+        mode == .direct ? answered : ledgers.reduce(0) { $0 + ($1.answeredBy["consumer"] ?? 0) }
+    }
+}
+
+/// The service's own counts at the end of a storm.
+public struct StormTotals: Codable, Sendable, Hashable {
+    /// Records lost because a fault ring was full.
+    public var lostRecords: UInt64 = 0
+    /// Groups answered INVALID at once because they did not fit whole.
+    public var overflowedGroups: UInt64 = 0
+    /// Groups answered on timeout.
+    public var timeouts: UInt64 = 0
+    /// Automatic answers by cause (timeout, overflow, detach, …).
+    public var autoResponses: [String: UInt64] = [:]
+    /// Consumer answers refused, by reason.
+    public var rejections: [String: UInt64] = [:]
+    /// Unrecoverable faults delivered into a ring.
+    public var eventsDelivered: UInt64 = 0
+    /// Unrecoverable faults lost before the service (sequence gaps, LOST_EVENTS).
+    public var eventsLost: UInt64 = 0
+    /// No counts yet.
+    public init() {}
+}

@@ -1,0 +1,109 @@
+import FaultFixtures
+
+/// Whether a storm passed, and if not, why, in words and as an exit status.
+///
+/// A storm passes when every run's ledgers balance (no group unanswered,
+/// none answered twice, none answered wrongly), the run itself went as
+/// planned, and every SLO of the profile holds for the service run. The
+/// exit status has one bit per kind of failure, so a script can tell them
+/// apart: `ledger` 1, `latency` 2, `answeredByConsumer` 4, `unanswered` 8,
+/// `run` 16 (0: passed).
+public struct StormVerdict: Codable, Sendable, Hashable {
+    /// What a check is about.
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// A device's ledger does not balance.
+        case ledger
+        /// The p99 SLO.
+        case latency
+        /// The answered-by-consumer SLO.
+        case answeredByConsumer
+        /// The zero-unanswered SLO.
+        case unanswered
+        /// A process would not start, died, or the storm did not finish.
+        case run
+
+        /// Its bit in the exit status.
+        public var bit: Int32 {
+            switch self {
+            case .ledger: return 1
+            case .latency: return 2
+            case .answeredByConsumer: return 4
+            case .unanswered: return 8
+            case .run: return 16
+            }
+        }
+    }
+
+    /// One check and its outcome.
+    public struct Check: Codable, Sendable, Hashable {
+        /// What it is about.
+        public var kind: Kind
+        /// Which run (`service` or `direct`).
+        public var run: String
+        /// Whether it held.
+        public var passed: Bool
+        /// What was required and what was measured, in words.
+        public var detail: String
+    }
+
+    /// Every check made, passed or not.
+    public var checks: [Check]
+
+    /// Whether every check held.
+    public var passed: Bool { checks.allSatisfy(\.passed) }
+    /// The checks that failed.
+    public var failures: [Check] { checks.filter { !$0.passed } }
+    /// The exit status: one bit per kind that failed (0: passed).
+    public var exitStatus: Int32 { failures.reduce(0) { $0 | $1.kind.bit } }
+
+    /// Judges `runs` (the first is the one SLOs apply to) against `profile`.
+    public init(profile: StormProfile, runs: [StormRun]) {
+        var checks: [Check] = []
+        for run in runs {
+            let name = run.mode.rawValue
+            let bad = run.ledgers.filter { !$0.balances }
+            let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
+            let twice = run.ledgers.reduce(0) { $0 + $1.answeredTwice }
+            let wrong = run.ledgers.reduce(0) { $0 + $1.wrong }
+            checks.append(Check(
+                kind: .ledger, run: name, passed: bad.isEmpty && !run.ledgers.isEmpty,
+                detail: run.ledgers.isEmpty
+                    ? "no ledger came back from the devices"
+                    : bad.isEmpty
+                    ? "all \(run.ledgers.count) device ledgers balance: \(run.answered) groups, each answered exactly once"
+                    : "\(bad.count) of \(run.ledgers.count) device ledgers do not balance (devices "
+                        + bad.map { String($0.device) }.joined(separator: ", ")
+                        + "): \(unanswered) unanswered, \(twice) answered twice, \(wrong) answered wrongly"))
+            checks.append(Check(
+                kind: .run, run: name, passed: run.problems.isEmpty,
+                detail: run.problems.isEmpty ? "every process started and ended as planned" : run.problems.joined(separator: "; ")))
+            guard run.mode == runs.first?.mode else { continue }
+            let slo = profile.slo
+            if let limit = slo.p99Microseconds {
+                let p99 = Double(run.overall?.latency.p99 ?? 0) / 1000
+                checks.append(Check(
+                    kind: .latency, run: name, passed: run.overall != nil && p99 <= limit,
+                    detail: "p99 latency \(Self.format(p99)) µs against a limit of \(Self.format(limit)) µs"))
+            }
+            if let least = slo.answeredByConsumerMin {
+                let share = run.answered == 0 ? 0 : Double(run.answeredByConsumer) / Double(run.answered)
+                checks.append(Check(
+                    kind: .answeredByConsumer, run: name, passed: share >= least,
+                    detail: "\(Self.format(share * 100)) % of groups answered by a consumer (\(run.answeredByConsumer) of "
+                        + "\(run.answered)) against a least of \(Self.format(least * 100)) %"))
+            }
+            if slo.zeroUnanswered {
+                let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
+                checks.append(Check(
+                    kind: .unanswered, run: name, passed: unanswered == 0,
+                    detail: "\(unanswered) groups unanswered at the end (required: 0)"))
+            }
+        }
+        self.checks = checks
+    }
+
+    static func format(_ x: Double) -> String {
+        let tenth = (x * 10).rounded() / 10
+        return x >= 100 || tenth == tenth.rounded() ? String(Int(x.rounded())) : String(tenth)
+    }
+}

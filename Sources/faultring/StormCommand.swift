@@ -1,0 +1,105 @@
+import ArgumentParser
+import FaultFixtures
+import FaultStorm
+import Foundation
+import Glibc
+
+/// Runs a synthetic fault storm end to end and writes its report: the
+/// runner (`StormRunner`) starts every process; this command only
+/// configures it, shows progress and prints the summary.
+struct StormCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storm",
+        abstract: "Run a storm profile (Docs/STORMS.md) through the service and write DIR/report.html and report.json.",
+        discussion: """
+            Starts `faultring serve`, a `faultring device` process raising the profile's arrival schedule open-loop, \
+            and one `faultring consume` per consumer process, plays each consumer's behaviour, and samples everything \
+            every 100 ms. Exit status 0 when every ledger balances and every SLO holds; otherwise one bit per kind of \
+            failure: 1 ledger, 2 p99 latency, 4 answered-by-consumer share, 8 unanswered groups, 16 the run itself \
+            (a process that would not start, died or hung). A malformed profile exits 64, naming file and field.
+            """)
+
+    /// `--compare`: the second path a storm can run through.
+    enum Compare: String, ExpressibleByArgument, CaseIterable {
+        case direct
+    }
+
+    @Argument(help: "The storm profile (e.g. Fixtures/storms/steady.json).") var profile: String
+    @Option(name: .shortAndLong, help: "Write report.html and report.json into this directory (default: storm-NAME).")
+    var output: String?
+    @Option(help: "Scale the storm to last this many seconds (phases, stalls and crash times alike).")
+    var seconds: Double?
+    @Option(help: "Multiply every phase's rate by this (a lighter or heavier storm of the same shape).")
+    var rateScale: Double?
+    @Option(help: "Also run the same schedule through this path and put both side by side: direct (no service).")
+    var compare: Compare?
+    @Flag(help: "Print the report as JSON on stdout (progress goes to stderr).") var json = false
+
+    func run() throws {
+        let storm: StormProfile
+        do {
+            storm = try StormPlanCommand.load(profile, seconds: seconds, rateScale: rateScale, option: "--seconds")
+        } catch let error as FixtureError {
+            throw ValidationError("\(error)")
+        }
+        let directory = output ?? "storm-\(storm.name)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let runner = StormRunner(profile: storm, options: .init(executable: executable, profilePath: profile, seconds: seconds,
+                                                                     rateScale: rateScale))
+        let started = Date()
+        var progress = StormProgressLine(terminal: !json && isatty(STDOUT_FILENO) == 1, toStandardError: json)
+        var runs = [runner.run(.service) { progress.show($0, run: "service") }]
+        progress.end()
+        if compare == .direct {
+            runs.append(runner.run(.direct) { progress.show($0, run: "direct") })
+            progress.end()
+        }
+        let report = StormReport(profile: storm, profilePath: profile, started: started, runs: runs)
+        let jsonPath = directory + "/report.json"
+        let htmlPath = directory + "/report.html"
+        try report.json().write(to: URL(fileURLWithPath: jsonPath))
+        try Data(StormHTML(report).render().utf8).write(to: URL(fileURLWithPath: htmlPath))
+        if json {
+            FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
+        } else {
+            print(Self.summary(report))
+            print("report: \(htmlPath) (figures and histograms: \(jsonPath))")
+        }
+        if report.verdict.exitStatus != 0 { throw ExitCode(report.verdict.exitStatus) }
+    }
+
+    /// The summary printed at the end: per run, the load, the latency per
+    /// phase, the service's losses, the ledger, and the verdict in words.
+    static func summary(_ report: StormReport) -> String {
+        var out: [String] = []
+        for run in report.runs {
+            let us = { (ns: UInt64) in String(format: "%.1f", Double(ns) / 1e3) }
+            out.append("storm \(report.profile.name) (\(run.mode.rawValue)): \(run.offered) arrivals offered, "
+                       + "\(run.answered) groups answered (\(run.answeredByConsumer) by a consumer) in "
+                       + String(format: "%.1f s", run.seconds))
+            var phases = TextTable("phase", "answered", "p50 µs", "p99 µs", "p99.9 µs", "max µs")
+            for p in run.phases + (run.overall.map { [$0] } ?? []) {
+                phases.add(p.name, String(p.latency.count), us(p.latency.p50), us(p.latency.p99), us(p.latency.p999),
+                           us(p.latency.max))
+            }
+            out.append(phases.render())
+            if run.mode == .service {
+                let t = run.totals
+                out.append("  lost records \(t.lostRecords), overflowed groups \(t.overflowedGroups), timeouts \(t.timeouts), "
+                           + "refused answers (\(Tally(t.rejections))), automatic answers (\(Tally(t.autoResponses))), "
+                           + "events sent \(run.eventsSent) delivered \(t.eventsDelivered)")
+            }
+            let issued = run.ledgers.reduce(0) { $0 + $1.issued }
+            let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
+            let twice = run.ledgers.reduce(0) { $0 + $1.answeredTwice }
+            let wrong = run.ledgers.reduce(0) { $0 + $1.wrong }
+            out.append("  ledger: \(issued) issued, \(run.answered) answered, \(unanswered) unanswered, "
+                       + "\(twice) answered twice, \(wrong) wrong")
+        }
+        let v = report.verdict
+        out.append(v.passed ? "PASS" : "FAIL (exit status \(v.exitStatus))")
+        for check in v.checks { out.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue) [\(check.run)]: \(check.detail)") }
+        return out.joined(separator: "\n")
+    }
+}
