@@ -23,15 +23,31 @@ int faultring_sys_memfd_create(const char *name)
 	return (int)SYS_RET(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
 }
 
-int faultring_sys_seal_size(int fd)
+int faultring_sys_seal_size(int fd, int final)
 {
-	return (int)SYS_RET(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL));
+	return (int)SYS_RET(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | (final ? F_SEAL_SEAL : 0)));
 }
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1, <linux/fcntl.h> */
+#endif
+
+int faultring_sys_seal_future_write(int fd)
+{
+	return (int)SYS_RET(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL));
+}
+
+int faultring_sys_seal_future_write_bit(void) { return F_SEAL_FUTURE_WRITE; }
 
 int faultring_sys_get_seals(int fd) { return (int)SYS_RET(fcntl(fd, F_GET_SEALS)); }
 int faultring_sys_seal_shrink(void) { return F_SEAL_SHRINK; }
 int faultring_sys_seal_grow(void) { return F_SEAL_GROW; }
 int faultring_sys_seal_seal(void) { return F_SEAL_SEAL; }
+
+int faultring_sys_doorbell_pair(int fds[2])
+{
+	return (int)SYS_RET(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds));
+}
 
 int faultring_sys_eventfd(void)
 {

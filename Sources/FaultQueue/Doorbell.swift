@@ -2,27 +2,43 @@ import Atomics
 import Glibc
 import SystemPackage
 
-/// One direction of wake-ups between the two sides: an eventfd (or, for a
-/// queue at a filesystem path, a FIFO), non-blocking.
+/// One direction of wake-ups between the two sides: one end of an AF_UNIX
+/// datagram socket pair (or, for a queue at a filesystem path, a FIFO).
+///
+/// Trust boundary: each side holds its own end, its own open file
+/// description, and every call on a socket end passes `MSG_DONTWAIT`, so
+/// nothing a peer does to its end — clearing O_NONBLOCK, filling the pair's
+/// buffer, draining it — can make a ring or a drain block. (An eventfd
+/// copy shares its file status flags with the original: a tenant that
+/// cleared O_NONBLOCK on its copy froze the service's next read.)
 ///
 /// A doorbell is only a hint that an index moved; the waiter always re-reads
 /// the index. The protocol that makes a lost wake-up impossible: the
 /// sleeper publishes "sleeping" and re-checks the index (`FaultConsumer`,
 /// `FaultProducer.prepareToSleep`); the waker publishes its index and rings
-/// only if it sees "sleeping" (`ring(ifSleeping:)`, with the argument). Because eventfd and FIFO both keep a
+/// only if it sees "sleeping" (`ring(ifSleeping:)`, with the argument). Because a socket pair and a FIFO both keep a
 /// ring that arrives before the sleeper blocks, the ring is never missed.
 public struct Doorbell: Sendable {
     /// The descriptor: a view; the queue's `QueueFiles` owns and closes it.
     public let fd: FileDescriptor
+    /// Whether `fd` is a socket (send/recv with MSG_DONTWAIT), not a FIFO or eventfd (read/write).
+    let isSocket: Bool
 
-    /// A doorbell on `fd` (an eventfd or a FIFO opened O_RDWR | O_NONBLOCK).
-    public init(fd: FileDescriptor) { self.fd = fd }
+    /// A doorbell on `fd`: a socket-pair end, or a FIFO or eventfd opened O_NONBLOCK.
+    public init(fd: FileDescriptor) {
+        self.fd = fd
+        var info = stat()
+        isSocket = fstat(fd.rawValue, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
+    }
 
-    /// Wakes the other side. Never blocks: a full eventfd counter or FIFO
-    /// already holds a pending wake-up, which is all a ring means.
+    /// Wakes the other side: an 8-byte `1` (what a peer writes too). Never
+    /// blocks: a full socket buffer, eventfd counter or FIFO already holds a
+    /// pending wake-up, which is all a ring means.
     public func ring() {
         var one: UInt64 = 1
-        _ = withUnsafeBytes(of: &one) { write(fd.rawValue, $0.baseAddress, 8) }
+        _ = withUnsafeBytes(of: &one) { b in
+            isSocket ? send(fd.rawValue, b.baseAddress, 8, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) : write(fd.rawValue, b.baseAddress, 8)
+        }
     }
 
     /// The waker's half of the protocol, after the caller has stored the
@@ -38,7 +54,7 @@ public struct Doorbell: Sendable {
     /// sees the work and does not block. If L precedes X, so does F, and the
     /// flag load, sequenced after X, observes F (or the sleeper's later
     /// store of 0, made only once it is awake): we ring. A ring that lands
-    /// before the sleeper blocks stays in the eventfd (or FIFO).
+    /// before the sleeper blocks stays queued in the socket pair (or FIFO).
     ///
     /// A fence, not a locked store of the index: a locked store would make
     /// the index line's transfer wait behind the slot's, serialising the
@@ -64,9 +80,20 @@ public struct Doorbell: Sendable {
         return true
     }
 
-    /// Consumes pending rings without blocking.
+    /// Consumes pending rings without blocking: at most `drainBudget`
+    /// datagrams a call, so a peer that rings without pause cannot keep the
+    /// caller here; what is left keeps the descriptor readable, and the next
+    /// wait returns at once.
     public func drain() {
         var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        while withUnsafeMutableBytes(of: &buffer, { read(fd.rawValue, $0.baseAddress, $0.count) }) > 0 {}
+        for _ in 0..<Self.drainBudget {
+            let n = withUnsafeMutableBytes(of: &buffer) { b in
+                isSocket ? recv(fd.rawValue, b.baseAddress, b.count, Int32(MSG_DONTWAIT)) : read(fd.rawValue, b.baseAddress, b.count)
+            }
+            guard n > 0 else { return }
+        }
     }
+
+    /// Rings consumed by one `drain`.
+    static let drainBudget = 64
 }

@@ -24,6 +24,8 @@ public final class FaultProducer: @unchecked Sendable {
     public let descriptors: QueueDescriptors
     /// The owner of `descriptors` (nil once closed).
     var owner: QueueFiles?
+    /// The consumer's doorbell ends (memfd queues; nil for a path queue, whose FIFOs each side opens).
+    var peers: DoorbellPeers?
     /// The directory holding the regions, for a queue created at a path.
     public let directory: FilePath?
 
@@ -134,11 +136,16 @@ public final class FaultProducer: @unchecked Sendable {
     /// - Throws: `.systemCall` if memfd, mmap or eventfd creation fails;
     ///   whatever was created before the failing call is closed.
     public convenience init(geometry: QueueGeometry, name: String = "faultring") throws(FaultQueueError) {
-        let files = QueueFiles(
-            producerRegion: try MappedRegion.createSealedMemfd(name: "\(name)-producer", size: geometry.producerRegionSize),
-            consumerRegion: try MappedRegion.createSealedMemfd(name: "\(name)-consumer", size: geometry.consumerRegionSize),
-            consumerDoorbell: try FaultQueueError.wrapping(Sys.eventfd), producerDoorbell: try FaultQueueError.wrapping(Sys.eventfd))
-        try self.init(geometry: geometry, files: files, directory: nil)
+        let producerRegion = try MappedRegion.createSealedMemfd(name: "\(name)-producer", size: geometry.producerRegionSize,
+                                                                final: false)
+        let consumerRegion = try MappedRegion.createSealedMemfd(name: "\(name)-consumer", size: geometry.consumerRegionSize)
+        // Each doorbell is a socket pair: the producer keeps `local`, the consumer gets copies of `remote`.
+        let consumerBell = try FaultQueueError.wrapping(Sys.doorbellPair)
+        let producerBell = try FaultQueueError.wrapping(Sys.doorbellPair)
+        let files = QueueFiles(producerRegion: producerRegion, consumerRegion: consumerRegion,
+                               consumerDoorbell: consumerBell.local, producerDoorbell: producerBell.local)
+        try self.init(geometry: geometry, files: files, directory: nil,
+                      peers: DoorbellPeers(consumerDoorbell: consumerBell.remote, producerDoorbell: producerBell.remote))
     }
 
     /// Creates a queue pair as files in a new directory (for example under
@@ -153,24 +160,35 @@ public final class FaultProducer: @unchecked Sendable {
         let paths = QueuePaths(directory: directory)
         let files = try paths.create(producerSize: geometry.producerRegionSize, consumerSize: geometry.consumerRegionSize)
         do {
-            try self.init(geometry: geometry, files: files, directory: directory)
+            try self.init(geometry: geometry, files: files, directory: directory, peers: nil)
         } catch {
             paths.remove()
             throw error
         }
     }
 
-    private init(geometry: QueueGeometry, files: consuming QueueFiles, directory: FilePath?) throws(FaultQueueError) {
+    private init(geometry: QueueGeometry, files: consuming QueueFiles, directory: FilePath?,
+                 peers: consuming DoorbellPeers?) throws(FaultQueueError) {
         self.geometry = geometry
         self.directory = directory
         descriptors = QueueDescriptors(files)
         // Mapped before the owner is stored: a failed mmap drops `files`
         // (closing all four) on the way out.
         let producerRegion = try MappedRegion(fd: files.producerRegion, size: geometry.producerRegionSize, writable: true)
+        if directory == nil {
+            // Trust boundary: from here on only this mapping can write the producer region. A
+            // consumer that reopens its read-only copy through /proc/self/fd O_RDWR (the memfd's
+            // inode is mode 0777) still cannot write(2) it or map it writable, so the counters,
+            // indices and geometry the service reads back are the service's own.
+            try FaultQueueError.wrapping { () throws(SystemCallError) in
+                try Sys.sealFutureWrite(files.producerRegion, name: "producer region")
+            }
+        }
         let consumerRegion = try MappedRegion(fd: files.consumerRegion, size: geometry.consumerRegionSize, writable: true)
         self.producerRegion = producerRegion
         self.consumerRegion = consumerRegion
         owner = consume files
+        self.peers = peers
         cursors = CacheLines.allocate(Cursors())
         let p = producerRegion.base
         let c = consumerRegion.base
@@ -209,15 +227,19 @@ public final class FaultProducer: @unchecked Sendable {
     }
 
     /// The descriptors to hand to a consumer: the producer region reopened
-    /// read-only, and duplicates of the rest. The caller owns them (they
-    /// close when the returned value is dropped, typically right after
-    /// sending); if one cannot be made, those already made are closed.
+    /// read-only (and sealed against writes), a duplicate of the consumer
+    /// region, and duplicates of the consumer's own doorbell ends. The caller
+    /// owns them (they close when the returned value is dropped, typically
+    /// right after sending); if one cannot be made, those already made are
+    /// closed.
     public func consumerFiles() throws(FaultQueueError) -> QueueFiles {
-        try FaultQueueError.wrapping { () throws(SystemCallError) in
+        let consumerDoorbell = peers?.consumerDoorbell.descriptor ?? descriptors.consumerDoorbell
+        let producerDoorbell = peers?.producerDoorbell.descriptor ?? descriptors.producerDoorbell
+        return try FaultQueueError.wrapping { () throws(SystemCallError) in
             QueueFiles(producerRegion: try Sys.reopen(descriptors.producerRegion, O_RDONLY),
                        consumerRegion: try Sys.duplicate(descriptors.consumerRegion),
-                       consumerDoorbell: try Sys.duplicate(descriptors.consumerDoorbell),
-                       producerDoorbell: try Sys.duplicate(descriptors.producerDoorbell))
+                       consumerDoorbell: try Sys.duplicate(consumerDoorbell),
+                       producerDoorbell: try Sys.duplicate(producerDoorbell))
         }
     }
 
@@ -242,6 +264,7 @@ public final class FaultProducer: @unchecked Sendable {
         words.state.storeRelease(FAULTRING_STATE_CLOSED)
         consumerDoorbell.ring()
         owner = nil
+        peers = nil
         if let directory {
             QueuePaths(directory: directory).remove()
         }

@@ -38,15 +38,18 @@ public final class MappedRegion: @unchecked Sendable {
 
     /// Creates an anonymous, sealed memory file of `size` zero bytes.
     ///
-    /// Seals: shrink, grow and seal. A consumer holding the fd can therefore
-    /// never truncate the region under the service (which would turn the
-    /// service's next read into SIGBUS) nor change the seals.
+    /// Seals: shrink and grow, so a consumer holding the fd can never
+    /// truncate the region under the service (which would turn the service's
+    /// next read into SIGBUS); and, if `final`, seal, so nobody can add or
+    /// change seals. A region that only its creator may write is not final:
+    /// it gets `F_SEAL_FUTURE_WRITE | F_SEAL_SEAL` once its creator has
+    /// mapped it writable (`Sys.sealFutureWrite`).
     /// - Throws: `.systemCall` naming the call; the memfd is closed again.
-    public static func createSealedMemfd(name: String, size: Int) throws(FaultQueueError) -> OwnedFD {
+    public static func createSealedMemfd(name: String, size: Int, final: Bool = true) throws(FaultQueueError) -> OwnedFD {
         try FaultQueueError.wrapping { () throws(SystemCallError) in
             let fd = try Sys.memfd(name: name)
             try Sys.truncate(fd, to: size, name: name)
-            try Sys.sealSize(fd, name: name)
+            try Sys.sealSize(fd, name: name, final: final)
             return fd
         }
     }

@@ -100,7 +100,7 @@ public struct QueueCounters: Sendable, Hashable, Codable {
     public func rejected(_ reason: ResponseRejection.Reason) -> UInt64 { responsesRejected[reason.rawValue] ?? 0 }
 
     /// All response slots rejected, whatever the reason.
-    public var responsesRejectedTotal: UInt64 { responsesRejected.values.reduce(0, +) }
+    public var responsesRejectedTotal: UInt64 { responsesRejected.values.reduce(0, &+) }  // read from shared memory: wraps, never traps
 }
 
 /// What a valid response did when the service matched it, as the queue's

@@ -14,6 +14,21 @@ public enum Sys {
         try opening("memfd_create(\(name))") { Int(faultring_sys_memfd_create(name)) }
     }
 
+    /// A doorbell: a connected pair of non-blocking, close-on-exec AF_UNIX
+    /// datagram sockets, `local` for the producer, `remote` for its
+    /// consumer. Unlike a duplicated eventfd, each end is its own open file
+    /// description: what a peer does to its end (clear O_NONBLOCK, fill it,
+    /// drain it) cannot make a call on the other end block.
+    public static func doorbellPair() throws(SystemCallError) -> SocketPair {
+        try SyscallFaultPlan.current?.check("socketpair(AF_UNIX, SOCK_DGRAM)")
+        var ends: [Int32] = [-1, -1]
+        let rc = faultring_sys_doorbell_pair(&ends)
+        guard rc == 0 else { throw SystemCallError("socketpair(AF_UNIX, SOCK_DGRAM)", negated: Int(rc)) }
+        SyscallFaultPlan.current?.noteOpened(ends[0])
+        SyscallFaultPlan.current?.noteOpened(ends[1])
+        return SocketPair(local: OwnedFD(adopting: ends[0]), remote: OwnedFD(adopting: ends[1]))
+    }
+
     /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
     public static func eventfd() throws(SystemCallError) -> OwnedFD {
         try opening("eventfd") { Int(faultring_sys_eventfd()) }
@@ -61,9 +76,17 @@ public enum Sys {
         try checked("ftruncate(\(name), \(size))") { Glibc.ftruncate(fd.rawValue, off_t(size)) == 0 ? 0 : -Int(Glibc.errno) }
     }
 
-    /// Seals a memfd's size and its seals (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL).
-    public static func sealSize(_ fd: borrowing OwnedFD, name: String) throws(SystemCallError) {
-        try checked("fcntl(\(name), F_ADD_SEALS)") { Int(faultring_sys_seal_size(fd.rawValue)) }
+    /// Seals a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW) and, if `final`,
+    /// its seals (F_SEAL_SEAL); a region still to get `sealFutureWrite` is not final.
+    public static func sealSize(_ fd: borrowing OwnedFD, name: String, final: Bool = true) throws(SystemCallError) {
+        try checked("fcntl(\(name), F_ADD_SEALS)") { Int(faultring_sys_seal_size(fd.rawValue, final ? 1 : 0)) }
+    }
+
+    /// Adds `F_SEAL_FUTURE_WRITE | F_SEAL_SEAL` to a memfd: no new write or
+    /// writable shared mapping through any descriptor (the caller's own
+    /// writable mapping, made before, stays writable).
+    public static func sealFutureWrite(_ fd: FileDescriptor, name: String) throws(SystemCallError) {
+        try checked("fcntl(\(name), F_ADD_SEALS, F_SEAL_FUTURE_WRITE)") { Int(faultring_sys_seal_future_write(fd.rawValue)) }
     }
 
     /// `mkdir(path, mode)`.

@@ -43,8 +43,9 @@ import Testing
             let producer = try FaultProducer(geometry: Self.geometry, name: "creation-failure")
             producer.close()
         }
-        // memfd + ftruncate + seals for each region, two eventfds, two mappings.
-        #expect(calls.count == 10, "\(calls)")
+        // memfd + ftruncate + seals for each region, two doorbell socket pairs, two mappings,
+        // and the producer region's write seal after its mapping.
+        #expect(calls.count == 11, "\(calls)")
     }
 
     @Test func pathQueueRemovesWhatItMade() throws {

@@ -143,7 +143,7 @@
  * @records_lost:       8   records dropped because the ring was full
  * @groups_overflowed:  16  page-request groups that did not fit whole and were
  *                          answered INVALID at once (by the page-request layer)
- * @doorbells_rung:     24  eventfd writes to a sleeping consumer
+ * @doorbells_rung:     24  doorbell rings of a sleeping consumer
  * @responses_valid:    32  response slots that passed slot validation (whether
  *                          they then matched a group is counted by match_*)
  * @publish_refused:    40  publish attempts before negotiation (not written)
@@ -258,7 +258,7 @@ struct faultring_index_line {
  *                             block; relaxed store 0 once awake. Consumer:
  *                             after its index store, a seq_cst fence (or a
  *                             seq_cst store of the index), then the load;
- *                             if 1, write the producer's eventfd.
+ *                             if 1, write the producer doorbell.
  */
 struct faultring_producer_header {
 	uint64_t magic;
@@ -316,10 +316,10 @@ struct faultring_producer_header {
  *                           resp_cons <= new <= resp_cons + count.
  * @consumer_sleeping:   192 1 while the consumer is about to block. Consumer:
  *                           seq_cst store 1, seq_cst re-load of fault_prod,
- *                           then block on its eventfd; store 0 once awake.
+ *                           then block on its doorbell; store 0 once awake.
  *                           Producer: after its stores of fault_prod, a
  *                           seq_cst fence, then the load; if non-zero,
- *                           write the eventfd.
+ *                           ring the consumer doorbell.
  */
 struct faultring_consumer_header {
 	uint32_t requested_abi;

@@ -19,8 +19,23 @@
 /** faultring_sys_memfd_create - memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING). Return: fd or -errno. */
 int faultring_sys_memfd_create(const char *name);
 
-/** faultring_sys_seal_size - add F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL. Return: 0 or -errno. */
-int faultring_sys_seal_size(int fd);
+/**
+ * faultring_sys_seal_size - add F_SEAL_SHRINK | F_SEAL_GROW, and F_SEAL_SEAL if @final.
+ * A region that will get F_SEAL_FUTURE_WRITE once its owner has mapped it is not final yet.
+ * Return: 0 or -errno.
+ */
+int faultring_sys_seal_size(int fd, int final);
+
+/**
+ * faultring_sys_seal_future_write - add F_SEAL_FUTURE_WRITE | F_SEAL_SEAL: from now on nobody can
+ * write(2) the file or map it writable (shared), through any descriptor, a reopened
+ * /proc/self/fd/N included; mappings that were already writable stay so.
+ * Return: 0 or -errno (EINVAL before Linux 5.1).
+ */
+int faultring_sys_seal_future_write(int fd);
+
+/** faultring_sys_seal_future_write_bit - the F_SEAL_FUTURE_WRITE bit, for checks. */
+int faultring_sys_seal_future_write_bit(void);
 
 /** faultring_sys_get_seals - fcntl(fd, F_GET_SEALS). Return: the seal bits or -errno. */
 int faultring_sys_get_seals(int fd);
@@ -29,6 +44,14 @@ int faultring_sys_get_seals(int fd);
 int faultring_sys_seal_shrink(void);
 int faultring_sys_seal_grow(void);
 int faultring_sys_seal_seal(void);
+
+/**
+ * faultring_sys_doorbell_pair - socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC):
+ * a doorbell whose two sides are two open file descriptions, so nothing one side does to its end
+ * (clearing O_NONBLOCK, filling or draining it) can make a call on the other end block.
+ * Return: 0 with @fds filled, or -errno.
+ */
+int faultring_sys_doorbell_pair(int fds[2]);
 
 /** faultring_sys_eventfd - eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). Return: fd or -errno. */
 int faultring_sys_eventfd(void);

@@ -1,0 +1,155 @@
+import CFaultRingABI
+import CFaultRingSys
+import FaultABI
+import FaultControl
+import FaultService
+import Foundation
+import Glibc
+import SystemPackage
+import Testing
+
+/// Attacks on a live `faultring serve` from this process, a tenant with an
+/// attached queue that does what the docs say it must not. Each test shows
+/// the attack fails and that another tenant, a `faultring consume` process,
+/// keeps being served; and that SIGTERM still stops the service.
+@Suite(.serialized) struct HostileTenantTests {
+    /// A tenant speaking the control protocol by hand, keeping its queue's descriptors.
+    final class Tenant {
+        let socket: ControlSocket
+        var id: UInt16 = 1
+        var fds: [Int32] = []
+
+        init(_ path: String) throws {
+            socket = try ControlSocket.connect(path: path)
+            let (code, _) = try request(.hello, try JSONPayload.encode(Hello(protocolVersion: 1, client: "hostile")))
+            #expect(code == 0)
+        }
+
+        deinit { for fd in fds { close(fd) } }
+
+        /// Sends `command`; the reply (errno or 0, payload), or nil if none came within `seconds`.
+        func request(_ command: ControlCommand, _ payload: [UInt8] = [], seconds: Int32 = 10) throws -> (Int32, [UInt8]) {
+            id &+= 1
+            let bytes = ControlMessage(id: id, command: command.rawValue, payload: payload).bytes
+            _ = bytes.withUnsafeBytes { send(socket.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var pfd = pollfd(fd: socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, seconds * 1000) == 1 else { return (-1, []) }
+            guard case .message(let m) = try socket.receive() else { return (-2, []) }
+            fds += m.fds.map(\.rawValue)
+            return (m.isError ? Int32(bitPattern: m.error) : 0, m.payload)
+        }
+
+        /// ATTACH; the queue's four descriptors in `QueueFiles` order.
+        func attach(_ devices: [UInt32], abi: UInt32 = 2) throws -> [Int32] {
+            let (code, _) = try request(.attach, AttachRequest(abi: abi, devices: devices).bytes)
+            #expect(code == 0)
+            return fds
+        }
+    }
+
+    /// Answered groups of `device` by its consumer, read with a bounded STATS
+    /// (nil: the service did not answer within 10 s, which is the freeze).
+    static func answeredByConsumer(_ path: String, device: UInt32) throws -> UInt64? {
+        let probe = try Tenant(path)
+        let (code, payload) = try probe.request(.stats)
+        guard code == 0 else { return nil }
+        let stats = try JSONDecoder().decode(ServiceStats.self, from: Data(payload))
+        return stats.devices.first { $0.id == device }?.answersBySource["consumer"] ?? 0
+    }
+
+    /// The other tenant is served: its consumer answers more groups within a bounded wait.
+    static func expectServed(_ path: String, device: UInt32, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let before = try #require(try answeredByConsumer(path, device: device), "the service froze", sourceLocation: sourceLocation)
+        var after = before
+        for _ in 0..<100 where after <= before + 20 {
+            usleep(50_000)
+            after = try #require(try answeredByConsumer(path, device: device), "the service froze", sourceLocation: sourceLocation)
+        }
+        #expect(after > before + 20, "device \(device): \(before) → \(after)", sourceLocation: sourceLocation)
+    }
+
+    /// SIGTERM stops the service (bounded: 20 s).
+    static func expectStops(_ service: Child, sourceLocation: SourceLocation = #_sourceLocation) {
+        service.signal(SIGTERM)
+        for _ in 0..<400 where service.isRunning { usleep(50_000) }
+        #expect(!service.isRunning, "the service ignored SIGTERM", sourceLocation: sourceLocation)
+        if service.isRunning { service.signal(SIGKILL) }
+        _ = service.finish()
+    }
+
+    static func offset<T>(_ path: KeyPath<faultring_consumer_header, T>) -> Int {
+        MemoryLayout<faultring_consumer_header>.offset(of: path)!
+    }
+
+    /// Finding 1: the doorbells were F_DUPFD copies sharing the service's open
+    /// file description, so clearing O_NONBLOCK on them, or filling the eventfd
+    /// counter, made the service's next read or write block for ever.
+    @Test func aTenantCannotFreezeTheServiceThroughItsDoorbells() throws {
+        let path = socketPath("hostile-doorbell")
+        let service = try startService(path, ["--devices", "2", "--rate", "2000", "--timeout-ms", "500"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "2", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        try Self.expectServed(path, device: 2)
+
+        let hostile = try Tenant(path)
+        let fds = try hostile.attach([1])
+        #expect(fds.count == 4)
+        let consumerRegion = fds[1], consumerDoorbell = fds[2], producerDoorbell = fds[3]
+        let size = Int(lseek(consumerRegion, 0, SEEK_END))
+        let region = try #require(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, consumerRegion, 0))
+        defer { munmap(region, size) }
+        // Negotiate, so the service publishes to us and rings our doorbell.
+        (region + Self.offset(\.requested_abi)).storeBytes(of: UInt32(2), as: UInt32.self)
+        var one: UInt64 = 1
+        _ = write(producerDoorbell, &one, 8)
+        // Drain our doorbell, then fill it to the brim: a further 8-byte write to an eventfd would block.
+        var sink: UInt64 = 0
+        while read(consumerDoorbell, &sink, 8) > 0 {}
+        var brim: UInt64 = 0xffff_ffff_ffff_fffe
+        _ = write(consumerDoorbell, &brim, 8)
+        // Clear O_NONBLOCK on both doorbells, say we sleep (so the service rings), and never read again.
+        _ = fcntl(consumerDoorbell, F_SETFL, 0)
+        _ = fcntl(producerDoorbell, F_SETFL, 0)
+        (region + Self.offset(\.consumer_sleeping)).storeBytes(of: UInt32(1), as: UInt32.self)
+        // Ring the service's doorbell now and then, so it wakes and drains it.
+        for _ in 0..<5 {
+            _ = write(producerDoorbell, &one, 8)
+            usleep(20_000)
+        }
+        try Self.expectServed(path, device: 2)
+        Self.expectStops(service)
+    }
+
+    /// Finding 2: the producer region's copy was opened read-only, but the
+    /// memfd's inode is mode 0777: reopened O_RDWR through /proc it could be
+    /// written and mapped writable, and counters the service sums trapped.
+    @Test func theProducerRegionCannotBeMadeWritable() throws {
+        let path = socketPath("hostile-seal")
+        let service = try startService(path, ["--devices", "2", "--rate", "2000"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "2", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        let hostile = try Tenant(path)
+        let producerRegion = try hostile.attach([1])[0]
+        let size = Int(lseek(producerRegion, 0, SEEK_END))
+        #expect(faultring_sys_get_seals(producerRegion) & faultring_sys_seal_future_write_bit() != 0)
+        #expect(faultring_sys_get_seals(producerRegion) & faultring_sys_seal_seal() != 0)
+        // Through the descriptor given: read-only.
+        #expect(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, producerRegion, 0) == MAP_FAILED)
+        // Reopened read-write: the open may succeed, but no write and no writable shared mapping does.
+        let reopened = open("/proc/self/fd/\(producerRegion)", O_RDWR)
+        if reopened >= 0 {
+            defer { close(reopened) }
+            var junk = [UInt8](repeating: 0xff, count: 64)
+            #expect(pwrite(reopened, &junk, 64, 256) < 0 && errno == EPERM)
+            #expect(mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, reopened, 0) == MAP_FAILED && errno == EPERM)
+            // Nor can a read-only shared mapping be upgraded.
+            let readOnly = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, reopened, 0))
+            #expect(readOnly != MAP_FAILED)
+            #expect(mprotect(readOnly, size, PROT_READ | PROT_WRITE) != 0)
+            munmap(readOnly, size)
+        }
+        // The service still reads its own counters back, and serves the other tenant.
+        try Self.expectServed(path, device: 2)
+        Self.expectStops(service)
+    }
+}
