@@ -172,10 +172,13 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultSimulationTests",
-            dependencies: ["FaultSimulation", "FaultABI", "PageRequests", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["FaultSimulation", "FaultABI", "PageRequests", "CZlib",
+                           .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation"]),
-        .testTarget(name: "FaultStormTests", dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultSys"]),
+        .testTarget(
+            name: "FaultStormTests", dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultPipeline", "FaultSys"]
+        ),
         .testTarget(
             name: "FaultLoopbackTests",
             dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]

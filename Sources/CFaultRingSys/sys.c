@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -43,6 +45,19 @@ int faultring_sys_get_seals(int fd) { return (int)SYS_RET(fcntl(fd, F_GET_SEALS)
 int faultring_sys_seal_shrink(void) { return F_SEAL_SHRINK; }
 int faultring_sys_seal_grow(void) { return F_SEAL_GROW; }
 int faultring_sys_seal_seal(void) { return F_SEAL_SEAL; }
+
+int faultring_sys_terminal_columns(int fd)
+{
+	struct winsize size;
+	if (ioctl(fd, TIOCGWINSZ, &size) < 0)
+		return -errno;
+	return size.ws_col;
+}
+
+int faultring_sys_die_with_parent(int sig)
+{
+	return (int)SYS_RET(prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0));
+}
 
 int faultring_sys_doorbell_pair(int fds[2])
 {

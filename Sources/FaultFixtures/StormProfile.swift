@@ -107,6 +107,13 @@ public struct StormProfile: Sendable, Hashable, Codable {
         public var answeredByConsumerMin: Double?
         /// No group may be left unanswered at the end (true unless a profile says otherwise).
         public var zeroUnanswered: Bool
+
+        /// Thresholds with these values (nil: not judged).
+        public init(p99Microseconds: Double?, answeredByConsumerMin: Double?, zeroUnanswered: Bool) {
+            self.p99Microseconds = p99Microseconds
+            self.answeredByConsumerMin = answeredByConsumerMin
+            self.zeroUnanswered = zeroUnanswered
+        }
     }
 
     /// The profile's name (lower-case letters, digits and dashes).

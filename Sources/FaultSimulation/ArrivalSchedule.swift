@@ -34,6 +34,15 @@ public struct ArrivalPhase: Sendable, Hashable, Codable {
         self.shape = shape
     }
 
+    /// The highest rate the phase offers, groups/s.
+    public var peakRate: Double {
+        switch shape {
+        case .steady(let r), .burst(let r), .poisson(let r): return r
+        case .ramp(let a, let b): return Swift.max(a, b)
+        case .square(let h, let l, _, _): return Swift.max(h, l)
+        }
+    }
+
     /// The arrivals the phase offers on average: the integral of its rate.
     public var expectedArrivals: Double {
         let seconds = Double(durationNS) / 1e9

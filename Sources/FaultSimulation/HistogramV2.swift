@@ -120,12 +120,16 @@ public enum HistogramV2 {
         }
         let lowest = readBE64(plain, 16)
         let highest = readBE64(plain, 24)
-        guard lowest >= 1, highest >= 2 * lowest, lowest.nonzeroBitCount == 1 || lowest == 1 else {
+        guard lowest >= 1, highest / 2 >= lowest else {
             throw DecodeError(description: "inflated byte 16: range \(lowest)...\(highest) is not a histogram's")
+        }
+        let layout = Layout(digits: Int(digits), lowest: lowest)
+        guard layout.unitMagnitude + layout.subBucketHalfCountMagnitude <= 61 else {
+            // The histogram's own precondition: a unit this large leaves no room for the sub-buckets.
+            throw DecodeError(description: "inflated byte 16: lowest value \(lowest) with \(digits) digits does not fit 64 bits")
         }
         var histogram = Histogram<UInt64>(lowestDiscernibleValue: lowest, highestTrackableValue: highest,
                                           numberOfSignificantValueDigits: precision)
-        let layout = Layout(digits: Int(digits), lowest: lowest)
         var index = 0
         var offset = 40
         let end = 40 + payloadLength
@@ -135,9 +139,16 @@ public enum HistogramV2 {
                 throw DecodeError(description: "inflated byte \(at): truncated varint")
             }
             if value < 0 {
-                guard value > -Int64(1 << 40) else { throw DecodeError(description: "inflated byte \(at): zero run \(-value)") }
+                // A run can only skip buckets the histogram has: anything longer is not an encoding.
+                guard value > -Int64(layout.maxIndex), index + Int(-value) <= layout.maxIndex else {
+                    throw DecodeError(description: "inflated byte \(at): a run of \(value == .min ? "2^63" : String(-value)) "
+                                      + "zero counts past the last bucket")
+                }
                 index += Int(-value)
                 continue
+            }
+            guard index <= layout.maxIndex else {
+                throw DecodeError(description: "inflated byte \(at): count at index \(index) is past the last bucket")
             }
             let bucketValue = layout.value(atIndex: index)
             guard bucketValue <= highest else {
@@ -153,6 +164,8 @@ public enum HistogramV2 {
     struct Layout {
         let subBucketHalfCountMagnitude: Int
         let unitMagnitude: Int
+        /// Above any index of a histogram with 64-bit values (64 buckets of a half sub-bucket each, and one more).
+        var maxIndex: Int { (64 + 1) << subBucketHalfCountMagnitude }
 
         init(digits: Int, lowest: UInt64) {
             var largest = 2

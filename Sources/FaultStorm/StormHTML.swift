@@ -26,7 +26,7 @@ public struct StormHTML {
             "Latency over time (p50, p99, p99.9 of the groups answered in each 100 ms)",
             "Latency percentile spectrum per phase",
             "Outstanding groups and ring occupancy",
-            "Losses, overflows, timeouts and refused answers (running totals)",
+            "Losses, overflows, timeouts and refused answers by reason (running totals)",
             "Groups completed per consumer per second",
         ]
         if compare {
@@ -73,8 +73,7 @@ public struct StormHTML {
                 .init(name: "LOST records", color: "#d62728", points: service.samples.map { ($0.t, Double($0.lostRecords)) }),
                 .init(name: "overflowed groups", color: "#ff7f0e", points: service.samples.map { ($0.t, Double($0.overflowedGroups)) }),
                 .init(name: "timeouts", color: "#9467bd", points: service.samples.map { ($0.t, Double($0.timeouts)) }),
-                .init(name: "refused answers", color: "#8c564b", points: service.samples.map { ($0.t, Double($0.rejected)) }),
-            ], bands: bands).render())
+            ] + refusalSeries(service), bands: bands).render())
         let names = service.consumers.map(\.name)
         charts.append(SVGChart(
             title: titles[5], xLabel: "time since the storm started (s)", yLabel: "groups per second",
@@ -145,6 +144,15 @@ public struct StormHTML {
             </html>
 
             """
+    }
+
+    /// One line per refusal reason seen (`mismatch`, `duplicate`, `late`, …).
+    func refusalSeries(_ run: StormRun) -> [SVGChart.Series] {
+        let reasons = Set(run.samples.flatMap { $0.rejections.keys }).sorted()
+        return reasons.enumerated().map { i, reason in
+            SVGChart.Series(name: "refused: \(reason)", color: SVGChart.palette[(4 + i) % SVGChart.palette.count],
+                            points: run.samples.map { ($0.t, Double($0.rejections[reason] ?? 0)) })
+        }
     }
 
     /// The phases as shaded bands, in schedule seconds.

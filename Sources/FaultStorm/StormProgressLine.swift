@@ -1,3 +1,4 @@
+import FaultSys
 import Foundation
 
 /// Live progress of a storm: on a terminal, one status line redrawn in
@@ -16,13 +17,14 @@ public struct StormProgressLine {
     }
 
     /// The status line for `status`: phase, time left, offered against
-    /// answered rate, p99 so far, outstanding groups and what went wrong so far.
+    /// answered rate, p99 so far, outstanding groups (+ arrivals waiting for
+    /// a PRG index), LOST records, overflowed groups, timeouts and refused answers so far.
     public static func line(_ s: StormRunner.Status, run: String) -> String {
         let sample = s.sample
         let p99 = s.p99SoFarMicroseconds >= 1000
             ? String(format: "%.1f ms", s.p99SoFarMicroseconds / 1000) : String(format: "%.0f µs", s.p99SoFarMicroseconds)
-        return String(format: "[%@] %@ %5.1f s left | offered %7.0f/s answered %7.0f/s | p99 %@ | outstanding %d (+%d waiting) | "
-                      + "lost %llu overflowed %llu timeouts %llu refused %llu",
+        return String(format: "[%@] %@ %.1fs left | %.0f/s offered, %.0f/s answered | p99 %@ | out %d+%d | "
+                      + "lost %llu ovf %llu t/o %llu ref %llu",
                       run, s.phaseName, s.secondsLeft, sample.offeredPerSecond, sample.answeredPerSecond, p99,
                       sample.outstanding, sample.backlog, sample.lostRecords, sample.overflowedGroups, sample.timeouts,
                       sample.rejected)
@@ -32,7 +34,9 @@ public struct StormProgressLine {
     public mutating func show(_ status: StormRunner.Status, run: String) {
         let text = Self.line(status, run: run)
         if terminal {
-            handle.write(Data(("\r\u{1b}[2K" + text).utf8))
+            // Clipped to the terminal's width: a line that wraps cannot be redrawn in place.
+            let shown = Sys.terminalColumns(handle.fileDescriptor).map { String(text.prefix(max(1, $0 - 1))) } ?? text
+            handle.write(Data(("\r\u{1b}[2K" + shown).utf8))
             drawn = true
             return
         }

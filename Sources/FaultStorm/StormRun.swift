@@ -44,28 +44,16 @@ public struct StormRun: Codable, Sendable {
 
     /// Every group answered, by anyone: the sum of the ledgers.
     public var answered: UInt64 { ledgers.reduce(0) { $0 + $1.answered } }
+    /// Groups the devices raised.
+    public var issued: UInt64 { ledgers.reduce(0) { $0 + $1.issued } }
+    /// Groups never answered.
+    public var unanswered: Int { ledgers.reduce(0) { $0 + $1.unanswered } }
+    /// Unexpected answers (a second one, or one for a group never raised).
+    public var answeredTwice: UInt64 { ledgers.reduce(0) { $0 + $1.answeredTwice } }
+    /// Answers with the wrong PASID or PRGI.
+    public var wrong: UInt64 { ledgers.reduce(0) { $0 + $1.wrong } }
     /// Groups answered by a consumer, by the service's books (a direct run: all).
     public var answeredByConsumer: UInt64 {
         mode == .direct ? answered : ledgers.reduce(0) { $0 + ($1.answeredBy["consumer"] ?? 0) }
     }
-}
-
-/// The service's own counts at the end of a storm.
-public struct StormTotals: Codable, Sendable, Hashable {
-    /// Records lost because a fault ring was full.
-    public var lostRecords: UInt64 = 0
-    /// Groups answered INVALID at once because they did not fit whole.
-    public var overflowedGroups: UInt64 = 0
-    /// Groups answered on timeout.
-    public var timeouts: UInt64 = 0
-    /// Automatic answers by cause (timeout, overflow, detach, …).
-    public var autoResponses: [String: UInt64] = [:]
-    /// Consumer answers refused, by reason.
-    public var rejections: [String: UInt64] = [:]
-    /// Unrecoverable faults delivered into a ring.
-    public var eventsDelivered: UInt64 = 0
-    /// Unrecoverable faults lost before the service (sequence gaps, LOST_EVENTS).
-    public var eventsLost: UInt64 = 0
-    /// No counts yet.
-    public init() {}
 }

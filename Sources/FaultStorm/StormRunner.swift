@@ -36,6 +36,9 @@ public final class StormRunner {
         public var rateScale: Double?
         /// The device tick (and so the sample) period, ms.
         public var sampleMilliseconds: UInt64 = 100
+        /// Asked every 10 ms: true ends the storm early (SIGTERM or SIGINT to
+        /// the runner); every process is stopped and the run says it was interrupted.
+        public var interrupted: (@Sendable () -> Bool)?
         /// Options for this executable and profile.
         public init(executable: String, profilePath: String, seconds: Double? = nil, rateScale: Double? = nil) {
             self.executable = executable
@@ -129,27 +132,31 @@ public final class StormRunner {
             return
         }
         let ids = (1...UInt32(profile.devices.count)).map { $0 }
-        guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, observer, device) else {
+        guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, observer, device,
+                      service) else {
             run.problems.append("the device process did not add its devices within 10 s: \(device.errors)")
             stop(device, as: "device process", within: 1, into: &run)
             return
         }
-        var tenants = Tenants(profile: profile, executable: options.executable, socket: socket)
+        var tenants = StormTenants(profile: profile, executable: options.executable, socket: socket)
         if let problem = tenants.startAll() {
             run.problems.append(problem)
             stop(device, as: "device process", within: 1, into: &run)
             tenants.stopAll(into: &run)
             return
         }
-        var sampler = Sampler(profile: profile, tenants: tenants.names)
+        var sampler = StormSampler(profile: profile, tenants: tenants.names)
         let report = follow(device, &sampler, into: &run, status: status) { sampler, run, stats, elapsedNS in
-            tenants.play(atNS: elapsedNS, into: &run)
+            service.pump()
             sampler.note(stats: stats, pids: tenants.pidNames)
+            // A consumer about to be killed is read first: its counters die with its connection.
+            let pids = tenants.pidNames
+            tenants.play(atNS: elapsedNS, into: &run) { sampler.note(stats: Self.snapshot(observer), pids: pids) }
         } observe: {
-            try? JSONDecoder().decode(ServiceStats.self, from: Data(observer.stats().utf8))
+            Self.snapshot(observer)
         }
         // The devices have every answer they will get: the service's books are final now.
-        let final = try? JSONDecoder().decode(ServiceStats.self, from: Data(observer.stats().utf8))
+        let final = Self.snapshot(observer)
         if let final { sampler.note(stats: final, pids: tenants.pidNames) }
         tenants.stopAll(into: &run)
         // Held until now (`--hold`), it ends by the signal; its ledger is judged from the report.
@@ -181,10 +188,12 @@ public final class StormRunner {
             run.problems.append("cannot start the direct run's processes: \(error)")
             return
         }
-        var sampler = Sampler(profile: profile, tenants: ["direct-vmm"])
-        let report = follow(device, &sampler, into: &run, status: status) { _, _, _, _ in } observe: { nil }
-        // Status 1 is an unbalanced ledger, which the verdict judges from the report.
-        stop(device, as: "device process", within: 5, acceptable: [0, 1], into: &run)
+        var sampler = StormSampler(profile: profile, tenants: ["direct-vmm"])
+        let report = follow(device, &sampler, into: &run, status: status) { _, _, _, _ in consumer.pump() } observe: { nil }
+        // It ends by itself after its report (a SIGTERM now could beat its exit);
+        // status 1 is an unbalanced ledger, which the verdict judges from the report.
+        stop(device, as: "device process", within: 5, signal: report == nil, acceptable: [0, 1, 128 + SIGTERM],
+             into: &run)
         let (code, killed) = consumer.finish(within: 10)
         if killed || code != 0 { run.problems.append("direct-vmm ended with status \(code): \(consumer.errors)") }
         guard let report else { return }
@@ -221,8 +230,8 @@ public final class StormRunner {
     /// Reads the device process's ticks until its report: a sample per tick
     /// (with `observe`'s STATS), `between` called every 10 ms with the time
     /// into the schedule. Bounded: the storm's length plus two minutes.
-    func follow(_ device: StormProcess, _ sampler: inout Sampler, into run: inout StormRun, status: (Status) -> Void,
-                between: (inout Sampler, inout StormRun, ServiceStats?, UInt64) -> Void,
+    func follow(_ device: StormProcess, _ sampler: inout StormSampler, into run: inout StormRun, status: (Status) -> Void,
+                between: (inout StormSampler, inout StormRun, ServiceStats?, UInt64) -> Void,
                 observe: () -> ServiceStats?) -> RemoteDevices.Report? {
         let deadline = Sys.monotonicNS &+ profile.durationNS &+ 120_000_000_000
         var startNS: UInt64?
@@ -234,6 +243,7 @@ public final class StormRunner {
                     continue
                 }
                 if let report = decoded.report { return report }
+                if options.interrupted?() == true { break }
                 guard let tick = decoded.progress else { continue }
                 startNS = tick.startNS
                 latest = observe()
@@ -251,6 +261,10 @@ public final class StormRunner {
                 return nil
             }
             if let startNS { between(&sampler, &run, latest, Sys.monotonicNS &- startNS) }
+            if options.interrupted?() == true {
+                run.problems.append("interrupted (SIGTERM or SIGINT) before the storm ended")
+                return nil
+            }
             usleep(10_000)
         }
         run.problems.append("the storm did not finish within its length plus two minutes")
@@ -267,10 +281,19 @@ public final class StormRunner {
         run.eventsSent = report.eventsSent
     }
 
-    /// A control connection to the service once it listens (10 s at most, while it runs).
+    /// The service's STATS, or nil if it did not answer within 5 s (or at all).
+    static func snapshot(_ observer: VMMClient) -> ServiceStats? {
+        try? JSONDecoder().decode(ServiceStats.self, from: Data(observer.stats().utf8))
+    }
+
+    /// A control connection to the service once it listens (10 s at most,
+    /// while it runs), whose requests wait at most 5 s for a reply.
     func connect(_ socket: String, while service: StormProcess) -> VMMClient? {
         for _ in 0..<200 {
-            if let client = try? VMMClient(socketPath: socket, devices: [], client: "faultring storm") { return client }
+            if let client = try? VMMClient(socketPath: socket, devices: [], client: "faultring storm") {
+                client.replyTimeoutMilliseconds = 5000
+                return client
+            }
             service.pump()
             guard service.child.isRunning else { return nil }
             usleep(50_000)
@@ -279,22 +302,23 @@ public final class StormRunner {
     }
 
     /// Polls STATS until `condition` holds (10 s at most, while `process` runs).
-    func waitFor(_ condition: (ServiceStats) -> Bool, _ observer: VMMClient, _ process: StormProcess) -> Bool {
+    func waitFor(_ condition: (ServiceStats) -> Bool, _ observer: VMMClient, _ process: StormProcess,
+                 _ service: StormProcess) -> Bool {
         for _ in 0..<200 {
-            if let stats = try? JSONDecoder().decode(ServiceStats.self, from: Data(observer.stats().utf8)),
-               condition(stats) { return true }
+            if let stats = Self.snapshot(observer), condition(stats) { return true }
             process.pump()
+            service.pump()
             guard process.child.isRunning else { return false }
             usleep(50_000)
         }
         return false
     }
 
-    /// SIGTERM, then waits; a process that had to be killed, or ended with
-    /// a status not in `acceptable`, is a problem of the run.
-    func stop(_ process: StormProcess, as name: String, within seconds: Double, acceptable: Set<Int32> = [0],
-              into run: inout StormRun) {
-        process.signal(SIGTERM)
+    /// SIGTERM (unless `signal` is false), then waits; a process that had to
+    /// be killed, or ended with a status not in `acceptable`, is a problem of the run.
+    func stop(_ process: StormProcess, as name: String, within seconds: Double, signal: Bool = true,
+              acceptable: Set<Int32> = [0], into run: inout StormRun) {
+        if signal { process.signal(SIGTERM) }
         let (code, killed) = process.finish(within: seconds)
         let expected = acceptable.contains(code)
         if killed {

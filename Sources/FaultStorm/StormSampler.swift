@@ -8,7 +8,7 @@ import FaultSimulation
 /// A client's queue counters vanish from STATS when it disconnects (a
 /// killed consumer), so the last counters seen for every pid are kept and
 /// summed: totals only ever rise, and a crashed tenant's losses stay counted.
-struct Sampler {
+struct StormSampler {
     let profile: StormProfile
     let tenants: [String]
     var previous: DeviceProgress?

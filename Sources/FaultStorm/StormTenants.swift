@@ -16,7 +16,7 @@ import VMMClient
 /// ring fills, groups overflow and time out, as with a descheduled VMM);
 /// `crash` is SIGKILL at its time and a new process with `--reconnect`
 /// after its restart delay, attaching the same devices.
-struct Tenants {
+struct StormTenants {
     struct Tenant {
         var name: String
         var consumer: StormProfile.Consumer
@@ -77,7 +77,8 @@ struct Tenants {
             case .exponential(let mean): arguments += ["--delay-us", String(UInt64(mean.rounded())), "--delay-exponential"]
             }
         case .wrong(let share):
-            arguments += ["--wrong-every", String(max(1, Int((1 / share).rounded())))]
+            // Clamped before the conversion: a share of 1e-300 means "never", not a trap.
+            arguments += ["--wrong-every", String(Int(min(1 / share, 1e9).rounded()))]
         case .crash:
             arguments += ["--reconnect"]
         }
@@ -89,8 +90,9 @@ struct Tenants {
         }
     }
 
-    /// Plays every behaviour due by `atNS` into the schedule.
-    mutating func play(atNS now: UInt64, into run: inout StormRun) {
+    /// Plays every behaviour due by `atNS` into the schedule; `beforeKill`
+    /// runs just before a SIGKILL (to read what dies with the process).
+    mutating func play(atNS now: UInt64, into run: inout StormRun, beforeKill: () -> Void) {
         for i in list.indices {
             list[i].processes.last?.pump()
             switch list[i].consumer.behaviour {
@@ -106,6 +108,7 @@ struct Tenants {
                 }
             case .crash(let at, let restartAfter):
                 if !list[i].killed && now >= at {
+                    beforeKill()
                     list[i].processes.last?.signal(SIGKILL)
                     list[i].killed = true
                 }
@@ -154,7 +157,7 @@ struct Tenants {
             }
             if let counters = matched[t.name] {
                 row.completed = counters.responsesMatched["completed"] ?? 0
-                row.rejected = Sampler.refusals(counters)
+                row.rejected = StormSampler.refusals(counters)
             }
             row.latency = latency.first { $0.name == t.name }?.latency
             return row

@@ -56,15 +56,13 @@ public struct StormVerdict: Codable, Sendable, Hashable {
     /// The exit status: one bit per kind that failed (0: passed).
     public var exitStatus: Int32 { failures.reduce(0) { $0 | $1.kind.bit } }
 
-    /// Judges `runs` (the first is the one SLOs apply to) against `profile`.
+    /// Judges `runs` (the first is the one SLOs apply to) against `profile`:
+    /// a ledger and a run check per run, then one check per SLO the profile sets.
     public init(profile: StormProfile, runs: [StormRun]) {
         var checks: [Check] = []
         for run in runs {
             let name = run.mode.rawValue
             let bad = run.ledgers.filter { !$0.balances }
-            let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
-            let twice = run.ledgers.reduce(0) { $0 + $1.answeredTwice }
-            let wrong = run.ledgers.reduce(0) { $0 + $1.wrong }
             checks.append(Check(
                 kind: .ledger, run: name, passed: bad.isEmpty && !run.ledgers.isEmpty,
                 detail: run.ledgers.isEmpty
@@ -73,11 +71,13 @@ public struct StormVerdict: Codable, Sendable, Hashable {
                     ? "all \(run.ledgers.count) device ledgers balance: \(run.answered) groups, each answered exactly once"
                     : "\(bad.count) of \(run.ledgers.count) device ledgers do not balance (devices "
                         + bad.map { String($0.device) }.joined(separator: ", ")
-                        + "): \(unanswered) unanswered, \(twice) answered twice, \(wrong) answered wrongly"))
+                        + "): \(run.unanswered) unanswered, \(run.answeredTwice) answered twice, \(run.wrong) answered wrongly"))
             checks.append(Check(
                 kind: .run, run: name, passed: run.problems.isEmpty,
                 detail: run.problems.isEmpty ? "every process started and ended as planned" : run.problems.joined(separator: "; ")))
-            guard run.mode == runs.first?.mode else { continue }
+            // SLOs are judged for the first run, and only when it produced ledgers: a run that did
+            // not happen fails as a run (and a ledger), not also as every threshold.
+            guard run.mode == runs.first?.mode, !run.ledgers.isEmpty else { continue }
             let slo = profile.slo
             if let limit = slo.p99Microseconds {
                 let p99 = Double(run.overall?.latency.p99 ?? 0) / 1000
@@ -93,10 +93,9 @@ public struct StormVerdict: Codable, Sendable, Hashable {
                         + "\(run.answered)) against a least of \(Self.format(least * 100)) %"))
             }
             if slo.zeroUnanswered {
-                let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
                 checks.append(Check(
-                    kind: .unanswered, run: name, passed: unanswered == 0,
-                    detail: "\(unanswered) groups unanswered at the end (required: 0)"))
+                    kind: .unanswered, run: name, passed: run.unanswered == 0,
+                    detail: "\(run.unanswered) groups unanswered at the end (required: 0)"))
             }
         }
         self.checks = checks

@@ -14,6 +14,18 @@ public enum Sys {
         try opening("memfd_create(\(name))") { Int(faultring_sys_memfd_create(name)) }
     }
 
+    /// The width of the terminal on `fd`, or nil if it is not a terminal.
+    public static func terminalColumns(_ fd: Int32) -> Int? {
+        let columns = faultring_sys_terminal_columns(fd)
+        return columns > 0 ? Int(columns) : nil
+    }
+
+    /// `prctl(PR_SET_PDEATHSIG, signal)`: this process gets `signal` when
+    /// its parent exits (a helper that must not outlive its runner).
+    public static func dieWithParent(signal: Int32) throws(SystemCallError) {
+        try checked("prctl(PR_SET_PDEATHSIG)") { Int(faultring_sys_die_with_parent(signal)) }
+    }
+
     /// A doorbell: a connected pair of non-blocking, close-on-exec AF_UNIX
     /// datagram sockets, `local` for the producer, `remote` for its
     /// consumer. Unlike a duplicated eventfd, each end is its own open file

@@ -201,7 +201,7 @@ public final class ReferenceVMM {
             return nil
         }
         summary.answered[right.code.description, default: 0] += 1
-        if options.behaviour.delayMicroseconds > 0 {
+        if options.behaviour.delayMicroseconds > 0 || options.behaviour.delaySpread != nil {
             let due = Sys.monotonicNS + options.behaviour.drawDelayMicroseconds(using: &rng) * 1000
             // Kept in due order (delays vary): the answers of one group stay in their order.
             var at = delayed.count

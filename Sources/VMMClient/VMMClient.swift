@@ -74,7 +74,8 @@ public final class VMMClient {
 
     /// Sends one request and waits for its reply.
     static func request(_ socket: ControlSocket, id: UInt16, _ command: ControlCommand, _ payload: [UInt8] = [],
-                        flags: UInt32 = 0, fds: [FileDescriptor] = []) throws(VMMClientError) -> ControlMessage {
+                        flags: UInt32 = 0, fds: [FileDescriptor] = [],
+                        timeoutMilliseconds: Int32 = -1) throws(VMMClientError) -> ControlMessage {
         do {
             try socket.send(ControlMessage(id: id, command: command.rawValue, flags: flags, payload: payload, fds: fds))
             while true {
@@ -93,7 +94,12 @@ public final class VMMClient {
                 case .closed:
                     throw VMMClientError.closed
                 case .wouldBlock:
-                    continue
+                    guard timeoutMilliseconds >= 0 else { continue }
+                    var pfd = pollfd(fd: socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
+                    if poll(&pfd, 1, timeoutMilliseconds) == 0 {
+                        throw VMMClientError.connection(ControlError(
+                            .timedOut, "no reply to \(command) within \(timeoutMilliseconds) ms"))
+                    }
                 }
             }
         } catch let error as VMMClientError {
@@ -109,7 +115,8 @@ public final class VMMClient {
         throws(VMMClientError) -> ControlMessage
     {
         nextID &+= 1
-        return try Self.request(socket, id: nextID, command, payload, flags: flags, fds: fds)
+        return try Self.request(socket, id: nextID, command, payload, flags: flags, fds: fds,
+                                timeoutMilliseconds: replyTimeoutMilliseconds)
     }
 
     /// Hands the service a fault source (ADD_SOURCE): an iommufd fault queue
@@ -163,6 +170,11 @@ public final class VMMClient {
         _ = try request(.detach, DetachRequest(devices: which).bytes)
         devices = which.isEmpty ? [] : devices.filter { !which.contains($0) }
     }
+
+    /// How long a request waits for its reply, ms (-1: for ever). A reply
+    /// that does not come in time throws `.connection` with `ETIMEDOUT`, so
+    /// an observer of a wedged service (a storm runner) is not wedged too.
+    public var replyTimeoutMilliseconds: Int32 = -1
 
     /// The service's statistics: JSON, or Prometheus text.
     public func stats(prometheus: Bool = false) throws(VMMClientError) -> String {

@@ -102,7 +102,20 @@ struct ConsumeCommand: ParsableCommand {
             var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
             return poll(&pfd, 1, 0) > 0
         }
-        let vmm = try ReferenceVMM(options)
+        // A restarted VMM may reach the service before it has seen the old one's hangup
+        // (its ATTACH is then EBUSY): with --reconnect, the first attach is retried too, for 5 s.
+        var attempt = 0
+        var made: ReferenceVMM?
+        while made == nil {
+            do {
+                made = try ReferenceVMM(options)
+            } catch {
+                attempt += 1
+                guard reconnect && attempt < 50 else { throw error }
+                usleep(100_000)
+            }
+        }
+        let vmm = made!
         let summary = try vmm.run { s in
             guard !quiet else { return }
             FileHandle.standardError.write(Data(String(

@@ -79,7 +79,7 @@ struct DeviceCommand: ParsableCommand {
             }
             // A share s of arrivals as events is s / (1 − s) events per group: one every (1 − s) / s groups.
             let share = profile.devices.unrecoverableShare
-            if share > 0 { eventsEvery = max(1, Int(((1 - share) / share).rounded())) }
+            if share > 0 { eventsEvery = max(1, Int(min((1 - share) / share, 1e9).rounded())) }
         }
         options.rate = rate
         options.groupsPerDevice = groups > 0 ? groups : nil
@@ -120,7 +120,9 @@ struct DeviceCommand: ParsableCommand {
         let remote = RemoteDevices(configs, faults: faults, events: events, options: options)
         let report = remote.run(seconds: seconds, progress: printProgress)
         if hold {
-            // The report first; the sources (and their books in the service) live until SIGTERM ends the process.
+            // The report first; the sources (and their books in the service) live until SIGTERM ends the
+            // process, or until the runner that started it dies: then the kernel sends SIGKILL.
+            try? Sys.dieWithParent(signal: SIGKILL)
             try? finish(report)
             withExtendedLifetime((remote, client)) { while true { pause() } }
         }

@@ -29,7 +29,7 @@ struct DirectVMMCommand: ParsableCommand {
 
     func run() throws {
         var socket: ControlSocket?
-        for _ in 0..<300 where socket == nil {
+        for _ in 0..<3000 where socket == nil {  // 30 s: the device may still be starting
             socket = try? ControlSocket.connect(path: connect)
             if socket == nil { usleep(10_000) }
         }

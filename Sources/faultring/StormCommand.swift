@@ -1,6 +1,7 @@
 import ArgumentParser
 import FaultFixtures
 import FaultStorm
+import FaultSys
 import Foundation
 import Glibc
 
@@ -36,6 +37,20 @@ struct StormCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON on stdout (progress goes to stderr).") var json = false
 
     func run() throws {
+        do {
+            try storm()
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            // Not a verdict: the storm could not be set up or its report not written (the run bit).
+            FileHandle.standardError.write(Data("faultring storm: \(error)\n".utf8))
+            throw ExitCode(StormVerdict.Kind.run.bit)
+        }
+    }
+
+    func storm() throws {
         let storm: StormProfile
         do {
             storm = try StormPlanCommand.load(profile, seconds: seconds, rateScale: rateScale, option: "--seconds")
@@ -45,8 +60,14 @@ struct StormCommand: ParsableCommand {
         let directory = output ?? "storm-\(storm.name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let runner = StormRunner(profile: storm, options: .init(executable: executable, profilePath: profile, seconds: seconds,
-                                                                     rateScale: rateScale))
+        var options = StormRunner.Options(executable: executable, profilePath: profile, seconds: seconds, rateScale: rateScale)
+        // SIGTERM or SIGINT ends the storm early, every process stopped, with a report saying so.
+        let signals = try Sys.signalfd([SIGTERM, SIGINT]).release().rawValue
+        options.interrupted = {
+            var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+            return poll(&pfd, 1, 0) > 0
+        }
+        let runner = StormRunner(profile: storm, options: options)
         let started = Date()
         var progress = StormProgressLine(terminal: !json && isatty(STDOUT_FILENO) == 1, toStandardError: json)
         var runs = [runner.run(.service) { progress.show($0, run: "service") }]
@@ -90,12 +111,8 @@ struct StormCommand: ParsableCommand {
                            + "refused answers (\(Tally(t.rejections))), automatic answers (\(Tally(t.autoResponses))), "
                            + "events sent \(run.eventsSent) delivered \(t.eventsDelivered)")
             }
-            let issued = run.ledgers.reduce(0) { $0 + $1.issued }
-            let unanswered = run.ledgers.reduce(0) { $0 + $1.unanswered }
-            let twice = run.ledgers.reduce(0) { $0 + $1.answeredTwice }
-            let wrong = run.ledgers.reduce(0) { $0 + $1.wrong }
-            out.append("  ledger: \(issued) issued, \(run.answered) answered, \(unanswered) unanswered, "
-                       + "\(twice) answered twice, \(wrong) wrong")
+            out.append("  ledger: \(run.issued) issued, \(run.answered) answered, \(run.unanswered) unanswered, "
+                       + "\(run.answeredTwice) answered twice, \(run.wrong) wrong")
         }
         let v = report.verdict
         out.append(v.passed ? "PASS" : "FAIL (exit status \(v.exitStatus))")

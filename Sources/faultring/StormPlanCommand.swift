@@ -33,7 +33,13 @@ struct StormPlanCommand: ParsableCommand {
         }
         var profile = try StormProfileReader.read(path: path)
         if let seconds { profile = profile.scaled(toSeconds: seconds) }
-        if let rateScale { profile = profile.scaled(rates: rateScale) }
+        if let rateScale {
+            profile = profile.scaled(rates: rateScale)
+            for (i, phase) in profile.phases.enumerated() where phase.peakRate > StormProfileReader.maxRate {
+                throw ValidationError("the rate scale takes phase \(i) (\(phase.name)) to \(phase.peakRate) groups/s; "
+                                      + "at most \(StormProfileReader.maxRate)")
+            }
+        }
         return profile
     }
 

@@ -1,3 +1,4 @@
+import CZlib
 import FaultSimulation
 import Foundation
 import Histogram
@@ -55,6 +56,18 @@ import Testing
         var bytes = [UInt8](Data(base64Encoded: Self.pythonEncoded)!)
         let truncated = Data(bytes.prefix(bytes.count - 5)).base64EncodedString()
         #expect(throws: HistogramV2.DecodeError.self) { try HistogramV2.decode(truncated) }
+        // A hostile payload: a valid header, then zero runs long enough to overflow an index.
+        var plain: [UInt8] = [0x1c, 0x84, 0x93, 0x13]
+        var payload: [UInt8] = []
+        for _ in 0..<3 { payload += [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] }  // ZigZag of about −2^62, thrice
+        func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+        plain += be(UInt32(payload.count)) + be(UInt32(0)) + be(UInt32(3)) + be(UInt64(1)) + be(UInt64(3_600_000_000_000))
+            + be(Double(1).bitPattern) + payload
+        var deflated = [UInt8](repeating: 0, count: 256)
+        var length = uLong(deflated.count)
+        #expect(compress2(&deflated, &length, plain, uLong(plain.count), 6) == Z_OK)
+        let hostile = [0x1c, 0x84, 0x93, 0x14] + be(UInt32(length)) + deflated.prefix(Int(length))
+        #expect(throws: HistogramV2.DecodeError.self) { try HistogramV2.decode(Data(hostile).base64EncodedString()) }
         bytes[20] ^= 0xff  // inside the zlib stream
         #expect(throws: HistogramV2.DecodeError.self) { try HistogramV2.decode(Data(bytes).base64EncodedString()) }
     }

@@ -29,10 +29,16 @@ import FoundationXML
                                            stdout: .capture, stderr: .capture)
         var errors: [UInt8] = []
         var output: [UInt8] = []
-        while child.isRunning {  // both pipes drained while it runs: a full pipe must not stall it
+        // Both pipes drained while it runs (a full pipe must not stall it); bounded: a hang fails, it does not wedge the suite.
+        let deadline = Date().addingTimeInterval(180)
+        while child.isRunning && Date() < deadline {
             output += child.readAvailableOutput() ?? []
             errors += child.readAvailableErrors() ?? []
             usleep(20_000)
+        }
+        if child.isRunning {
+            child.signal(SIGTERM)  // the runner stops its own processes on SIGTERM
+            Issue.record("faultring storm \(arguments) did not end within 180 s")
         }
         output += child.readOutput().utf8
         errors += child.readErrors().utf8
@@ -62,7 +68,9 @@ import FoundationXML
         // Every group reached its device through the service: by a consumer or by one of the service's own answers.
         let bySource = run.ledgers.reduce(0) { $0 + $1.answeredBy.values.reduce(0, +) }
         #expect(bySource == run.answered, "\(name)")
-        #expect(html != nil)
+        let page = try #require(html)
+        #expect(page.contains("Device ledgers (service)") && page.contains(r.profile.name))
+        for c in run.consumers { #expect(page.contains(c.name)) }
     }
 
     @Test func aCrashedConsumerIsRestartedAndTheServiceAnswersWhatItOwed() throws {
@@ -85,7 +93,8 @@ import FoundationXML
         let hostile = try #require(run.consumers.first { $0.name == "hostile-1" })
         #expect((hostile.rejected["mismatch"] ?? 0) > 0, "its wrong answers are refused as mismatches")
         for good in run.consumers where good.name.hasPrefix("good") || good.name.hasPrefix("legacy") {
-            #expect(good.completed > 0 && good.rejected.isEmpty, "\(good.name)")
+            // Only the hostile tenant sends wrong answers (a good one may still be late on a loaded machine).
+            #expect(good.completed > 0 && good.rejected["mismatch"] == nil, "\(good.name): \(good.rejected)")
         }
         #expect(run.ledgers.allSatisfy { $0.wrong == 0 && $0.balances }, "no wrong answer reaches a device")
     }
@@ -122,8 +131,11 @@ import FoundationXML
         let direct = r.runs[1]
         #expect(direct.offered == r.runs[0].offered && direct.ledgers.allSatisfy { $0.balances }, "\(direct.problems)")
         #expect(status & (StormVerdict.Kind.ledger.bit | StormVerdict.Kind.run.bit) == 0, "\(r.verdict.failures)")
-        let sections = try Self.chartSections(try #require(html))
+        #expect(!direct.samples.isEmpty && direct.consumers.first?.groups == direct.offered)
+        let page = try #require(html)
+        let sections = try Self.chartSections(page)
         #expect(sections == StormHTML.chartTitles(compare: true).map { _ in 1 })
+        #expect(page.contains("Device ledgers (direct)") && page.contains("Consumers (direct)"))
     }
 
     /// Parses `html` as XML (it must be well-formed) and returns, for each

@@ -45,6 +45,16 @@ int faultring_sys_seal_shrink(void);
 int faultring_sys_seal_grow(void);
 int faultring_sys_seal_seal(void);
 
+/** faultring_sys_terminal_columns - the width of the terminal on @fd (TIOCGWINSZ). Return: columns or -errno. */
+int faultring_sys_terminal_columns(int fd);
+
+/**
+ * faultring_sys_die_with_parent - prctl(PR_SET_PDEATHSIG, @sig): the kernel sends @sig to this
+ * process when the thread that started it exits, so a helper process cannot outlive its runner.
+ * Return: 0 or -errno.
+ */
+int faultring_sys_die_with_parent(int sig);
+
 /**
  * faultring_sys_doorbell_pair - socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC):
  * a doorbell whose two sides are two open file descriptions, so nothing one side does to its end
