@@ -212,17 +212,26 @@ public struct DetachRequest: Sendable, Hashable {
     public var bytes: [UInt8] { le(UInt32(devices.count)) + devices.flatMap(le) }
 
     /// Parses a request payload (the service's side).
-    /// - Throws: `ControlError` (EINVAL) for a payload under 4 bytes or a size disagreeing with the count.
+    /// - Throws: `ControlError` (EINVAL) for a payload under 4 bytes, a
+    ///   count above 64 (what one ATTACH can name), a size disagreeing with
+    ///   the count, or a device named twice: a DETACH costs at most 64
+    ///   device retirements, however it is written.
     public init(payload: [UInt8]) throws(ControlError) {
         guard payload.count >= 4 else {
             throw ControlError(.invalidArgument, "DETACH payload is \(payload.count) bytes, at least 4 needed")
         }
         let count = Int(readLE(payload, 0) as UInt32)
+        guard count <= maxDevicesPerAttach else {
+            throw ControlError(.invalidArgument, "DETACH device_count \(count) is above \(maxDevicesPerAttach)")
+        }
         guard payload.count == 4 + 4 * count else {
             throw ControlError(.invalidArgument,
                                "DETACH payload is \(payload.count) bytes; device_count \(count) needs \(4 + 4 * count)")
         }
         devices = (0..<count).map { readLE(payload, 4 + 4 * $0) }
+        guard Set(devices).count == devices.count else {
+            throw ControlError(.invalidArgument, "DETACH names a device twice")
+        }
     }
 }
 

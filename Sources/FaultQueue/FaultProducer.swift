@@ -616,7 +616,7 @@ extension FaultProducer {
         }
         guard requested != 0, requested != lastRequestSeen else { return }
         lastRequestSeen = requested
-        guard let version = ABIVersion(rawValue: requested), version <= geometry.maxABI else {
+        guard let version = ABIVersion(rawValue: requested), version <= geometry.maxABI, version >= geometry.minABI else {
             counters.add(QueueCounters.Offset.badABIRequests)
             return
         }
@@ -676,8 +676,14 @@ extension FaultProducer {
 
     /// Whether the consumer has given us something to do: responses, or an
     /// ABI request not yet looked at.
+    ///
+    /// A `resp_prod` that `readResponses` refused is no work until the
+    /// consumer writes another value, and before negotiation no response is
+    /// read at all: a tenant that writes a bad index cannot keep an event
+    /// loop spinning.
     public var consumerHasWork: Bool {
-        if words.respProdIndex.loadSeqCst() != respCons { return true }
+        let prod = words.respProdIndex.loadSeqCst()
+        if abi != nil && prod != respCons && prod != lastBadRespProd { return true }
         let requested = words.requestedABI.loadSeqCst()
         return abi == nil && requested != 0 && requested != lastRequestSeen
     }

@@ -12,13 +12,23 @@ public struct QueueGeometry: Sendable, Hashable {
     public let responseCount: Int
     /// The highest record ABI the producer offers.
     public let maxABI: ABIVersion
+    /// The lowest record ABI the producer accepts (a request below it is
+    /// refused as a bad ABI request). The service sets both bounds to the ABI
+    /// the ATTACH named, so a queue is exactly the ABI its devices were
+    /// attached for (an ABI 1 queue serves one device; see `FaultService`).
+    /// A consumer does not see it: from a header it is `.v1`.
+    public var minABI: ABIVersion = .v1
 
     /// Validates and creates a geometry.
     /// - Throws: `.badGeometry` if a count is not a power of two within
-    ///   `ABILayout.entryCountRange`.
-    public init(entryCount: Int = 4096, responseCount: Int = 1024, maxABI: ABIVersion = .maximum)
-        throws(FaultQueueError)
+    ///   `ABILayout.entryCountRange`, or `minABI` is above `maxABI`.
+    public init(entryCount: Int = 4096, responseCount: Int = 1024, maxABI: ABIVersion = .maximum,
+                minABI: ABIVersion = .v1) throws(FaultQueueError)
     {
+        guard minABI <= maxABI else {
+            throw FaultQueueError(.badGeometry, "lowest ABI \(minABI.rawValue) is above the highest, \(maxABI.rawValue)")
+        }
+        self.minABI = minABI
         for (name, value) in [("entry count", entryCount), ("response count", responseCount)] {
             guard ABILayout.entryCountRange.contains(value), value & (value - 1) == 0 else {
                 throw FaultQueueError(

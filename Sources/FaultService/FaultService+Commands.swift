@@ -168,7 +168,10 @@ extension FaultService {
             let queue: FaultProducer
             do {
                 queue = try FaultProducer(
-                    geometry: QueueGeometry(entryCount: config.entryCount, responseCount: config.responseCount),
+                    // Exactly the ABI this ATTACH named: a consumer cannot attach 64 devices as ABI 2 and
+                    // then negotiate ABI 1, whose answers carry no device and would match across them.
+                    geometry: QueueGeometry(entryCount: config.entryCount, responseCount: config.responseCount,
+                                            maxABI: abi, minABI: abi),
                     name: "faultring-client-\(session.pid)")
                 // The reply owns the copies from here; `handle` closes them once sent.
                 fds = try queue.consumerFiles().release()

@@ -2,6 +2,7 @@ import CFaultRingABI
 import CFaultRingSys
 import FaultABI
 import FaultControl
+import FaultQueue
 import FaultService
 import Foundation
 import Glibc
@@ -150,6 +151,93 @@ import Testing
         }
         // The service still reads its own counters back, and serves the other tenant.
         try Self.expectServed(path, device: 2)
+        Self.expectStops(service)
+    }
+
+    /// Maps a queue's two regions as a consumer may: (producer header, read-only; consumer region, read-write).
+    static func map(_ fds: [Int32]) throws -> (UnsafeRawPointer, UnsafeMutableRawPointer) {
+        let producerSize = Int(lseek(fds[0], 0, SEEK_END)), consumerSize = Int(lseek(fds[1], 0, SEEK_END))
+        let producer = try #require(mmap(nil, producerSize, PROT_READ, MAP_SHARED, fds[0], 0))
+        let consumer = try #require(mmap(nil, consumerSize, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0))
+        #expect(producer != MAP_FAILED && consumer != MAP_FAILED)
+        return (UnsafeRawPointer(producer), consumer)
+    }
+
+    /// Finding 6: a refused `resp_prod` (or one written before negotiation) kept
+    /// `consumerHasWork` true, and the loop spun a core at 100 %.
+    @Test func aRefusedResponseIndexDoesNotSpinTheService() throws {
+        let path = socketPath("hostile-respprod")
+        let service = try startService(path, ["--devices", "3", "--rate", "200"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        // One tenant negotiates, then writes a response index a million slots ahead: refused.
+        let negotiated = try Tenant(path)
+        let (_, c1) = try Self.map(try negotiated.attach([1]))
+        (c1 + Self.offset(\.requested_abi)).storeBytes(of: UInt32(2), as: UInt32.self)
+        var one: UInt64 = 1
+        _ = write(negotiated.fds[3], &one, 8)
+        usleep(100_000)
+        (c1 + Self.offset(\.resp_prod)).storeBytes(of: UInt32(1_000_000), as: UInt32.self)
+        _ = write(negotiated.fds[3], &one, 8)
+        // Another writes a response index and never negotiates.
+        let early = try Tenant(path)
+        let (_, c2) = try Self.map(try early.attach([2]))
+        (c2 + Self.offset(\.resp_prod)).storeBytes(of: UInt32(5), as: UInt32.self)
+        _ = write(early.fds[3], &one, 8)
+        usleep(200_000)
+        let before = try IdleTests.cpuSeconds(service.pid)
+        usleep(2_000_000)
+        let used = try IdleTests.cpuSeconds(service.pid) - before
+        // 200 groups/s for one consumer costs a few per cent of a core; spinning costs all of it.
+        #expect(used < 0.5, "the service used \(used) s of CPU in 2 s")
+        try Self.expectServed(path, device: 3)
+        Self.expectStops(service)
+    }
+
+    /// Finding 8: the ABI named in ATTACH was not bound to the queue, so a
+    /// tenant could attach several devices as ABI 2 and then negotiate ABI 1,
+    /// whose answers name no device.
+    @Test func aQueueIsExactlyTheABIItsAttachNamed() throws {
+        let path = socketPath("hostile-abi")
+        let service = try startService(path, ["--devices", "3", "--rate", "500"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        let hostile = try Tenant(path)
+        let fds = try hostile.attach([1, 2], abi: 2)
+        let (producer, consumer) = try Self.map(fds)
+        #expect(QueueStatus(producer: producer, consumer: consumer).maxABI == 2)
+        (consumer + Self.offset(\.requested_abi)).storeBytes(of: UInt32(1), as: UInt32.self)
+        var one: UInt64 = 1
+        _ = write(fds[3], &one, 8)
+        var status = QueueStatus(producer: producer, consumer: consumer)
+        for _ in 0..<100 where status.counters.badABIRequests == 0 {
+            usleep(20_000)
+            status = QueueStatus(producer: producer, consumer: consumer)
+        }
+        #expect(status.abi == 0 && status.counters.badABIRequests == 1, "ABI \(status.abi) in force")
+        try Self.expectServed(path, device: 3)
+        Self.expectStops(service)
+    }
+
+    /// Finding 3: one DETACH naming a device 16,379 times retired every slot
+    /// of the tracker that many times (about 10^9 slot checks).
+    @Test func aDetachIsBoundedHoweverItIsWritten() throws {
+        let path = socketPath("hostile-detach")
+        let service = try startService(path, ["--devices", "3", "--rate", "500"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        let hostile = try Tenant(path)
+        _ = try hostile.attach([1])
+        func detach(_ ids: [UInt32]) throws -> (Int32, String) {
+            let (code, payload) = try hostile.request(.detach, DetachRequest(devices: ids).bytes)
+            return (code, String(decoding: payload, as: UTF8.self))
+        }
+        let (many, manyReason) = try detach(Array(repeating: 1, count: 16_379))
+        #expect(many == EINVAL && manyReason.contains("above 64"), "\(manyReason)")
+        let (twice, twiceReason) = try detach([1, 1])
+        #expect(twice == EINVAL && twiceReason.contains("twice"), "\(twiceReason)")
+        #expect(try detach([1]).0 == 0)
+        try Self.expectServed(path, device: 3)
         Self.expectStops(service)
     }
 }
