@@ -214,6 +214,9 @@ public final class Pipeline: FaultIntake {
 
     /// Answers INVALID every outstanding group (the service stops).
     public func shutdown() {
+        // Answers already in the rings are taken first: a consumer that answered just before the
+        // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
+        for channel in queues.indices where queues[channel] != nil { read(ChannelID(channel)) }
         tracker.shutdown { complete($0) }
         flush()
     }

@@ -52,7 +52,11 @@ extension FaultService {
                                    "protocol version \(hello.protocolVersion); this service speaks \(FAULTRING_PROTOCOL_VERSION)")
             }
             session.helloDone = true
-            logger.info("client pid \(session.pid) is \(hello.client)")
+            // The client's name is the client's: logged escaped, so it cannot forge log lines.
+            let name = String(hello.client.unicodeScalars.prefix(128).map {
+                $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0)
+            }.joined())
+            logger.info("client pid \(session.pid) is \(name)")
             return .reply(to: message, payload: try JSONPayload.encode(capabilities))
         case .attach:
             return try attach(AttachRequest(payload: message.payload), message: message, session: session)
@@ -70,7 +74,13 @@ extension FaultService {
             if message.flags & FAULTRING_MSG_TEXT != 0 {
                 return .reply(to: message, payload: Array(metrics.prometheusText(stats).utf8))
             }
-            return .reply(to: message, payload: try JSONPayload.encode(stats))
+            let json = try JSONPayload.encode(stats)
+            // A reply that cannot be one message is refused in words, never dropped without one.
+            guard json.count <= ControlMessage.maxSize - ControlMessage.headerSize else {
+                throw ControlError(.messageTooLong, "the STATS reply is \(json.count) bytes, above the "
+                                   + "\(ControlMessage.maxSize)-byte message limit (too many clients or sources to list)")
+            }
+            return .reply(to: message, payload: json)
         case .bye:
             return .reply(to: message)
         case .addSource:

@@ -39,6 +39,10 @@ public final class FaultService {
     var owner: [UInt32: Int32] = [:]
     /// Sessions by control socket fd.
     var sessions: [Int32: Session] = [:]
+    /// Held open so that, out of descriptors, one can be freed to accept and close a connection.
+    var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    /// Connections refused (caps, or no descriptor left), for rate-limited logging.
+    var refusedConnections: UInt64 = 0
     var stopping = false
     let metrics = ServiceMetrics()
     /// Request-to-answer latency of groups answered by consumers, in ns.
@@ -131,6 +135,7 @@ public final class FaultService {
             step(now: now)
             if stopping { break }
             var deadline = pipeline.nextDeadline(after: now)
+            if let hello = dropSilentConnections(now: now) { deadline = min(deadline ?? .max, hello) }
             if config.pollNS > 0 {
                 // Spin for answers; a deadline inside the window is waited for
                 // here too, rather than through a timer wake-up, and the next
@@ -224,14 +229,24 @@ public final class FaultService {
 
     // MARK: Connections
 
+    /// Accepts up to `acceptsPerTurn` connections: checks the peer's uid
+    /// and the connection caps, then watches each for messages.
+    ///
+    /// Out of descriptors (EMFILE, ENFILE), the listener would stay readable
+    /// and the loop spin: the reserve descriptor is closed, the waiting
+    /// connection accepted and closed at once, the reserve reopened.
     func acceptAll() {
-        while true {
+        for _ in 0..<config.acceptsPerTurn {
             let socket: ControlSocket
             do {
                 guard let accepted = try listener.accept() else { return }
                 socket = accepted
             } catch {
-                logger.error("accept: \(error)")
+                if error.errno == .tooManyOpenFiles || error.errno == .tooManyOpenFilesInSystem {
+                    shedConnection()
+                } else {
+                    logger.error("accept: \(error)")
+                }
                 return
             }
             let peer: (pid: UInt32, uid: UInt32, gid: UInt32)
@@ -250,15 +265,33 @@ public final class FaultService {
                 try? socket.fd.close()
                 continue
             }
-            let session = Session(socket: socket, pid: peer.pid, uid: peer.uid)
+            let fromUID = sessions.values.reduce(0) { $0 + ($1.uid == peer.uid ? 1 : 0) }
+            if sessions.count >= config.maxSessions || fromUID >= config.maxSessionsPerUID {
+                let why = sessions.count >= config.maxSessions
+                    ? "\(sessions.count) connections, the most this service takes"
+                    : "\(fromUID) connections from uid \(peer.uid), the most one uid may have"
+                refusedConnections &+= 1
+                if refusedConnections <= 10 || refusedConnections % 1000 == 0 {
+                    logger.warning("refused pid \(peer.pid): \(why) (\(refusedConnections) refused so far)")
+                }
+                try? socket.send(.errorReply(id: 0, command: ControlCommand.hello.rawValue,
+                                             ControlError(.resourceTemporarilyUnavailable, why)))
+                try? socket.fd.close()
+                continue
+            }
+            let session = Session(socket: socket, pid: peer.pid, uid: peer.uid, connectedAt: Sys.monotonicNS)
             sessions[socket.fd.rawValue] = session
             loop.watch(socket.fd.rawValue) { [unowned self] in readMessages(session) }
             logger.info("client pid \(peer.pid) uid \(peer.uid) connected")
         }
     }
 
+    /// Takes up to `messagesPerTurn` messages from `session` (the rest wait,
+    /// readable, for the next turn).
     func readMessages(_ session: Session) {
-        while sessions[session.socket.fd.rawValue] === session {
+        var taken = 0
+        while sessions[session.socket.fd.rawValue] === session && taken < config.messagesPerTurn {
+            taken += 1
             let received: ControlSocket.Received
             do {
                 received = try session.socket.receive()
@@ -275,7 +308,10 @@ public final class FaultService {
                 return
             case .malformed(let failure):
                 metrics.protocolError()
-                logger.notice("client pid \(session.pid): \(failure.error)")
+                session.badMessages &+= 1
+                if session.badMessages <= 10 || session.badMessages % 1000 == 0 {
+                    logger.notice("client pid \(session.pid): \(failure.error) (\(session.badMessages) malformed so far)")
+                }
                 send(.errorReply(id: failure.id, command: failure.command, failure.error), to: session)
             case .message(let message):
                 handle(message, from: session)
@@ -298,6 +334,33 @@ public final class FaultService {
     /// read first: they were given while it was attached, and the control
     /// socket and the response ring are separate paths, so the goodbye can
     /// overtake them.
+    /// The EMFILE escape: frees the reserve descriptor, accepts the
+    /// connection that is waiting and closes it, takes the reserve back.
+    func shedConnection() {
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+        if let socket = try? listener.accept() { try? socket.fd.close() }
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        refusedConnections &+= 1
+        if refusedConnections <= 10 || refusedConnections % 1000 == 0 {
+            logger.error("out of descriptors: a connection was closed unserved (\(refusedConnections) refused so far)")
+        }
+    }
+
+    /// Drops every connection that has not said HELLO in time; returns when the next one is due (nil: none).
+    func dropSilentConnections(now: UInt64) -> UInt64? {
+        var next: UInt64?
+        for session in sessions.values where !session.helloDone {
+            let due = session.connectedAt &+ config.helloTimeoutNS
+            if due <= now {
+                logger.notice("client pid \(session.pid): no HELLO within \(config.helloTimeoutNS / 1_000_000) ms; dropped")
+                drop(session)
+            } else {
+                next = min(next ?? due, due)
+            }
+        }
+        return next
+    }
+
     func drop(_ session: Session) {
         let fd = session.socket.fd.rawValue
         guard sessions[fd] === session else { return }
@@ -315,6 +378,8 @@ public final class FaultService {
     /// The way out: the source writes its books, every outstanding group
     /// is answered INVALID, every queue is marked closed.
     func shutdown() {
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+        reserveFD = -1
         source.finish(pipeline.summary)
         let outstanding = pipeline.tracker.outstandingGroups
         pipeline.shutdown()

@@ -21,6 +21,18 @@ public struct ServiceConfig: Sendable {
     public var entryCount = 4096
     /// Response ring entries of each client's queue.
     public var responseCount = 1024
+    /// Connections at once, from everyone; one more is refused (EAGAIN) and closed.
+    public var maxSessions = 256
+    /// Connections at once from one uid.
+    public var maxSessionsPerUID = 64
+    /// A connection that has not said HELLO this long after it connected is dropped, ns.
+    public var helloTimeoutNS: UInt64 = 5_000_000_000
+    /// Control messages taken from one connection per loop turn, and
+    /// connections accepted per turn: a client that keeps its socket full
+    /// waits for the next turn like everyone else, and timeouts still fire.
+    public var messagesPerTurn = 32
+    /// Connections accepted per loop turn.
+    public var acceptsPerTurn = 32
 
     /// Defaults: no spinning, the default policy, 4096 / 1024 ring entries.
     public init() {}

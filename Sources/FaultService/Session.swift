@@ -10,6 +10,10 @@ final class Session {
     let socket: ControlSocket
     let pid: UInt32
     let uid: UInt32
+    /// When it connected (monotonic ns): it must say HELLO within `ServiceConfig.helloTimeoutNS`.
+    let connectedAt: UInt64
+    /// Malformed messages it sent (logged only now and then: no log flood).
+    var badMessages: UInt64 = 0
     var helloDone = false
     var queue: FaultProducer?
     var channel: ChannelID?
@@ -18,7 +22,8 @@ final class Session {
     /// Fault sources this client handed over (ADD_SOURCE); they end with it.
     var sources: [FaultFDSource] = []
 
-    init(socket: ControlSocket, pid: UInt32, uid: UInt32) {
+    init(socket: ControlSocket, pid: UInt32, uid: UInt32, connectedAt: UInt64) {
+        self.connectedAt = connectedAt
         self.socket = socket
         self.pid = pid
         self.uid = uid

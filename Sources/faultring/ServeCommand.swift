@@ -34,6 +34,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
     @Option(help: "Response ring slots per client queue.") var responses = 1024
+    @Option(help: "Connections at once, from everyone (more are refused with EAGAIN).") var maxClients = 256
+    @Option(help: "Connections at once from one uid.") var maxClientsPerUid = 64
+    @Option(help: "Drop a connection that has not said HELLO this many ms after connecting.") var helloTimeoutMs: UInt64 = 5000
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
     @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = ReplayPace.fast
@@ -54,6 +57,9 @@ struct ServeCommand: ParsableCommand {
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
         config.responseCount = responses
+        config.maxSessions = maxClients
+        config.maxSessionsPerUID = maxClientsPerUid
+        config.helloTimeoutNS = helloTimeoutMs * 1_000_000
         config.pollNS = pollUs * 1000
         return config
     }

@@ -26,7 +26,10 @@ import Testing
             #expect(code == 0)
         }
 
-        deinit { for fd in fds { close(fd) } }
+        deinit {
+            for fd in fds { close(fd) }
+            try? socket.fd.close()
+        }
 
         /// Sends `command`; the reply (errno or 0, payload), or nil if none came within `seconds`.
         func request(_ command: ControlCommand, _ payload: [UInt8] = [], seconds: Int32 = 10) throws -> (Int32, [UInt8]) {
@@ -238,6 +241,67 @@ import Testing
         #expect(twice == EINVAL && twiceReason.contains("twice"), "\(twiceReason)")
         #expect(try detach([1]).0 == 0)
         try Self.expectServed(path, device: 3)
+        Self.expectStops(service)
+    }
+
+    /// Finding 5: no cap on connections, no HELLO deadline. A uid's connections
+    /// beyond its cap are refused with EAGAIN; a silent connection is dropped.
+    @Test func connectionsAreCappedAndSilentOnesDropped() throws {
+        let path = socketPath("hostile-caps")
+        let service = try startService(path, ["--devices", "3", "--rate", "500", "--max-clients-per-uid", "4",
+                                              "--hello-timeout-ms", "300"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        try Self.expectServed(path, device: 3)  // its probes come and go; the consumer holds one connection
+        var held = try (0..<3).map { _ in try Tenant(path) }  // 1 + 3 = the cap
+        let refused = try ControlSocket.connect(path: path)
+        var pfd = pollfd(fd: refused.fd.rawValue, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 10_000) == 1)
+        guard case .message(let reply) = try refused.receive() else {
+            Issue.record("no refusal")
+            return
+        }
+        #expect(reply.isError && Int32(bitPattern: reply.error) == EAGAIN)
+        #expect(String(decoding: reply.payload, as: UTF8.self).contains("the most one uid may have"))
+        held.removeAll()
+        // A connection that never says HELLO is closed by the service, well after 300 ms but bounded.
+        let silent = try ControlSocket.connect(path: path)
+        var closed = false
+        for _ in 0..<100 where !closed {
+            var p = pollfd(fd: silent.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) == 1, case .closed = try silent.receive() { closed = true }
+        }
+        #expect(closed, "a connection without HELLO was kept")
+        try Self.expectServed(path, device: 3)
+        Self.expectStops(service)
+    }
+
+    /// Finding 5: out of descriptors, the listener stayed readable and the loop
+    /// spun. With RLIMIT_NOFILE at 64, a tenant holds 80 connections open:
+    /// the service sheds the ones it cannot take, does not spin, and serves
+    /// again once they close.
+    @Test func runningOutOfDescriptorsDoesNotSpinTheService() throws {
+        let path = socketPath("hostile-emfile")
+        unlink(path)
+        let service = try Child(["--nofile=64", Child.binary, "serve", "--socket-path", path, "--log-level", "error",
+                                 "--devices", "1", "--rate", "100", "--max-clients-per-uid", "1000"], executable: "/usr/bin/prlimit")
+        #expect(attachWhenReady(path, devices: [])?.close() != nil)
+        var flood: [ControlSocket] = []
+        for _ in 0..<80 { if let s = try? ControlSocket.connect(path: path) { flood.append(s) } }
+        usleep(300_000)
+        let before = try IdleTests.cpuSeconds(service.pid)
+        usleep(1_000_000)
+        let used = try IdleTests.cpuSeconds(service.pid) - before
+        #expect(used < 0.5, "the service used \(used) s of CPU in 1 s out of descriptors")
+        for s in flood { try? s.fd.close() }
+        flood.removeAll()
+        // Once the flood is gone, a new client is served.
+        var stats: Int32 = -1
+        for _ in 0..<100 where stats != 0 {
+            if let probe = try? Tenant(path) { stats = (try? probe.request(.stats).0) ?? -1 }
+            if stats != 0 { usleep(50_000) }
+        }
+        #expect(stats == 0)
         Self.expectStops(service)
     }
 }

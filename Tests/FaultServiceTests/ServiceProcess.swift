@@ -16,9 +16,9 @@ final class Child {
     }
 
     /// `stderr: true` captures the child's log (returned by `finish` instead of stdout).
-    init(_ arguments: [String], stderr: Bool = false) throws {
+    init(_ arguments: [String], stderr: Bool = false, executable: String = Child.binary) throws {
         capturesErrors = stderr
-        process = try ChildProcess.spawn(Self.binary, arguments, stdout: stderr ? .discard : .capture,
+        process = try ChildProcess.spawn(executable, arguments, stdout: stderr ? .discard : .capture,
                                          stderr: stderr ? .capture : .discard)
     }
 
