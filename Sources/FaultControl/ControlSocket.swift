@@ -46,22 +46,40 @@ public struct ControlSocket: Sendable {
         return ControlSocket(fd: FileDescriptor(rawValue: raw))
     }
 
-    /// Creates, binds and listens on `path` (non-blocking). An existing
-    /// socket file at `path` is replaced only if nothing listens on it.
-    public static func listen(path: String, backlog: Int32 = 16) throws(ControlError) -> ControlSocket {
+    /// Creates, binds and listens on `path` (non-blocking), the socket file
+    /// created with `mode` (not the umask's: who may connect is the
+    /// caller's decision). An existing file at `path` is replaced only if it
+    /// is a socket nothing listens on; any other file is refused (EEXIST).
+    public static func listen(path: String, backlog: Int32 = 16, mode: mode_t = 0o600) throws(ControlError) -> ControlSocket {
         if let probe = try? connect(path: path) {
             try? probe.fd.close()
             throw ControlError(.addressInUse, "a service already listens on \(path)")
         }
-        unlink(path)
+        var existing = stat()
+        if lstat(path, &existing) == 0 {
+            guard existing.st_mode & S_IFMT == S_IFSOCK else {
+                throw ControlError(.fileExists, "\(path) exists and is not a socket; not replacing it")
+            }
+            unlink(path)
+        }
         let raw = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard raw >= 0 else { throw ControlError(Errno(rawValue: errno), "socket(AF_UNIX, SOCK_SEQPACKET)") }
-        var address = try unixAddress(path)
+        var address: sockaddr_un
+        do {
+            address = try unixAddress(path)
+        } catch {
+            Glibc.close(raw)
+            throw error
+        }
+        // bind creates the file with mode & ~umask: the umask is set for that one call (the
+        // process is single-threaded while it starts) so no other mode is ever visible.
+        let previous = umask(~mode & 0o777)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
+        umask(previous)
         guard rc == 0, Glibc.listen(raw, backlog) == 0 else {
             let error = ControlError(Errno(rawValue: errno), "bind/listen(\(path))")
             Glibc.close(raw)

@@ -70,7 +70,7 @@ extension FaultService {
             }
             return .reply(to: message)
         case .stats:
-            let stats = statistics()
+            let stats = statistics(for: session)
             if message.flags & FAULTRING_MSG_TEXT != 0 {
                 return .reply(to: message, payload: Array(metrics.prometheusText(stats).utf8))
             }
@@ -163,6 +163,11 @@ extension FaultService {
         }
         for id in request.devices {
             guard pipeline.knownDevices.contains(id) else { throw ControlError(.noSuchFileOrDirectory, "device \(id) does not exist") }
+            // Ownership is identity: while its tenant restarts, another allowed uid cannot take a device and read
+            // its addresses and PASIDs.
+            if let uid = config.deviceOwners[id], uid != session.uid {
+                throw ControlError(.permissionDenied, "device \(id) belongs to uid \(uid); this connection is uid \(session.uid)")
+            }
             if let holder = owner[id], holder != session.socket.fd.rawValue {
                 let pid = sessions[holder]?.pid ?? 0
                 throw ControlError(.resourceBusy, "device \(id) is attached to another client (pid \(pid))")

@@ -76,7 +76,7 @@ public final class FaultService {
             }
             listener = ControlSocket(fd: FileDescriptor(rawValue: fd))
         } else if let path = config.socketPath {
-            listener = try ControlSocket.listen(path: path)
+            listener = try ControlSocket.listen(path: path, mode: config.socketMode)
         } else {
             throw ControlError(.invalidArgument, "neither --socket-path nor --fd given")
         }

@@ -1,3 +1,4 @@
+import Glibc
 import PageRequests
 
 /// How a service runs: the daemon's own settings. Where faults come from is
@@ -17,6 +18,12 @@ public struct ServiceConfig: Sendable {
     public var backend: EventLoop.Backend?
     /// Peer uids allowed to connect (nil: the service's own uid and root).
     public var allowedUIDs: Set<UInt32>?
+    /// The socket file's mode (default 0600: only the service's uid, and root, can connect;
+    /// widen it, e.g. 0660 with a group, together with `allowedUIDs`).
+    public var socketMode: mode_t = 0o600
+    /// Devices that only one uid may attach (device id → uid). Devices not
+    /// named here may be attached by any allowed uid.
+    public var deviceOwners: [UInt32: UInt32] = [:]
     /// Fault ring entries of each client's queue.
     public var entryCount = 4096
     /// Response ring entries of each client's queue.

@@ -1,3 +1,4 @@
+import Glibc
 import FaultFD
 import FaultQueue
 import PageRequests
@@ -94,6 +95,22 @@ public struct ServiceStats: Codable, Sendable {
 }
 
 extension FaultService {
+    /// What `caller` may see: everything if it is the service's own uid or
+    /// root; otherwise only its uid's clients and sources, and the devices
+    /// those clients hold or that are free (never another tenant's pids or
+    /// devices).
+    func statistics(for caller: Session) -> ServiceStats {
+        var stats = statistics()
+        let uid = caller.uid
+        guard uid != getuid() && uid != 0 else { return stats }
+        let mine = Set(sessions.values.filter { $0.uid == uid }.map(\.pid))
+        stats.clients = stats.clients.filter { $0.uid == uid }
+        stats.devices = stats.devices.filter { d in d.attachedTo.map(mine.contains) ?? (config.deviceOwners[d.id].map { $0 == uid } ?? true) }
+        stats.sources = stats.sources.filter { mine.contains($0.pid) }
+        stats.latency = nil  // the service-wide latency mixes every tenant's answers
+        return stats
+    }
+
     func statistics() -> ServiceStats {
         let uptime = ContinuousClock.now - started
         let h = latency

@@ -34,6 +34,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
     @Option(help: "Response ring slots per client queue.") var responses = 1024
+    @Option(help: "The socket file's mode, octal (default 600: only this uid and root can connect).")
+    var socketMode = "600"
+    @Option(help: "Only this uid may attach this device: ID:UID (repeatable).") var deviceOwner: [String] = []
     @Option(help: "Connections at once, from everyone (more are refused with EAGAIN).") var maxClients = 256
     @Option(help: "Connections at once from one uid.") var maxClientsPerUid = 64
     @Option(help: "Drop a connection that has not said HELLO this many ms after connecting.") var helloTimeoutMs: UInt64 = 5000
@@ -57,6 +60,17 @@ struct ServeCommand: ParsableCommand {
         config.allowedUIDs = allowUid.isEmpty ? nil : Set(allowUid)
         config.entryCount = entries
         config.responseCount = responses
+        guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else {
+            throw ValidationError("--socket-mode must be octal 000...777, not \(socketMode)")
+        }
+        config.socketMode = mode
+        for entry in deviceOwner {
+            let parts = entry.split(separator: ":")
+            guard parts.count == 2, let device = UInt32(parts[0]), let uid = UInt32(parts[1]) else {
+                throw ValidationError("--device-owner must be ID:UID, not \(entry)")
+            }
+            config.deviceOwners[device] = uid
+        }
         config.maxSessions = maxClients
         config.maxSessionsPerUID = maxClientsPerUid
         config.helloTimeoutNS = helloTimeoutMs * 1_000_000

@@ -304,4 +304,49 @@ import Testing
         #expect(stats == 0)
         Self.expectStops(service)
     }
+
+    /// Finding 7: device ownership was not tied to identity, and STATS showed
+    /// every client's pid, uid and devices to everyone. Another uid is played
+    /// by a child under `setpriv --reuid 4242`.
+    @Test func devicesBelongToTheirUidAndStatsShowsOnlyYourOwn() throws {
+        let path = socketPath("hostile-owner")
+        let service = try startService(path, ["--devices", "2", "--rate", "200", "--allow-uid", "0", "--allow-uid", "4242",
+                                              "--socket-mode", "666", "--device-owner", "1:4242"])
+        let root = try Tenant(path)
+        let (taken, reason) = try root.request(.attach, AttachRequest(abi: 2, devices: [1]).bytes)
+        #expect(taken == EACCES && String(decoding: reason, as: UTF8.self).contains("belongs to uid 4242"))
+        #expect(try root.attach([2]).count == 4)
+        func asOther(_ arguments: [String]) throws -> (Int32, String) {
+            let child = try Child(["--reuid=4242", "--regid=4242", "--clear-groups", "--", Child.binary] + arguments,
+                                  executable: "/usr/bin/setpriv")
+            return child.finish()
+        }
+        let (code, json) = try asOther(["stats", "--socket-path", path])
+        #expect(code == 0, "\(json)")
+        let stats = try JSONDecoder().decode(ServiceStats.self, from: Data(json.utf8))
+        #expect(stats.clients.allSatisfy { $0.uid == 4242 } && !stats.clients.isEmpty, "\(stats.clients.map(\.uid))")
+        #expect(stats.devices.map(\.id) == [1], "device 2 is root's: not shown")
+        // The owner attaches its device and is served.
+        let (consumed, summary) = try asOther(["consume", "--socket-path", path, "--devices", "1", "--groups", "20", "--quiet", "--json"])
+        #expect(consumed == 0, "\(summary)")
+        Self.expectStops(service)
+    }
+
+    /// Finding 12: the socket path was unlinked blindly (a regular file there
+    /// was deleted), and the socket's mode came from the umask.
+    @Test func theSocketFileIsCreatedWithItsModeAndNeverReplacesAFile() throws {
+        let path = socketPath("socket-file")
+        unlink(path)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("keep me".utf8)))
+        defer { unlink(path) }
+        let refused = try Child(["serve", "--socket-path", path, "--devices", "1"], stderr: true)
+        let (code, log) = refused.finish()
+        #expect(code != 0 && log.contains("not a socket"), "\(log)")
+        #expect((try? String(contentsOfFile: path, encoding: .utf8)) == "keep me")
+        unlink(path)
+        let service = try startService(path, ["--devices", "1", "--socket-mode", "640"])
+        var info = stat()
+        #expect(lstat(path, &info) == 0 && info.st_mode & 0o777 == 0o640)
+        Self.expectStops(service)
+    }
 }
