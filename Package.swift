@@ -175,7 +175,10 @@ let package = Package(
             dependencies: ["FaultSimulation", "FaultABI", "PageRequests", "CZlib",
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
-        .testTarget(name: "FaultFixturesTests", dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation"]),
+        .testTarget(
+            name: "FaultFixturesTests",
+            dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation", "PageRequests"]
+        ),
         .testTarget(
             name: "FaultStormTests", dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultPipeline", "FaultSys"]
         ),

@@ -22,7 +22,9 @@ extension FixtureReader {
             }
             s.pace = chosen
         }
-        if let t = try optional(m, "timeoutMicroseconds", c, { (v, c) throws(FixtureError) in try v.unsigned(c) }) {
+        if let t = try optional(m, "timeoutMicroseconds", c, { (v, c) throws(FixtureError) in
+            try v.unsigned(c, max: FixtureReader.maxMicroseconds)
+        }) {
             s.timeoutMicroseconds = t
         }
         if let p = try optional(m, "passFailure", c, { (v, c) throws(FixtureError) in try v.bool(c) }) { s.passFailure = p }
@@ -174,7 +176,7 @@ extension FixtureReader {
         throws(FixtureError) -> FixtureEvent
     {
         let m = try EventSlots(v, c)
-        let t = try need(m.t, "t", c) { (v, c) throws(FixtureError) in try v.unsigned(c) }
+        let t = try need(m.t, "t", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: FixtureReader.maxMicroseconds) }
         guard let type = m.type else { throw c.child("type" as StaticString).error("missing") }
         let deviceID = try need(m.device, "device", c) { (v, c) throws(FixtureError) in try v.u32(c) }
         guard let device = devices[deviceID] else {

@@ -13,6 +13,10 @@ import Glibc
 /// `FixtureError` naming the file, the event index and the field, before
 /// anything runs.
 public final class FixtureReader {
+    /// The largest event time and timeout a fixture may give, µs (a day):
+    /// every µs value is later multiplied by 1000 into ns, which must not overflow.
+    public static let maxMicroseconds: UInt64 = 86_400_000_000
+
     /// The file being read; every `FixtureError` names it.
     public let path: String
     let fileName: FileName

@@ -35,6 +35,7 @@ public struct TraceImporter {
     public private(set) var unrecognised: [Unrecognised] = []
     var devicesByName: [String: UInt32] = [:]
     var firstTimestamp: Double?
+    var lastMicroseconds: UInt64 = 0
     var lineNumber = 0
 
     /// An importer for a fixture called `name`, whose consumer answers SUCCESS.
@@ -74,13 +75,31 @@ public struct TraceImporter {
         unrecognised.append(Unrecognised(line: lineNumber, text: String(line.prefix(200)), reason: reason))
     }
 
-    /// The ftrace timestamp ("… 1234.567890: ") in µs from the first event.
-    mutating func timestamp(_ prefix: Substring) -> UInt64? {
+    /// The ftrace timestamp ("… 1234.567890: ") in µs from the first event,
+    /// or why there is none: missing, not a finite number, earlier than the
+    /// previous event, or more than a day after the first. Never a trap:
+    /// the conversion happens only once the value is known to fit.
+    mutating func timestamp(_ prefix: Substring) -> Result<UInt64, TimestampError> {
         guard let word = prefix.split(separator: " ").last(where: { $0.hasSuffix(":") }),
-              let seconds = Double(word.dropLast()) else { return nil }
+              let seconds = Double(word.dropLast()) else { return .failure(.init("no timestamp before the event name")) }
+        guard seconds.isFinite else { return .failure(.init("timestamp \(word.dropLast()) is not a finite number")) }
         let first = firstTimestamp ?? seconds
         firstTimestamp = first
-        return UInt64(((seconds - first) * 1_000_000).rounded())
+        let micros = ((seconds - first) * 1_000_000).rounded()
+        guard micros >= Double(lastMicroseconds) else {
+            return .failure(.init("timestamp \(word.dropLast()) is earlier than the previous event's"))
+        }
+        guard micros <= Double(FixtureReader.maxMicroseconds) else {
+            return .failure(.init("timestamp \(word.dropLast()) is more than a day after the first event"))
+        }
+        lastMicroseconds = UInt64(micros)
+        return .success(lastMicroseconds)
+    }
+
+    /// Why a line's timestamp was refused.
+    struct TimestampError: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
     }
 
     mutating func device(_ name: String) -> UInt32 {
@@ -103,8 +122,12 @@ public struct TraceImporter {
         return out
     }
 
-    mutating func parsePRQ(_ line: String, body: Substring, time: UInt64?) {
-        guard let time else { return reject(line, "no timestamp before the event name") }
+    mutating func parsePRQ(_ line: String, body: Substring, time stamped: Result<UInt64, TimestampError>) {
+        let time: UInt64
+        switch stamped {
+        case .success(let t): time = t
+        case .failure(let e): return reject(line, e.reason)
+        }
         // "dmar1/0000:00:02.0 seq# 5: rid=… addr=… rwxpl pasid=… index=…[ private=…/…]"
         guard let slash = body.firstIndex(of: "/"), let space = body[slash...].firstIndex(of: " "),
               let colon = body.firstRange(of: ": ") else { return reject(line, "prq_report without iommu/device and seq#") }
@@ -146,8 +169,12 @@ public struct TraceImporter {
             address: addr << 12, isLastPage: l[4] == "l", needsPASID: hasPASID, privateData: data, timestampNS: time * 1000))))
     }
 
-    mutating func parsePageFault(_ line: String, body: Substring, time: UInt64?) {
-        guard let time else { return reject(line, "no timestamp before the event name") }
+    mutating func parsePageFault(_ line: String, body: Substring, time stamped: Result<UInt64, TimestampError>) {
+        let time: UInt64
+        switch stamped {
+        case .success(let t): time = t
+        case .failure(let e): return reject(line, e.reason)
+        }
         // "IOMMU:AMD-Vi 0000:00:02.0 iova=0x… flags=0x…"
         let words = body.split(separator: " ")
         guard words.count >= 3, words[0].hasPrefix("IOMMU:"), let iova = Self.fields(body)["iova"] else {

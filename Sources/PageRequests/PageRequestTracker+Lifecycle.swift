@@ -77,7 +77,7 @@ extension PageRequestTracker {
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .deviceRemoved, complete: complete) { $0.deviceID == deviceID }
         discardPartials(of: deviceID)
-        if Int(deviceID) < devices.count { devices[Int(deviceID)] = Device.unknown }
+        if let d = deviceIndex(deviceID) { devices[d] = Device.unknown }
     }
 
     /// The service stops: answer INVALID every outstanding group.

@@ -119,9 +119,16 @@ public struct PageRequestTracker {
     var freeSlots: Deque<UInt32>
     var timeouts = Deque<Deadline>()
     var partials: [AssemblyKey: [PageRequest]] = [:]
-    /// Indexed by device id (service-assigned, small); ids never added
-    /// hold an unknown placeholder.
+    /// Dense, in the order devices were first added (`deviceIndex`); a
+    /// removed device keeps its slot as an unknown placeholder.
     var devices: [Device] = []
+    /// The dense index of each device id ever added: ids below `directIDs`
+    /// through a table (the common case: service-assigned, small), others
+    /// through a map. Never indexed by the id itself: a fixture or source
+    /// naming device 2^32 − 1 costs one entry, not four billion.
+    var directIndex: [Int32] = []
+    var mappedIndex: [UInt32: Int] = [:]
+    static let directIDs: UInt32 = 4096
     /// Indexed by channel id.
     var channels: [Channel?] = [nil]
     /// Records of the group being delivered, reused between groups.
@@ -163,14 +170,33 @@ public struct PageRequestTracker {
     /// Makes `deviceID` known, with its PRI outstanding-request allocation,
     /// optionally attached to a channel.
     public mutating func addDevice(_ deviceID: UInt32, allocation: Int, channel: ChannelID? = nil) {
-        while devices.count <= Int(deviceID) { devices.append(Device.unknown) }
-        devices[Int(deviceID)] = Device(channel: channel, allocation: allocation)
+        let device = Device(channel: channel, allocation: allocation)
+        if let d = deviceIndex(deviceID) {
+            devices[d] = device
+            return
+        }
+        devices.append(device)
+        if deviceID < Self.directIDs {
+            while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
+            directIndex[Int(deviceID)] = Int32(devices.count - 1)
+        } else {
+            mappedIndex[deviceID] = devices.count - 1
+        }
+    }
+
+    /// The dense index of `deviceID` in `devices`, if it was ever added.
+    @inline(__always) func deviceIndex(_ deviceID: UInt32) -> Int? {
+        if deviceID < Self.directIDs {
+            let i = Int(deviceID)
+            return i < directIndex.count && directIndex[i] >= 0 ? Int(directIndex[i]) : nil
+        }
+        return mappedIndex[deviceID]
     }
 
     /// Attaches a known device to a channel (or detaches it with `nil`).
     public mutating func attach(_ deviceID: UInt32, to channel: ChannelID?) {
-        guard Int(deviceID) < devices.count, devices[Int(deviceID)].known else { return }
-        devices[Int(deviceID)].channel = channel
+        guard let d = deviceIndex(deviceID), devices[d].known else { return }
+        devices[d].channel = channel
     }
 
     func hasChannel(_ id: ChannelID) -> Bool { Int(id) < channels.count && channels[Int(id)] != nil }
@@ -190,8 +216,7 @@ public struct PageRequestTracker {
         _ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void
     ) -> UInt64? {
         counters.requests &+= 1
-        let d = Int(request.deviceID)
-        guard d < devices.count, devices[d].known else {
+        guard let d = deviceIndex(request.deviceID), devices[d].known else {
             counters.unknownDevice &+= 1
             if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
             return nil
@@ -287,8 +312,8 @@ public struct PageRequestTracker {
     }
 
     mutating func releaseAllocation(_ deviceID: UInt32, _ count: Int) {
-        guard Int(deviceID) < devices.count, devices[Int(deviceID)].known else { return }
-        devices[Int(deviceID)].outstandingRequests -= count
+        guard let d = deviceIndex(deviceID), devices[d].known else { return }
+        devices[d].outstandingRequests -= count
     }
 
     /// Drops every partial group of a device without response, as the kernel
@@ -298,8 +323,7 @@ public struct PageRequestTracker {
         let keys = partials.keys.filter { $0.device == deviceID }
         var dropped = 0
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
-        let d = Int(deviceID)
-        if d < devices.count, devices[d].known {
+        if let d = deviceIndex(deviceID), devices[d].known {
             for prgi in 0..<PRILimits.prgiCount where !devices[d].parked[prgi].isEmpty {
                 dropped += devices[d].parked[prgi].count
                 devices[d].parked[prgi].removeAll()
@@ -329,9 +353,8 @@ public struct PageRequestTracker {
         slots[slotIndex].generation &+= 1
         if slots[slotIndex].generation == 0 { slots[slotIndex].generation = 1 }
         freeSlots.append(UInt32(slotIndex))
-        let d = Int(group.deviceID)
         let prgi = PRILimits.slot(group.prgi)
-        if d < devices.count, devices[d].known {
+        if let d = deviceIndex(group.deviceID), devices[d].known {
             if devices[d].outstanding[prgi].count == 1 {
                 devices[d].outstanding[prgi].removeAll(keepingCapacity: true)
             } else {

@@ -4,6 +4,7 @@ import Testing
 import FaultFixtures
 import IOMMUFormats
 import VMMClient
+import PageRequests
 
 @Suite struct FixtureFormatTests {
     static func temp(_ name: String) -> String {
@@ -118,6 +119,11 @@ import VMMClient
             (Self.header + #""events": [{"t": 0, "type": "smmuv3-pri", "device": 1, "hex": "0x1"}]}"#, 0, "hex", "expected 2"),
             (#"{"faultringFixture": 1, "service": {"decoding": "linux-5.4"}, "devices": [], "events": []}"#, nil,
              "decoding", "is not one of"),
+            // numbers that would overflow when turned into ns (µs × 1000): refused, not a trap
+            (Self.header + #""events": [{"t": 9223372036854775807, "type": "fault", "device": 1, "reason": 1}]}"#,
+             0, "t", "out of range"),
+            (#"{"faultringFixture": 1, "service": {"timeoutMicroseconds": 18446744073709551615}, "devices": [], "events": []}"#,
+             nil, "timeoutMicroseconds", "out of range"),
         ]
         for (text, event, field, words) in cases {
             guard let error = Self.error(text) else {
@@ -140,5 +146,42 @@ import VMMClient
         try? (Self.header + #""events": [\#(events), {"t": 100, "type": "fault", "device": 1, "reason": 99}]}"#)
             .write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: FixtureError.self) { _ = try FixtureValidation.validate(path: path) }
+    }
+
+    /// A device id of 2^32 − 1 costs one tracker entry: ids are mapped, not indexed.
+    @Test func theLargestDeviceIDIsReadAndReplayed() throws {
+        let text = #"{"faultringFixture": 1, "name": "t", "devices": [{"id": 4294967295, "name": "big", "pasids": [1], "needsPasid": true}], "#
+            + #""events": [{"t": 0, "type": "page", "device": 4294967295, "pasid": 1, "prgi": 3, "perm": "r", "addr": "0x1000"}]}"#
+        let path = Self.temp("big-device")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let (fixture, events) = try Self.read(path)
+        #expect(fixture.devices.map(\.id) == [UInt32.max] && events.count == 1)
+        var tracker = PageRequestTracker()
+        tracker.addDevice(UInt32.max, allocation: 16)
+        var completions: [DeviceCompletion] = []
+        guard case .pageRequest(let request) = events[0].kind else { return }
+        tracker.receive(request, now: 0) { completions.append($0) }
+        // No channel: answered at once as having no consumer, and counted for the known device.
+        #expect(completions.count == 1 && tracker.snapshot.unknownDevice == 0)
+    }
+
+    /// Trace timestamps that are not finite, go backwards or run past a day are
+    /// reported as unrecognised lines, never a trap.
+    @Test func badTraceTimestampsAreReportedNotFatal() {
+        var importer = TraceImporter(name: "t")
+        let event = "dmar1/0000:00:02.0 seq# 1: rid=0x10 addr=0x1000 r---l pasid=0x1 index=0x1"
+        for line in ["  kworker-1 [000] .... 10.000000: prq_report: \(event)",
+                     "  kworker-1 [000] .... 9.000000: prq_report: \(event)",
+                     "  kworker-1 [000] .... nan: prq_report: \(event)",
+                     "  kworker-1 [000] .... inf: prq_report: \(event)",
+                     "  kworker-1 [000] .... 1e300: prq_report: \(event)"] {
+            importer.add(line: Substring(line))
+        }
+        #expect(importer.events.count == 1)
+        #expect(importer.unrecognised.map(\.reason) == [
+            "timestamp 9.000000 is earlier than the previous event's", "timestamp nan is not a finite number",
+            "timestamp inf is not a finite number", "timestamp 1e300 is more than a day after the first event",
+        ])
     }
 }
