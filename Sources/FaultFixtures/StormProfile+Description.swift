@@ -1,6 +1,11 @@
 import FaultSimulation
 
 extension StormProfile {
+    /// The consumer processes as latency tenants: each one's name and the devices it attaches.
+    public var tenants: [RemoteDevices.Tenant] {
+        consumerProcessNames.enumerated().map { RemoteDevices.Tenant(name: $1, devices: devices(ofConsumerProcess: $0)) }
+    }
+
     /// A phase's shape in words: `ramp 2000→50000/s`.
     public static func describe(_ shape: ArrivalPhase.Shape) -> String {
         switch shape {

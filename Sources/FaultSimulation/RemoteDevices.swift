@@ -119,22 +119,8 @@ public final class RemoteDevices {
     /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid, scheduled ns).
     var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64, phase: Int)] = [:]
     var latencies: [UInt64] = []
-    /// The storm schedule being raised (`options.schedule`, advanced as arrivals fall due).
-    var schedule: ArrivalSchedule?
-    /// With a schedule: the arrivals each device still owes, oldest first (scheduled ns, phase).
-    var backlog: [Deque<(atNS: UInt64, phase: Int)>] = []
-    /// The schedule's next arrival, read ahead (nil once it is exhausted).
-    var upcoming: (atNS: UInt64, phase: Int)?
-    var nextDevice = 0
-    /// Latency per phase of the schedule, ns.
-    var phaseHistograms: [Histogram<UInt64>] = []
-    /// Latency per tenant, and the tenant of each device (-1: none).
-    var tenantHistograms: [Histogram<UInt64>] = []
-    var tenantOfDevice: [Int] = []
-    /// Every group's latency, and those answered since the last progress tick.
-    var overallHistogram = NamedLatency.emptyHistogram()
-    var intervalHistogram = NamedLatency.emptyHistogram()
-    var answeredByService: UInt64 = 0
+    /// The storm being raised (`options.schedule`): arrivals, backlogs and latency books.
+    var storm: StormArrivals?
     var nextCookie: UInt32 = 1
     var dueAt: [UInt64]
     var blocked: [Bool]
@@ -161,14 +147,7 @@ public final class RemoteDevices {
         rng = SplitMix64(seed: options.seed)
         dueAt = [UInt64](repeating: 0, count: configs.count)
         blocked = [Bool](repeating: false, count: configs.count)
-        schedule = options.schedule
-        if schedule != nil {
-            backlog = Array(repeating: Deque(), count: configs.count)
-            upcoming = schedule!.next()
-            phaseHistograms = schedule!.phases.map { _ in NamedLatency.emptyHistogram() }
-            tenantHistograms = options.tenants.map { _ in NamedLatency.emptyHistogram() }
-            tenantOfDevice = configs.map { c in options.tenants.firstIndex { $0.devices.contains(c.deviceID) } ?? -1 }
-        }
+        storm = options.schedule.map { StormArrivals($0, deviceIDs: configs.map(\.deviceID), tenants: options.tenants) }
     }
 
     static func number(_ fd: borrowing OwnedFD?) -> Int32 {
@@ -184,7 +163,7 @@ public final class RemoteDevices {
 
     /// Whether every device has raised its `groupsPerDevice`.
     var doneRaising: Bool {
-        if schedule != nil { return upcoming == nil && backlog.allSatisfy(\.isEmpty) }
+        if let storm { return storm.exhausted }
         guard let limit = options.groupsPerDevice else { return false }
         return devices.allSatisfy { $0.ledger.issued >= limit }
     }
@@ -198,7 +177,8 @@ public final class RemoteDevices {
     public func run(seconds: Double = 0, stop: () -> Bool = { false },
                     progress: (DeviceProgress) -> Void = { _ in }) -> Report {
         let start = Sys.monotonicNS
-        let tick = schedule != nil ? options.progressEveryNS : 0
+        let tick = storm != nil ? options.progressEveryNS : 0
+        storm?.start(at: start)
         var nextTick = tick > 0 ? start &+ tick : UInt64.max
         let end = seconds > 0 ? start &+ UInt64(seconds * 1e9) : UInt64.max
         let period = options.rate > 0 ? UInt64(1e9 / options.rate) : 0  // 0: as fast as indices allow
@@ -210,21 +190,21 @@ public final class RemoteDevices {
             if let since = stopped {
                 if pending.isEmpty && unsent.isEmpty { break }
                 if now &- since > Self.answerGraceNS { break }
-            } else if schedule != nil {
-                raiseScheduled(start: start, now: now)
+            } else if let storm {
+                raiseScheduled(storm, now: now)
             } else {
                 raiseDue(now: now, period: period)
             }
             flushUnsent()
-            if now >= nextTick {
-                progress(self.progress(at: now, start: start))
+            if now >= nextTick, let storm {
+                progress(storm.progress(at: now, raised: groupsSent, pending: pending.count))
                 nextTick = now &+ tick
             }
             // Sleep until the next device is due (rounded up to a millisecond:
             // never a busy wait), or an answer arrives.
             var next = UInt64.max
-            if schedule != nil, stopped == nil, let upcoming { next = start &+ upcoming.atNS }
-            for d in devices.indices where !blocked[d] && stopped == nil && schedule == nil {
+            if stopped == nil, let due = storm?.nextArrivalNS { next = due }
+            for d in devices.indices where !blocked[d] && stopped == nil && storm == nil {
                 if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
                 next = min(next, dueAt[d])
             }
@@ -256,26 +236,11 @@ public final class RemoteDevices {
         report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
         report.seconds = Double(Sys.monotonicNS &- start) / 1e9
         if options.measureLatency { report.latency = LatencySummary(latencies) }
-        if let schedule {
-            report.phases = zip(schedule.phases, phaseHistograms).map { NamedLatency(name: $0.name, histogram: $1) }
-            report.overall = NamedLatency(name: "all", histogram: overallHistogram)
-            if !options.tenants.isEmpty {
-                report.tenants = zip(options.tenants, tenantHistograms).map { NamedLatency(name: $0.name, histogram: $1) }
-            }
-            if tick > 0 { progress(self.progress(at: Sys.monotonicNS, start: start)) }
+        if let storm {
+            storm.finish(into: &report)
+            if tick > 0 { progress(storm.progress(at: Sys.monotonicNS, raised: groupsSent, pending: pending.count)) }
         }
         return report
-    }
-
-    /// A progress tick: the counts so far, and the latency since the last
-    /// tick (whose histogram starts again).
-    func progress(at now: UInt64, start: UInt64) -> DeviceProgress {
-        defer { intervalHistogram.reset() }
-        let phase = schedule.map { $0.phaseIndex(atNS: now &- start) } ?? 0
-        return DeviceProgress(atNS: now, startNS: start, phase: phase, offered: report.offered, raised: groupsSent,
-                              answered: answeredByService, pending: pending.count,
-                              backlog: backlog.reduce(0) { $0 + $1.count }, interval: LatencySummary(intervalHistogram),
-                              p99SoFar: overallHistogram.totalCount == 0 ? 0 : overallHistogram.valueAtPercentile(99))
     }
 
     func raiseDue(now: UInt64, period: UInt64) {
@@ -327,24 +292,19 @@ public final class RemoteDevices {
         if options.eventEvery > 0 && groupsSent % UInt64(options.eventEvery) == 0 { sendEvent(device: d) }
     }
 
-    /// Hands every arrival due by `now` (the schedule counts from `start`)
-    /// to its device, then lets each device raise what its PRG indices and
-    /// allocation allow, oldest arrival first. An arrival that must wait
-    /// keeps its scheduled time: the wait is latency, not a skipped sample.
-    func raiseScheduled(start: UInt64, now: UInt64) {
-        while let arrival = upcoming, start &+ arrival.atNS <= now {
-            backlog[nextDevice].append(arrival)
-            nextDevice = (nextDevice + 1) % devices.count
-            report.offered += 1
-            upcoming = schedule!.next()
-        }
+    /// Hands every arrival due by `now` to its device, then lets each device
+    /// raise what its PRG indices and allocation allow, oldest arrival
+    /// first. An arrival that must wait keeps its scheduled time: the wait
+    /// is latency, not a skipped sample.
+    func raiseScheduled(_ storm: StormArrivals, now: UInt64) {
+        storm.admit(now: now)
         var requests: [PageRequest] = []
         var batch: [UInt8] = []
         for d in devices.indices {
             var burst = 0
-            while let arrival = backlog[d].first, burst < 256 {
+            while let arrival = storm.first(of: d), burst < 256 {
                 requests.removeAll(keepingCapacity: true)
-                devices[d].nextGroup(now: start &+ arrival.atNS, using: &rng, into: &requests)
+                devices[d].nextGroup(now: arrival.atNS, using: &rng, into: &requests)
                 guard let last = requests.last else {
                     blocked[d] = true
                     break
@@ -352,8 +312,8 @@ public final class RemoteDevices {
                 blocked[d] = false
                 burst += 1
                 if !last.isLastPage || last.isStopMarker { continue }  // the arrival raised a lone stop marker first
-                backlog[d].removeFirst()
-                enqueue(requests, device: d, scheduled: start &+ arrival.atNS, phase: arrival.phase, into: &batch)
+                storm.raisedFirst(of: d)
+                enqueue(requests, device: d, scheduled: arrival.atNS, phase: arrival.phase, into: &batch)
             }
         }
         if !batch.isEmpty { unsent.append(batch) }
@@ -411,13 +371,11 @@ public final class RemoteDevices {
                         refuse(response.cookie)
                         continue
                     }
-                    if options.measureLatency || schedule != nil {
+                    if options.measureLatency || storm != nil {
                         let now = Sys.monotonicNS
-                        let latency = now > group.scheduled ? now - group.scheduled : 0
-                        if options.measureLatency { latencies.append(latency) }
-                        if schedule != nil { record(max(1, latency), phase: group.phase, device: group.device) }
+                        if options.measureLatency { latencies.append(now > group.scheduled ? now - group.scheduled : 0) }
+                        storm?.answered(scheduledNS: group.scheduled, phase: group.phase, device: group.device, now: now)
                     }
-                    answeredByService += 1
                     devices[group.device].complete(
                         DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
                                          prgi: group.prgi, code: response.responseCode, privateData: nil, cookie: 0,
@@ -427,14 +385,6 @@ public final class RemoteDevices {
                 }
             }
         }
-    }
-
-    /// Books one answered group's latency in every histogram it belongs to.
-    func record(_ latency: UInt64, phase: Int, device: Int) {
-        _ = phaseHistograms[phase].record(latency)
-        _ = overallHistogram.record(latency)
-        _ = intervalHistogram.record(latency)
-        if tenantOfDevice[device] >= 0 { _ = tenantHistograms[tenantOfDevice[device]].record(latency) }
     }
 
     /// Tells the service an answer was refused, as the kernel's EINVAL would.

@@ -1,5 +1,6 @@
 import FaultABI
 import FaultPipeline
+import FaultSys
 import PageRequests
 
 /// How a set of simulated devices raises groups.
@@ -54,9 +55,47 @@ public final class SimulatedDevices: FaultSource {
     /// waits for an answer, not for the clock.
     var blocked: [Bool] = []
     var requests: [PageRequest] = []
+    /// A storm raised inside the service (`Storm`), or nil.
+    let storm: Storm?
+
+    /// A storm's schedule raised by devices inside the service: arrivals
+    /// instead of a rate, latency from each group's scheduled time to the
+    /// moment its answer reaches the device, ticks and a final report.
+    public final class Storm {
+        /// The arrivals and latency books.
+        public let arrivals: StormArrivals
+        /// Called at every tick, and once more at the end.
+        let progress: (DeviceProgress) -> Void
+        /// Called once, when every arrival has been raised and answered (or 5 s after the last was raised).
+        let finished: (RemoteDevices.Report) -> Void
+        let tickNS: UInt64
+        /// An unrecoverable fault every N groups raised (0: none), the profile's unrecoverable share.
+        let eventEvery: Int
+        var eventsSent: UInt64 = 0
+        var nextTick: UInt64 = 0
+        /// Outstanding groups by (device index, PRGI): their scheduled time and phase.
+        var pending: [Int: (scheduled: UInt64, phase: Int)] = [:]
+        var raisedAll: UInt64?
+        var reported = false
+
+        /// A storm on `arrivals`, ticking every `tickNS` (0: never), with an
+        /// unrecoverable fault every `eventEvery` groups (0: none).
+        public init(_ arrivals: StormArrivals, tickNS: UInt64, eventEvery: Int = 0,
+                    progress: @escaping (DeviceProgress) -> Void, finished: @escaping (RemoteDevices.Report) -> Void) {
+            self.arrivals = arrivals
+            self.tickNS = tickNS
+            self.eventEvery = eventEvery
+            self.progress = progress
+            self.finished = finished
+        }
+
+        static func key(_ device: Int, _ prgi: UInt32) -> Int { device << 9 | Int(prgi & 0x1ff) }
+    }
 
     /// Devices built from `configs`, raising on `schedule`.
-    public init(_ configs: [SimulatedDeviceConfig], schedule: SimulationSchedule = SimulationSchedule()) {
+    public init(_ configs: [SimulatedDeviceConfig], schedule: SimulationSchedule = SimulationSchedule(),
+                storm: Storm? = nil) {
+        self.storm = storm
         simulated = configs.map(SimulatedPRIDevice.init)
         self.schedule = schedule
         rng = SplitMix64(seed: schedule.seed)
@@ -87,8 +126,13 @@ public final class SimulatedDevices: FaultSource {
         stopped || schedule.totalGroups.map { raised >= $0 } ?? false
     }
 
-    /// Each attached device raises up to `groupsPerStep` groups.
+    /// Each attached device raises up to `groupsPerStep` groups (with a
+    /// storm: what its arrivals ask, once every device is attached).
     public func raise(now: UInt64, into intake: any FaultIntake) {
+        if let storm {
+            raiseStorm(storm, now: now, into: intake)
+            return
+        }
         guard !doneRaising else { return }
         for id in intake.attachedDevices {
             guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
@@ -132,6 +176,13 @@ public final class SimulatedDevices: FaultSource {
     /// With a rate: the earliest time an attached, unblocked device that has
     /// not reached its limit is due.
     public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? {
+        if let storm {
+            guard storm.arrivals.startNS != nil, !storm.reported else { return nil }  // attachments wake the loop
+            var due = storm.tickNS > 0 ? storm.nextTick : UInt64.max
+            if !stopped, let next = storm.arrivals.nextArrivalNS { due = Swift.min(due, next) }
+            if let all = storm.raisedAll { due = Swift.min(due, all &+ RemoteDevices.answerGraceNS) }
+            return due
+        }
         guard schedule.rate != nil, !doneRaising else { return nil }
         var earliest: UInt64?
         for id in intake.attachedDevices {
@@ -156,8 +207,70 @@ public final class SimulatedDevices: FaultSource {
             let d = index[Int(seen.deviceID)]
             simulated[d].complete(seen)
             blocked[d] = false
+            if let storm, let group = storm.pending.removeValue(forKey: Storm.key(d, seen.prgi)) {
+                storm.arrivals.answered(scheduledNS: group.scheduled, phase: group.phase, device: d, now: Sys.monotonicNS)
+            }
         } catch {
             noteWireError(error)
+        }
+    }
+
+    /// The storm's step: starts the clock once every device is attached,
+    /// hands due arrivals to devices, lets each raise oldest first (an
+    /// arrival that must wait for a PRG index keeps its scheduled time),
+    /// ticks, and reports once everything raised is answered.
+    func raiseStorm(_ storm: Storm, now: UInt64, into intake: any FaultIntake) {
+        guard !storm.reported else { return }
+        if storm.arrivals.startNS == nil {
+            guard simulated.allSatisfy({ intake.isAttached($0.config.deviceID) }) else { return }
+            storm.arrivals.start(at: now)
+            storm.nextTick = now &+ storm.tickNS
+        }
+        if !stopped {
+            storm.arrivals.admit(now: now)
+            for d in simulated.indices {
+                var burst = 0
+                while let arrival = storm.arrivals.first(of: d), burst < 256 {
+                    requests.removeAll(keepingCapacity: true)
+                    simulated[d].nextGroup(now: arrival.atNS, using: &rng, into: &requests)
+                    guard let last = requests.last else {
+                        blocked[d] = true
+                        break
+                    }
+                    burst += 1
+                    for request in requests {
+                        do {
+                            intake.receive(try schedule.wire.carry(request, needsPASID: simulated[d].config.needsPASID), now: now)
+                        } catch {
+                            noteWireError(error)
+                        }
+                    }
+                    if !last.isLastPage || last.isStopMarker { continue }  // a lone stop marker first
+                    storm.arrivals.raisedFirst(of: d)
+                    raised += 1
+                    storm.pending[Storm.key(d, last.prgi)] = (arrival.atNS, arrival.phase)
+                    if storm.eventEvery > 0 && raised % UInt64(storm.eventEvery) == 0 {
+                        storm.eventsSent += 1
+                        _ = intake.deliver(UnrecoverableFault(deviceID: simulated[d].config.deviceID, reason: 1,
+                                                              address: 0x4000_0000 &+ storm.eventsSent << 12, timestampNS: now))
+                    }
+                }
+            }
+        }
+        if storm.raisedAll == nil && (storm.arrivals.exhausted || stopped) { storm.raisedAll = now }
+        if storm.tickNS > 0 && now >= storm.nextTick {
+            storm.progress(storm.arrivals.progress(at: now, raised: raised, pending: storm.pending.count))
+            storm.nextTick = now &+ storm.tickNS
+        }
+        if let all = storm.raisedAll, storm.pending.isEmpty || now &- all > RemoteDevices.answerGraceNS {
+            storm.reported = true
+            var report = RemoteDevices.Report()
+            report.devices = books()
+            report.seconds = Double(now &- (storm.arrivals.startNS ?? now)) / 1e9
+            report.eventsSent = storm.eventsSent
+            storm.arrivals.finish(into: &report)
+            if storm.tickNS > 0 { storm.progress(storm.arrivals.progress(at: now, raised: raised, pending: storm.pending.count)) }
+            storm.finished(report)
         }
     }
 

@@ -78,11 +78,6 @@ public final class StormRunner {
     /// or hung) end up in `StormRun.problems`, never as a trap or a hang.
     public func run(_ mode: StormRun.Mode, status: (Status) -> Void = { _ in }) -> StormRun {
         var run = StormRun(mode: mode)
-        guard profile.devices.placement == .process else {
-            // Devices inside the service raise on the service's own timer, not the profile's schedule.
-            run.problems.append("placement \"service\" is not supported by the storm runner yet: use \"process\"")
-            return run
-        }
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("faultring-storm-\(getpid())-\(mode.rawValue)").path
         try? FileManager.default.removeItem(atPath: directory)
@@ -103,14 +98,21 @@ public final class StormRunner {
 
     // MARK: The service path
 
+    /// Through the service. With `placement: process` the devices are one
+    /// `faultring device` process over a device socket; with `service` they
+    /// are the service's own simulated devices (`serve --storm`), which
+    /// print the ticks and the report instead.
     func runThroughService(socket: String, into run: inout StormRun, status: (Status) -> Void) {
+        let inService = profile.devices.placement == .service
         let service: StormProcess
         do {
             service = try StormProcess(name: "service", executable: options.executable, arguments: [
-                "serve", "--socket-path", socket, "--devices", "0", "--entries", String(profile.rings.entries),
+                "serve", "--socket-path", socket, "--entries", String(profile.rings.entries),
                 "--responses", String(profile.rings.responses), "--timeout-ms", String(profile.timeoutMilliseconds),
                 "--log-level", "error",
-            ])
+            ] + (inService
+                ? ["--storm", options.profilePath, "--progress-ms", String(options.sampleMilliseconds)] + scaling
+                : ["--devices", "0"]))
         } catch {
             run.problems.append("cannot start the service: \(error)")
             return
@@ -121,27 +123,32 @@ public final class StormRunner {
             return
         }
         defer { observer.close() }
+        // The process whose ticks and report are followed: the device process, or the service itself.
         let device: StormProcess
-        do {
-            device = try StormProcess(name: "device", executable: options.executable, arguments: [
-                "device", "--socket-path", socket, "--storm", options.profilePath, "--wait-for-consumer",
-                "--progress-ms", String(options.sampleMilliseconds), "--hold",
-            ] + scaling)
-        } catch {
-            run.problems.append("cannot start the device process: \(error)")
-            return
+        if inService {
+            device = service
+        } else {
+            do {
+                device = try StormProcess(name: "device", executable: options.executable, arguments: [
+                    "device", "--socket-path", socket, "--storm", options.profilePath, "--wait-for-consumer",
+                    "--progress-ms", String(options.sampleMilliseconds), "--hold",
+                ] + scaling)
+            } catch {
+                run.problems.append("cannot start the device process: \(error)")
+                return
+            }
         }
         let ids = (1...UInt32(profile.devices.count)).map { $0 }
         guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, observer, device,
                       service) else {
-            run.problems.append("the device process did not add its devices within 10 s: \(device.errors)")
-            stop(device, as: "device process", within: 1, into: &run)
+            run.problems.append("the devices were not there within 10 s: \(device.errors)")
+            if !inService { stop(device, as: "device process", within: 1, into: &run) }
             return
         }
         var tenants = StormTenants(profile: profile, executable: options.executable, socket: socket)
         if let problem = tenants.startAll() {
             run.problems.append(problem)
-            stop(device, as: "device process", within: 1, into: &run)
+            if !inService { stop(device, as: "device process", within: 1, into: &run) }
             tenants.stopAll(into: &run)
             return
         }
@@ -159,8 +166,10 @@ public final class StormRunner {
         let final = Self.snapshot(observer)
         if let final { sampler.note(stats: final, pids: tenants.pidNames) }
         tenants.stopAll(into: &run)
-        // Held until now (`--hold`), it ends by the signal; its ledger is judged from the report.
-        stop(device, as: "device process", within: 5, acceptable: [0, 1, 128 + SIGTERM], into: &run)
+        if !inService {
+            // Held until now (`--hold`), it ends by the signal; its ledger is judged from the report.
+            stop(device, as: "device process", within: 5, acceptable: [0, 1, 128 + SIGTERM], into: &run)
+        }
         guard let report else { return }
         record(report, into: &run)
         let answeredBy = Dictionary(final?.devices.map { ($0.id, $0.answersBySource) } ?? [], uniquingKeysWith: { a, _ in a })

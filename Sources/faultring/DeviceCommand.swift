@@ -74,12 +74,8 @@ struct DeviceCommand: ParsableCommand {
             options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
             options.seed = profile.seed
             options.progressEveryNS = progressMs * 1_000_000
-            options.tenants = zip(profile.consumerProcessNames, profile.consumerProcessNames.indices).map {
-                RemoteDevices.Tenant(name: $0, devices: profile.devices(ofConsumerProcess: $1))
-            }
-            // A share s of arrivals as events is s / (1 − s) events per group: one every (1 − s) / s groups.
-            let share = profile.devices.unrecoverableShare
-            if share > 0 { eventsEvery = max(1, Int(min((1 - share) / share, 1e9).rounded())) }
+            options.tenants = profile.tenants
+            eventsEvery = Self.eventEvery(of: profile)
         }
         options.rate = rate
         options.groupsPerDevice = groups > 0 ? groups : nil
@@ -130,6 +126,14 @@ struct DeviceCommand: ParsableCommand {
         try finish(report)
     }
 
+    /// Groups between two unrecoverable faults for a profile's unrecoverable
+    /// share s (0: none): s of arrivals as events is s / (1 − s) events per
+    /// group, one every (1 − s) / s groups (clamped: a tiny share cannot trap).
+    static func eventEvery(of profile: StormProfile) -> Int {
+        let share = profile.devices.unrecoverableShare
+        return share > 0 ? max(1, Int(min((1 - share) / share, 1e9).rounded())) : 0
+    }
+
     /// The simulated devices a storm profile describes: ids 1 ... count,
     /// PASIDs 1 ... pasidsPerDevice, its PRGI budget and allocation, stop
     /// markers and group-size distribution; odd ids set NEEDS_PASID.
@@ -151,13 +155,18 @@ struct DeviceCommand: ParsableCommand {
 
     /// One JSON progress line, flushed at once: a storm runner reads it live.
     func printProgress(_ tick: DeviceProgress) {
-        guard progressMs > 0, let line = try? JSONEncoder().encode(DeviceOutputLine(progress: tick)) else { return }
-        FileHandle.standardOutput.write(line + Data("\n".utf8))
+        if progressMs > 0 { Self.emit(DeviceOutputLine(progress: tick)) }
+    }
+
+    /// Writes one output line (a tick or the report) as JSON, unbuffered.
+    static func emit(_ line: DeviceOutputLine) {
+        guard let bytes = try? JSONEncoder().encode(line) else { return }
+        FileHandle.standardOutput.write(bytes + Data("\n".utf8))
     }
 
     func finish(_ report: RemoteDevices.Report) throws {
         if progressMs > 0 && storm != nil {
-            FileHandle.standardOutput.write(try JSONEncoder().encode(DeviceOutputLine(report: report)) + Data("\n".utf8))
+            Self.emit(DeviceOutputLine(report: report))
         } else if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -34,6 +34,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Allow peers with this uid (repeatable; default: this user and root).") var allowUid: [UInt32] = []
     @Option(help: "Fault ring entries per client queue.") var entries = 4096
     @Option(help: "Response ring slots per client queue.") var responses = 1024
+    @Option(help: "Raise a storm profile's schedule on simulated devices inside the service (placement \"service\"), printing JSON progress lines and the report as the last line.")
+    var storm: String?
+    @Option(help: "With --storm: scale the storm to this many seconds.") var stormSeconds: Double?
+    @Option(help: "With --storm: multiply every phase's rate by this.") var stormRateScale: Double?
+    @Option(help: "With --storm: a progress line every N ms (0: only the report).") var progressMs: UInt64 = 100
     @Option(help: "The socket file's mode, octal (default 600: only this uid and root can connect).")
     var socketMode = "600"
     @Option(help: "Only this uid may attach this device: ID:UID (repeatable).") var deviceOwner: [String] = []
@@ -98,6 +103,26 @@ struct ServeCommand: ParsableCommand {
             config.policy = feed.policy
             config.entryCount = feed.fixture.service.entries
             return (feed, config)
+        }
+        if let storm {
+            guard capture == nil else { throw ValidationError("--capture records rate-driven devices, not a --storm") }
+            let profile: StormProfile
+            do {
+                profile = try StormPlanCommand.load(storm, seconds: stormSeconds, rateScale: stormRateScale,
+                                                    option: "--storm-seconds")
+            } catch let error as FixtureError {
+                throw ValidationError("\(error)")
+            }
+            let configs = DeviceCommand.devices(of: profile)
+            let arrivals = StormArrivals(ArrivalSchedule(phases: profile.phases, seed: profile.seed),
+                                         deviceIDs: configs.map(\.deviceID), tenants: profile.tenants)
+            let run = SimulatedDevices.Storm(arrivals, tickNS: progressMs * 1_000_000,
+                                             eventEvery: DeviceCommand.eventEvery(of: profile),
+                                             progress: { DeviceCommand.emit(DeviceOutputLine(progress: $0)) },
+                                             finished: { DeviceCommand.emit(DeviceOutputLine(report: $0)) })
+            var schedule = SimulationSchedule()
+            schedule.seed = profile.seed
+            return (SimulatedDevices(configs, schedule: schedule, storm: run), config)
         }
         let configs = simulatedDevices()
         var schedule = SimulationSchedule()

@@ -179,4 +179,26 @@ import FoundationXML
         #expect(!page.contains("<script"))
         #expect(!page.contains("src=") && !page.contains("<link") && !page.contains("@import") && !page.contains("url("))
     }
+
+    /// `placement: "service"`: the service's own simulated devices raise the
+    /// schedule (`serve --storm`), with the same tenants, behaviours and books.
+    @Test func devicesCanRunInsideTheService() throws {
+        var object = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Self.storms.appendingPathComponent("mixed-tenants.json"))) as! [String: Any]
+        var devices = object["devices"] as! [String: Any]
+        devices["placement"] = "service"
+        object["devices"] = devices
+        object["name"] = "mixed-tenants-in-service"
+        let path = NSTemporaryDirectory() + "storm-in-service-\(UUID().uuidString).json"
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let (status, report, _, errors) = try Self.storm([path, "--seconds", "1.5", "--rate-scale", "0.25"])
+        let run = try #require(report?.runs.first, "\(errors)")
+        #expect(status & (StormVerdict.Kind.ledger.bit | StormVerdict.Kind.run.bit) == 0, "\(run.problems)")
+        #expect(run.offered > 0 && run.answered == run.offered && run.ledgers.count == 10)
+        #expect(run.ledgers.allSatisfy { $0.balances })
+        #expect(run.consumers.map(\.name) == report?.profile.consumerProcessNames)
+        #expect(run.eventsSent > 0, "the unrecoverable share is raised in the service too")
+        #expect(!run.samples.isEmpty && run.tenants.count == 5)
+    }
 }
