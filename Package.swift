@@ -103,8 +103,8 @@ let package = Package(
         .target(
             name: "VMMClient",
             dependencies: [
-                "CFaultRingABI", "FaultABI", "FaultSys", "FaultQueue", "FaultControl", "IOMMUFormats", "PageRequests",
-                systemPackage,
+                "CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "FaultQueue", "FaultControl", "IOMMUFormats",
+                "PageRequests", systemPackage,
             ]
         ),
         // Simulated PRI devices and their ledgers, as a FaultSource.

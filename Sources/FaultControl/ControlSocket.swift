@@ -147,7 +147,16 @@ public struct ControlSocket: Sendable {
             throw ControlError(Errno(rawValue: error), "recvmsg")
         }
         let received = fds.prefix(Int(count)).map { FileDescriptor(rawValue: $0) }
-        if n == 0 && received.isEmpty { return .closed }
+        if n == 0 && received.isEmpty {
+            // A SEQPACKET read of 0 is either the peer's end of stream or an empty packet: only
+            // the former leaves the socket hung up. An empty packet is malformed (EINVAL), not a goodbye.
+            let rdhup: Int16 = 0x2000  // POLLRDHUP (Linux; <poll.h> declares it only under _GNU_SOURCE)
+            var pfd = pollfd(fd: fd.rawValue, events: Int16(POLLIN) | rdhup, revents: 0)
+            let hungUp = poll(&pfd, 1, 0) == 1 && pfd.revents & (rdhup | Int16(POLLHUP)) != 0
+            if hungUp { return .closed }
+            return .malformed(ControlMessage.ParseFailure(id: 0, command: 0, error: ControlError(
+                .invalidArgument, "an empty packet (0 bytes) is not a message; the header alone is 16")))
+        }
         func refuse(_ failure: ControlMessage.ParseFailure) -> Received {
             for fd in received { try? fd.close() }
             return .malformed(failure)

@@ -66,9 +66,12 @@ extension PageRequestTracker {
     }
 
     /// The device's consumer let it go (DETACH): answer INVALID its
-    /// outstanding groups and detach it; the device stays known.
+    /// outstanding groups, drop its partial groups (their pages were asked
+    /// under the old owner and must not reach the next one), and detach it;
+    /// the device stays known.
     public mutating func detachDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .detach, complete: complete) { $0.deviceID == deviceID }
+        discardPartials(of: deviceID)
         attach(deviceID, to: nil)
     }
 

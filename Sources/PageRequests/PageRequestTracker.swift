@@ -162,7 +162,15 @@ public struct PageRequestTracker {
     // MARK: Channels and devices
 
     /// Registers a queue; groups of devices attached to it go to `sink`.
+    ///
+    /// A removed channel's id is reused (lowest first), so a service whose
+    /// clients come and go keeps a table as large as its clients at once.
+    /// Reuse is safe: removing a channel retired every group it held.
     public mutating func addChannel(_ sink: any GroupSink) -> ChannelID {
+        if let free = channels.indices.dropFirst().first(where: { channels[$0] == nil }) {
+            channels[free] = Channel(sink: sink)
+            return ChannelID(free)
+        }
         channels.append(Channel(sink: sink))
         return ChannelID(channels.count - 1)
     }

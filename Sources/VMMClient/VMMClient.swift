@@ -1,4 +1,5 @@
 import CFaultRingABI
+import CFaultRingSys
 import FaultABI
 import FaultControl
 import FaultQueue
@@ -35,7 +36,13 @@ public final class VMMClient {
 
     /// Connects to the service at `socketPath`, says hello, attaches
     /// `devices` (all or nothing) and negotiates `abi` on the new queue.
-    public init(socketPath: String, devices: [UInt32], abi: ABIVersion = .v2, client: String = "faultring-vmmclient")
+    ///
+    /// The service must run as a uid in `trustedServiceUIDs` (default: this
+    /// process's uid and root), read with SO_PEERCRED before anything is
+    /// sent: a VMM that reaches the wrong socket does not hand its devices
+    /// to another user's process.
+    public init(socketPath: String, devices: [UInt32], abi: ABIVersion = .v2, client: String = "faultring-vmmclient",
+                trustedServiceUIDs: Set<UInt32>? = nil)
         throws(VMMClientError)
     {
         self.socketPath = socketPath
@@ -49,6 +56,16 @@ public final class VMMClient {
         // Until `capabilities` is set a throw skips deinit: close here.
         let connected = socket
         do throws(VMMClientError) {
+            let trusted = trustedServiceUIDs ?? [getuid(), 0]
+            let peer: (pid: UInt32, uid: UInt32, gid: UInt32)
+            do {
+                peer = try connected.peerCredentials()
+            } catch {
+                throw .connection(error)
+            }
+            guard trusted.contains(peer.uid) else {
+                throw .protocolViolation("the service on \(socketPath) runs as uid \(peer.uid), not one of \(trusted.sorted())")
+            }
             let payload: [UInt8]
             do {
                 payload = try JSONPayload.encode(Hello(client: client))
@@ -151,6 +168,10 @@ public final class VMMClient {
                 for fd in reply.fds { try? fd.close() }
                 throw .protocolViolation("ATTACH reply created a queue with \(reply.fds.count) descriptors, 4 expected")
             }
+            if let problem = Self.checkQueueDescriptors(reply.fds) {
+                for fd in reply.fds { try? fd.close() }
+                throw .protocolViolation("ATTACH reply: \(problem)")
+            }
             let files = QueueFiles(adopting: reply.fds[0], consumerRegion: reply.fds[1],
                                    consumerDoorbell: reply.fds[2], producerDoorbell: reply.fds[3])
             do {
@@ -162,6 +183,33 @@ public final class VMMClient {
             }
         }
         devices += more
+    }
+
+    /// What is wrong with a service queue's four descriptors, or nil: the
+    /// regions must be memfds sealed against shrinking, growing and new
+    /// seals, the producer region also against writes and opened read-only
+    /// (so what this VMM reads cannot change size under it, and it cannot
+    /// write what it must only read); the doorbells must be sockets (each
+    /// side its own end).
+    static func checkQueueDescriptors(_ fds: [FileDescriptor]) -> String? {
+        let sizeSeals = faultring_sys_seal_shrink() | faultring_sys_seal_grow() | faultring_sys_seal_seal()
+        for (i, name) in [(0, "producer region"), (1, "consumer region")] {
+            let seals = faultring_sys_get_seals(fds[i].rawValue)
+            guard seals >= 0 else { return "the \(name) is not a memfd (F_GET_SEALS: \(Errno(rawValue: -seals)))" }
+            guard seals & sizeSeals == sizeSeals else {
+                return "the \(name) is not sealed against shrinking, growing and new seals (seals 0x\(String(seals, radix: 16)))"
+            }
+        }
+        let producerSeals = faultring_sys_get_seals(fds[0].rawValue)
+        guard producerSeals & faultring_sys_seal_future_write_bit() != 0 else {
+            return "the producer region is not sealed against writes (seals 0x\(String(producerSeals, radix: 16)))"
+        }
+        guard fcntl(fds[0].rawValue, F_GETFL) & O_ACCMODE == O_RDONLY else { return "the producer region is not opened read-only" }
+        for (i, name) in [(2, "consumer doorbell"), (3, "producer doorbell")] {
+            var info = stat()
+            guard fstat(fds[i].rawValue, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return "the \(name) is not a socket" }
+        }
+        return nil
     }
 
     /// Detaches devices (all of them if empty). Cannot fail on the service

@@ -20,10 +20,14 @@ import Testing
         var id: UInt16 = 1
         var fds: [Int32] = []
 
-        init(_ path: String) throws {
+        /// The HELLO reply's errno (0: welcome).
+        var helloCode: Int32 = -1
+
+        /// Connects and says HELLO; `strict`: the service must say welcome.
+        init(_ path: String, strict: Bool = true) throws {
             socket = try ControlSocket.connect(path: path)
-            let (code, _) = try request(.hello, try JSONPayload.encode(Hello(protocolVersion: 1, client: "hostile")))
-            #expect(code == 0)
+            helloCode = try request(.hello, try JSONPayload.encode(Hello(protocolVersion: 1, client: "hostile"))).0
+            if strict { #expect(helloCode == 0) }
         }
 
         deinit {
@@ -70,6 +74,19 @@ import Testing
             after = try #require(try answeredByConsumer(path, device: device), "the service froze", sourceLocation: sourceLocation)
         }
         #expect(after > before + 20, "device \(device): \(before) → \(after)", sourceLocation: sourceLocation)
+    }
+
+    /// Waits (bounded: 4 s) until STATS lists at most `n` clients, the probe asking included:
+    /// closed connections reach the service a moment after their owner let go.
+    static func waitForClients(_ path: String, atMost n: Int) {
+        for _ in 0..<200 {
+            if let probe = try? Tenant(path, strict: false), probe.helloCode == 0,
+               let reply = try? probe.request(.stats), reply.0 == 0,
+               let stats = try? JSONDecoder().decode(ServiceStats.self, from: Data(reply.1)), stats.clients.count <= n {
+                return
+            }
+            usleep(20_000)
+        }
     }
 
     /// SIGTERM stops the service (bounded: 20 s).
@@ -248,12 +265,20 @@ import Testing
     /// beyond its cap are refused with EAGAIN; a silent connection is dropped.
     @Test func connectionsAreCappedAndSilentOnesDropped() throws {
         let path = socketPath("hostile-caps")
-        let service = try startService(path, ["--devices", "3", "--rate", "500", "--max-clients-per-uid", "4",
+        let service = try startService(path, ["--devices", "3", "--rate", "500", "--max-clients-per-uid", "6",
                                               "--hello-timeout-ms", "300"])
         let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
         defer { good.signal(SIGKILL) }
-        try Self.expectServed(path, device: 3)  // its probes come and go; the consumer holds one connection
-        var held = try (0..<3).map { _ in try Tenant(path) }  // 1 + 3 = the cap
+        try Self.expectServed(path, device: 3)
+        // A probe's close reaches the service a moment after the probe is gone: wait until only the
+        // consumer and the probe are connected, then fill the cap (1 + 5 = 6).
+        Self.waitForClients(path, atMost: 2)
+        var held: [Tenant] = []
+        for _ in 0..<200 where held.count < 5 {
+            let t = try Tenant(path, strict: false)
+            if t.helloCode == 0 { held.append(t) } else { usleep(20_000) }
+        }
+        #expect(held.count == 5)
         let refused = try ControlSocket.connect(path: path)
         var pfd = pollfd(fd: refused.fd.rawValue, events: Int16(POLLIN), revents: 0)
         #expect(poll(&pfd, 1, 10_000) == 1)
@@ -272,6 +297,7 @@ import Testing
             if poll(&p, 1, 100) == 1, case .closed = try silent.receive() { closed = true }
         }
         #expect(closed, "a connection without HELLO was kept")
+        Self.waitForClients(path, atMost: 2)
         try Self.expectServed(path, device: 3)
         Self.expectStops(service)
     }
@@ -347,6 +373,24 @@ import Testing
         let service = try startService(path, ["--devices", "1", "--socket-mode", "640"])
         var info = stat()
         #expect(lstat(path, &info) == 0 && info.st_mode & 0o777 == 0o640)
+        Self.expectStops(service)
+    }
+
+    /// Finding 12: a zero-length packet was taken as end of stream. It is a
+    /// malformed message (EINVAL), and the connection goes on.
+    @Test func anEmptyPacketIsMalformedNotAGoodbye() throws {
+        let path = socketPath("hostile-empty")
+        let service = try startService(path, ["--devices", "1"])
+        let tenant = try Tenant(path)
+        _ = send(tenant.socket.fd.rawValue, nil, 0, Int32(MSG_NOSIGNAL))
+        var pfd = pollfd(fd: tenant.socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 10_000) == 1)
+        guard case .message(let reply) = try tenant.socket.receive() else {
+            Issue.record("no reply to an empty packet")
+            return
+        }
+        #expect(reply.isError && Int32(bitPattern: reply.error) == EINVAL)
+        #expect(try tenant.request(.stats).0 == 0, "the connection survives")
         Self.expectStops(service)
     }
 }

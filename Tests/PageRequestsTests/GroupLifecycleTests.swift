@@ -16,6 +16,36 @@ import Testing
         #expect(b.sink.cookie(0) != b.sink.cookie(1))
     }
 
+    /// Pages asked under one owner never reach the next: a DETACH drops the
+    /// device's partial groups (issue 13, finding 12).
+    @Test func partialGroupsDoNotSurviveADetachIntoTheNextOwner() {
+        var b = Bench()
+        b.send(request(prgi: 3, last: false))
+        b.send(request(prgi: 3, last: false))
+        var out: [DeviceCompletion] = []
+        b.tracker.detachDevice(1) { out.append($0) }
+        let next = try! QueueChannel()
+        let channel = b.tracker.addChannel(next.sink)
+        b.tracker.attach(1, to: channel)
+        b.send(request(prgi: 3))
+        #expect(next.sizes == [1], "the new owner sees only the page raised after it attached")
+        #expect(b.tracker.snapshot.partialsDiscarded == 2)
+    }
+
+    /// A removed channel's id is used again: a service whose clients come and
+    /// go keeps a table as large as its clients at once.
+    @Test func channelIDsAreReusedOnceRemoved() {
+        var b = Bench()
+        var ids: Set<ChannelID> = []
+        for _ in 0..<50 {
+            let sink = try! QueueChannel()
+            let id = b.tracker.addChannel(sink.sink)
+            ids.insert(id)
+            b.tracker.removeChannel(id) { _ in }
+        }
+        #expect(ids.count == 1)
+    }
+
     @Test func groupsAreKeyedByPASIDToo() {
         var b = Bench()
         b.send(request(prgi: 3, pasid: 1, last: false))
