@@ -12,11 +12,22 @@ struct ImportTraceCommand: ParsableCommand {
     @Option(help: "The scenario's name.") var name: String?
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw ValidationError("\(file): cannot read")
-        }
+        guard let handle = FileHandle(forReadingAtPath: file) else { throw ValidationError("\(file): cannot read") }
+        defer { try? handle.close() }
         var importer = TraceImporter(name: name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent)
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) { importer.add(line: line) }
+        // Read in 64 KiB chunks, a line at a time: the trace text is never held whole (the events
+        // are: the fixture's device list, which comes first in the file, is only known at the end).
+        var pending: [UInt8] = []
+        while let chunk = try handle.read(upToCount: 65_536), !chunk.isEmpty {
+            pending += chunk
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                importer.add(line: Substring(String(decoding: pending[start..<newline], as: UTF8.self)))
+                start = newline + 1
+            }
+            pending.removeFirst(start)
+        }
+        if !pending.isEmpty { importer.add(line: Substring(String(decoding: pending, as: UTF8.self))) }
         for problem in importer.unrecognised {
             FileHandle.standardError.write(Data("\(file): \(problem)\n".utf8))
         }

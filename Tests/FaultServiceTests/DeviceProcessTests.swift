@@ -90,7 +90,9 @@ import VMMClient
     static func withUnansweredGroups(_ path: String, backend: String, device id: UInt32) throws
         -> (service: Child, device: Child, client: VMMClient)?
     {
-        let service = try startService(path, ["--devices", "0", "--backend", backend])
+        // A timeout far beyond the test: on a slow run (a sanitizer build) no group may time out
+        // before the test kills one side, or it would not be the kill that answered it.
+        let service = try startService(path, ["--devices", "0", "--backend", backend, "--timeout-ms", "600000"])
         let device = try Child(["device", "--socket-path", path, "--devices", "\(id)", "--rate", "4000",
                                 "--wait-for-consumer", "--json"])
         guard let client = attachWhenReady(path, devices: [id]) else {

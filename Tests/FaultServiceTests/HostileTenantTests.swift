@@ -393,4 +393,47 @@ import Testing
         #expect(try tenant.request(.stats).0 == 0, "the connection survives")
         Self.expectStops(service)
     }
+
+    /// Finding 4: `readMessages` looped until EAGAIN, so a client that kept
+    /// its socket full starved timeouts and every other client. For two
+    /// seconds a thread here sends malformed packets as fast as the socket
+    /// takes them, never reading a reply; meanwhile another tenant is served
+    /// and a third tenant's unanswered groups still time out.
+    @Test func aFloodingClientStarvesNobody() throws {
+        let path = socketPath("hostile-flood")
+        let service = try startService(path, ["--devices", "3", "--rate", "500", "--timeout-ms", "200"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        let silent = try Child(["consume", "--socket-path", path, "--devices", "2", "--policy", "never", "--quiet"])
+        defer {
+            good.signal(SIGKILL)
+            silent.signal(SIGKILL)
+        }
+        try Self.expectServed(path, device: 3)
+        let flooder = try Tenant(path)
+        let fd = flooder.socket.fd.rawValue
+        let junk = [UInt8](repeating: 0xee, count: 16)
+        let flood = Thread {
+            let end = Date().addingTimeInterval(2)
+            while Date() < end {
+                if junk.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }) < 0 {
+                    if errno != EAGAIN { return }  // the service gave up on us: fine, nobody is starved
+                    sched_yield()
+                }
+            }
+        }
+        flood.start()
+        usleep(200_000)
+        func timeouts() throws -> UInt64 {
+            let probe = try Tenant(path)
+            let reply = try probe.request(.stats)
+            return try JSONDecoder().decode(ServiceStats.self, from: Data(reply.1)).pageRequests.autoResponses["timeout"] ?? 0
+        }
+        let before = try timeouts()
+        try Self.expectServed(path, device: 3)
+        var after = before
+        for _ in 0..<40 where after <= before { usleep(50_000); after = try timeouts() }
+        #expect(after > before, "no group timed out during the flood")
+        while flood.isExecuting { usleep(50_000) }
+        Self.expectStops(service)
+    }
 }
