@@ -32,13 +32,7 @@ public enum Sys {
     /// description: what a peer does to its end (clear O_NONBLOCK, fill it,
     /// drain it) cannot make a call on the other end block.
     public static func doorbellPair() throws(SystemCallError) -> SocketPair {
-        try SyscallFaultPlan.current?.check("socketpair(AF_UNIX, SOCK_DGRAM)")
-        var ends: [Int32] = [-1, -1]
-        let rc = faultring_sys_doorbell_pair(&ends)
-        guard rc == 0 else { throw SystemCallError("socketpair(AF_UNIX, SOCK_DGRAM)", negated: Int(rc)) }
-        SyscallFaultPlan.current?.noteOpened(ends[0])
-        SyscallFaultPlan.current?.noteOpened(ends[1])
-        return SocketPair(local: OwnedFD(adopting: ends[0]), remote: OwnedFD(adopting: ends[1]))
+        try socketPair("socketpair(AF_UNIX, SOCK_DGRAM)") { faultring_sys_doorbell_pair($0) }
     }
 
     /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
@@ -163,11 +157,17 @@ public enum Sys {
 
     /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)`.
     public static func seqpacketPair() throws(SystemCallError) -> SocketPair {
-        try SyscallFaultPlan.current?.check("socketpair")
-        var ends: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
-            throw SystemCallError("socketpair(AF_UNIX, SOCK_SEQPACKET)", errno: Errno(rawValue: Glibc.errno))
+        try socketPair("socketpair(AF_UNIX, SOCK_SEQPACKET)") { ends in
+            socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, ends) == 0 ? 0 : -Glibc.errno
         }
+    }
+
+    /// The one socket-pair path: `make` fills two descriptors (0, or -errno), which become a `SocketPair`.
+    static func socketPair(_ call: String, _ make: (UnsafeMutablePointer<Int32>) -> Int32) throws(SystemCallError) -> SocketPair {
+        try SyscallFaultPlan.current?.check(call)
+        var ends: [Int32] = [-1, -1]
+        let rc = ends.withUnsafeMutableBufferPointer { make($0.baseAddress!) }
+        guard rc == 0 else { throw SystemCallError(call, negated: Int(rc)) }
         SyscallFaultPlan.current?.noteOpened(ends[0])
         SyscallFaultPlan.current?.noteOpened(ends[1])
         return SocketPair(local: OwnedFD(adopting: ends[0]), remote: OwnedFD(adopting: ends[1]))

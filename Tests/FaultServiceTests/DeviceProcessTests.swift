@@ -51,7 +51,17 @@ import VMMClient
         guard let client = attachWhenReady(path, devices: [21, 22]) else {
             Issue.record("could not attach the device process's devices"); return
         }
-        let seen = try Self.consume(client) { !device.isRunning }
+        // Done once the device has exited and the service has read its event socket to the end
+        // (on a slow run, a sanitizer build, events are still in flight when the device exits),
+        // and a few more rounds have drained what it published.
+        var settled = 0
+        let seen = try Self.consume(client) {
+            guard !device.isRunning, let stats = try? serviceStats(path),
+                  stats.sources.first(where: { $0.kind == FaultFDKind.deviceEvents.description })?.books.closed == true
+            else { return false }
+            settled += 1
+            return settled > 5
+        }
         let (status, output) = device.finish()
         #expect(status == 0, "device: \(output)")
         let report = try Self.report(output)
