@@ -125,6 +125,9 @@ public final class RemoteDevices {
     var dueAt: [UInt64]
     var blocked: [Bool]
     var unsent: [[UInt8]] = []
+    /// Event packets the event socket had no room for yet, oldest first: sent before anything newer,
+    /// so a slow service delays events but none is counted sent and then dropped.
+    var unsentEvents: [[UInt8]] = []
     var sequence: UInt32 = 0
     var groupsSent: UInt64 = 0
     /// The books so far.
@@ -188,7 +191,7 @@ public final class RemoteDevices {
             let now = Sys.monotonicNS
             if stopped == nil && (now >= end || stop() || doneRaising) { stopped = now }
             if let since = stopped {
-                if pending.isEmpty && unsent.isEmpty { break }
+                if pending.isEmpty && unsent.isEmpty && unsentEvents.isEmpty { break }
                 if now &- since > Self.answerGraceNS { break }
             } else if let storm {
                 raiseScheduled(storm, now: now)
@@ -208,7 +211,7 @@ public final class RemoteDevices {
                 if let limit = options.groupsPerDevice, devices[d].ledger.issued >= limit { continue }
                 next = min(next, dueAt[d])
             }
-            if !unsent.isEmpty { next = min(next, now &+ 1_000_000) }
+            if !unsent.isEmpty || !unsentEvents.isEmpty { next = min(next, now &+ 1_000_000) }
             next = min(next, stopped.map { $0 &+ Self.answerGraceNS } ?? end, nextTick)
             let timerFD = Self.number(timer)
             var fds = [pollfd(fd: faults.rawValue, events: Int16(POLLIN), revents: 0)]
@@ -323,7 +326,21 @@ public final class RemoteDevices {
     /// socket's send buffer and the service's read buffer).
     static let maxPacketBytes = 16 * 1024
 
+    /// Sends the event packets waiting, in order, until the socket is full.
+    func flushEvents() {
+        while let packet = unsentEvents.first {
+            let n = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n == packet.count {
+                unsentEvents.removeFirst()
+                continue
+            }
+            if n < 0 && (Glibc.errno == EAGAIN || Glibc.errno == EINTR) { report.sendRetries += 1 } else { unsentEvents.removeAll() }
+            return
+        }
+    }
+
     func flushUnsent() {
+        flushEvents()
         while let packet = unsent.first {
             let n = packet.withUnsafeBytes { send(faults.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
             if n == packet.count {
@@ -409,7 +426,7 @@ public final class RemoteDevices {
                 let header = VEventHeader(flags: FAULTRING_IOMMU_VEVENTQ_FLAG_LOST_EVENTS, sequence: sequence).bytes
                 sequence = VEventHeader.next(sequence)
                 report.eventsLost += 1
-                _ = header.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                unsentEvents.append(header)
             }
         }
         let record = SMMUv3EventRecord(eventID: SMMUv3EventRecord.translation, substreamID: nil, streamID: id,
@@ -418,6 +435,7 @@ public final class RemoteDevices {
         let (w0, w1, w2, w3) = record.words
         let packet = VEventHeader(flags: 0, sequence: sequence).bytes + [w0, w1, w2, w3].flatMap { LittleEndian.bytes($0) }
         sequence = VEventHeader.next(sequence)
-        _ = packet.withUnsafeBytes { send(eventsFD, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        unsentEvents.append(packet)
+        flushEvents()
     }
 }
