@@ -126,26 +126,40 @@ public final class FaultFDSource: FaultSource {
     /// their turn; the loop's poll is level-triggered and comes back).
     public func readable(_ descriptor: Int32, now: UInt64, into intake: any FaultIntake) {
         guard fd != nil else { return }
-        for _ in 0..<64 {
+        if readBatch(now: now, into: intake, limit: 64) == .gone { hangUp() }
+    }
+
+    /// Takes what is still queued on the descriptor (at most 1024 packets),
+    /// stopping at the first empty read or end of stream without hanging
+    /// up: a source about to be removed reads what its peer sent before it
+    /// left, while the descriptor stays open for the answers its removal owes.
+    public func drainQueued(now: UInt64, into intake: any FaultIntake) {
+        guard fd != nil else { return }
+        _ = readBatch(now: now, into: intake, limit: 1024)
+    }
+
+    /// How a batch of reads ended.
+    enum ReadEnd { case more, empty, gone }
+
+    /// Reads up to `limit` packets (or chunks); `.gone` if the peer closed or a read failed.
+    func readBatch(now: UInt64, into intake: any FaultIntake, limit: Int) -> ReadEnd {
+        for _ in 0..<limit {
             let n = buffer.withUnsafeMutableBytes { b in
                 kind.isSocket ? recv(raw, b.baseAddress, b.count, Int32(MSG_DONTWAIT)) : read(raw, b.baseAddress, b.count)
             }
             if n < 0 {
                 let error = Glibc.errno
-                if error == EAGAIN || error == EINTR { return }
+                if error == EAGAIN || error == EINTR { return .empty }
                 counts.readErrors[Errno(rawValue: error).description, default: 0] += 1
-                hangUp()
-                return
+                return .gone
             }
-            if n == 0 {
-                if kind.isSocket { hangUp() }  // the peer closed; the kernel's 0 means empty
-                return
-            }
+            if n == 0 { return kind.isSocket ? .gone : .empty }  // a socket's peer closed; the kernel's 0 means empty
             buffer.withUnsafeBytes { b in
                 let bytes = UnsafeRawBufferPointer(rebasing: b[0..<n])
                 if kind.carriesPageRequests { takeRequests(bytes, now: now, into: intake) } else { takeEvents(bytes, now: now, into: intake) }
             }
         }
+        return .more
     }
 
     /// The descriptor hung up or failed: the owner removes the source (which

@@ -140,6 +140,10 @@ extension FaultService {
     /// the descriptor is still open, and the devices are forgotten.
     func remove(_ source: FaultFDSource, of session: Session) {
         loop.unwatch(source.number)  // before the number can be closed and reused
+        // What the peer sent before it left is taken first: a device whose control connection
+        // closes right after its last events loses none of them unread.
+        source.drainQueued(now: Sys.monotonicNS, into: pipeline)
+        pipeline.flush()
         pipeline.remove(source)  // answers its groups while the descriptor is open
         source.close()
         session.sources.removeAll { $0 === source }
