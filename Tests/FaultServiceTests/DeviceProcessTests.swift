@@ -54,13 +54,16 @@ import VMMClient
         // Done once the device has exited and the service has read its event socket to the end
         // (on a slow run, a sanitizer build, events are still in flight when the device exits),
         // and a few more rounds have drained what it published.
-        var settled = 0
-        let seen = try Self.consume(client) {
-            guard !device.isRunning, let stats = try? serviceStats(path),
-                  stats.sources.first(where: { $0.kind == FaultFDKind.deviceEvents.description })?.books.closed == true
-            else { return false }
-            settled += 1
-            return settled > 5
+        func eventBooks() -> FaultFDBooks? {
+            (try? serviceStats(path))?.sources.first(where: { $0.kind == FaultFDKind.deviceEvents.description })?.books
+        }
+        var seen = try Self.consume(client) { !device.isRunning && eventBooks()?.closed == true }
+        // Then read on until the ring has given up everything the service delivered into it
+        // (bounded: at most 100 × 20 rounds).
+        let delivered = eventBooks()?.eventsDelivered ?? 0
+        for _ in 0..<100 where seen.faults < delivered {
+            let more = try Self.consume(client, rounds: 20) { false }
+            seen = (seen.groups + more.groups, seen.lost + more.lost, seen.faults + more.faults)
         }
         let (status, output) = device.finish()
         #expect(status == 0, "device: \(output)")
