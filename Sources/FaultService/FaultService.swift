@@ -368,6 +368,11 @@ public final class FaultService {
         loop.unwatch(fd)
         if let queue = session.queue { loop.unwatch(queue.doorbellFD.rawValue) }
         if let channel = session.channel { pipeline.removeQueue(channel) }  // reads its last answers first
+        // Everything its sources' peers sent is read first, while all of their devices still
+        // exist: removing a device's fault socket first would leave its queued events nowhere to go.
+        let now = Sys.monotonicNS
+        for source in session.sources { source.drainQueued(now: now, into: pipeline) }
+        pipeline.flush()
         for source in session.sources { remove(source, of: session) }
         for id in session.devices { owner.removeValue(forKey: id) }
         session.queue?.close()
