@@ -6,8 +6,6 @@ import FaultSys
 import Glibc
 import IOMMUFormats
 import PageRequests
-import DequeModule
-import Histogram
 
 /// Simulated PRI devices on the far side of a device socket: what
 /// `faultring device` runs in its own process, and what a vfio-user server
