@@ -44,6 +44,8 @@ public final class FaultService {
     /// Connections refused (caps, or no descriptor left), for rate-limited logging.
     var refusedConnections: UInt64 = 0
     var stopping = false
+    /// Whether the loop watches the listener, signalfd and timer yet.
+    var watching = false
     let metrics = ServiceMetrics()
     /// Request-to-answer latency of groups answered by consumers, in ns.
     var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
@@ -121,13 +123,7 @@ public final class FaultService {
     /// With nothing outstanding and no clock-driven source the timer is
     /// disarmed and the service uses no CPU at all.
     public func run() {
-        loop.watch(listener.fd.rawValue) { [unowned self] in acceptAll() }
-        loop.watch(signals.rawValue) { [unowned self] in takeSignal() }
-        loop.watch(timer.rawValue) { [unowned self] in
-            let rc = faultring_sys_timerfd_drain(timer.rawValue)
-            if rc < 0 { logger.error("reading the timerfd: \(Errno(rawValue: Int32(truncatingIfNeeded: -rc)))") }
-        }
-        logger.info("serving \(source.devices.count) devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
+        startWatching()
         var armed: UInt64 = 0
         var polledAt: UInt64 = 0
         while !stopping {
@@ -172,6 +168,42 @@ public final class FaultService {
         }
         shutdown()
     }
+
+    /// Watches the listener, the signalfd and the timer (once: `run` and
+    /// `turn` both start here).
+    func startWatching() {
+        guard !watching else { return }
+        watching = true
+        loop.watch(listener.fd.rawValue) { [unowned self] in acceptAll() }
+        loop.watch(signals.rawValue) { [unowned self] in takeSignal() }
+        loop.watch(timer.rawValue) { [unowned self] in
+            let rc = faultring_sys_timerfd_drain(timer.rawValue)
+            if rc < 0 { logger.error("reading the timerfd: \(Errno(rawValue: Int32(truncatingIfNeeded: -rc)))") }
+        }
+        logger.info("serving \(source.devices.count) devices on \(config.socketPath ?? "fd \(config.inheritedFD ?? -1)")")
+    }
+
+    /// One turn of the loop that never sleeps: the pipeline's step, the
+    /// HELLO deadlines, and every descriptor ready now, each within its
+    /// per-turn budget.
+    ///
+    /// For a driver that owns the thread and plays the clients itself (the
+    /// stateful control-protocol fuzzer): `run` is this with a sleep
+    /// between turns. Not to be mixed with `run`; end with `finish`.
+    @_spi(Driving) public func turn() {
+        startWatching()
+        let now = Sys.monotonicNS
+        step(now: now)
+        _ = dropSilentConnections(now: now)
+        loop.runOnce(timeoutMilliseconds: 0)
+    }
+
+    /// Control connections open now (each a session, HELLO said or not).
+    @_spi(Driving) public var connectionCount: Int { sessions.count }
+
+    /// Shuts down as `run` does when it ends: every outstanding group
+    /// answered INVALID, every queue closed, the socket file removed.
+    @_spi(Driving) public func finish() { shutdown() }
 
     /// Spins (`--poll-us`) until a consumer has written something or
     /// `end` passes, so a busy consumer's answers (and deadlines due within
