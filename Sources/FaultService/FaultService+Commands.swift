@@ -147,7 +147,9 @@ extension FaultService {
         pipeline.remove(source)  // answers its groups while the descriptor is open
         source.close()
         session.sources.removeAll { $0 === source }
-        retiredSources.append((session.pid, source))
+        source.onClose = nil
+        retiredSources.append(.init(pid: session.pid, kind: source.kind.description, devices: source.devices.map(\.id),
+                                    books: source.bookkeeping, removed: true))
         if retiredSources.count > 32 { retiredSources.removeFirst() }
         let known = pipeline.knownDevices  // an event source's devices may live on in their fault source
         for device in source.devices.map(\.id) where !known.contains(device) {

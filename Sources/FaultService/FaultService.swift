@@ -54,7 +54,10 @@ public final class FaultService {
     var draining: UInt64?
     /// Sources that have gone (their client left, or they hung up), with
     /// their final books, for stats: the last 32.
-    var retiredSources: [(pid: UInt32, source: FaultFDSource)] = []
+    /// Their final books as values, not the sources: a retired source (its
+    /// closures, its weak-reference side table) is freed when it goes, and
+    /// this history is all the memory a departed client leaves behind.
+    var retiredSources: [ServiceStats.Source] = []
     /// The last source id handed out by ADD_SOURCE.
     var nextSourceID: UInt32 = 0
 

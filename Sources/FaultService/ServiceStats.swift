@@ -137,9 +137,6 @@ extension FaultService {
                     .init(pid: session.pid, kind: $0.kind.description, devices: $0.devices.map(\.id), books: $0.bookkeeping,
                           removed: false)
                 }
-            } + retiredSources.map {
-                .init(pid: $0.pid, kind: $0.source.kind.description, devices: $0.source.devices.map(\.id),
-                      books: $0.source.bookkeeping, removed: true)
-            })
+            } + retiredSources)
     }
 }
