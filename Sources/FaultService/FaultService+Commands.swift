@@ -148,8 +148,7 @@ extension FaultService {
         source.close()
         session.sources.removeAll { $0 === source }
         source.onClose = nil
-        retiredSources.append(.init(pid: session.pid, kind: source.kind.description, devices: source.devices.map(\.id),
-                                    books: source.bookkeeping, removed: true))
+        retiredSources.append(ServiceStats.Source(source, of: session.pid, removed: true))
         if retiredSources.count > 32 { retiredSources.removeFirst() }
         let known = pipeline.knownDevices  // an event source's devices may live on in their fault source
         for device in source.devices.map(\.id) where !known.contains(device) {

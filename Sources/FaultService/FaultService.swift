@@ -192,7 +192,7 @@ public final class FaultService {
     ///
     /// For a driver that owns the thread and plays the clients itself (the
     /// stateful control-protocol fuzzer): `run` is this with a sleep
-    /// between turns. Not to be mixed with `run`; end with `finish`.
+    /// between turns. Not to be mixed with `run`.
     @_spi(Driving) public func turn() {
         startWatching()
         let now = Sys.monotonicNS
@@ -203,10 +203,6 @@ public final class FaultService {
 
     /// Control connections open now (each a session, HELLO said or not).
     @_spi(Driving) public var connectionCount: Int { sessions.count }
-
-    /// Shuts down as `run` does when it ends: every outstanding group
-    /// answered INVALID, every queue closed, the socket file removed.
-    @_spi(Driving) public func finish() { shutdown() }
 
     /// Spins (`--poll-us`) until a consumer has written something or
     /// `end` passes, so a busy consumer's answers (and deadlines due within

@@ -133,10 +133,16 @@ extension FaultService {
             },
             protocolErrors: metrics.protocolErrorCount,
             sources: sessions.values.sorted { $0.pid < $1.pid }.flatMap { session in
-                session.sources.map {
-                    .init(pid: session.pid, kind: $0.kind.description, devices: $0.devices.map(\.id), books: $0.bookkeeping,
-                          removed: false)
-                }
+                session.sources.map { ServiceStats.Source($0, of: session.pid, removed: false) }
             } + retiredSources)
+    }
+}
+
+extension ServiceStats.Source {
+    /// What STATS says of `source`, added by client `pid`: live, or
+    /// `removed` (then its books are final, and kept as this value).
+    init(_ source: FaultFDSource, of pid: UInt32, removed: Bool) {
+        self.init(pid: pid, kind: source.kind.description, devices: source.devices.map(\.id), books: source.bookkeeping,
+                  removed: removed)
     }
 }
