@@ -127,12 +127,15 @@ public final class ReferenceVMM {
         var lastStopCheck = start
         while true {
             if options.groups > 0 && summary.groups >= options.groups { break }
-            if let stop = options.stop, Sys.monotonicNS &- lastStopCheck >= 10_000_000 {
+            // Every 10 ms: a stop asked for, and a service that died without marking the queue closed.
+            var hungUp = false
+            if Sys.monotonicNS &- lastStopCheck >= 10_000_000 {
                 lastStopCheck = Sys.monotonicNS
-                if stop() { break }
+                if options.stop?() == true { break }
+                hungUp = client.serviceHungUp
             }
             if options.seconds > 0 && elapsed() >= options.seconds { break }
-            if client.serviceGone {
+            if client.serviceGone || hungUp {
                 guard options.reconnect else { break }
                 client = try client.reconnect()
                 summary.reconnects += 1

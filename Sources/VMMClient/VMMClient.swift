@@ -243,7 +243,18 @@ public final class VMMClient {
     public var responsesUnread: Int { consumer?.responsesUnread ?? 0 }
 
     /// Whether the service marked the queue closed (it stopped or restarted).
+    /// A service that was killed never writes that mark: see `serviceHungUp`.
     public var serviceGone: Bool { consumer?.isClosed ?? true }
+
+    /// Whether the service's end of the control connection has gone (the
+    /// process died, SIGKILL included): a poll of the socket that never
+    /// waits, so a caller asks it now and then (a system call), not per record.
+    public var serviceHungUp: Bool {
+        guard !closed else { return true }
+        let rdhup: Int16 = 0x2000  // POLLRDHUP (Linux; <poll.h> declares it only under _GNU_SOURCE)
+        var pfd = pollfd(fd: socket.fd.rawValue, events: rdhup, revents: 0)
+        return poll(&pfd, 1, 0) == 1 && pfd.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR)) != 0
+    }
 
     /// Waits for records: spins, then sleeps on the doorbell (see
     /// `FaultConsumer.waitForRecords`). False on timeout or when the
