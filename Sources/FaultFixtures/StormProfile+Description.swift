@@ -31,6 +31,7 @@ extension StormProfile {
         case .stalled(let at, let length): return "stalls at \(Double(at) / 1e9) s for \(Double(length) / 1e9) s"
         case .wrong(let share): return "wrong answer first for \(share * 100) % of groups"
         case .crash(let at, let after): return "SIGKILL at \(Double(at) / 1e9) s, restart \(Double(after) / 1e9) s later"
+        case .scribble: return "hostile: scribbles its region, doorbells and socket"
         }
     }
 }

@@ -77,6 +77,31 @@ public struct StormProfile: Sendable, Hashable, Codable {
         case wrong(share: Double)
         /// Killed with SIGKILL at `atNS`, restarted with `--reconnect` `restartAfterNS` later.
         case crash(atNS: UInt64, restartAfterNS: UInt64)
+        /// A hostile tenant (`faultring scribble`): attaches its devices, then
+        /// writes random bytes into its consumer region, its doorbells and its
+        /// control socket, and hangs up and reconnects, for the whole storm. It
+        /// answers nothing; the service answers its devices' groups.
+        case scribble
+    }
+
+    /// The chaos a storm runner adds to the load: consumer processes killed
+    /// at random, the service restarted, every consumer reconnecting.
+    ///
+    /// Kills are spread evenly over the storm, each at a consumer process of
+    /// `killAmong` chosen with the profile's seed, which is started again at
+    /// once with `--reconnect`. Restarts are spread evenly over the first
+    /// `restartsWithin` of the storm (alternately SIGTERM and SIGKILL), so
+    /// the last incarnation lives through the rest under the same load: its
+    /// descriptors and memory are what the run judges.
+    public struct Chaos: Sendable, Hashable, Codable {
+        /// SIGKILLs of consumer processes, 0 ... 10,000.
+        public var consumerKills: Int
+        /// The consumer sets (by name) whose processes may be killed.
+        public var killAmong: [String]
+        /// Service restarts, 0 ... 1,000.
+        public var serviceRestarts: Int
+        /// The share of the storm the restarts fall in, (0, 1).
+        public var restartsWithin: Double
     }
 
     /// A set of identical consumer processes.
@@ -134,6 +159,8 @@ public struct StormProfile: Sendable, Hashable, Codable {
     public var timeoutMilliseconds: UInt64
     /// Thresholds.
     public var slo: SLO
+    /// Kills and restarts during the storm (nil: none).
+    public var chaos: Chaos? = nil
 
     /// The storm's length: every phase together, ns.
     public var durationNS: UInt64 { ArrivalSchedule.totalNS(of: phases) }

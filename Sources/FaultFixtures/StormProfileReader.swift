@@ -62,7 +62,7 @@ public enum StormProfileReader {
 
     static func profile(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> StormProfile {
         let m = try v.members(c, allowed: ["name", "description", "seed", "phases", "devices", "consumers", "rings",
-                                          "timeoutMs", "slo"])
+                                          "timeoutMs", "slo", "chaos"])
         let name = try required(m, "name", c) { (v, c) throws(FixtureError) in try v.string(c) }
         guard !name.isEmpty, name.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }) else {
             throw c.child("name").error("\"\(name)\" must be lower-case letters, digits and dashes")
@@ -104,8 +104,41 @@ public enum StormProfileReader {
         guard timeout > 0 else { throw c.child("timeoutMs").error("must be positive") }
         let slo = try optional(m, "slo", c) { (v, c) throws(FixtureError) in try Self.slo(v, c) }
             ?? StormProfile.SLO(p99Microseconds: nil, answeredByConsumerMin: nil, zeroUnanswered: true)
+        let chaos = try optional(m, "chaos", c) { (v, c) throws(FixtureError) in try Self.chaos(v, c, consumers: consumers, devices: devices) }
         return StormProfile(name: name, description: description, seed: seed, phases: phases, devices: devices,
-                            consumers: consumers, rings: rings, timeoutMilliseconds: timeout, slo: slo)
+                            consumers: consumers, rings: rings, timeoutMilliseconds: timeout, slo: slo, chaos: chaos)
+    }
+
+    /// The `chaos` section: kill targets must name consumer sets that exist and
+    /// are not themselves crashing or scribbling (their own plan would fight the kills).
+    static func chaos(_ v: JSONCValue, _ c: JSONCValue.Context, consumers: [StormProfile.Consumer],
+                      devices: StormProfile.Devices) throws(FixtureError) -> StormProfile.Chaos {
+        let m = try v.members(c, allowed: ["consumerKills", "killAmong", "serviceRestarts", "restartsWithin"])
+        let kills = Int(try optional(m, "consumerKills", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 10_000) } ?? 0)
+        let restarts = Int(try optional(m, "serviceRestarts", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1000) } ?? 0)
+        let within = try optional(m, "restartsWithin", c) { (v, c) throws(FixtureError) in try v.number(c, in: 0...1) } ?? 0.6
+        guard within > 0 && within < 1 else { throw c.child("restartsWithin").error("\(within) must be above 0 and below 1") }
+        guard restarts == 0 || devices.placement == .process else {
+            throw c.child("serviceRestarts").error("devices placed in the service would restart with it: use \"placement\": \"process\"")
+        }
+        let kc = c.child("killAmong")
+        var among: [String] = []
+        if let value = m["killAmong"] {
+            for (i, item) in try value.array(kc).enumerated() {
+                let name = try item.string(kc.child(String(i)))
+                guard let set = consumers.first(where: { $0.name == name }) else {
+                    throw kc.child(String(i)).error("\"\(name)\" is not a consumer of this profile")
+                }
+                switch set.behaviour {
+                case .crash, .scribble:
+                    throw kc.child(String(i)).error("\"\(name)\" crashes or scribbles by itself; kill targets must not")
+                default: break
+                }
+                among.append(name)
+            }
+        }
+        guard kills == 0 || !among.isEmpty else { throw kc.error("\(kills) consumer kills need at least one consumer to kill") }
+        return StormProfile.Chaos(consumerKills: kills, killAmong: among, serviceRestarts: restarts, restartsWithin: within)
     }
 
     static func seconds(_ m: JSONCMembers, _ key: StaticString, _ c: JSONCValue.Context, positive: Bool = true) throws(FixtureError) -> UInt64 {
@@ -246,8 +279,11 @@ public enum StormProfileReader {
         case "crash":
             let m = try v.members(c, allowed: ["kind", "atSeconds", "restartAfterSeconds"])
             return .crash(atNS: try inside(m, "atSeconds"), restartAfterNS: try seconds(m, "restartAfterSeconds", c, positive: false))
+        case "scribble":
+            _ = try v.members(c, allowed: ["kind"])
+            return .scribble
         default:
-            throw c.child("kind").error("\"\(kind)\" is not one of crash, fast, slow, stalled, wrong")
+            throw c.child("kind").error("\"\(kind)\" is not one of crash, fast, scribble, slow, stalled, wrong")
         }
     }
 

@@ -21,6 +21,10 @@ import PageRequests
 /// answered INVALID (booked as `closed`). Each device's ledger checks every
 /// answer, so the exactly-once proof crosses the process boundary.
 ///
+/// A device whose service restarts can be handed new sockets (`adopt`, from
+/// `run`'s `reconnect`): arrivals that came meanwhile wait with their
+/// scheduled times, and `Report.answerGaps` shows the outage each device saw.
+///
 /// Optionally a second socket carries vEVENTQ records (header + SMMUv3
 /// event) for unrecoverable faults, with deliberate loss: sequence gaps and
 /// LOST_EVENTS headers, counted so the service's accounting can be checked.
@@ -83,8 +87,14 @@ public final class RemoteDevices {
         public var eventsSent: UInt64 = 0
         /// Events lost on purpose (sequence numbers skipped, LOST headers included).
         public var eventsLost: UInt64 = 0
-        /// Whether the service hung up first.
+        /// Whether the service hung up first (and was not reconnected to).
         public var serviceHungUp = false
+        /// Times new sockets were adopted after the service hung up.
+        public var reconnects: UInt64 = 0
+        /// Event packets still unsent when the service hung up (counted sent, never delivered).
+        public var eventsUnsentAtHangUp: UInt64 = 0
+        /// Per device, the longest wait for an answer with a group owed.
+        public var answerGaps: [AnswerGap] = []
         /// Seconds from the first group to the end.
         public var seconds: Double = 0
         /// With `measureLatency`: answer latency from each group's scheduled time, ns.
@@ -106,13 +116,13 @@ public final class RemoteDevices {
 
     let options: Options
     var devices: [SimulatedPRIDevice]
-    let faults: OwnedFD
+    var faults: OwnedFD
     /// Wakes the devices when the next group is due (nanosecond precision;
     /// a poll timeout would round to milliseconds).
     let timer: OwnedFD?
-    let events: OwnedFD?
+    var events: OwnedFD?
     /// `events`' number, or -1.
-    let eventsFD: Int32
+    var eventsFD: Int32
     var rng: SplitMix64
     /// Pending groups by the cookie the device gave them: (device index, prgi, echoed pasid, scheduled ns).
     var pending: [UInt32: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64, phase: Int)] = [:]
@@ -128,6 +138,14 @@ public final class RemoteDevices {
     var unsentEvents: [[UInt8]] = []
     var sequence: UInt32 = 0
     var groupsSent: UInt64 = 0
+    /// Per device: when its last answer came, and its longest wait so far (`AnswerGap`).
+    var lastAnswerNS: [UInt64]
+    var lastSuccessNS: [UInt64]
+    /// Per device: the scheduled time of the oldest group answered otherwise than SUCCESS since the last SUCCESS.
+    var firstUnservedNS: [UInt64?]
+    var gaps: [AnswerGap]
+    /// When `run` started.
+    var startNS: UInt64 = 0
     /// The books so far.
     public private(set) var report = Report()
 
@@ -148,6 +166,10 @@ public final class RemoteDevices {
         rng = SplitMix64(seed: options.seed)
         dueAt = [UInt64](repeating: 0, count: configs.count)
         blocked = [Bool](repeating: false, count: configs.count)
+        lastAnswerNS = [UInt64](repeating: 0, count: configs.count)
+        lastSuccessNS = lastAnswerNS
+        firstUnservedNS = [UInt64?](repeating: nil, count: configs.count)
+        gaps = configs.map { AnswerGap(device: $0.deviceID) }
         storm = options.schedule.map { StormArrivals($0, deviceIDs: configs.map(\.deviceID), tenants: options.tenants) }
     }
 
@@ -174,10 +196,17 @@ public final class RemoteDevices {
     /// answers still owed. Ends early if the service hangs up (then every
     /// pending group is answered INVALID, booked `closed`). With a schedule
     /// and `Options.progressEveryNS`, `progress` is called at each tick until
-    /// the end.
+    /// the end. When the service hangs up, `reconnect` is asked to hand over
+    /// new sockets (`adopt`) and say so; the run goes on if it did.
     public func run(seconds: Double = 0, stop: () -> Bool = { false },
-                    progress: (DeviceProgress) -> Void = { _ in }) -> Report {
+                    progress: (DeviceProgress) -> Void = { _ in },
+                    reconnect: (RemoteDevices) -> Bool = { _ in false }) -> Report {
         let start = Sys.monotonicNS
+        startNS = start
+        for d in lastAnswerNS.indices {
+            lastAnswerNS[d] = start
+            lastSuccessNS[d] = start
+        }
         let tick = storm != nil ? options.progressEveryNS : 0
         storm?.start(at: start)
         var nextTick = tick > 0 ? start &+ tick : UInt64.max
@@ -185,7 +214,12 @@ public final class RemoteDevices {
         let period = options.rate > 0 ? UInt64(1e9 / options.rate) : 0  // 0: as fast as indices allow
         for i in dueAt.indices { dueAt[i] = start }
         var stopped: UInt64?  // when raising stopped: then wait (bounded) for the last answers
-        while !report.serviceHungUp {
+        while true {
+            if report.serviceHungUp {
+                answerPendingClosed()
+                guard reconnect(self) else { break }
+                continue
+            }
             let now = Sys.monotonicNS
             if stopped == nil && (now >= end || stop() || doneRaising) { stopped = now }
             if let since = stopped {
@@ -224,16 +258,11 @@ public final class RemoteDevices {
             if timerFD >= 0 && fds[1].revents != 0 { _ = faultring_sys_timerfd_drain(timerFD) }
             if ready > 0 && fds[0].revents != 0 { readAnswers() }
         }
-        if report.serviceHungUp {
-            // The service is gone: every pending group is answered INVALID, as the kernel does on close.
-            for (_, group) in pending {
-                devices[group.device].complete(
-                    DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid, prgi: group.prgi,
-                                     code: .invalid, privateData: nil, cookie: 0, source: .consumer),
-                    label: "closed")
-            }
-            pending.removeAll()
+        // A device whose last answers were not SUCCESS has waited since the first of them.
+        for d in devices.indices {
+            if let owed = firstUnservedNS[d] { noteServedGap(d, since: owed, now: Sys.monotonicNS) }
         }
+        report.answerGaps = gaps
         report.devices = devices.map { $0.ledger.books(device: $0.config.deviceID) }
         report.seconds = Double(Sys.monotonicNS &- start) / 1e9
         if options.measureLatency { report.latency = LatencySummary(latencies) }
@@ -242,6 +271,66 @@ public final class RemoteDevices {
             if tick > 0 { progress(storm.progress(at: Sys.monotonicNS, raised: groupsSent, pending: pending.count)) }
         }
         return report
+    }
+
+    /// The service is gone: every pending group is answered INVALID, as the
+    /// kernel does on close, and what was waiting to be sent goes with it
+    /// (those groups were pending, so they are among the answered).
+    func answerPendingClosed() {
+        let now = Sys.monotonicNS
+        for (_, group) in pending {
+            answered(group, code: .invalid, label: "closed", now: now)
+        }
+        pending.removeAll()
+        unsent.removeAll()
+        report.eventsUnsentAtHangUp &+= UInt64(unsentEvents.count)
+        unsentEvents.removeAll()
+    }
+
+    /// New sockets to a (restarted) service, after a hang-up: the old ones
+    /// are closed, and the devices raise again from where the schedule is.
+    public func adopt(faults: consuming OwnedFD, events: consuming OwnedFD?) {
+        self.faults = faults
+        eventsFD = Self.number(events)
+        self.events = events
+        report.serviceHungUp = false
+        report.reconnects &+= 1
+        for d in blocked.indices { blocked[d] = false }
+    }
+
+    /// Books `group`'s answer on its device: the ledger, latency, and the device's answer gap.
+    func answered(_ group: (device: Int, prgi: UInt32, pasid: UInt32?, scheduled: UInt64, phase: Int), code: ResponseCode,
+                  label: String, now: UInt64) {
+        let d = group.device
+        if options.measureLatency { latencies.append(now > group.scheduled ? now - group.scheduled : 0) }
+        storm?.answered(scheduledNS: group.scheduled, phase: group.phase, device: d, now: now)
+        let since = max(lastAnswerNS[d], group.scheduled)
+        if now > since && now - since > gaps[d].longestNS {
+            gaps[d].longestNS = now - since
+            gaps[d].endedAtNS = now &- startNS
+        }
+        lastAnswerNS[d] = max(lastAnswerNS[d], now)
+        if code == .success {
+            noteServedGap(d, since: min(firstUnservedNS[d] ?? group.scheduled, group.scheduled), now: now)
+            lastSuccessNS[d] = max(lastSuccessNS[d], now)
+            firstUnservedNS[d] = nil
+        } else if firstUnservedNS[d] == nil {
+            firstUnservedNS[d] = group.scheduled
+        }
+        devices[d].complete(
+            DeviceCompletion(deviceID: devices[d].config.deviceID, pasid: group.pasid, prgi: group.prgi, code: code,
+                             privateData: nil, cookie: 0, source: .consumer),
+            label: label)
+        blocked[d] = false
+    }
+
+    /// A wait for SUCCESS from `since` (a group owed from then on) to `now`.
+    func noteServedGap(_ d: Int, since owed: UInt64, now: UInt64) {
+        let since = max(lastSuccessNS[d], owed)
+        if now > since && now - since > gaps[d].longestServedNS {
+            gaps[d].longestServedNS = now - since
+            gaps[d].servedEndedAtNS = now &- startNS
+        }
     }
 
     func raiseDue(now: UInt64, period: UInt64) {
@@ -386,17 +475,7 @@ public final class RemoteDevices {
                         refuse(response.cookie)
                         continue
                     }
-                    if options.measureLatency || storm != nil {
-                        let now = Sys.monotonicNS
-                        if options.measureLatency { latencies.append(now > group.scheduled ? now - group.scheduled : 0) }
-                        storm?.answered(scheduledNS: group.scheduled, phase: group.phase, device: group.device, now: now)
-                    }
-                    devices[group.device].complete(
-                        DeviceCompletion(deviceID: devices[group.device].config.deviceID, pasid: group.pasid,
-                                         prgi: group.prgi, code: response.responseCode, privateData: nil, cookie: 0,
-                                         source: .consumer),
-                        label: "service")
-                    blocked[group.device] = false
+                    answered(group, code: response.responseCode, label: "service", now: Sys.monotonicNS)
                 }
             }
         }

@@ -36,6 +36,8 @@ public struct StormRun: Codable, Sendable {
     public var totals = StormTotals()
     /// Unrecoverable faults the devices sent as vEVENTQ events.
     public var eventsSent: UInt64 = 0
+    /// With a profile's `chaos`: the kills and restarts, each tenant's longest wait, and what the service kept.
+    public var chaos: StormChaosReport?
     /// What went wrong with the run itself (a process that would not start, died, or hung), in words.
     public var problems: [String] = []
 

@@ -104,43 +104,47 @@ public final class StormRunner {
     /// print the ticks and the report instead.
     func runThroughService(socket: String, into run: inout StormRun, status: (Status) -> Void) {
         let inService = profile.devices.placement == .service
-        let service: StormProcess
+        let service: StormService
         do {
-            service = try StormProcess(name: "service", executable: options.executable, arguments: [
+            service = try StormService(executable: options.executable, arguments: [
                 "serve", "--socket-path", socket, "--entries", String(profile.rings.entries),
                 "--responses", String(profile.rings.responses), "--timeout-ms", String(profile.timeoutMilliseconds),
                 "--log-level", "error",
             ] + (inService
                 ? ["--storm", options.profilePath, "--progress-ms", String(options.sampleMilliseconds)] + scaling
-                : ["--devices", "0"]))
+                : ["--devices", "0"]), socket: socket)
         } catch {
             run.problems.append("cannot start the service: \(error)")
             return
         }
-        defer { stop(service, as: "service", within: 3 * Double(profile.timeoutMilliseconds) / 1000 + 5, into: &run) }
-        guard let observer = connect(socket, while: service) else {
-            run.problems.append("the service did not accept a connection within 10 s: \(service.errors)")
+        defer {
+            service.observer?.close()
+            stop(service.process, as: "service", within: 3 * Double(profile.timeoutMilliseconds) / 1000 + 5, into: &run)
+        }
+        guard service.connect() else {
+            run.problems.append("the service did not accept a connection within 10 s: \(service.process.errors)")
             return
         }
-        defer { observer.close() }
+        var chaos = profile.chaos.map { StormChaos($0, profile: self.profile) }
+        // Before any device or consumer: what the final incarnation must come back to.
+        chaos?.report.descriptorsAtStart = service.descriptorCount
         // The process whose ticks and report are followed: the device process, or the service itself.
         let device: StormProcess
         if inService {
-            device = service
+            device = service.process
         } else {
             do {
                 device = try StormProcess(name: "device", executable: options.executable, arguments: [
                     "device", "--socket-path", socket, "--storm", options.profilePath, "--wait-for-consumer",
                     "--progress-ms", String(options.sampleMilliseconds), "--hold",
-                ] + scaling)
+                ] + scaling + (chaos != nil ? ["--reconnect"] : []))
             } catch {
                 run.problems.append("cannot start the device process: \(error)")
                 return
             }
         }
         let ids = (1...UInt32(profile.devices.count)).map { $0 }
-        guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, observer, device,
-                      service) else {
+        guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, service, device) else {
             run.problems.append("the devices were not there within 10 s: \(device.errors)")
             if !inService { stop(device, as: "device process", within: 1, into: &run) }
             return
@@ -154,28 +158,39 @@ public final class StormRunner {
         }
         var sampler = StormSampler(profile: profile, tenants: tenants.names)
         let report = follow(device, &sampler, into: &run, status: status) { sampler, run, stats, elapsedNS in
-            service.pump()
+            service.process.pump()
             sampler.note(stats: stats, pids: tenants.pidNames)
             // A consumer about to be killed is read first: its counters die with its connection.
             let pids = tenants.pidNames
-            tenants.play(atNS: elapsedNS, into: &run) { sampler.note(stats: Self.snapshot(observer), pids: pids) }
+            tenants.play(atNS: elapsedNS, into: &run) { sampler.note(stats: service.snapshot(), pids: pids) }
+            chaos?.play(atNS: elapsedNS, service: service, tenants: &tenants, into: &run) {
+                sampler.note(stats: service.snapshot(), pids: pids)
+            }
+            sampler.incarnation = service.incarnation
         } observe: {
-            Self.snapshot(observer)
+            service.snapshot()
         }
         // The devices have every answer they will get: the service's books are final now.
-        let final = Self.snapshot(observer)
+        let final = service.snapshot()
         if let final { sampler.note(stats: final, pids: tenants.pidNames) }
         tenants.stopAll(into: &run)
         if !inService {
             // Held until now (`--hold`), it ends by the signal; its ledger is judged from the report.
             stop(device, as: "device process", within: 5, acceptable: [0, 1, 128 + SIGTERM], into: &run)
         }
+        if var played = chaos {
+            // Everyone has gone: the final incarnation must hold what the first held with only the observer.
+            if !service.waitUntilAlone() { run.problems.append("the service still listed clients or sources 5 s after all left") }
+            played.report.descriptorsAtEnd = service.descriptorCount
+            chaos = played
+        }
         guard let report else { return }
         record(report, into: &run)
-        let answeredBy = Dictionary(final?.devices.map { ($0.id, $0.answersBySource) } ?? [], uniquingKeysWith: { a, _ in a })
+        let answeredBy = sampler.answeredBy
         run.ledgers = report.devices.map { StormLedger($0, answeredBy: answeredBy[$0.id] ?? [:]) }
-        run.totals = sampler.totals(final)
+        run.totals = sampler.totals()
         run.consumers = tenants.rows(matched: sampler.perConsumer, latency: report.tenants ?? [])
+        run.chaos = chaos?.finished(gaps: report.answerGaps, tenants: tenants, sampler: sampler)
     }
 
     // MARK: The direct path
@@ -290,33 +305,12 @@ public final class StormRunner {
         run.eventsSent = report.eventsSent
     }
 
-    /// The service's STATS, or nil if it did not answer within 5 s (or at all).
-    static func snapshot(_ observer: VMMClient) -> ServiceStats? {
-        try? JSONDecoder().decode(ServiceStats.self, from: Data(observer.stats().utf8))
-    }
-
-    /// A control connection to the service once it listens (10 s at most,
-    /// while it runs), whose requests wait at most 5 s for a reply.
-    func connect(_ socket: String, while service: StormProcess) -> VMMClient? {
-        for _ in 0..<200 {
-            if let client = try? VMMClient(socketPath: socket, devices: [], client: "faultring storm") {
-                client.replyTimeoutMilliseconds = 5000
-                return client
-            }
-            service.pump()
-            guard service.child.isRunning else { return nil }
-            usleep(50_000)
-        }
-        return nil
-    }
-
     /// Polls STATS until `condition` holds (10 s at most, while `process` runs).
-    func waitFor(_ condition: (ServiceStats) -> Bool, _ observer: VMMClient, _ process: StormProcess,
-                 _ service: StormProcess) -> Bool {
+    func waitFor(_ condition: (ServiceStats) -> Bool, _ service: StormService, _ process: StormProcess) -> Bool {
         for _ in 0..<200 {
-            if let stats = Self.snapshot(observer), condition(stats) { return true }
+            if let stats = service.snapshot(), condition(stats) { return true }
             process.pump()
-            service.pump()
+            service.process.pump()
             guard process.child.isRunning else { return false }
             usleep(50_000)
         }

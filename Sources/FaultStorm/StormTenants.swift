@@ -15,7 +15,9 @@ import VMMClient
 /// one); `stalled` is SIGSTOP at its time and SIGCONT after its window (the
 /// ring fills, groups overflow and time out, as with a descheduled VMM);
 /// `crash` is SIGKILL at its time and a new process with `--reconnect`
-/// after its restart delay, attaching the same devices.
+/// after its restart delay, attaching the same devices; `scribble` is a
+/// `faultring scribble` process instead of a consumer. With `reconnecting`
+/// (a storm with chaos) every consumer runs with `--reconnect`.
 struct StormTenants {
     struct Tenant {
         var name: String
@@ -32,10 +34,14 @@ struct StormTenants {
     var list: [Tenant] = []
     let executable: String
     let socket: String
+    let reconnecting: Bool
+    let seed: UInt64
 
     init(profile: StormProfile, executable: String, socket: String) {
         self.executable = executable
         self.socket = socket
+        reconnecting = profile.chaos != nil
+        seed = profile.seed
         var index = 0
         for consumer in profile.consumers {
             for k in 1...max(1, consumer.count) {
@@ -65,8 +71,11 @@ struct StormTenants {
     mutating func start(_ i: Int) -> String? {
         let t = list[i]
         var arguments = ["consume", "--socket-path", socket, "--devices"] + t.devices.map(String.init)
-            + ["--abi", String(t.consumer.abi), "--quiet", "--json"]
+            + ["--abi", String(t.consumer.abi), "--quiet", "--json"] + (reconnecting ? ["--reconnect"] : [])
         switch t.consumer.behaviour {
+        case .scribble:
+            arguments = ["scribble", "--socket-path", socket, "--devices"] + t.devices.map(String.init)
+                + ["--seed", String(seed &+ UInt64(i) &+ UInt64(t.processes.count) << 32), "--json"]
         case .fast, .stalled: break
         case .slow(let delay):
             arguments += ["--policy", "delay"]
@@ -80,7 +89,7 @@ struct StormTenants {
             // Clamped before the conversion: a share of 1e-300 means "never", not a trap.
             arguments += ["--wrong-every", String(Int(min(1 / share, 1e9).rounded()))]
         case .crash:
-            arguments += ["--reconnect"]
+            if !reconnecting { arguments += ["--reconnect"] }
         }
         do {
             list[i].processes.append(try StormProcess(name: t.name, executable: executable, arguments: arguments))
@@ -119,6 +128,26 @@ struct StormTenants {
             default: break
             }
         }
+    }
+
+    /// SIGKILLs consumer `i`'s live process and starts the next at once
+    /// (chaos); a problem in words if it would not start.
+    mutating func killAndRestart(_ i: Int) -> String? {
+        list[i].processes.last?.signal(SIGKILL)
+        return start(i)
+    }
+
+    /// The scribbling tenants' counts (`faultring scribble --json`), summed over them.
+    var scribbleCounts: [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for t in list where t.consumer.behaviour == .scribble {
+            for process in t.processes {
+                guard let line = process.lines.last,
+                      let counts = try? JSONDecoder().decode([String: UInt64].self, from: Data(line.utf8)) else { continue }
+                out.merge(counts, uniquingKeysWith: &+)
+            }
+        }
+        return out
     }
 
     /// Stops every live consumer (SIGTERM: it reports and exits) and reads

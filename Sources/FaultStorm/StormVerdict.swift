@@ -7,7 +7,7 @@ import FaultFixtures
 /// planned, and every SLO of the profile holds for the service run. The
 /// exit status has one bit per kind of failure, so a script can tell them
 /// apart: `ledger` 1, `latency` 2, `answeredByConsumer` 4, `unanswered` 8,
-/// `run` 16 (0: passed).
+/// `run` 16, `chaos` 32 (0: passed).
 public struct StormVerdict: Codable, Sendable, Hashable {
     /// What a check is about.
     public enum Kind: String, Codable, Sendable, CaseIterable {
@@ -21,6 +21,10 @@ public struct StormVerdict: Codable, Sendable, Hashable {
         case unanswered
         /// A process would not start, died, or the storm did not finish.
         case run
+        /// With chaos: a kill or restart not made, a tenant not served by the
+        /// final incarnation, a descriptor not returned, memory grown. (A
+        /// tenant unserved for longer than the timeout is a `latency` failure.)
+        case chaos
 
         /// Its bit in the exit status.
         public var bit: Int32 {
@@ -30,6 +34,7 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             case .answeredByConsumer: return 4
             case .unanswered: return 8
             case .run: return 16
+            case .chaos: return 32
             }
         }
     }
@@ -75,6 +80,7 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             checks.append(Check(
                 kind: .run, run: name, passed: run.problems.isEmpty,
                 detail: run.problems.isEmpty ? "every process started and ended as planned" : run.problems.joined(separator: "; ")))
+            if let chaos = run.chaos { checks += Self.checks(chaos, run: name) }
             // SLOs are judged for the first run, and only when it produced ledgers: a run that did
             // not happen fails as a run (and a ledger), not also as every threshold.
             guard run.mode == runs.first?.mode, !run.ledgers.isEmpty else { continue }
@@ -99,6 +105,55 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             }
         }
         self.checks = checks
+    }
+
+    /// The chaos checks: every planned kill and restart made; every judged
+    /// tenant served by the final incarnation, and none unserved for longer
+    /// than the timeout (a `latency` check); the final incarnation's
+    /// descriptors back to the first's at start; its memory grown at most
+    /// `StormChaosReport.residentGrowthAllowed` from a quarter into its life.
+    static func checks(_ chaos: StormChaosReport, run name: String) -> [Check] {
+        var checks: [Check] = []
+        let planned = chaos.consumerKills == chaos.consumerKillsPlanned && chaos.restarts.count == chaos.serviceRestartsPlanned
+        checks.append(Check(
+            kind: .chaos, run: name, passed: planned,
+            detail: "\(chaos.consumerKills) of \(chaos.consumerKillsPlanned) consumer kills and \(chaos.restarts.count) of "
+                + "\(chaos.serviceRestartsPlanned) service restarts made"))
+        let judged = chaos.gaps.filter(\.judged)
+        let limitNS = chaos.timeoutMilliseconds &* 1_000_000
+        let late = judged.filter { $0.longestServedNS > limitNS }
+        let longest = judged.max { $0.longestServedNS < $1.longestServedNS }
+        // A bound on time, so a latency check: tests that may not depend on the machine's speed mask it.
+        checks.append(Check(
+            kind: .latency, run: name, passed: late.isEmpty && !judged.isEmpty,
+            detail: late.isEmpty
+                ? "no tenant went unserved longer than the \(chaos.timeoutMilliseconds) ms timeout (longest wait for a "
+                    + "SUCCESS: \(longest.map { "\($0.name), \(format(Double($0.longestServedNS) / 1e6)) ms" } ?? "none"))"
+                : "tenants went unserved longer than the \(chaos.timeoutMilliseconds) ms timeout: "
+                    + late.map { "\($0.name) \(format(Double($0.longestServedNS) / 1e6)) ms, until "
+                        + "\(format($0.servedEndedAtSeconds)) s" }.joined(separator: ", ")))
+        let unserved = judged.filter { chaos.servedByFinalIncarnation[$0.name, default: 0] == 0 }
+        checks.append(Check(
+            kind: .chaos, run: name, passed: unserved.isEmpty && !judged.isEmpty,
+            detail: unserved.isEmpty
+                ? "every tenant was served by the final service incarnation (\(judged.count) tenants)"
+                : "not served by the final service incarnation: " + unserved.map(\.name).joined(separator: ", ")))
+        let fds = chaos.descriptorsAtStart != nil && chaos.descriptorsAtStart == chaos.descriptorsAtEnd
+        checks.append(Check(
+            kind: .chaos, run: name, passed: fds,
+            detail: "service descriptors with only the observer connected: \(chaos.descriptorsAtStart.map(String.init) ?? "?") "
+                + "at the first start, \(chaos.descriptorsAtEnd.map(String.init) ?? "?") at the end"))
+        if let quarter = chaos.residentAtQuarterKiB, let end = chaos.residentAtEndKiB {
+            let allowed = Double(quarter) * (1 + StormChaosReport.residentGrowthAllowed)
+            checks.append(Check(
+                kind: .chaos, run: name, passed: Double(end) <= allowed,
+                detail: "final service incarnation's resident memory \(quarter) KiB a quarter into its life, \(end) KiB at "
+                    + "the end (allowed: \(Int(allowed)) KiB)"))
+        } else {
+            checks.append(Check(kind: .chaos, run: name, passed: false,
+                                detail: "the final service incarnation's memory could not be read"))
+        }
+        return checks
     }
 
     static func format(_ x: Double) -> String {

@@ -51,6 +51,8 @@ struct DeviceCommand: ParsableCommand {
     var progressMs: UInt64 = 0
     @Flag(help: "After the report, keep every socket open until SIGTERM, so a storm runner can read the service's final books of these devices.")
     var hold = false
+    @Flag(help: "When the service hangs up, connect again (for 10 s) and add the sources anew, instead of ending.")
+    var reconnect = false
 
     func run() throws {
         guard rate >= 0, rate.isFinite else { throw ValidationError("--rate must be 0 or positive") }
@@ -94,16 +96,12 @@ struct DeviceCommand: ParsableCommand {
             try finish(remote.run(seconds: seconds, progress: printProgress))
             return
         }
-        let client = try VMMClient(socketPath: socketPath, devices: [], client: "faultring device")
-        let faults = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
-            try client.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: fd, devices: devices)
+        var client = try VMMClient(socketPath: socketPath, devices: [], client: "faultring device")
+        var made: RemoteDevices?
+        try Self.addSources(to: client, devices: devices, events: eventsEvery > 0) { faults, events in
+            made = RemoteDevices(configs, faults: faults, events: events, options: options)
         }
-        var events: OwnedFD?
-        if eventsEvery > 0 {
-            events = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
-                try client.addSource(kind: FAULTRING_SOURCE_DEVICE_EVENTS, descriptor: fd, devices: devices)
-            }
-        }
+        let remote = made!
         if waitForConsumer {
             var attached = false
             for _ in 0..<600 where !attached {
@@ -113,8 +111,20 @@ struct DeviceCommand: ParsableCommand {
             }
             guard attached else { throw ValidationError("no consumer attached devices \(devices) within 30 s") }
         }
-        let remote = RemoteDevices(configs, faults: faults, events: events, options: options)
-        let report = remote.run(seconds: seconds, progress: printProgress)
+        let report = remote.run(seconds: seconds, progress: printProgress) { remote in
+            guard reconnect else { return false }
+            client.close()
+            // The service restarts: it listens again within a moment. A failed attempt drops whatever it added.
+            for _ in 0..<500 {
+                if let again = try? VMMClient(socketPath: socketPath, devices: [], client: "faultring device"),
+                   (try? Self.addSources(to: again, devices: devices, events: eventsEvery > 0, remote.adopt)) != nil {
+                    client = again
+                    return true
+                }
+                usleep(20_000)
+            }
+            return false
+        }
         if hold {
             // The report first; the sources (and their books in the service) live until SIGTERM ends the
             // process, or until the runner that started it dies: then the kernel sends SIGKILL.
@@ -124,6 +134,20 @@ struct DeviceCommand: ParsableCommand {
         }
         client.close()
         try finish(report)
+    }
+
+    /// Adds the device-fault source (and, with `events`, the event source) for
+    /// `devices` on `client`, and hands `body` the local ends.
+    static func addSources(to client: VMMClient, devices: [UInt32], events: Bool,
+                           _ body: (consuming OwnedFD, consuming OwnedFD?) -> Void) throws {
+        let faults = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
+            try client.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: fd, devices: devices)
+        }
+        guard events else { return body(faults, nil) }
+        let eventEnd = try Sys.seqpacketPair().keepLocal { (fd) throws(VMMClientError) in
+            try client.addSource(kind: FAULTRING_SOURCE_DEVICE_EVENTS, descriptor: fd, devices: devices)
+        }
+        body(faults, eventEnd)
     }
 
     /// Groups between two unrecoverable faults for a profile's unrecoverable

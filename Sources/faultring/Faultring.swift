@@ -10,7 +10,7 @@ struct Faultring: ParsableCommand {
         subcommands: [ServeCommand.self, DeviceCommand.self, DirectVMMCommand.self, ConsumeCommand.self, StatsCommand.self, ReplayCommand.self, CaptureCommand.self,
                       ImportTraceCommand.self,
                       DemoCommand.self, StreamCommand.self, StormCommand.self, StormPlanCommand.self,
-                      StreamConsumerCommand.self, InspectCommand.self])
+                      StreamConsumerCommand.self, InspectCommand.self, ScribbleCommand.self])
 }
 
 extension ABIVersion: ExpressibleByArgument {

@@ -28,6 +28,16 @@ import Testing
         }
     }
 
+    @Test func theChaosProfileKillsRestartsAndScribbles() throws {
+        let p = try StormProfileReader.read(path: Self.stormsDirectory.appendingPathComponent("chaos.json").path)
+        let chaos = try #require(p.chaos)
+        #expect(chaos.consumerKills == 100 && chaos.serviceRestarts == 10 && p.devices.placement == .process)
+        #expect(p.consumers.filter { $0.behaviour == .scribble }.count == 1)
+        #expect(chaos.killAmong.allSatisfy { name in p.consumers.contains { $0.name == name } })
+        // Scaling shortens the storm; the chaos plan is in shares of it, so it scales along.
+        #expect(p.scaled(toSeconds: 5).chaos == chaos)
+    }
+
     @Test func migrationFirstTouchBurstsFarAboveItsRing() throws {
         let p = try StormProfileReader.read(path: Self.stormsDirectory.appendingPathComponent("migration-first-touch.json").path)
         let burst = try #require(p.phases.first { if case .burst = $0.shape { return true } else { return false } })
@@ -113,11 +123,25 @@ import Testing
         ("ring not a power of two", { $0["rings"] = ["entries": 1000] }, "rings.entries", "power of two"),
         ("name with capitals", { $0["name"] = "Steady" }, "name", "lower-case"),
         ("SLO of the wrong type", { $0["slo"] = ["zeroUnanswered": "yes"] }, "slo.zeroUnanswered", "true or false"),
+        ("chaos killing an unknown consumer", { $0["chaos"] = ["consumerKills": 3, "killAmong": ["nobody"]] },
+         "chaos.killAmong.0", "not a consumer"),
+        ("chaos kills with no one to kill", { $0["chaos"] = ["consumerKills": 3] }, "chaos.killAmong", "at least one"),
+        ("chaos killing a scribbler", { o in
+            o["consumers"] = [["name": "s", "behaviour": ["kind": "scribble"]] as [String: Any]]
+            o["chaos"] = ["consumerKills": 1, "killAmong": ["s"]] as [String: Any]
+        }, "chaos.killAmong.0", "kill targets must not"),
+        ("chaos restarts with devices in the service", { o in
+            o["devices"] = ["count": 2, "placement": "service"] as [String: Any]
+            o["chaos"] = ["serviceRestarts": 2] as [String: Any]
+        }, "chaos.serviceRestarts", "restart with it"),
+        ("chaos restarts within the whole storm", { $0["chaos"] = ["serviceRestarts": 2, "restartsWithin": 1] },
+         "chaos.restartsWithin", "below 1"),
+        ("a scribbler with options", behaviour(["kind": "scribble", "share": 0.5]), "consumers.0.behaviour.share", "unknown key"),
     ] }
 
-    @Test func theMalformedTableIsWhatTheParameterisedTestRuns() { #expect(Self.malformed.count == 26) }
+    @Test func theMalformedTableIsWhatTheParameterisedTestRuns() { #expect(Self.malformed.count == 32) }
 
-    @Test(arguments: 0..<26)
+    @Test(arguments: 0..<32)
     func everyMalformedClassIsRefusedWithFileAndField(_ index: Int) throws {
         let (what, edit, field, word) = Self.malformed[index]
         let path = try Self.write(edit)

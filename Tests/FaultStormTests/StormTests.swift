@@ -86,6 +86,40 @@ import FoundationXML
         #expect(service > 0 && vmm.completed > 0)
     }
 
+    /// The chaos profile, shortened: 8 kills and 3 restarts (SIGTERM, SIGKILL, SIGTERM) in 8 s, a scribbler throughout.
+    @Test func underChaosEveryLedgerBalancesAndTheServiceKeepsNothing() throws {
+        var object = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Self.storms.appendingPathComponent("chaos.json"))) as? [String: Any])
+        object["phases"] = [["kind": "poisson", "name": "chaos", "seconds": 8, "rate": 2000] as [String: Any]]
+        object["chaos"] = ["consumerKills": 8, "killAmong": ["legacy", "victim", "wrong"], "serviceRestarts": 3,
+                           "restartsWithin": 0.6] as [String: Any]
+        let path = NSTemporaryDirectory() + "chaos-\(UUID().uuidString).json"
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let (status, report, _, errors) = try Self.storm([path])
+        let r = try #require(report, "no report (status \(status)): \(errors)")
+        let run = try #require(r.runs.first)
+        let chaos = try #require(run.chaos)
+        // Everything but the time bound (a latency check) must hold whatever the machine's speed.
+        let mustHold: Int32 = StormVerdict.Kind.ledger.bit | StormVerdict.Kind.run.bit | StormVerdict.Kind.unanswered.bit
+            | StormVerdict.Kind.chaos.bit
+        #expect(status & mustHold == 0, "\(r.verdict.failures.map(\.detail))")
+        #expect(run.ledgers.count == 10 && run.ledgers.allSatisfy { $0.balances })
+        #expect(chaos.consumerKills == 8 && chaos.restarts.map(\.signal) == ["SIGTERM", "SIGKILL", "SIGTERM"])
+        // Every kill left a dead incarnation behind (exit 128 + SIGKILL), and its successor was started.
+        let killed = run.consumers.reduce(0) { $0 + $1.exitStatuses.filter { $0 == 128 + SIGKILL }.count }
+        #expect(killed == 8)
+        #expect(chaos.descriptorsAtStart != nil && chaos.descriptorsAtStart == chaos.descriptorsAtEnd)
+        // Every tenant but the scribbler reconnected to the final incarnation and was served by it.
+        for gap in chaos.gaps where gap.judged {
+            #expect(chaos.servedByFinalIncarnation[gap.name, default: 0] > 0, "\(gap.name): \(chaos.servedByFinalIncarnation)")
+        }
+        #expect(chaos.gaps.filter { !$0.judged }.map(\.name) == ["scribbler-1"])
+        // The scribbler did attack, and its read-only region stayed read-only.
+        #expect(chaos.scribbles["attached", default: 0] > 0 && chaos.scribbles["wordsScribbled", default: 0] > 0)
+        #expect(chaos.scribbles["reopenedWritable"] == 0)
+    }
+
     @Test func aHostileTenantIsRefusedAndTheOthersAreServed() throws {
         let path = Self.storms.appendingPathComponent("mixed-tenants.json").path
         let (_, report, _, errors) = try Self.storm([path, "--seconds", "2", "--rate-scale", "0.25"])
