@@ -134,7 +134,7 @@ public final class FaultService {
             step(now: now)
             if stopping { break }
             var deadline = pipeline.nextDeadline(after: now)
-            if let hello = dropSilentConnections(now: now) { deadline = min(deadline ?? .max, hello) }
+            if let silent = dropSilentConnections(now: now) { deadline = min(deadline ?? .max, silent) }
             if config.pollNS > 0 {
                 // Spin for answers; a deadline inside the window is waited for
                 // here too, rather than through a timer wake-up, and the next
@@ -345,6 +345,8 @@ public final class FaultService {
                 }
                 send(.errorReply(id: failure.id, command: failure.command, failure.error), to: session)
             case .message(let message):
+                // Only a well-formed message keeps a session that holds nothing alive.
+                session.lastHeardAt = Sys.monotonicNS
                 handle(message, from: session)
             }
         }
@@ -377,13 +379,25 @@ public final class FaultService {
         }
     }
 
-    /// Drops every connection that has not said HELLO in time; returns when the next one is due (nil: none).
+    /// Drops every connection that has not said HELLO in time, and every
+    /// one that holds nothing and has been silent for the idle timeout;
+    /// returns when the next one is due (nil: none).
     func dropSilentConnections(now: UInt64) -> UInt64? {
         var next: UInt64?
-        for session in sessions.values where !session.helloDone {
-            let due = session.connectedAt &+ config.helloTimeoutNS
+        for session in Array(sessions.values) {
+            let due: UInt64
+            let why: String
+            if !session.helloDone {
+                due = session.connectedAt &+ config.helloTimeoutNS
+                why = "no HELLO within \(config.helloTimeoutNS / 1_000_000) ms"
+            } else if config.idleTimeoutNS > 0 && session.holdsNothing {
+                due = session.lastHeardAt &+ config.idleTimeoutNS
+                why = "idle for \(config.idleTimeoutNS / 1_000_000) ms holding nothing"
+            } else {
+                continue
+            }
             if due <= now {
-                logger.notice("client pid \(session.pid): no HELLO within \(config.helloTimeoutNS / 1_000_000) ms; dropped")
+                logger.notice("client pid \(session.pid): \(why); dropped")
                 drop(session)
             } else {
                 next = min(next ?? due, due)

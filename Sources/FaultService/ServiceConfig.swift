@@ -34,6 +34,11 @@ public struct ServiceConfig: Sendable {
     public var maxSessionsPerUID = 64
     /// A connection that has not said HELLO this long after it connected is dropped, ns.
     public var helloTimeoutNS: UInt64 = 5_000_000_000
+    /// A connection that said HELLO but holds nothing (no queue, device or
+    /// source) and sends nothing this long is dropped, ns; 0: never. A
+    /// connection that holds a device is never idle-dropped: a VMM whose
+    /// guest raises no faults is quiet on purpose.
+    public var idleTimeoutNS: UInt64 = 60_000_000_000
     /// Control messages taken from one connection per loop turn, and
     /// connections accepted per turn: a client that keeps its socket full
     /// waits for the next turn like everyone else, and timeouts still fire.

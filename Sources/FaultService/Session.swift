@@ -12,6 +12,9 @@ final class Session {
     let uid: UInt32
     /// When it connected (monotonic ns): it must say HELLO within `ServiceConfig.helloTimeoutNS`.
     let connectedAt: UInt64
+    /// When it last sent a message (monotonic ns): a session that holds nothing
+    /// is dropped after `ServiceConfig.idleTimeoutNS` without one.
+    var lastHeardAt: UInt64
     /// Malformed messages it sent (logged only now and then: no log flood).
     var badMessages: UInt64 = 0
     var helloDone = false
@@ -22,8 +25,14 @@ final class Session {
     /// Fault sources this client handed over (ADD_SOURCE); they end with it.
     var sources: [FaultFDSource] = []
 
+    /// Holds nothing the service must keep for it: no queue, no device, no
+    /// source. Only such a session can be idle: an attached VMM may be quiet
+    /// for hours on purpose.
+    var holdsNothing: Bool { queue == nil && devices.isEmpty && sources.isEmpty }
+
     init(socket: ControlSocket, pid: UInt32, uid: UInt32, connectedAt: UInt64) {
         self.connectedAt = connectedAt
+        self.lastHeardAt = connectedAt
         self.socket = socket
         self.pid = pid
         self.uid = uid

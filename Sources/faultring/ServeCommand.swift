@@ -45,6 +45,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Connections at once, from everyone (more are refused with EAGAIN).") var maxClients = 256
     @Option(help: "Connections at once from one uid.") var maxClientsPerUid = 64
     @Option(help: "Drop a connection that has not said HELLO this many ms after connecting.") var helloTimeoutMs: UInt64 = 5000
+    @Option(help: "Drop a connection that holds no queue, device or source and sends nothing for this many ms (0: never).")
+    var idleTimeoutMs: UInt64 = 60_000
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
     @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = ReplayPace.fast
@@ -56,7 +58,7 @@ struct ServeCommand: ParsableCommand {
         var config = ServiceConfig()
         config.socketPath = socketPath
         config.inheritedFD = fd
-        config.policy.timeoutNS = timeoutMs * 1_000_000
+        config.policy.timeoutNS = try nanoseconds(timeoutMs, "--timeout-ms")
         if let backend {
             guard let chosen = EventLoop.Backend.allCases.first(where: { $0.rawValue == backend || ($0 == .uring && backend == "uring") })
             else { throw ValidationError("--backend must be io_uring or poll, not \(backend)") }
@@ -78,9 +80,17 @@ struct ServeCommand: ParsableCommand {
         }
         config.maxSessions = maxClients
         config.maxSessionsPerUID = maxClientsPerUid
-        config.helloTimeoutNS = helloTimeoutMs * 1_000_000
-        config.pollNS = pollUs * 1000
+        config.helloTimeoutNS = try nanoseconds(helloTimeoutMs, "--hello-timeout-ms")
+        config.idleTimeoutNS = try nanoseconds(idleTimeoutMs, "--idle-timeout-ms")
+        config.pollNS = try nanoseconds(pollUs, "--poll-us") / 1000
         return config
+    }
+
+    /// `ms` in nanoseconds, refused by name when it does not fit.
+    func nanoseconds(_ ms: UInt64, _ option: String) throws -> UInt64 {
+        let (ns, overflow) = ms.multipliedReportingOverflow(by: 1_000_000)
+        guard !overflow else { throw ValidationError("\(option) must be at most \(UInt64.max / 1_000_000), not \(ms)") }
+        return ns
     }
 
     /// The simulated devices `--devices` describes.

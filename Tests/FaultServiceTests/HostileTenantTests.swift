@@ -304,6 +304,31 @@ import Testing
         Self.expectStops(service)
     }
 
+    /// Finding 5: no idle timeout. A connection that said HELLO but holds no
+    /// queue, device or source and sends nothing is dropped after
+    /// `--idle-timeout-ms`; one that holds a device is kept however quiet it
+    /// is (a VMM whose guest raises no faults is quiet on purpose).
+    @Test func idleConnectionsHoldingNothingAreDropped() throws {
+        let path = socketPath("hostile-idle")
+        let service = try startService(path, ["--devices", "3", "--rate", "500", "--idle-timeout-ms", "300"])
+        let good = try Child(["consume", "--socket-path", path, "--devices", "3", "--quiet"])
+        defer { good.signal(SIGKILL) }
+        try Self.expectServed(path, device: 3)
+        let holder = try Tenant(path)
+        _ = try holder.attach([2])
+        let idle = try Tenant(path)
+        var closed = false
+        for _ in 0..<100 where !closed {
+            var p = pollfd(fd: idle.socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) == 1, case .closed = try idle.socket.receive() { closed = true }
+        }
+        #expect(closed, "a connection holding nothing was kept idle")
+        // The holder has been as quiet as the idle one, for longer than the timeout: still served.
+        #expect(try holder.request(.stats).0 == 0, "a connection holding a device was dropped for idling")
+        try Self.expectServed(path, device: 3)
+        Self.expectStops(service)
+    }
+
     /// Finding 5: out of descriptors, the listener stayed readable and the loop
     /// spun. With RLIMIT_NOFILE at 64, a tenant holds 80 connections open:
     /// the service sheds the ones it cannot take, does not spin, and serves
