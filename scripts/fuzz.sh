@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 target=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS}
 seconds=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS}
-targets=(records control control-session trace-importer fixture-reader consumer-region)
+targets=(records hardware control control-session trace-importer fixture-reader consumer-region)
 [ "$target" = all ] || targets=("$target")
 # libFuzzer reports a crash itself; Swift's backtracer would spend up to 30 s symbolicating a
 # sanitized binary first (and a target that blocks SIGTERM, like control-session, cannot be hurried).
