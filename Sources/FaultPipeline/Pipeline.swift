@@ -17,11 +17,16 @@ public final class Pipeline: FaultIntake {
     /// Where faults come from first: the source the pipeline was made with.
     public let source: any FaultSource
     /// Every source, the first one included, in the order added.
-    public private(set) var sources: [any FaultSource]
+    public var sources: [any FaultSource] { _read { yield feeds } }
+    /// The stored sources and tracker are internal: under whole-module
+    /// optimisation the compiler then sees every access to them and drops
+    /// the runtime exclusivity checks a public stored property must keep.
+    var feeds: [any FaultSource]
     /// Which source fronts each device (completions go back to it).
     var sourceOf: [UInt32: Int] = [:]
     /// The page-request lifecycle (groups, cookies, matching, timeouts).
-    public private(set) var tracker: PageRequestTracker
+    public var tracker: PageRequestTracker { _read { yield lifecycle } }
+    var lifecycle: PageRequestTracker
     /// Called with every completion after the source got it (a service's
     /// latency histogram, a capture's books).
     public var observer: ((DeviceCompletion) -> Void)?
@@ -40,10 +45,10 @@ public final class Pipeline: FaultIntake {
     /// A pipeline for `source`'s devices under `policy`.
     public init(source: any FaultSource, policy: PageRequestPolicy) {
         self.source = source
-        sources = [source]
-        tracker = PageRequestTracker(policy: policy)
+        feeds = [source]
+        lifecycle = PageRequestTracker(policy: policy)
         for device in source.devices {
-            tracker.addDevice(device.id, allocation: device.allocation)
+            lifecycle.addDevice(device.id, allocation: device.allocation)
             sourceOf[device.id] = 0
         }
     }
@@ -59,10 +64,10 @@ public final class Pipeline: FaultIntake {
     public func add(_ newSource: any FaultSource, sharing: [any FaultSource] = []) -> Bool {
         let shareable = Set(sharing.flatMap { $0.devices.map(\.id) })
         for device in newSource.devices where sourceOf[device.id] != nil && !shareable.contains(device.id) { return false }
-        sources.append(newSource)
+        feeds.append(newSource)
         for device in newSource.devices where sourceOf[device.id] == nil {
-            tracker.addDevice(device.id, allocation: device.allocation)
-            sourceOf[device.id] = sources.count - 1
+            lifecycle.addDevice(device.id, allocation: device.allocation)
+            sourceOf[device.id] = feeds.count - 1
         }
         return true
     }
@@ -71,21 +76,21 @@ public final class Pipeline: FaultIntake {
     /// are answered INVALID (device removed) and the devices forgotten
     /// (detached from their queues). The first source cannot be removed.
     public func remove(_ gone: any FaultSource) {
-        guard let index = sources.firstIndex(where: { $0 === gone }), index > 0 else { return }
+        guard let index = feeds.firstIndex(where: { $0 === gone }), index > 0 else { return }
         for (device, owner) in sourceOf where owner == index {
-            tracker.removeDevice(device) { complete($0) }
+            lifecycle.removeDevice(device) { complete($0) }
             sourceOf.removeValue(forKey: device)
             if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
         }
         gone.flush()
-        sources[index] = RemovedSource()
+        feeds[index] = RemovedSource()
     }
 
     // MARK: Queues and devices
 
     /// Registers a consumer's queue: groups of devices attached to it go into `producer`.
     public func addQueue(_ producer: FaultProducer) -> ChannelID {
-        let channel = tracker.addChannel(ProducerSink(producer))
+        let channel = lifecycle.addChannel(ProducerSink(producer))
         while queues.count <= Int(channel) { queues.append(nil) }
         queues[Int(channel)] = producer
         return channel
@@ -96,7 +101,7 @@ public final class Pipeline: FaultIntake {
     /// and forgets the queue (the caller closes it). Cannot fail.
     public func removeQueue(_ channel: ChannelID) {
         read(channel)
-        tracker.removeChannel(channel) { complete($0) }
+        lifecycle.removeChannel(channel) { complete($0) }
         flush()
         attachedDevices.removeAll { channelOf[$0] == channel }
         channelOf = channelOf.filter { $0.value != channel }
@@ -107,12 +112,12 @@ public final class Pipeline: FaultIntake {
     /// Attaches a known device to a queue.
     public func attach(_ device: UInt32, to channel: ChannelID) {
         if channelOf.updateValue(channel, forKey: device) == nil { attachedDevices.append(device) }
-        tracker.attach(device, to: channel)
+        lifecycle.attach(device, to: channel)
     }
 
     /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
     public func detach(_ device: UInt32) {
-        tracker.detachDevice(device) { complete($0) }
+        lifecycle.detachDevice(device) { complete($0) }
         flush()
         if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
     }
@@ -136,7 +141,7 @@ public final class Pipeline: FaultIntake {
 
     /// Every source raises what is due at `now`.
     public func raise(now: UInt64) {
-        for source in sources { source.raise(now: now, into: self) }
+        for source in feeds { source.raise(now: now, into: self) }
     }
 
     /// One of `source`'s descriptors is readable: it reads and raises, and
@@ -148,7 +153,7 @@ public final class Pipeline: FaultIntake {
 
     /// Every source writes the answers it batched.
     public func flush() {
-        for source in sources { source.flush() }
+        for source in feeds { source.flush() }
     }
 
     /// Reads and matches every queue's responses, lets every producer see
@@ -159,7 +164,7 @@ public final class Pipeline: FaultIntake {
             read(ChannelID(channel))
             queues[channel]!.poll()
         }
-        tracker.tick(now: now) { complete($0) }
+        lifecycle.tick(now: now) { complete($0) }
         flush()
     }
 
@@ -173,7 +178,7 @@ public final class Pipeline: FaultIntake {
     func read(_ channel: ChannelID) {
         guard let queue = queue(channel), let abi = queue.abi else { return }
         queue.readResponses { result in
-            let verdict = tracker.respond(result, channel: channel, abi: abi) { complete($0) }
+            let verdict = lifecycle.respond(result, channel: channel, abi: abi) { complete($0) }
             switch verdict {
             case .completed: queue.countMatch(.completed)
             case .rejected(.malformed): break  // counted by the queue's slot validation
@@ -191,9 +196,9 @@ public final class Pipeline: FaultIntake {
     /// becoming readable: the source's next raise, the next timeout. Nil
     /// when there is none, so the driver may block until woken.
     public func nextDeadline(after now: UInt64) -> UInt64? {
-        var timeout = tracker.nextDeadline()
+        var timeout = lifecycle.nextDeadline()
         var raise: UInt64?
-        for source in sources {
+        for source in feeds {
             if let due = source.nextDeadline(after: now, intake: self) { raise = Swift.min(raise ?? due, due) }
         }
         // A queue owes a LOST record until its consumer frees a slot, and
@@ -217,7 +222,7 @@ public final class Pipeline: FaultIntake {
         // Answers already in the rings are taken first: a consumer that answered just before the
         // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
         for channel in queues.indices where queues[channel] != nil { read(ChannelID(channel)) }
-        tracker.shutdown { complete($0) }
+        lifecycle.shutdown { complete($0) }
         flush()
     }
 
@@ -225,12 +230,14 @@ public final class Pipeline: FaultIntake {
     public var summary: PipelineSummary {
         var lost = lostOnRemovedQueues &+ lostWithoutQueue
         for case let queue? in queues { lost &+= queue.countersSnapshot.recordsLost }
-        return PipelineSummary(pageRequests: tracker.snapshot, recordsLost: lost)
+        return PipelineSummary(pageRequests: lifecycle.snapshot, recordsLost: lost)
     }
 
     func complete(_ completion: DeviceCompletion) {
-        if let owner = sourceOf[completion.deviceID] {
-            sources[owner].complete(completion)
+        if feeds.count == 1 {
+            source.complete(completion)  // the common case: one source fronts every device, no lookup
+        } else if let owner = sourceOf[completion.deviceID] {
+            feeds[owner].complete(completion)
         } else {
             source.complete(completion)  // a device no source fronts: the first source's books count it
         }
@@ -249,7 +256,7 @@ public final class Pipeline: FaultIntake {
     /// closed, if it closed one and the group is still live.
     @discardableResult
     public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
-        tracker.receive(request, now: now) { complete($0) }
+        lifecycle.receive(request, now: now) { complete($0) }
     }
 
     /// Publishes an unrecoverable fault into its device's queue.

@@ -38,22 +38,20 @@ public struct SimulationSchedule: Sendable, Hashable {
 /// generator.
 public final class SimulatedDevices: FaultSource {
     /// The devices, in the order they were configured.
-    public private(set) var simulated: [SimulatedPRIDevice]
+    public var simulated: [SimulatedPRIDevice] { fleet.units }
+    /// The devices and their books, in one stored value (`SimulatedFleet`
+    /// says why).
+    var fleet: SimulatedFleet
     /// The schedule in force.
     public let schedule: SimulationSchedule
     /// Groups raised so far, over all devices.
-    public private(set) var raised: UInt64 = 0
+    public var raised: UInt64 { fleet.raised }
     /// The first few records the codecs could not carry, in words.
     public private(set) var wireErrors: [String] = []
     var stopped = false
-    var rng: SplitMix64
     /// Index into `simulated` by device id (-1: not ours).
-    var index: [Int] = []
-    /// With a rate: when each device may raise its next group (0: not started).
-    var dueAt: [UInt64] = []
-    /// A device that could not raise (out of PRG indices or allocation)
-    /// waits for an answer, not for the clock.
-    var blocked: [Bool] = []
+    let index: [Int]
+    /// The requests of the burst being delivered, reused between bursts.
     var requests: [PageRequest] = []
     /// A storm raised inside the service (`Storm`), or nil.
     let storm: Storm?
@@ -96,34 +94,33 @@ public final class SimulatedDevices: FaultSource {
     public init(_ configs: [SimulatedDeviceConfig], schedule: SimulationSchedule = SimulationSchedule(),
                 storm: Storm? = nil) {
         self.storm = storm
-        simulated = configs.map(SimulatedPRIDevice.init)
+        fleet = SimulatedFleet(configs, seed: schedule.seed)
         self.schedule = schedule
-        rng = SplitMix64(seed: schedule.seed)
-        dueAt = [UInt64](repeating: 0, count: configs.count)
-        blocked = [Bool](repeating: false, count: configs.count)
+        var index: [Int] = []
         for (i, config) in configs.enumerated() {
             let id = Int(config.deviceID)
             while index.count <= id { index.append(-1) }
             index[id] = i
         }
+        self.index = index
     }
 
     /// The configured devices and their allocations.
     public var devices: [SourceDevice] {
-        simulated.map { SourceDevice(id: $0.config.deviceID, allocation: $0.config.allocation) }
+        fleet.units.map { SourceDevice(id: $0.config.deviceID, allocation: $0.config.allocation) }
     }
 
     /// The device with `id`, if it is one of these.
     public func device(_ id: UInt32) -> SimulatedPRIDevice? {
-        Int(id) < index.count && index[Int(id)] >= 0 ? simulated[index[Int(id)]] : nil
+        Int(id) < index.count && index[Int(id)] >= 0 ? fleet.units[index[Int(id)]] : nil
     }
 
     /// Groups issued and not answered yet, over all devices.
-    public var outstanding: Int { simulated.reduce(0) { $0 + $1.ledger.outstanding } }
+    public var outstanding: Int { fleet.units.reduce(0) { $0 + $1.ledger.outstanding } }
 
     /// Whether every schedule limit is reached (or raising was stopped).
     public var doneRaising: Bool {
-        stopped || schedule.totalGroups.map { raised >= $0 } ?? false
+        stopped || schedule.totalGroups.map { fleet.raised >= $0 } ?? false
     }
 
     /// Each attached device raises up to `groupsPerStep` groups (with a
@@ -137,37 +134,16 @@ public final class SimulatedDevices: FaultSource {
         for id in intake.attachedDevices {
             guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
             let d = index[Int(id)]
-            if let rate = schedule.rate {
-                // Starts when first attached; a device that fell behind (blocked,
-                // or the loop was late) catches up by one burst at most.
-                let burst = UInt64(1e9 / rate) &* UInt64(schedule.groupsPerStep)
-                if dueAt[d] == 0 {
-                    dueAt[d] = now
-                } else if !schedule.openLoop && dueAt[d] &+ burst < now {
-                    dueAt[d] = now &- Swift.min(now, burst)
-                }
-            }
-            for _ in 0..<schedule.groupsPerStep {
-                if let total = schedule.totalGroups, raised >= total { return }
-                if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { break }
-                if schedule.rate != nil && dueAt[d] > now { break }
-                requests.removeAll(keepingCapacity: true)
-                // With a rate, a group carries its scheduled time, so latency is
-                // measured from the schedule (open loop), not from when it was raised.
-                simulated[d].nextGroup(now: schedule.rate != nil ? dueAt[d] : now, using: &rng, into: &requests)
-                if requests.isEmpty {  // out of PRG indices or allocation: wait for answers
-                    blocked[d] = true
-                    break
-                }
-                raised += 1
-                if let rate = schedule.rate { dueAt[d] &+= UInt64(1e9 / rate) }
-                for request in requests {
-                    do {
-                        intake.receive(try schedule.wire.carry(request, needsPASID: simulated[d].config.needsPASID),
-                                       now: now)
-                    } catch {
-                        noteWireError(error)
-                    }
+            requests.removeAll(keepingCapacity: true)
+            fleet.burst(d, now: now, schedule: schedule, into: &requests)
+            guard !requests.isEmpty else { continue }
+            // Delivered after the burst is built: the tracker may answer a group at once.
+            let needsPASID = fleet.units[d].config.needsPASID
+            for request in requests {
+                do {
+                    intake.receive(try schedule.wire.carry(request, needsPASID: needsPASID), now: now)
+                } catch {
+                    noteWireError(error)
                 }
             }
         }
@@ -188,9 +164,9 @@ public final class SimulatedDevices: FaultSource {
         for id in intake.attachedDevices {
             guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
             let d = index[Int(id)]
-            if blocked[d] { continue }
-            if let limit = schedule.groupsPerDevice, simulated[d].ledger.issued >= limit { continue }
-            let due = dueAt[d] == 0 ? now : dueAt[d]
+            if fleet.blocked[d] { continue }
+            if let limit = schedule.groupsPerDevice, fleet.units[d].ledger.issued >= limit { continue }
+            let due = fleet.dueAt[d] == 0 ? now : fleet.dueAt[d]
             earliest = Swift.min(earliest ?? due, due)
         }
         return earliest
@@ -205,8 +181,7 @@ public final class SimulatedDevices: FaultSource {
                 return
             }
             let d = index[Int(seen.deviceID)]
-            simulated[d].complete(seen)
-            blocked[d] = false
+            fleet.complete(d, seen)
             if let storm, let group = storm.pending.removeValue(forKey: Storm.key(d, seen.prgi)) {
                 storm.arrivals.answered(scheduledNS: group.scheduled, phase: group.phase, device: d, now: Sys.monotonicNS)
             }
@@ -222,36 +197,36 @@ public final class SimulatedDevices: FaultSource {
     func raiseStorm(_ storm: Storm, now: UInt64, into intake: any FaultIntake) {
         guard !storm.reported else { return }
         if storm.arrivals.startNS == nil {
-            guard simulated.allSatisfy({ intake.isAttached($0.config.deviceID) }) else { return }
+            guard fleet.units.allSatisfy({ intake.isAttached($0.config.deviceID) }) else { return }
             storm.arrivals.start(at: now)
             storm.nextTick = now &+ storm.tickNS
         }
         if !stopped {
             storm.arrivals.admit(now: now)
-            for d in simulated.indices {
+            for d in fleet.units.indices {
                 var burst = 0
                 while let arrival = storm.arrivals.first(of: d), burst < 256 {
                     requests.removeAll(keepingCapacity: true)
-                    simulated[d].nextGroup(now: arrival.atNS, using: &rng, into: &requests)
+                    fleet.nextGroup(d, now: arrival.atNS, into: &requests)
                     guard let last = requests.last else {
-                        blocked[d] = true
+                        fleet.blocked[d] = true
                         break
                     }
                     burst += 1
                     for request in requests {
                         do {
-                            intake.receive(try schedule.wire.carry(request, needsPASID: simulated[d].config.needsPASID), now: now)
+                            intake.receive(try schedule.wire.carry(request, needsPASID: fleet.units[d].config.needsPASID), now: now)
                         } catch {
                             noteWireError(error)
                         }
                     }
                     if !last.isLastPage || last.isStopMarker { continue }  // a lone stop marker first
                     storm.arrivals.raisedFirst(of: d)
-                    raised += 1
+                    fleet.raised += 1
                     storm.pending[Storm.key(d, last.prgi)] = (arrival.atNS, arrival.phase)
-                    if storm.eventEvery > 0 && raised % UInt64(storm.eventEvery) == 0 {
+                    if storm.eventEvery > 0 && fleet.raised % UInt64(storm.eventEvery) == 0 {
                         storm.eventsSent += 1
-                        _ = intake.deliver(UnrecoverableFault(deviceID: simulated[d].config.deviceID, reason: 1,
+                        _ = intake.deliver(UnrecoverableFault(deviceID: fleet.units[d].config.deviceID, reason: 1,
                                                               address: 0x4000_0000 &+ storm.eventsSent << 12, timestampNS: now))
                     }
                 }
@@ -259,7 +234,7 @@ public final class SimulatedDevices: FaultSource {
         }
         if storm.raisedAll == nil && (storm.arrivals.exhausted || stopped) { storm.raisedAll = now }
         if storm.tickNS > 0 && now >= storm.nextTick {
-            storm.progress(storm.arrivals.progress(at: now, raised: raised, pending: storm.pending.count))
+            storm.progress(storm.arrivals.progress(at: now, raised: fleet.raised, pending: storm.pending.count))
             storm.nextTick = now &+ storm.tickNS
         }
         if let all = storm.raisedAll, storm.pending.isEmpty || now &- all > RemoteDevices.answerGraceNS {
@@ -269,14 +244,14 @@ public final class SimulatedDevices: FaultSource {
             report.seconds = Double(now &- (storm.arrivals.startNS ?? now)) / 1e9
             report.eventsSent = storm.eventsSent
             storm.arrivals.finish(into: &report)
-            if storm.tickNS > 0 { storm.progress(storm.arrivals.progress(at: now, raised: raised, pending: storm.pending.count)) }
+            if storm.tickNS > 0 { storm.progress(storm.arrivals.progress(at: now, raised: fleet.raised, pending: storm.pending.count)) }
             storm.finished(report)
         }
     }
 
     /// The devices' ledgers.
     public func books() -> [DeviceBooks] {
-        simulated.map { $0.ledger.books(device: $0.config.deviceID) }
+        fleet.units.map { $0.ledger.books(device: $0.config.deviceID) }
     }
 
     /// Raise nothing more.

@@ -25,17 +25,19 @@ public struct PageRequestTracker {
     public let policy: PageRequestPolicy
 
     /// A closed group: its LAST_PAGE request (which carries the PASID,
-    /// PRGI, NEEDS_PASID and private data the answer must echo) and the
-    /// earlier requests of the group, if any (no array for one-page groups).
+    /// PRGI, NEEDS_PASID and private data the answer must echo) and how
+    /// many requests it has. The earlier requests, if any, are in
+    /// `earlierRequests`, so that a group (and a slot) is plain data: copying
+    /// one retains nothing and goes through no value witness.
     struct Group {
         var last: PageRequest
-        var earlier: [PageRequest]
+        var pages: Int
         var channel: ChannelID
         var delivered = false
 
-        init(last: PageRequest, earlier: [PageRequest], channel: ChannelID) {
+        init(last: PageRequest, pages: Int, channel: ChannelID) {
             self.last = last
-            self.earlier = earlier
+            self.pages = pages
             self.channel = channel
         }
 
@@ -44,7 +46,7 @@ public struct PageRequestTracker {
         var prgi: UInt32 { last.prgi }
         var needsPASID: Bool { last.needsPASID }
         var privateData: PrivateData? { last.privateData }
-        var requestCount: Int { earlier.count + 1 }
+        var requestCount: Int { pages }
     }
 
     enum RetireKind: UInt8 {
@@ -113,6 +115,9 @@ public struct PageRequestTracker {
 
 
     var slots: [Slot]
+    /// The requests before the LAST_PAGE one of each slot's group (empty for
+    /// one-page groups, the common case: no allocation).
+    var earlierRequests: [[PageRequest]]
     /// FIFO, so a retired slot is reused as late as possible: its cookie is
     /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
     /// groups at least, and only then becomes merely stale.
@@ -141,6 +146,7 @@ public struct PageRequestTracker {
     public init(policy: PageRequestPolicy = PageRequestPolicy()) {
         self.policy = policy
         slots = [Slot](repeating: Slot(), count: policy.maxOutstandingGroups)
+        earlierRequests = [[PageRequest]](repeating: [], count: policy.maxOutstandingGroups)
         freeSlots = Deque(0..<UInt32(policy.maxOutstandingGroups))
     }
 
@@ -265,7 +271,7 @@ public struct PageRequestTracker {
         if !devices[d].outstanding[prgi].isEmpty { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
-        let group = Group(last: request, earlier: requests, channel: channel ?? 0)
+        let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, group.requestCount)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer), complete: complete)
@@ -279,6 +285,7 @@ public struct PageRequestTracker {
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
+        if !requests.isEmpty { earlierRequests[Int(slotIndex)] = requests }
         devices[d].outstanding[prgi].append(cookie)
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
         if channels[Int(channelID)]!.backlog.isEmpty {
@@ -301,7 +308,7 @@ public struct PageRequestTracker {
             return
         }
         scratch.removeAll(keepingCapacity: true)
-        for var request in group.earlier {
+        for var request in earlierRequests[slotIndex] {
             request.cookie = cookie
             scratch.append(.pageRequest(request))
         }
@@ -349,6 +356,7 @@ public struct PageRequestTracker {
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].live, let group = slots[slotIndex].group.take() else { return }
+        if group.pages > 1 { earlierRequests[slotIndex] = [] }
         slots[slotIndex].live = false
         slots[slotIndex].retiredCookie = cookie
         let kind: RetireKind
@@ -389,7 +397,7 @@ public struct PageRequestTracker {
 
     /// Answers a group that never got a cookie (no device state to keep).
     mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
-        emit(Group(last: request, earlier: [], channel: 0), cookie: 0, code: .invalid, source: .automatic(cause),
+        emit(Group(last: request, pages: 1, channel: 0), cookie: 0, code: .invalid, source: .automatic(cause),
              complete: complete)
     }
 }

@@ -36,11 +36,46 @@ public struct AnswerScript: Sendable {
     /// The answers to one group.
     public struct Answers: Sendable {
         /// Send now, in this order (wrong ones first, then the right one).
-        public var responses: [PageResponse] = []
+        public var responses = Responses()
         /// Send after the group's timeout (late).
         public var withheld: PageResponse?
         /// Send on another queue (foreign), in addition.
         public var foreign: PageResponse?
+    }
+
+    /// The answers to send now for one group: at most five (a mismatch, an
+    /// unknown cookie, a stale cookie, the right answer, its duplicate), held
+    /// inline so that answering a group allocates nothing.
+    public struct Responses: RandomAccessCollection, Sendable {
+        /// The most a script sends now for one group.
+        public static let capacity = 5
+        var storage: (PageResponse, PageResponse, PageResponse, PageResponse, PageResponse)
+        /// How many are held.
+        public private(set) var endIndex = 0
+
+        /// None.
+        public init() {
+            let none = PageResponse(code: .success, cookie: 0)
+            storage = (none, none, none, none, none)
+        }
+
+        /// Always 0.
+        public var startIndex: Int { 0 }
+
+        /// The `i`th answer, in sending order.
+        public subscript(i: Int) -> PageResponse {
+            precondition(i >= 0 && i < endIndex, "answer \(i) of \(endIndex)")
+            return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i * MemoryLayout<PageResponse>.stride, as: PageResponse.self) }
+        }
+
+        /// Adds one; a script never adds more than `capacity`.
+        mutating func append(_ response: PageResponse) {
+            precondition(endIndex < Self.capacity, "more than \(Self.capacity) answers to one group")
+            withUnsafeMutableBytes(of: &storage) {
+                $0.storeBytes(of: response, toByteOffset: endIndex * MemoryLayout<PageResponse>.stride, as: PageResponse.self)
+            }
+            endIndex += 1
+        }
     }
 
     /// The answers to the next group, whose LAST_PAGE request is `request`.
