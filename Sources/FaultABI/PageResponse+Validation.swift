@@ -29,7 +29,7 @@ extension PageResponse {
             return .failure(ResponseRejection(.badArgsz, field: "argsz", value: argsz))
         }
         for offset in known..<Int(argsz) where bytes[offset] != 0 {
-            return .failure(ResponseRejection(.trailingNonZero, field: "byte[\(offset)]", value: bytes[offset]))
+            return .failure(ResponseRejection(trailingByte: offset, value: bytes[offset]))
         }
         let version = bytes.load(fromByteOffset: 4, as: UInt32.self)
         guard version == abi.responseVersion else {

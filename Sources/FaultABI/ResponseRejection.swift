@@ -25,16 +25,45 @@ public struct ResponseRejection: Error, Sendable, Hashable, CustomStringConverti
 
     /// Which rule the slot broke; it selects the counter.
     public let reason: Reason
-    /// The field, named as in `faultring_abi.h`.
-    public let field: String
     /// The value found there.
     public let value: UInt64
+    /// The field's name (for a trailing byte, "byte").
+    let fieldName: StaticString
+    /// For a trailing byte, its offset in the slot; -1 otherwise.
+    let byteOffset: Int
+
+    /// The field, named as in `faultring_abi.h` (a trailing byte as `byte[N]`).
+    public var field: String { byteOffset < 0 ? "\(fieldName)" : "byte[\(byteOffset)]" }
 
     /// A rejection for `reason` of `field`, which holds `value` (kept as its low 64 bits).
-    public init(_ reason: Reason, field: String, value: some BinaryInteger) {
+    ///
+    /// The name is a `StaticString`, so a rejection is plain data: the
+    /// `Result` every response slot is read into costs no retain or release.
+    public init(_ reason: Reason, field: StaticString, value: some BinaryInteger) {
         self.reason = reason
-        self.field = field
+        fieldName = field
+        byteOffset = -1
         self.value = UInt64(truncatingIfNeeded: value)
+    }
+
+    /// A rejection of the non-zero byte at `offset`, past the known size (`trailingNonZero`).
+    public init(trailingByte offset: Int, value: UInt8) {
+        reason = .trailingNonZero
+        fieldName = "byte"
+        byteOffset = offset
+        self.value = UInt64(value)
+    }
+
+    /// Equal when reason, field and value are.
+    public static func == (a: Self, b: Self) -> Bool {
+        a.reason == b.reason && a.value == b.value && a.byteOffset == b.byteOffset && a.field == b.field
+    }
+
+    /// Hashes reason, field and value.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(reason)
+        hasher.combine(value)
+        hasher.combine(field)
     }
 
     /// Prints `response <reason>: <field> = 0x<value>`.

@@ -10,8 +10,10 @@ import VMMClient
 struct ReferenceResponder {
     let consumer: FaultConsumer
     var script: AnswerScript
-    /// Answers not yet written (response ring full).
-    var outbox = Deque<PageResponse>()
+    /// Answers not yet written: this step's, and any the full response ring
+    /// refused. An array, reused between steps: it is emptied whole almost
+    /// every step, and a deque's generic appends cost more than the answers.
+    var outbox: [PageResponse] = []
     /// Withheld answers and when to send them (late).
     var withheld = Deque<(response: PageResponse, due: UInt64)>()
     var steps: UInt64 = 0
@@ -55,7 +57,7 @@ struct ReferenceResponder {
             }
             if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
             if let copy = answers.foreign { foreign.append(copy) }
-            outbox.append(contentsOf: answers.responses)
+            for response in answers.responses { outbox.append(response) }
         }
         consumer.release(batch.count)
     }
@@ -64,7 +66,11 @@ struct ReferenceResponder {
     mutating func flush() {
         guard !outbox.isEmpty else { return }
         let written = consumer.respond(batch: outbox)
-        outbox.removeFirst(written)
+        if written == outbox.count {
+            outbox.removeAll(keepingCapacity: true)
+        } else {
+            outbox.removeFirst(written)
+        }
     }
 
     /// A foreign answer this responder injected did not fit the other

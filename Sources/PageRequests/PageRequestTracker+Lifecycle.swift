@@ -70,7 +70,7 @@ extension PageRequestTracker {
     /// under the old owner and must not reach the next one), and detach it;
     /// the device stays known.
     public mutating func detachDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
-        retireAll(cause: .detach, complete: complete) { $0.deviceID == deviceID }
+        retireLive(of: deviceID, cause: .detach, complete: complete)
         discardPartials(of: deviceID)
         attach(deviceID, to: nil)
     }
@@ -78,7 +78,7 @@ extension PageRequestTracker {
     /// The device is gone: answer INVALID its outstanding groups, drop its
     /// partial groups, forget it.
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
-        retireAll(cause: .deviceRemoved, complete: complete) { $0.deviceID == deviceID }
+        retireLive(of: deviceID, cause: .deviceRemoved, complete: complete)
         discardPartials(of: deviceID)
         if let d = deviceIndex(deviceID) { devices[d] = Device.unknown }
     }
@@ -86,6 +86,20 @@ extension PageRequestTracker {
     /// The service stops: answer INVALID every outstanding group.
     public mutating func shutdown(complete: (DeviceCompletion) -> Void) {
         retireAll(cause: .shutdown, complete: complete) { _ in true }
+    }
+
+    /// Answers INVALID every live group of one device, found through its
+    /// per-PRGI index (`PRILimits.prgiCount` entries, not the whole cookie
+    /// table: a DETACH costs the device's groups, not the service's).
+    mutating func retireLive(of deviceID: UInt32, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
+        guard let d = deviceIndex(deviceID), devices[d].known else { return }
+        var cookies: [UInt64] = []
+        for prgi in 0..<PRILimits.prgiCount where devices[d].oldestLive[prgi] != 0 {
+            cookies += liveCookies(device: d, prgi: prgi)
+        }
+        // In slot order, as the scan of the whole table this replaces answered them.
+        cookies.sort { GroupCookie(rawValue: $0).slot < GroupCookie(rawValue: $1).slot }
+        for cookie in cookies { retire(cookie, code: .invalid, source: .automatic(cause), complete: complete) }
     }
 
     mutating func retireAll(

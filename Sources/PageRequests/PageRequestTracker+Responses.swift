@@ -85,7 +85,7 @@ extension PageRequestTracker {
         var retired = RetireKind.none
         var oldest: UInt64?
         for d in devices.indices where devices[d].known && devices[d].channel == channel {
-            for cookie in devices[d].outstanding[Int(prgi)] {
+            for cookie in liveCookies(device: d, prgi: Int(prgi)) {
                 let group = slots[Int(GroupCookie(rawValue: cookie).slot)].group!
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }

@@ -72,9 +72,12 @@ public struct PageRequestTracker {
         var allocation: Int
         var outstandingRequests = 0
         var partialRequests = 0
-        /// Live groups per PRG index (a PRGI is per function: `PRILimits.prgiCount` of them).
-        /// Usually zero or one; more only when the device misbehaves.
-        var outstanding = [[UInt64]](repeating: [], count: PRILimits.prgiCount)
+        /// The cookie of the oldest live group per PRG index (a PRGI is per
+        /// function: `PRILimits.prgiCount` of them), 0 for none (no cookie is
+        /// 0: generations start at 1). Later live groups on the same index,
+        /// which only a misbehaving device has, are in the tracker's
+        /// `reusedLive`: the common case is one flat array, no nesting.
+        var oldestLive = [UInt64](repeating: 0, count: PRILimits.prgiCount)
         /// How the last group with each PRG index ended (ABI 1 classification).
         var lastRetired = [RetireKind](repeating: .none, count: PRILimits.prgiCount)
         /// Parked (non-last) requests per PRG index, all of one PASID; a
@@ -136,6 +139,10 @@ public struct PageRequestTracker {
     static let directIDs: UInt32 = 4096
     /// Indexed by channel id.
     var channels: [Channel?] = [nil]
+    /// Live groups after the oldest on one device's PRG index (a device that
+    /// reuses a PRGI while its group is outstanding), oldest first, keyed by
+    /// `reuseKey(device index, PRGI)`. Empty unless a device misbehaves.
+    var reusedLive: [Int: [UInt64]] = [:]
     /// Records of the group being delivered, reused between groups.
     var scratch: [FaultEvent] = []
     var counters = PageRequestCounters()
@@ -268,7 +275,6 @@ public struct PageRequestTracker {
             devices[d].partialRequests -= requests.count
         }
         counters.groupsClosed &+= 1
-        if !devices[d].outstanding[prgi].isEmpty { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
@@ -286,7 +292,12 @@ public struct PageRequestTracker {
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
         if !requests.isEmpty { earlierRequests[Int(slotIndex)] = requests }
-        devices[d].outstanding[prgi].append(cookie)
+        if devices[d].oldestLive[prgi] == 0 {
+            devices[d].oldestLive[prgi] = cookie
+        } else {
+            counters.prgiReused &+= 1
+            reusedLive[Self.reuseKey(d, prgi), default: []].append(cookie)
+        }
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
         if channels[Int(channelID)]!.backlog.isEmpty {
             deliver(cookie, channel: channelID, complete: complete)
@@ -323,6 +334,34 @@ public struct PageRequestTracker {
             retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
         case .notReady:
             channels[Int(channelID)]!.backlog.append(cookie)
+        }
+    }
+
+    /// The key of device index `d`'s PRG index `prgi` in `reusedLive`.
+    static func reuseKey(_ d: Int, _ prgi: Int) -> Int { d << 9 | prgi }
+
+    /// The live groups on device index `d`'s PRG index `prgi`, oldest first.
+    func liveCookies(device d: Int, prgi: Int) -> [UInt64] {
+        let oldest = devices[d].oldestLive[prgi]
+        guard oldest != 0 else { return [] }
+        guard !reusedLive.isEmpty, let more = reusedLive[Self.reuseKey(d, prgi)] else { return [oldest] }
+        return [oldest] + more
+    }
+
+    /// Forgets `cookie` among device index `d`'s live groups on `prgi`; the
+    /// next oldest, if any, becomes the oldest.
+    mutating func removeLive(_ cookie: UInt64, device d: Int, prgi: Int) {
+        let key = Self.reuseKey(d, prgi)
+        if devices[d].oldestLive[prgi] == cookie {
+            if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key), !more.isEmpty {
+                devices[d].oldestLive[prgi] = more.removeFirst()
+                if !more.isEmpty { reusedLive[key] = more }
+            } else {
+                devices[d].oldestLive[prgi] = 0
+            }
+        } else if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key) {
+            more.removeAll { $0 == cookie }
+            if !more.isEmpty { reusedLive[key] = more }
         }
     }
 
@@ -371,11 +410,7 @@ public struct PageRequestTracker {
         freeSlots.append(UInt32(slotIndex))
         let prgi = PRILimits.slot(group.prgi)
         if let d = deviceIndex(group.deviceID), devices[d].known {
-            if devices[d].outstanding[prgi].count == 1 {
-                devices[d].outstanding[prgi].removeAll(keepingCapacity: true)
-            } else {
-                devices[d].outstanding[prgi].removeAll { $0 == cookie }
-            }
+            removeLive(cookie, device: d, prgi: prgi)
             devices[d].lastRetired[prgi] = kind
         }
         releaseAllocation(group.deviceID, group.requestCount)
