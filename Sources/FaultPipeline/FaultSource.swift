@@ -29,6 +29,11 @@ public protocol FaultSource: AnyObject {
     /// The one answer to a group one of its devices raised.
     func complete(_ completion: DeviceCompletion)
 
+    /// The answers to several groups its devices raised, in order: what
+    /// `complete` does for each, in one call (the pipeline hands over a
+    /// response ring's worth at once). The default calls `complete` for each.
+    func complete(batch completions: [DeviceCompletion])
+
     /// Descriptors the event loop should watch for this source (none for
     /// a source that only raises on `raise`).
     var descriptors: [Int32] { get }
@@ -61,6 +66,10 @@ public protocol FaultSource: AnyObject {
 }
 
 extension FaultSource {
+    /// One `complete` call per answer.
+    public func complete(batch completions: [DeviceCompletion]) {
+        for completion in completions { complete(completion) }
+    }
     /// No clock of its own.
     public func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64? { nil }
     /// No descriptors.

@@ -37,6 +37,8 @@ public final class Pipeline: FaultIntake {
     var channelOf: [UInt32: ChannelID] = [:]
     /// Attached devices, in attach order.
     public private(set) var attachedDevices: [UInt32] = []
+    /// The answers of one read or tick, reused between them (`completeAll`).
+    var completionBuffer: [DeviceCompletion] = []
     /// Records lost on queues that have been removed.
     var lostOnRemovedQueues: UInt64 = 0
     /// Records a source lost for a device no queue serves.
@@ -164,7 +166,7 @@ public final class Pipeline: FaultIntake {
             read(ChannelID(channel))
             queues[channel]!.poll()
         }
-        lifecycle.tick(now: now) { complete($0) }
+        completeAll { lifecycle.tick(now: now, complete: $0) }
         flush()
     }
 
@@ -177,8 +179,14 @@ public final class Pipeline: FaultIntake {
 
     func read(_ channel: ChannelID) {
         guard let queue = queue(channel), let abi = queue.abi else { return }
+        completeAll { complete in readResponses(of: queue, channel: channel, abi: abi, complete: complete) }
+    }
+
+    /// Reads `queue`'s response ring, matching each response.
+    func readResponses(of queue: FaultProducer, channel: ChannelID, abi: ABIVersion,
+                       complete: (DeviceCompletion) -> Void) {
         queue.readResponses { result in
-            let verdict = lifecycle.respond(result, channel: channel, abi: abi) { complete($0) }
+            let verdict = lifecycle.respond(result, channel: channel, abi: abi, complete: complete)
             switch verdict {
             case .completed: queue.countMatch(.completed)
             case .rejected(.malformed): break  // counted by the queue's slot validation
@@ -231,6 +239,26 @@ public final class Pipeline: FaultIntake {
         var lost = lostOnRemovedQueues &+ lostWithoutQueue
         for case let queue? in queues { lost &+= queue.countersSnapshot.recordsLost }
         return PipelineSummary(pageRequests: lifecycle.snapshot, recordsLost: lost)
+    }
+
+    /// Runs `body`, collecting the completions it makes, then hands them
+    /// to their sources in one call per source (in order) and to the
+    /// observer: a read of a response ring costs one dispatch, not one per
+    /// answer. Sources must not call back into the pipeline from `complete`.
+    func completeAll(_ body: (_ complete: (DeviceCompletion) -> Void) -> Void) {
+        var done = completionBuffer
+        completionBuffer = []
+        done.removeAll(keepingCapacity: true)
+        body { done.append($0) }
+        if !done.isEmpty {
+            if feeds.count == 1 {
+                source.complete(batch: done)
+                if let observer { for completion in done { observer(completion) } }
+            } else {
+                for completion in done { complete(completion) }
+            }
+        }
+        completionBuffer = done
     }
 
     func complete(_ completion: DeviceCompletion) {

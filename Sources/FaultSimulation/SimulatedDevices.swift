@@ -190,6 +190,18 @@ public final class SimulatedDevices: FaultSource {
         }
     }
 
+    /// Several answers: with the direct wire and no storm, one access to the
+    /// devices for the whole batch (`SimulatedFleet.complete(batch:index:)`).
+    public func complete(batch completions: [DeviceCompletion]) {
+        guard storm == nil, schedule.wire == .direct else {
+            for completion in completions { complete(completion) }
+            return
+        }
+        if let stranger = fleet.complete(batch: completions, index: index) {
+            noteWireError("an answer for device \(stranger), which is not simulated here")
+        }
+    }
+
     /// The storm's step: starts the clock once every device is attached,
     /// hands due arrivals to devices, lets each raise oldest first (an
     /// arrival that must wait for a PRG index keeps its scheduled time),

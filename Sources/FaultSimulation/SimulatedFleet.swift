@@ -68,6 +68,22 @@ struct SimulatedFleet {
         units[d].nextGroup(now: now, using: &rng, into: &out)
     }
 
+    /// Each answer reaches its device (`index`: device id to position, -1
+    /// for none), in order. Returns a device id that is not one of these, if
+    /// an answer named one (that answer is dropped).
+    mutating func complete(batch completions: [DeviceCompletion], index: [Int]) -> UInt32? {
+        var stranger: UInt32?
+        for completion in completions {
+            let id = Int(completion.deviceID)
+            guard id < index.count, index[id] >= 0 else {
+                stranger = completion.deviceID
+                continue
+            }
+            complete(index[id], completion)
+        }
+        return stranger
+    }
+
     /// Device `d` takes its answer; it may raise again.
     mutating func complete(_ d: Int, _ completion: DeviceCompletion) {
         units[d].complete(completion)

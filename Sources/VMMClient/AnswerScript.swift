@@ -18,12 +18,13 @@ public struct AnswerScript: Sendable {
     /// the service's cookie table size plus one.
     public let staleDistance: Int
     /// Page-request groups seen.
-    public private(set) var groups: UInt64 = 0
+    public var groups: UInt64 { groupsSeen }
+    @usableFromInline var groupsSeen: UInt64 = 0
     /// What was injected so far.
     public var injected = InjectedCounts()
     /// Cookies answered, oldest first (at most `staleDistance`).
-    var answered: [UInt64] = []
-    var answeredHead = 0
+    @usableFromInline var answered: [UInt64] = []
+    @usableFromInline var answeredHead = 0
 
     /// A script for `behaviour` on an `abi` queue of a service whose cookie
     /// table has `cookieTable` slots.
@@ -41,6 +42,9 @@ public struct AnswerScript: Sendable {
         public var withheld: PageResponse?
         /// Send on another queue (foreign), in addition.
         public var foreign: PageResponse?
+
+        /// No answers yet.
+        @inlinable public init() {}
     }
 
     /// The answers to send now for one group: at most five (a mismatch, an
@@ -49,32 +53,34 @@ public struct AnswerScript: Sendable {
     public struct Responses: RandomAccessCollection, Sendable {
         /// The most a script sends now for one group.
         public static let capacity = 5
-        var storage: (PageResponse, PageResponse, PageResponse, PageResponse, PageResponse)
+        @usableFromInline var storage: (PageResponse, PageResponse, PageResponse, PageResponse, PageResponse)
         /// How many are held.
-        public private(set) var endIndex = 0
+        @usableFromInline var held = 0
+
+        /// How many are held.
+        @inlinable public var endIndex: Int { held }
 
         /// None.
-        public init() {
+        @inlinable public init() {
             let none = PageResponse(code: .success, cookie: 0)
             storage = (none, none, none, none, none)
         }
 
         /// Always 0.
-        public var startIndex: Int { 0 }
+        @inlinable public var startIndex: Int { 0 }
 
         /// The `i`th answer, in sending order.
-        public subscript(i: Int) -> PageResponse {
+        @inlinable public subscript(i: Int) -> PageResponse {
             precondition(i >= 0 && i < endIndex, "answer \(i) of \(endIndex)")
             return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i * MemoryLayout<PageResponse>.stride, as: PageResponse.self) }
         }
 
         /// Adds one; a script never adds more than `capacity`.
-        mutating func append(_ response: PageResponse) {
-            precondition(endIndex < Self.capacity, "more than \(Self.capacity) answers to one group")
-            withUnsafeMutableBytes(of: &storage) {
-                $0.storeBytes(of: response, toByteOffset: endIndex * MemoryLayout<PageResponse>.stride, as: PageResponse.self)
-            }
-            endIndex += 1
+        @inlinable mutating func append(_ response: PageResponse) {
+            precondition(held < Self.capacity, "more than \(Self.capacity) answers to one group")
+            let offset = held * MemoryLayout<PageResponse>.stride
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: response, toByteOffset: offset, as: PageResponse.self) }
+            held += 1
         }
     }
 
@@ -83,10 +89,13 @@ public struct AnswerScript: Sendable {
     /// builds the correct answer with that code in the consumer's own terms
     /// (its cookie, and its PASID when the device needs it back), or returns
     /// nil when the consumer cannot answer the group.
+    /// Inlinable, so that a caller's optimiser keeps the answers in
+    /// registers instead of copying a few hundred bytes per group.
+    @inlinable
     public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
                                 right: (ResponseCode) -> PageResponse?) -> Answers {
-        groups += 1
-        let n = groups
+        groupsSeen += 1
+        let n = groupsSeen
         let b = behaviour
         let cookies = abi == .v2
         var out = Answers()
@@ -131,6 +140,7 @@ public struct AnswerScript: Sendable {
     }
 
     /// The policy's code, or nil for `never`.
+    @inlinable
     func code(using rng: inout some RandomNumberGenerator) -> ResponseCode? {
         switch behaviour.policy {
         case .success: return .success
@@ -143,6 +153,7 @@ public struct AnswerScript: Sendable {
         }
     }
 
+    @inlinable
     mutating func remember(_ cookie: UInt64) {
         answered.append(cookie)
         if answered.count - answeredHead > staleDistance { answeredHead += 1 }
