@@ -119,12 +119,23 @@ public protocol FaultIntake: AnyObject {
     /// overflow, has had its `complete` call already and returns nil).
     @discardableResult
     func receive(_ request: PageRequest, now: UInt64) -> UInt64?
+    /// Several page requests from devices, at `now`, in order: what
+    /// `receive` does for each (a device's burst in one call). Answers the
+    /// service gives at once reach the source after the whole batch.
+    func receive(batch requests: [PageRequest], now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery
     /// `count` records for `device` were lost before they reached the
     /// service (a vEVENTQ overflow or sequence gap): the device's queue
     /// accounts for them as its own loss.
     func lost(_ count: UInt64, device: UInt32)
+}
+
+extension FaultIntake {
+    /// One `receive` per request.
+    public func receive(batch requests: [PageRequest], now: UInt64) {
+        for request in requests { receive(request, now: now) }
+    }
 }
 
 /// What became of an unrecoverable fault.

@@ -179,14 +179,24 @@ public final class Pipeline: FaultIntake {
 
     func read(_ channel: ChannelID) {
         guard let queue = queue(channel), let abi = queue.abi else { return }
-        completeAll { complete in readResponses(of: queue, channel: channel, abi: abi, complete: complete) }
+        completeAll { complete in
+            withTracker { tracker in
+                readResponses(of: queue, channel: channel, abi: abi, into: &tracker, complete: complete)
+            }
+        }
     }
+
+    /// Runs `body` with the tracker: one access to it for a whole ring or
+    /// burst, where each call on the stored property would be checked for
+    /// exclusivity at run time. `body` must not reach the pipeline's
+    /// sources (`completeAll` holds their completions until it returns).
+    func withTracker<R>(_ body: (inout PageRequestTracker) -> R) -> R { body(&lifecycle) }
 
     /// Reads `queue`'s response ring, matching each response.
     func readResponses(of queue: FaultProducer, channel: ChannelID, abi: ABIVersion,
-                       complete: (DeviceCompletion) -> Void) {
+                       into tracker: inout PageRequestTracker, complete: (DeviceCompletion) -> Void) {
         queue.readResponses { result in
-            let verdict = lifecycle.respond(result, channel: channel, abi: abi, complete: complete)
+            let verdict = tracker.respond(result, channel: channel, abi: abi, complete: complete)
             switch verdict {
             case .completed: queue.countMatch(.completed)
             case .rejected(.malformed): break  // counted by the queue's slot validation
@@ -285,6 +295,16 @@ public final class Pipeline: FaultIntake {
     @discardableResult
     public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
         lifecycle.receive(request, now: now) { complete($0) }
+    }
+
+    /// Hands a burst of page requests to the tracker with one access to it;
+    /// the answers it gives at once reach their sources after the burst.
+    public func receive(batch requests: [PageRequest], now: UInt64) {
+        completeAll { complete in
+            withTracker { tracker in
+                for request in requests { tracker.receive(request, now: now, complete: complete) }
+            }
+        }
     }
 
     /// Publishes an unrecoverable fault into its device's queue.

@@ -138,6 +138,10 @@ public final class SimulatedDevices: FaultSource {
             fleet.burst(d, now: now, schedule: schedule, into: &requests)
             guard !requests.isEmpty else { continue }
             // Delivered after the burst is built: the tracker may answer a group at once.
+            if schedule.wire == .direct {
+                intake.receive(batch: requests, now: now)
+                continue
+            }
             let needsPASID = fleet.units[d].config.needsPASID
             for request in requests {
                 do {
