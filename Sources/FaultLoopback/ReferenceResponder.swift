@@ -49,15 +49,17 @@ struct ReferenceResponder {
             outbox.append(first.response)
         }
         let batch = try consumer.peek()
+        var out = outbox  // a local while the script (part of self) answers into it
+        outbox = []
+        defer { outbox = out }
         for i in batch.indices {
             guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
-            let answers = script.answer(request, using: &rng) { code in
+            let answers = script.answer(request, using: &rng, right: { code in
                 PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
                              prgi: request.prgi)
-            }
+            }, send: { out.append($0) })
             if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
             if let copy = answers.foreign { foreign.append(copy) }
-            for response in answers.responses { outbox.append(response) }
         }
         consumer.release(batch.count)
     }

@@ -4,9 +4,9 @@ import FaultABI
 /// group, in order, counting every injection.
 ///
 /// Stateful (the group count, the cookies answered, for stale re-sends);
-/// one script per consumer. The caller sends what `answer(…)` returns:
-/// `responses` now, in order; `withheld` after the group's timeout; and
-/// `foreign` on another queue.
+/// one script per consumer. `answer(…)` hands the answers to send now to
+/// its `send` closure, in order; the caller sends `withheld` after the
+/// group's timeout, and `foreign` on another queue.
 public struct AnswerScript: Sendable {
     /// The behaviour being played.
     public let behaviour: ConsumerBehaviour
@@ -34,66 +34,37 @@ public struct AnswerScript: Sendable {
         staleDistance = cookieTable + 1
     }
 
-    /// The answers to one group.
+    /// What became of one group, beyond the answers `answer` sent now.
     public struct Answers: Sendable {
-        /// Send now, in this order (wrong ones first, then the right one).
-        public var responses = Responses()
+        /// The right answer, if it was sent now (the last one sent, or the
+        /// one before its duplicate).
+        public var right: PageResponse?
+        /// How many answers were sent now.
+        public var sent = 0
         /// Send after the group's timeout (late).
         public var withheld: PageResponse?
         /// Send on another queue (foreign), in addition.
         public var foreign: PageResponse?
 
-        /// No answers yet.
+        /// Nothing sent.
         @inlinable public init() {}
     }
 
-    /// The answers to send now for one group: at most five (a mismatch, an
-    /// unknown cookie, a stale cookie, the right answer, its duplicate), held
-    /// inline so that answering a group allocates nothing.
-    public struct Responses: RandomAccessCollection, Sendable {
-        /// The most a script sends now for one group.
-        public static let capacity = 5
-        @usableFromInline var storage: (PageResponse, PageResponse, PageResponse, PageResponse, PageResponse)
-        /// How many are held.
-        @usableFromInline var held = 0
-
-        /// How many are held.
-        @inlinable public var endIndex: Int { held }
-
-        /// None.
-        @inlinable public init() {
-            let none = PageResponse(code: .success, cookie: 0)
-            storage = (none, none, none, none, none)
-        }
-
-        /// Always 0.
-        @inlinable public var startIndex: Int { 0 }
-
-        /// The `i`th answer, in sending order.
-        @inlinable public subscript(i: Int) -> PageResponse {
-            precondition(i >= 0 && i < endIndex, "answer \(i) of \(endIndex)")
-            return withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i * MemoryLayout<PageResponse>.stride, as: PageResponse.self) }
-        }
-
-        /// Adds one; a script never adds more than `capacity`.
-        @inlinable mutating func append(_ response: PageResponse) {
-            precondition(held < Self.capacity, "more than \(Self.capacity) answers to one group")
-            let offset = held * MemoryLayout<PageResponse>.stride
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: response, toByteOffset: offset, as: PageResponse.self) }
-            held += 1
-        }
-    }
-
-    /// The answers to the next group, whose LAST_PAGE request is `request`.
+    /// Answers the next group, whose LAST_PAGE request is `request`: hands
+    /// what is to be sent now to `send`, in order (wrong ones first, then the
+    /// right one, then its duplicate), and returns the rest.
     /// The policy picks the code (`rng` serves the random policy); `right`
     /// builds the correct answer with that code in the consumer's own terms
     /// (its cookie, and its PASID when the device needs it back), or returns
     /// nil when the consumer cannot answer the group.
-    /// Inlinable, so that a caller's optimiser keeps the answers in
-    /// registers instead of copying a few hundred bytes per group.
+    ///
+    /// Answers go out through `send` rather than in a returned collection,
+    /// and the function is inlinable: a group's answers cost no allocation
+    /// and no copy of a few hundred bytes.
     @inlinable
     public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
-                                right: (ResponseCode) -> PageResponse?) -> Answers {
+                                right: (ResponseCode) -> PageResponse?,
+                                send: (PageResponse) -> Void) -> Answers {
         groupsSeen += 1
         let n = groupsSeen
         let b = behaviour
@@ -115,27 +86,34 @@ public struct AnswerScript: Sendable {
         if ConsumerBehaviour.hits(b.mismatchEvery, n) && (cookies || request.needsPASID) {
             var wrong = right
             wrong.pasid = request.needsPASID ? (request.pasid ?? 0) ^ 0x55 : 7
-            out.responses.append(wrong)
+            send(wrong)
+            out.sent += 1
             injected.mismatch += 1
         }
         if cookies && ConsumerBehaviour.hits(b.unknownEvery, n) {
-            out.responses.append(PageResponse(code: .success, cookie: GroupCookie.neverIssued(n).rawValue))
+            send(PageResponse(code: .success, cookie: GroupCookie.neverIssued(n).rawValue))
+            out.sent += 1
             injected.unknown += 1
         }
         if cookies && ConsumerBehaviour.hits(b.staleEvery, n), answered.count - answeredHead >= staleDistance {
-            out.responses.append(PageResponse(code: .success, cookie: answered[answeredHead]))
+            send(PageResponse(code: .success, cookie: answered[answeredHead]))
+            out.sent += 1
             injected.stale += 1
         }
         if ConsumerBehaviour.hits(b.failureEvery, n) {
             right.code = .failure
             injected.failure += 1
         }
-        out.responses.append(right)
+        send(right)
+        out.sent += 1
+        out.right = right
         if ConsumerBehaviour.hits(b.duplicateEvery, n) {
-            out.responses.append(right)
+            send(right)
+            out.sent += 1
             injected.duplicate += 1
         }
-        remember(request.cookie)
+        // Only stale re-sends read the history.
+        if b.staleEvery > 0 { remember(request.cookie) }
         return out
     }
 

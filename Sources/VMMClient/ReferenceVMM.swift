@@ -198,8 +198,10 @@ public final class ReferenceVMM {
             kill(getpid(), SIGKILL)  // a crash point: die mid-stream, answering nothing more
         }
         summary.groups += 1
-        let answers = script.answer(request, using: &rng) { code in guestAnswer(request, endpoint: endpoint, code) }
-        guard let right = answers.responses.last else {
+        var responses: [PageResponse] = []
+        let answers = script.answer(request, using: &rng, right: { code in guestAnswer(request, endpoint: endpoint, code) },
+                                    send: { responses.append($0) })
+        guard let right = answers.right, let last = responses.last else {
             summary.unanswered += 1
             return nil
         }
@@ -209,11 +211,11 @@ public final class ReferenceVMM {
             // Kept in due order (delays vary): the answers of one group stay in their order.
             var at = delayed.count
             while at > 0 && delayed[at - 1].due > due { at -= 1 }
-            delayed.insert(contentsOf: answers.responses.map { (due, $0) }, at: at)
+            delayed.insert(contentsOf: responses.map { (due, $0) }, at: at)
             return nil
         }
-        for response in answers.responses.dropLast() { client.queueResponse(response) }
-        return right
+        for response in responses.dropLast() { client.queueResponse(response) }
+        return last
     }
 
     /// The second connection's groups: every N-th is first answered on the
@@ -225,16 +227,16 @@ public final class ReferenceVMM {
         try second.consume(max: 256) { record in
             guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
             summary.groups += 1
-            let answers = secondScript.answer(request, using: &rng) { code in
+            let answers = secondScript.answer(request, using: &rng, right: { code in
                 PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
                              prgi: request.prgi)
-            }
+            }, send: { _ in })  // only the right answer goes out here, returned below
             if let foreign = answers.foreign {
                 client.queueResponse(foreign)
                 client.flush()
                 for _ in 0..<10_000 where client.responsesUnread > 0 { usleep(100) }
             }
-            guard let right = answers.responses.last else { return nil }
+            guard let right = answers.right else { return nil }
             summary.answered[right.code.description, default: 0] += 1
             return right
         }
