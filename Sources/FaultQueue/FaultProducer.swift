@@ -73,6 +73,18 @@ public final class FaultProducer: @unchecked Sendable {
         @usableFromInline var closed = false
     }
     @usableFromInline let cursors: UnsafeMutablePointer<Cursors>
+    /// Records of a batch are encoded here first (`stagingRecords` of them,
+    /// private, L1-hot), then copied into the ring in one `copyIntoRing`.
+    /// Storing a record's fields straight into a slot the consumer's core
+    /// last read makes every line a read-for-ownership; a bulk copy writes
+    /// whole lines (ring-bench, `FaultEvent` batches of 64: 43.8 -> 69.0
+    /// Mrec/s; of 8: 36.8 -> 48.4).
+    @usableFromInline let staging: UnsafeMutableRawPointer
+    /// Records `staging` holds.
+    @usableFromInline static let stagingRecords = 64
+    /// Batches at least this long go through `staging`; shorter ones are
+    /// encoded in place (one or two lines: the copy would cost more).
+    @usableFromInline static let stagingThreshold = 4
 
     /// The ABI in force, once negotiated.
     @inlinable public internal(set) var abi: ABIVersion? {
@@ -190,6 +202,7 @@ public final class FaultProducer: @unchecked Sendable {
         owner = consume files
         self.peers = peers
         cursors = CacheLines.allocate(Cursors())
+        staging = .allocate(byteCount: Self.stagingRecords * ABILayout.entrySize, alignment: 64)
         let p = producerRegion.base
         let c = consumerRegion.base
         header = p.assumingMemoryBound(to: faultring_producer_header.self)
@@ -224,6 +237,7 @@ public final class FaultProducer: @unchecked Sendable {
     deinit {
         if !closed { close() }
         CacheLines.free(cursors)
+        staging.deallocate()
     }
 
     /// The descriptors to hand to a consumer: the producer region reopened
@@ -450,23 +464,56 @@ extension FaultProducer {
     /// optimiser cannot keep them in registers across the slot stores).
     @inlinable
     func encodeIntoRing(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
+        if events.count >= Self.stagingThreshold {
+            encodeThroughStaging(events, abi: abi)
+            return
+        }
         let first = prod
         let firstSequence = sequence
         var index = first
         if abi == .v2 {
             for event in events {
-                var record = event.v2Record(sequence: firstSequence &+ (index &- first))
-                withUnsafeBytes(of: &record) { slot(index).copyMemory(from: $0.baseAddress!, byteCount: 64) }
+                slot(index).storeBytes(of: event.v2Record(sequence: firstSequence &+ (index &- first)),
+                                       as: faultring_v2_fault.self)
                 index &+= 1
             }
             sequence = firstSequence &+ (index &- first)
         } else {
             for event in events {
-                var record = event.v1Record
-                withUnsafeBytes(of: &record) { slot(index).copyMemory(from: $0.baseAddress!, byteCount: 64) }
+                slot(index).storeBytes(of: event.v1Record, as: faultring_v1_fault.self)
                 index &+= 1
             }
         }
+        prod = index
+    }
+
+    /// `encodeIntoRing` for a batch: encodes up to `stagingRecords` at a
+    /// time into `staging`, then copies them into the ring whole.
+    @inlinable
+    func encodeThroughStaging(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
+        var index = prod
+        var sequence = self.sequence
+        var held = 0
+        for event in events {
+            let at = staging + held &* ABILayout.entrySize
+            if abi == .v2 {
+                at.storeBytes(of: event.v2Record(sequence: sequence), as: faultring_v2_fault.self)
+                sequence &+= 1
+            } else {
+                at.storeBytes(of: event.v1Record, as: faultring_v1_fault.self)
+            }
+            held &+= 1
+            if held == Self.stagingRecords {
+                copyIntoRing(at: index, from: staging, count: held)
+                index &+= UInt32(held)
+                held = 0
+            }
+        }
+        if held > 0 {
+            copyIntoRing(at: index, from: staging, count: held)
+            index &+= UInt32(held)
+        }
+        self.sequence = sequence
         prod = index
     }
 

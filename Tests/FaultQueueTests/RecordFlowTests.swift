@@ -26,6 +26,31 @@ import Testing
         #expect(counters.recordsLost == 0)
     }
 
+    /// Batches longer than the producer's staging buffer (64 records) go
+    /// through it in chunks; each chunk's copy may wrap the ring.
+    @Test(arguments: [ABIVersion.v1, .v2])
+    func batchesLongerThanTheStagingBufferArriveWhole(abi: ABIVersion) throws {
+        let pair = try QueuePair(entries: 256, abi: abi)
+        var expected = 0
+        for lap in 0..<12 {
+            let events = (0..<(150 + lap * 7)).map { unrecoverable(lap * 1000 + $0) }
+            #expect(pair.producer.publish(batch: events) == events.count)
+            var n = 0
+            for record in try pair.drain() {
+                guard case .event(.unrecoverable(let fault), let sequence) = record else {
+                    Issue.record("unexpected \(record)")
+                    continue
+                }
+                #expect(fault.address == UInt64(lap * 1000 + n) << 12)
+                if abi == .v2 { #expect(sequence == UInt32(expected)) }
+                n += 1
+                expected += 1
+            }
+            #expect(n == events.count)
+        }
+        #expect(pair.producer.countersSnapshot.recordsLost == 0)
+    }
+
     @Test func batchViewIsZeroCopyAndWrapsAround() throws {
         let pair = try QueuePair(entries: 8)
         for n in 0..<6 { _ = pair.producer.publish(unrecoverable(n)) }
