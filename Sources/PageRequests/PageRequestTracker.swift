@@ -121,6 +121,11 @@ public struct PageRequestTracker {
     /// The requests before the LAST_PAGE one of each slot's group (empty for
     /// one-page groups, the common case: no allocation).
     var earlierRequests: [[PageRequest]]
+    /// Emptied arrays of retired groups' earlier requests, with their
+    /// capacity, for the next groups to park in (at most
+    /// `spareRequestArraysKept`).
+    var spareRequestArrays: [[PageRequest]] = []
+    static let spareRequestArraysKept = 1024
     /// FIFO, so a retired slot is reused as late as possible: its cookie is
     /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
     /// groups at least, and only then becomes merely stale.
@@ -250,7 +255,11 @@ public struct PageRequestTracker {
         devices[d].outstandingRequests += 1
         let prgi = PRILimits.slot(request.prgi)
         guard request.isLastPage else {
-            if devices[d].parked[prgi].isEmpty || devices[d].parked[prgi][0].pasid == request.pasid {
+            if devices[d].parked[prgi].isEmpty {
+                // A recycled array keeps its capacity: a multi-page group costs no allocation.
+                if let spare = spareRequestArrays.popLast() { devices[d].parked[prgi] = spare }
+                devices[d].parked[prgi].append(request)
+            } else if devices[d].parked[prgi][0].pasid == request.pasid {
                 devices[d].parked[prgi].append(request)
             } else {
                 partials[AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi), default: []]
@@ -395,7 +404,14 @@ public struct PageRequestTracker {
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].live, let group = slots[slotIndex].group.take() else { return }
-        if group.pages > 1 { earlierRequests[slotIndex] = [] }
+        if group.pages > 1 {
+            var spare: [PageRequest] = []
+            swap(&spare, &earlierRequests[slotIndex])
+            if spareRequestArrays.count < Self.spareRequestArraysKept {
+                spare.removeAll(keepingCapacity: true)
+                spareRequestArrays.append(spare)
+            }
+        }
         slots[slotIndex].live = false
         slots[slotIndex].retiredCookie = cookie
         let kind: RetireKind
