@@ -197,6 +197,23 @@ func summary(_ samples: [Sample], format: String = "%.1f") -> String {
     return text
 }
 
+/// Contender `i`'s value over the best peer's, repetition by repetition
+/// (`better`: which of two values is the better one). The contenders of one
+/// repetition run back to back, so the VM is most likely in one phase for
+/// all of them: a paired ratio cancels the phase, where a ratio of medians
+/// can compare one contender's fast runs with another's slow ones.
+func pairedRatios(_ samples: [[Sample]], _ i: Int, peers: [Int], better: (Double, Double) -> Bool) -> [Double] {
+    (0..<samples[i].count).map { r in
+        let best = peers.map { samples[$0][r].value }.reduce(nil as Double?) { acc, v in acc.map { better($0, v) ? $0 : v } ?? v }!
+        return samples[i][r].value / best
+    }
+}
+
+/// "median× [min–max]" of paired ratios.
+func ratioSummary(_ ratios: [Double]) -> String {
+    String(format: "%.2f× [%.2f–%.2f]", median(ratios), ratios.min()!, ratios.max()!)
+}
+
 /// Runs every contender `repetitions` times, interleaved, each after a probe.
 func interleaved(_ contenders: [() throws -> Double]) throws -> [[Sample]] {
     var samples = [[Sample]](repeating: [], count: contenders.count)
@@ -218,6 +235,8 @@ if part("throughput") {
 print("ring-bench: 64-byte records built from a template and read whole, 4096-slot rings, producer CPU 0, consumer CPU 1;")
 print("\(repetitions) interleaved repetitions of \(records) records per contender and batch. Mrec/s: median [min–max];")
 print("\"fast\" is the median over runs whose ping-pong probe was under \(Int(slowProbe)) ns (shown when some were not).")
+print("Ratios: faultring over the best peer of the same repetition, median [min–max] over repetitions (paired),")
+print("then the ratio of the medians.")
 print("")
 print("| batch | " + names.joined(separator: " | ") + " | enc. / best peer | events / best peer | VM fast runs (probe ns) |")
 print("|---|" + String(repeating: "---|", count: names.count + 3))
@@ -234,9 +253,11 @@ for batch in [1, 8, 64] where part("throughput") {
     let medians = samples.map { median($0.map(\.value)) }
     let best = peers.max { medians[$0] < medians[$1] }!
     let fast = samples.joined().filter(\.fast).count
+    let paired = (0...1).map { ratioSummary(pairedRatios(samples, $0, peers: Array(peers), better: >)) }
     print("| \(batch) | " + samples.map { summary($0) }.joined(separator: " | ")
-          + String(format: " | %.2f× | %.2f× | %d/%d (%.0f) |", medians[0] / medians[best], medians[1] / medians[best], fast,
-                   samples.joined().count, median(samples.joined().map(\.probeNS))))
+          + " | \(paired[0])" + String(format: " · %.2f×", medians[0] / medians[best])
+          + " | \(paired[1])" + String(format: " · %.2f×", medians[1] / medians[best])
+          + String(format: " | %d/%d (%.0f) |", fast, samples.joined().count, median(samples.joined().map(\.probeNS))))
 }
 
 // MARK: round trip
@@ -245,6 +266,9 @@ if part("rtt") {
 print("")
 print("Round trip: one record out, one 32-byte response back, both sides polling; p50 / p99 ns, median over")
 print("\(repetitions) interleaved runs of \(UInt64(100_000 * scale)) round trips.")
+print("")
+print("Ratio: faultring's p50 over the best peer's of the same repetition, median [min–max] (paired), then the")
+print("ratio of the medians.")
 print("")
 print("| | faultring | Boost spsc | rte_ring | faultring / best peer (p50) |")
 print("|---|---|---|---|---|")
@@ -272,8 +296,9 @@ for _ in 0..<(part("rtt") ? repetitions : 0) {
 }
 if part("rtt") {
 let rttMedians = p50s.map { median($0.map(\.value)) }
+let rttPaired = ratioSummary(pairedRatios(p50s, 0, peers: [1, 2], better: <))
 print("| p50 | " + p50s.map { summary($0, format: "%.0f") }.joined(separator: " | ")
-      + String(format: " | %.2f× |", rttMedians[0] / min(rttMedians[1], rttMedians[2])))
+      + " | \(rttPaired)" + String(format: " · %.2f× |", rttMedians[0] / min(rttMedians[1], rttMedians[2])))
 print("| p99 | " + p99s.map { String(format: "%.0f", median($0)) }.joined(separator: " | ") + " | |")
 }
 
