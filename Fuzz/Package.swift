@@ -21,7 +21,7 @@ let package = Package(
         target("fuzz-trace-importer", ["FaultFixtures", "FaultABI"]),
         target("fuzz-consumer-region", ["FaultQueue", "FaultABI"]),
         target("fuzz-control", ["FaultControl"]),
-        target("fuzz-hardware", ["IOMMUFormats"]),
+        target("fuzz-hardware", ["IOMMUFormats", "VMMClient", "FaultABI"]),
         target("fuzz-control-session", ["FaultService", "FaultControl", "FaultSimulation", "FaultFD", "FaultSys"]),
     ],
     swiftLanguageModes: [.v6]

@@ -14,4 +14,10 @@ public enum PRILimits {
     /// A record's PRGI field is wider than 9 bits; the bits above are not
     /// part of the index, so they are masked, never trapped on.
     @inlinable public static func slot(_ prgi: UInt32) -> Int { Int(prgi & FAULTRING_PRGI_MAX) }
+
+    /// One key for (a function's position in a table, one of its PRG
+    /// indices): `position` × `prgiCount` + `slot(prgi)`, for maps keyed by both.
+    @inlinable public static func key(function position: Int, prgi: UInt32) -> Int {
+        position &* prgiCount &+ slot(prgi)
+    }
 }

@@ -27,11 +27,17 @@ public protocol FaultSource: AnyObject {
     func nextDeadline(after now: UInt64, intake: any FaultIntake) -> UInt64?
 
     /// The one answer to a group one of its devices raised.
+    ///
+    /// The pipeline may call it while it is matching or retiring groups: it
+    /// must not call back into the pipeline (receive, detach, remove); the
+    /// tracker is in use and the access would overlap.
     func complete(_ completion: DeviceCompletion)
 
     /// The answers to several groups its devices raised, in order: what
-    /// `complete` does for each, in one call (the pipeline hands over a
-    /// response ring's worth at once). The default calls `complete` for each.
+    /// `complete` does for each, in one call. The pipeline uses it when the
+    /// source fronts every device (a response ring's worth, or a burst's
+    /// immediate answers, at once). The same rule as `complete` holds. The
+    /// default calls `complete` for each.
     func complete(batch completions: [DeviceCompletion])
 
     /// Descriptors the event loop should watch for this source (none for
@@ -121,7 +127,8 @@ public protocol FaultIntake: AnyObject {
     func receive(_ request: PageRequest, now: UInt64) -> UInt64?
     /// Several page requests from devices, at `now`, in order: what
     /// `receive` does for each (a device's burst in one call). Answers the
-    /// service gives at once reach the source after the whole batch.
+    /// service gives at once reach the source during the batch or after it
+    /// (the pipeline: after it).
     func receive(batch requests: [PageRequest], now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery

@@ -188,8 +188,9 @@ public final class Pipeline: FaultIntake {
 
     /// Runs `body` with the tracker: one access to it for a whole ring or
     /// burst, where each call on the stored property would be checked for
-    /// exclusivity at run time. `body` must not reach the pipeline's
-    /// sources (`completeAll` holds their completions until it returns).
+    /// exclusivity at run time. `body` must not reach the pipeline's sources:
+    /// run it inside `completeAll`, which holds their completions until the
+    /// access has ended.
     func withTracker<R>(_ body: (inout PageRequestTracker) -> R) -> R { body(&lifecycle) }
 
     /// Reads `queue`'s response ring, matching each response.
@@ -251,34 +252,33 @@ public final class Pipeline: FaultIntake {
         return PipelineSummary(pageRequests: lifecycle.snapshot, recordsLost: lost)
     }
 
-    /// Runs `body`, collecting the completions it makes, then hands them
-    /// to their sources in one call per source (in order) and to the
-    /// observer: a read of a response ring costs one dispatch, not one per
-    /// answer. Sources must not call back into the pipeline from `complete`.
+    /// Runs `body`, collecting the completions it makes, then hands them to
+    /// their sources and to the observer. With one source (the common case)
+    /// that is one `complete(batch:)` call: a read of a response ring costs
+    /// one dispatch, not one per answer; with several, one `complete` each.
     func completeAll(_ body: (_ complete: (DeviceCompletion) -> Void) -> Void) {
         var done = completionBuffer
         completionBuffer = []
         done.removeAll(keepingCapacity: true)
         body { done.append($0) }
-        if !done.isEmpty {
-            if feeds.count == 1 {
-                source.complete(batch: done)
-                if let observer { for completion in done { observer(completion) } }
-            } else {
-                for completion in done { complete(completion) }
-            }
+        if feeds.count == 1 && !done.isEmpty {
+            source.complete(batch: done)
+            if let observer { for completion in done { observer(completion) } }
+        } else {
+            for completion in done { complete(completion) }
         }
         completionBuffer = done
     }
 
+    /// The source that fronts `deviceID`; the first source for a device no
+    /// source fronts (its books count the answer).
+    func owner(of deviceID: UInt32) -> any FaultSource {
+        guard feeds.count > 1, let owner = sourceOf[deviceID] else { return source }  // one source: no lookup
+        return feeds[owner]
+    }
+
     func complete(_ completion: DeviceCompletion) {
-        if feeds.count == 1 {
-            source.complete(completion)  // the common case: one source fronts every device, no lookup
-        } else if let owner = sourceOf[completion.deviceID] {
-            feeds[owner].complete(completion)
-        } else {
-            source.complete(completion)  // a device no source fronts: the first source's books count it
-        }
+        owner(of: completion.deviceID).complete(completion)
         observer?(completion)
     }
 

@@ -457,8 +457,10 @@ extension FaultProducer {
         return Int(wanted)
     }
 
-    /// Encodes `events` straight into their slots from `prod` on, and moves
-    /// `prod` and `sequence` past them; the caller has reserved the room.
+    /// Encodes `events` into their slots from `prod` on, and moves `prod`
+    /// and `sequence` past them; the caller has reserved the room. A batch of
+    /// `stagingThreshold` or more goes through `staging`
+    /// (`encodeThroughStaging`); a shorter one is written in place.
     /// One loop per ABI, so the hot loop has no branch on it; the cursors are
     /// read once and written once (they sit behind a pointer, and the
     /// optimiser cannot keep them in registers across the slot stores).
@@ -488,21 +490,35 @@ extension FaultProducer {
     }
 
     /// `encodeIntoRing` for a batch: encodes up to `stagingRecords` at a
-    /// time into `staging`, then copies them into the ring whole.
+    /// time into `staging`, then copies them into the ring whole. One loop
+    /// per ABI, as in place.
     @inlinable
     func encodeThroughStaging(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
-        var index = prod
-        var sequence = self.sequence
-        var held = 0
-        for event in events {
-            let at = staging + held &* ABILayout.entrySize
-            if abi == .v2 {
+        if abi == .v2 {
+            stage(events, sequenced: true) { event, sequence, at in
                 at.storeBytes(of: event.v2Record(sequence: sequence), as: faultring_v2_fault.self)
-                sequence &+= 1
-            } else {
+            }
+        } else {
+            stage(events, sequenced: false) { event, _, at in
                 at.storeBytes(of: event.v1Record, as: faultring_v1_fault.self)
             }
+        }
+    }
+
+    /// The staging loop: `encode` writes one event, with its sequence
+    /// number, at a staging slot; full stagings and the rest are copied into
+    /// the ring at `prod`. `sequenced`: the ABI numbers its records.
+    @inlinable @inline(__always)
+    func stage(_ events: some Collection<FaultEvent>, sequenced: Bool,
+               _ encode: (FaultEvent, UInt32, UnsafeMutableRawPointer) -> Void) {
+        var index = prod
+        let firstSequence = sequence
+        var held = 0
+        var written: UInt32 = 0
+        for event in events {
+            encode(event, firstSequence &+ written, staging + held &* ABILayout.entrySize)
             held &+= 1
+            written &+= 1
             if held == Self.stagingRecords {
                 copyIntoRing(at: index, from: staging, count: held)
                 index &+= UInt32(held)
@@ -513,7 +529,7 @@ extension FaultProducer {
             copyIntoRing(at: index, from: staging, count: held)
             index &+= UInt32(held)
         }
-        self.sequence = sequence
+        if sequenced { sequence = firstSequence &+ written }
         prod = index
     }
 

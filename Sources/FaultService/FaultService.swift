@@ -134,7 +134,8 @@ public final class FaultService {
             step(now: now)
             if stopping { break }
             var deadline = pipeline.nextDeadline(after: now)
-            if let silent = dropSilentConnections(now: now) { deadline = min(deadline ?? .max, silent) }
+            let silent = dropSilentConnections(now: now)
+            if let silent { deadline = min(deadline ?? .max, silent) }
             if config.pollNS > 0 {
                 // Spin for answers; a deadline inside the window is waited for
                 // here too, rather than through a timer wake-up, and the next
@@ -151,6 +152,7 @@ public final class FaultService {
                 }
                 spin(until: end)
                 deadline = pipeline.nextDeadline(after: Sys.monotonicNS)
+                if let silent { deadline = min(deadline ?? .max, silent) }  // HELLO and idle deadlines still stand
                 polledAt = Sys.monotonicNS
             }
             if let since = draining { deadline = min(deadline ?? .max, since &+ 2 * config.policy.timeoutNS) }

@@ -12,8 +12,9 @@ final class Session {
     let uid: UInt32
     /// When it connected (monotonic ns): it must say HELLO within `ServiceConfig.helloTimeoutNS`.
     let connectedAt: UInt64
-    /// When it last sent a message (monotonic ns): a session that holds nothing
-    /// is dropped after `ServiceConfig.idleTimeoutNS` without one.
+    /// When it last sent a well-formed message (monotonic ns; malformed ones
+    /// do not count): a session that holds nothing is dropped after
+    /// `ServiceConfig.idleTimeoutNS` without one.
     var lastHeardAt: UInt64
     /// Malformed messages it sent (logged only now and then: no log flood).
     var badMessages: UInt64 = 0

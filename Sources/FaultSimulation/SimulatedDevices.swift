@@ -87,7 +87,7 @@ public final class SimulatedDevices: FaultSource {
             self.finished = finished
         }
 
-        static func key(_ device: Int, _ prgi: UInt32) -> Int { device << 9 | Int(prgi & 0x1ff) }
+        static func key(_ device: Int, _ prgi: UInt32) -> Int { PRILimits.key(function: device, prgi: prgi) }
     }
 
     /// Devices built from `configs`, raising on `schedule`.
@@ -110,9 +110,12 @@ public final class SimulatedDevices: FaultSource {
         fleet.units.map { SourceDevice(id: $0.config.deviceID, allocation: $0.config.allocation) }
     }
 
+    /// Where device `id` is in `simulated`, if it is one of these.
+    func position(of id: UInt32) -> Int? { SimulatedFleet.position(of: id, in: index) }
+
     /// The device with `id`, if it is one of these.
     public func device(_ id: UInt32) -> SimulatedPRIDevice? {
-        Int(id) < index.count && index[Int(id)] >= 0 ? fleet.units[index[Int(id)]] : nil
+        position(of: id).map { fleet.units[$0] }
     }
 
     /// Groups issued and not answered yet, over all devices.
@@ -132,8 +135,7 @@ public final class SimulatedDevices: FaultSource {
         }
         guard !doneRaising else { return }
         for id in intake.attachedDevices {
-            guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
-            let d = index[Int(id)]
+            guard let d = position(of: id) else { continue }
             requests.removeAll(keepingCapacity: true)
             fleet.burst(d, now: now, schedule: schedule, into: &requests)
             guard !requests.isEmpty else { continue }
@@ -166,8 +168,7 @@ public final class SimulatedDevices: FaultSource {
         guard schedule.rate != nil, !doneRaising else { return nil }
         var earliest: UInt64?
         for id in intake.attachedDevices {
-            guard Int(id) < index.count, index[Int(id)] >= 0 else { continue }
-            let d = index[Int(id)]
+            guard let d = position(of: id) else { continue }
             if fleet.blocked[d] { continue }
             if let limit = schedule.groupsPerDevice, fleet.units[d].ledger.issued >= limit { continue }
             let due = fleet.dueAt[d] == 0 ? now : fleet.dueAt[d]
@@ -180,11 +181,10 @@ public final class SimulatedDevices: FaultSource {
     public func complete(_ completion: DeviceCompletion) {
         do {
             let seen = try schedule.wire.carry(completion)
-            guard Int(seen.deviceID) < index.count, index[Int(seen.deviceID)] >= 0 else {
+            guard let d = position(of: seen.deviceID) else {
                 noteWireError("an answer for device \(seen.deviceID), which is not simulated here")
                 return
             }
-            let d = index[Int(seen.deviceID)]
             fleet.complete(d, seen)
             if let storm, let group = storm.pending.removeValue(forKey: Storm.key(d, seen.prgi)) {
                 storm.arrivals.answered(scheduledNS: group.scheduled, phase: group.phase, device: d, now: Sys.monotonicNS)

@@ -68,18 +68,23 @@ struct SimulatedFleet {
         units[d].nextGroup(now: now, using: &rng, into: &out)
     }
 
-    /// Each answer reaches its device (`index`: device id to position, -1
-    /// for none), in order. Returns a device id that is not one of these, if
-    /// an answer named one (that answer is dropped).
+    /// The position of device `id` in `units`, given `index` (device id to
+    /// position, -1 for none); nil if it is not one of these.
+    static func position(of id: UInt32, in index: [Int]) -> Int? {
+        Int(id) < index.count && index[Int(id)] >= 0 ? index[Int(id)] : nil
+    }
+
+    /// Each answer reaches its device (`index` as in `position(of:in:)`), in
+    /// order. Returns a device id that is not one of these, if an answer
+    /// named one (that answer is dropped).
     mutating func complete(batch completions: [DeviceCompletion], index: [Int]) -> UInt32? {
         var stranger: UInt32?
         for completion in completions {
-            let id = Int(completion.deviceID)
-            guard id < index.count, index[id] >= 0 else {
+            guard let d = Self.position(of: completion.deviceID, in: index) else {
                 stranger = completion.deviceID
                 continue
             }
-            complete(index[id], completion)
+            complete(d, completion)
         }
         return stranger
     }

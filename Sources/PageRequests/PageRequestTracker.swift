@@ -123,9 +123,11 @@ public struct PageRequestTracker {
     var earlierRequests: [[PageRequest]]
     /// Emptied arrays of retired groups' earlier requests, with their
     /// capacity, for the next groups to park in (at most
-    /// `spareRequestArraysKept`).
+    /// `spareRequestArraysKept`, each of at most `spareRequestCapacity`).
     var spareRequestArrays: [[PageRequest]] = []
     static let spareRequestArraysKept = 1024
+    /// The largest capacity a kept array may have (requests).
+    static let spareRequestCapacity = 16
     /// FIFO, so a retired slot is reused as late as possible: its cookie is
     /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
     /// groups at least, and only then becomes merely stale.
@@ -194,11 +196,19 @@ public struct PageRequestTracker {
     }
 
     /// Makes `deviceID` known, with its PRI outstanding-request allocation,
-    /// optionally attached to a channel.
+    /// optionally attached to a channel. For a device already known, sets
+    /// its allocation and channel and keeps its outstanding groups.
     public mutating func addDevice(_ deviceID: UInt32, allocation: Int, channel: ChannelID? = nil) {
         let device = Device(channel: channel, allocation: allocation)
         if let d = deviceIndex(deviceID) {
-            devices[d] = device
+            if devices[d].known {
+                // Still known: its live and parked groups stay where DETACH,
+                // removal and matching find them; only the settings change.
+                devices[d].allocation = allocation
+                devices[d].channel = channel
+            } else {
+                devices[d] = device  // removed earlier (nothing live): a fresh start
+            }
             return
         }
         devices.append(device)
@@ -284,6 +294,8 @@ public struct PageRequestTracker {
             devices[d].partialRequests -= requests.count
         }
         counters.groupsClosed &+= 1
+        // Counted whether or not the group then gets a slot: the device reused an index in use.
+        if devices[d].oldestLive[prgi] != 0 { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
@@ -304,7 +316,6 @@ public struct PageRequestTracker {
         if devices[d].oldestLive[prgi] == 0 {
             devices[d].oldestLive[prgi] = cookie
         } else {
-            counters.prgiReused &+= 1
             reusedLive[Self.reuseKey(d, prgi), default: []].append(cookie)
         }
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
@@ -347,7 +358,7 @@ public struct PageRequestTracker {
     }
 
     /// The key of device index `d`'s PRG index `prgi` in `reusedLive`.
-    static func reuseKey(_ d: Int, _ prgi: Int) -> Int { d << 9 | prgi }
+    static func reuseKey(_ d: Int, _ prgi: Int) -> Int { PRILimits.key(function: d, prgi: UInt32(prgi)) }
 
     /// The live groups on device index `d`'s PRG index `prgi`, oldest first.
     func liveCookies(device d: Int, prgi: Int) -> [UInt64] {
@@ -407,7 +418,8 @@ public struct PageRequestTracker {
         if group.pages > 1 {
             var spare: [PageRequest] = []
             swap(&spare, &earlierRequests[slotIndex])
-            if spareRequestArrays.count < Self.spareRequestArraysKept {
+            // Only small arrays are kept: one huge group must not pin its memory for good.
+            if spareRequestArrays.count < Self.spareRequestArraysKept && spare.capacity <= Self.spareRequestCapacity {
                 spare.removeAll(keepingCapacity: true)
                 spareRequestArrays.append(spare)
             }

@@ -69,7 +69,7 @@ struct ConsumeCommand: ParsableCommand {
         case .random: options.behaviour.policy = .random
         case .never: options.behaviour.policy = .never
         case .delay:
-            options.behaviour.delayMicroseconds = delayUs ?? delayMs * 1000
+            options.behaviour.delayMicroseconds = try delayUs ?? scaled(delayMs, by: 1000, "--delay-ms")
             if delayExponential {
                 options.behaviour.delaySpread = .exponential
             } else if let delayMaxUs {

@@ -50,7 +50,7 @@ struct DemoCommand: ParsableCommand {
         config.entries = entries
         config.burst = burst
         config.maxGroupSize = maxGroupSize
-        config.timeoutNS = timeoutMicroseconds * 1000
+        config.timeoutNS = try scaled(timeoutMicroseconds, by: 1000, "--timeout-microseconds")
         config.reusePRGIEvery = reusePRGIEvery
         config.abandonGroupEvery = abandonEvery
         config.stopMarkerEvery = stopMarkerEvery

@@ -75,7 +75,7 @@ struct DeviceCommand: ParsableCommand {
             devices = configs.map(\.deviceID)
             options.schedule = ArrivalSchedule(phases: profile.phases, seed: profile.seed)
             options.seed = profile.seed
-            options.progressEveryNS = progressMs * 1_000_000
+            options.progressEveryNS = try scaled(progressMs, by: 1_000_000, "--progress-ms")
             options.tenants = profile.tenants
             eventsEvery = Self.eventEvery(of: profile)
         }

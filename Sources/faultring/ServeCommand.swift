@@ -58,7 +58,7 @@ struct ServeCommand: ParsableCommand {
         var config = ServiceConfig()
         config.socketPath = socketPath
         config.inheritedFD = fd
-        config.policy.timeoutNS = try nanoseconds(timeoutMs, "--timeout-ms")
+        config.policy.timeoutNS = try scaled(timeoutMs, by: 1_000_000, "--timeout-ms")
         if let backend {
             guard let chosen = EventLoop.Backend.allCases.first(where: { $0.rawValue == backend || ($0 == .uring && backend == "uring") })
             else { throw ValidationError("--backend must be io_uring or poll, not \(backend)") }
@@ -80,17 +80,10 @@ struct ServeCommand: ParsableCommand {
         }
         config.maxSessions = maxClients
         config.maxSessionsPerUID = maxClientsPerUid
-        config.helloTimeoutNS = try nanoseconds(helloTimeoutMs, "--hello-timeout-ms")
-        config.idleTimeoutNS = try nanoseconds(idleTimeoutMs, "--idle-timeout-ms")
-        config.pollNS = try nanoseconds(pollUs, "--poll-us") / 1000
+        config.helloTimeoutNS = try scaled(helloTimeoutMs, by: 1_000_000, "--hello-timeout-ms")
+        config.idleTimeoutNS = try scaled(idleTimeoutMs, by: 1_000_000, "--idle-timeout-ms")
+        config.pollNS = try scaled(pollUs, by: 1000, "--poll-us")
         return config
-    }
-
-    /// `ms` in nanoseconds, refused by name when it does not fit.
-    func nanoseconds(_ ms: UInt64, _ option: String) throws -> UInt64 {
-        let (ns, overflow) = ms.multipliedReportingOverflow(by: 1_000_000)
-        guard !overflow else { throw ValidationError("\(option) must be at most \(UInt64.max / 1_000_000), not \(ms)") }
-        return ns
     }
 
     /// The simulated devices `--devices` describes.
@@ -126,7 +119,7 @@ struct ServeCommand: ParsableCommand {
             let configs = DeviceCommand.devices(of: profile)
             let arrivals = StormArrivals(ArrivalSchedule(phases: profile.phases, seed: profile.seed),
                                          deviceIDs: configs.map(\.deviceID), tenants: profile.tenants)
-            let run = SimulatedDevices.Storm(arrivals, tickNS: progressMs * 1_000_000,
+            let run = SimulatedDevices.Storm(arrivals, tickNS: try scaled(progressMs, by: 1_000_000, "--progress-ms"),
                                              eventEvery: DeviceCommand.eventEvery(of: profile),
                                              progress: { DeviceCommand.emit(DeviceOutputLine(progress: $0)) },
                                              finished: { DeviceCommand.emit(DeviceOutputLine(report: $0)) })
