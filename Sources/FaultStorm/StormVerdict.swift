@@ -7,7 +7,7 @@ import FaultFixtures
 /// planned, and every SLO of the profile holds for the service run. The
 /// exit status has one bit per kind of failure, so a script can tell them
 /// apart: `ledger` 1, `latency` 2, `answeredByConsumer` 4, `unanswered` 8,
-/// `run` 16, `chaos` 32 (0: passed).
+/// `run` 16, `chaos` 32, `memory` 64 (0: passed).
 public struct StormVerdict: Codable, Sendable, Hashable {
     /// What a check is about.
     public enum Kind: String, Codable, Sendable, CaseIterable {
@@ -22,9 +22,14 @@ public struct StormVerdict: Codable, Sendable, Hashable {
         /// A process would not start, died, or the storm did not finish.
         case run
         /// With chaos: a kill or restart not made, a tenant not served by the
-        /// final incarnation, a descriptor not returned, memory grown. (A
-        /// tenant unserved for longer than the timeout is a `latency` failure.)
+        /// final incarnation, a descriptor not returned. (A tenant unserved for
+        /// longer than the timeout is a `latency` failure.)
         case chaos
+        /// With chaos: the final incarnation's resident memory grew by more
+        /// than `StormChaosReport.residentGrowthAllowed`, or could not be read.
+        /// A kind of its own: under AddressSanitizer, whose quarantine keeps
+        /// freed memory resident, a caller masks it.
+        case memory
 
         /// Its bit in the exit status.
         public var bit: Int32 {
@@ -35,6 +40,7 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             case .unanswered: return 8
             case .run: return 16
             case .chaos: return 32
+            case .memory: return 64
             }
         }
     }
@@ -146,11 +152,11 @@ public struct StormVerdict: Codable, Sendable, Hashable {
         if let quarter = chaos.residentAtQuarterKiB, let end = chaos.residentAtEndKiB {
             let allowed = Double(quarter) * (1 + StormChaosReport.residentGrowthAllowed)
             checks.append(Check(
-                kind: .chaos, run: name, passed: Double(end) <= allowed,
+                kind: .memory, run: name, passed: Double(end) <= allowed,
                 detail: "final service incarnation's resident memory \(quarter) KiB a quarter into its life, \(end) KiB at "
                     + "the end (allowed: \(Int(allowed)) KiB)"))
         } else {
-            checks.append(Check(kind: .chaos, run: name, passed: false,
+            checks.append(Check(kind: .memory, run: name, passed: false,
                                 detail: "the final service incarnation's memory could not be read"))
         }
         return checks
