@@ -28,7 +28,8 @@ extension FaultEvent {
     ///
     /// Always inlined: the producer's encode loop then builds the record in
     /// the ring slot itself, with no 64-byte temporary and copy per record.
-    @inlinable @inline(__always)
+    @inlinable
+    @inline(__always)
     public var v1Record: faultring_v1_fault {
         var record = faultring_v1_fault()
         switch self {
@@ -73,7 +74,8 @@ extension FaultEvent {
 
     /// The ABI 2 form of this event with the given queue sequence number
     /// (always inlined, as `v1Record` is).
-    @inlinable @inline(__always)
+    @inlinable
+    @inline(__always)
     public func v2Record(sequence: UInt32) -> faultring_v2_fault {
         var record = faultring_v2_fault()
         record.sequence = sequence

@@ -508,7 +508,8 @@ extension FaultProducer {
     /// The staging loop: `encode` writes one event, with its sequence
     /// number, at a staging slot; full stagings and the rest are copied into
     /// the ring at `prod`. `sequenced`: the ABI numbers its records.
-    @inlinable @inline(__always)
+    @inlinable
+    @inline(__always)
     func stage(_ events: some Collection<FaultEvent>, sequenced: Bool,
                _ encode: (FaultEvent, UInt32, UnsafeMutableRawPointer) -> Void) {
         var index = prod
