@@ -80,11 +80,12 @@ public final class FaultProducer: @unchecked Sendable {
     /// whole lines (ring-bench, `FaultEvent` batches of 64: 43.8 -> 69.0
     /// Mrec/s; of 8: 36.8 -> 48.4).
     @usableFromInline let staging: UnsafeMutableRawPointer
-    /// Records `staging` holds.
-    @usableFromInline static let stagingRecords = 64
+    /// Records `staging` holds. (Computed, not `static let`: a stored static
+    /// is a lazy global, behind `swift_once` on every read from inlined code.)
+    @inlinable static var stagingRecords: Int { 64 }
     /// Batches at least this long go through `staging`; shorter ones are
     /// encoded in place (one or two lines: the copy would cost more).
-    @usableFromInline static let stagingThreshold = 4
+    @inlinable static var stagingThreshold: Int { 4 }
 
     /// The ABI in force, once negotiated.
     @inlinable public internal(set) var abi: ABIVersion? {
@@ -346,7 +347,7 @@ extension FaultProducer {
     func publishIndex() {
         guard prod != committedProd else { return }
         words.prodIndex.storeRelease(prod)
-        counters.add(QueueCounters.Offset.recordsPublished, UInt64(prod &- committedProd))
+        counters.add(at: counters.recordsPublished, UInt64(prod &- committedProd))
         committedProd = prod
     }
 
@@ -723,7 +724,7 @@ extension FaultProducer {
             let slot = responseRing + Int(index & responseMask) * ABILayout.responseSlotSize
             let result = PageResponse.validate(slot: slot, abi: abi)
             switch result {
-            case .success: counters.add(QueueCounters.Offset.responsesValid)
+            case .success: counters.add(at: counters.responsesValid)
             case .failure(let rejection): counters.add(QueueCounters.Offset.rejection(rejection.reason))
             }
             body(result)
