@@ -50,10 +50,23 @@ public struct ControlSocket: Sendable {
     /// created with `mode` (not the umask's: who may connect is the
     /// caller's decision). An existing file at `path` is replaced only if it
     /// is a socket nothing listens on; any other file is refused (EEXIST).
-    public static func listen(path: String, backlog: Int32 = 16, mode: mode_t = 0o600) throws(ControlError) -> ControlSocket {
-        if let probe = try? connect(path: path) {
+    ///
+    /// A listener that still takes connections is given `departing` to go
+    /// away before the path counts as in use (EADDRINUSE). A service that
+    /// has just exited can leave one behind for a moment: its io_uring held
+    /// a reference to the listening socket, and the kernel drops the ring's
+    /// references in a work item after the process is gone, so the socket
+    /// keeps queueing connections nobody will accept. Found by the chaos
+    /// storm, whose restart right after a SIGKILL then failed under load.
+    public static func listen(path: String, backlog: Int32 = 16, mode: mode_t = 0o600,
+                              departing: Duration = .seconds(2)) throws(ControlError) -> ControlSocket {
+        let waitUntil = ContinuousClock.now + departing
+        while let probe = try? connect(path: path) {
             try? probe.fd.close()
-            throw ControlError(.addressInUse, "a service already listens on \(path)")
+            guard ContinuousClock.now < waitUntil else {
+                throw ControlError(.addressInUse, "a service already listens on \(path)")
+            }
+            usleep(20_000)
         }
         var existing = stat()
         if lstat(path, &existing) == 0 {

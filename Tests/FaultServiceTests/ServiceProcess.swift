@@ -1,3 +1,4 @@
+import FaultControl
 import FaultService
 import FaultSys
 import Foundation
@@ -40,19 +41,19 @@ final class Child {
 func socketPath(_ name: String) -> String { "/tmp/faultring-test-\(getpid())-\(name).sock" }
 
 /// Starts `faultring serve` and waits (bounded) until it accepts connections.
+///
+/// A bare connect is the probe, not a HELLO: a service that refuses this
+/// uid closes the connection right after its refusal, and a HELLO sent into
+/// that race fails with EPIPE as often as it reads the refusal.
 func startService(_ path: String, _ extra: [String]) throws -> Child {
     unlink(path)
     let child = try Child(["serve", "--socket-path", path, "--log-level", "error"] + extra)
     for _ in 0..<200 {
-        do {
-            let probe = try VMMClient(socketPath: path, devices: [])
-            probe.close()
+        if let probe = try? ControlSocket.connect(path: path) {
+            try? probe.fd.close()
             return child
-        } catch .refused {
-            return child  // up, and refusing us (a uid policy): that is an answer too
-        } catch {
-            usleep(25_000)
         }
+        usleep(25_000)
     }
     Issue.record("service did not start on \(path)")
     return child
