@@ -76,6 +76,17 @@ import Testing
         #expect(after > before + 20, "device \(device): \(before) → \(after)", sourceLocation: sourceLocation)
     }
 
+    /// Whether the service closes `socket` within a bounded wait (10 s, in
+    /// polls of 100 ms; a bound, not a timing assertion). Messages that
+    /// arrive first are read and dropped.
+    static func closedByService(_ socket: ControlSocket) throws -> Bool {
+        for _ in 0..<100 {
+            var p = pollfd(fd: socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) == 1, case .closed = try socket.receive() { return true }
+        }
+        return false
+    }
+
     /// Waits (bounded: 4 s) until STATS lists at most `n` clients, the probe asking included:
     /// closed connections reach the service a moment after their owner let go.
     static func waitForClients(_ path: String, atMost n: Int) {
@@ -293,12 +304,7 @@ import Testing
         held.removeAll()
         // A connection that never says HELLO is closed by the service, well after 300 ms but bounded.
         let silent = try ControlSocket.connect(path: path)
-        var closed = false
-        for _ in 0..<100 where !closed {
-            var p = pollfd(fd: silent.fd.rawValue, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 100) == 1, case .closed = try silent.receive() { closed = true }
-        }
-        #expect(closed, "a connection without HELLO was kept")
+        #expect(try Self.closedByService(silent), "a connection without HELLO was kept")
         Self.waitForClients(path, atMost: 2)
         try Self.expectServed(path, device: 3)
         Self.expectStops(service)
@@ -317,12 +323,7 @@ import Testing
         let holder = try Tenant(path)
         _ = try holder.attach([2])
         let idle = try Tenant(path)
-        var closed = false
-        for _ in 0..<100 where !closed {
-            var p = pollfd(fd: idle.socket.fd.rawValue, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 100) == 1, case .closed = try idle.socket.receive() { closed = true }
-        }
-        #expect(closed, "a connection holding nothing was kept idle")
+        #expect(try Self.closedByService(idle.socket), "a connection holding nothing was kept idle")
         // The holder has been as quiet as the idle one, for longer than the timeout: still served.
         #expect(try holder.request(.stats).0 == 0, "a connection holding a device was dropped for idling")
         try Self.expectServed(path, device: 3)
