@@ -138,19 +138,25 @@ public final class SimulatedDevices: FaultSource {
             guard let d = position(of: id) else { continue }
             requests.removeAll(keepingCapacity: true)
             fleet.burst(d, now: now, schedule: schedule, into: &requests)
-            guard !requests.isEmpty else { continue }
             // Delivered after the burst is built: the tracker may answer a group at once.
-            if schedule.wire == .direct {
-                intake.receive(batch: requests, now: now)
-                continue
-            }
-            let needsPASID = fleet.units[d].config.needsPASID
-            for request in requests {
-                do {
-                    intake.receive(try schedule.wire.carry(request, needsPASID: needsPASID), now: now)
-                } catch {
-                    noteWireError(error)
-                }
+            deliverRequests(of: d, into: intake, now: now)
+        }
+    }
+
+    /// Hands `requests`, device `d`'s, to `intake` through the wire: on the
+    /// direct wire in one `receive(batch:)`, otherwise each through the codecs.
+    func deliverRequests(of d: Int, into intake: any FaultIntake, now: UInt64) {
+        guard !requests.isEmpty else { return }
+        if schedule.wire == .direct {
+            intake.receive(batch: requests, now: now)
+            return
+        }
+        let needsPASID = fleet.units[d].config.needsPASID
+        for request in requests {
+            do {
+                intake.receive(try schedule.wire.carry(request, needsPASID: needsPASID), now: now)
+            } catch {
+                noteWireError(error)
             }
         }
     }
@@ -229,13 +235,7 @@ public final class SimulatedDevices: FaultSource {
                         break
                     }
                     burst += 1
-                    for request in requests {
-                        do {
-                            intake.receive(try schedule.wire.carry(request, needsPASID: fleet.units[d].config.needsPASID), now: now)
-                        } catch {
-                            noteWireError(error)
-                        }
-                    }
+                    deliverRequests(of: d, into: intake, now: now)
                     if !last.isLastPage || last.isStopMarker { continue }  // a lone stop marker first
                     storm.arrivals.raisedFirst(of: d)
                     fleet.raised += 1

@@ -46,7 +46,6 @@ public struct PageRequestTracker {
         var prgi: UInt32 { last.prgi }
         var needsPASID: Bool { last.needsPASID }
         var privateData: PrivateData? { last.privateData }
-        var requestCount: Int { pages }
     }
 
     enum RetireKind: UInt8 {
@@ -300,12 +299,12 @@ public struct PageRequestTracker {
         let channel = devices[d].channel
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
         guard let channelID = channel, hasChannel(channelID) else {
-            releaseAllocation(request.deviceID, group.requestCount)
+            releaseAllocation(request.deviceID, group.pages)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer), complete: complete)
             return nil
         }
         guard let slotIndex = freeSlots.popFirst() else {
-            releaseAllocation(request.deviceID, group.requestCount)
+            releaseAllocation(request.deviceID, group.pages)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull), complete: complete)
             return nil
         }
@@ -441,7 +440,7 @@ public struct PageRequestTracker {
             removeLive(cookie, device: d, prgi: prgi)
             devices[d].lastRetired[prgi] = kind
         }
-        releaseAllocation(group.deviceID, group.requestCount)
+        releaseAllocation(group.deviceID, group.pages)
         emit(group, cookie: cookie, code: code, source: source, complete: complete)
     }
 
