@@ -17,16 +17,11 @@ public final class Pipeline: FaultIntake {
     /// Where faults come from first: the source the pipeline was made with.
     public let source: any FaultSource
     /// Every source, the first one included, in the order added.
-    public var sources: [any FaultSource] { _read { yield feeds } }
-    /// The stored sources and tracker are internal: under whole-module
-    /// optimisation the compiler then sees every access to them and drops
-    /// the runtime exclusivity checks a public stored property must keep.
-    var feeds: [any FaultSource]
+    public private(set) var sources: [any FaultSource]
     /// Which source fronts each device (completions go back to it).
     var sourceOf: [UInt32: Int] = [:]
     /// The page-request lifecycle (groups, cookies, matching, timeouts).
-    public var tracker: PageRequestTracker { _read { yield lifecycle } }
-    var lifecycle: PageRequestTracker
+    public private(set) var tracker: PageRequestTracker
     /// Called with every completion after the source got it (a service's
     /// latency histogram, a capture's books).
     public var observer: ((DeviceCompletion) -> Void)?
@@ -47,10 +42,10 @@ public final class Pipeline: FaultIntake {
     /// A pipeline for `source`'s devices under `policy`.
     public init(source: any FaultSource, policy: PageRequestPolicy) {
         self.source = source
-        feeds = [source]
-        lifecycle = PageRequestTracker(policy: policy)
+        sources = [source]
+        tracker = PageRequestTracker(policy: policy)
         for device in source.devices {
-            lifecycle.addDevice(device.id, allocation: device.allocation)
+            tracker.addDevice(device.id, allocation: device.allocation)
             sourceOf[device.id] = 0
         }
     }
@@ -66,10 +61,10 @@ public final class Pipeline: FaultIntake {
     public func add(_ newSource: any FaultSource, sharing: [any FaultSource] = []) -> Bool {
         let shareable = Set(sharing.flatMap { $0.devices.map(\.id) })
         for device in newSource.devices where sourceOf[device.id] != nil && !shareable.contains(device.id) { return false }
-        feeds.append(newSource)
+        sources.append(newSource)
         for device in newSource.devices where sourceOf[device.id] == nil {
-            lifecycle.addDevice(device.id, allocation: device.allocation)
-            sourceOf[device.id] = feeds.count - 1
+            tracker.addDevice(device.id, allocation: device.allocation)
+            sourceOf[device.id] = sources.count - 1
         }
         return true
     }
@@ -78,21 +73,21 @@ public final class Pipeline: FaultIntake {
     /// are answered INVALID (device removed) and the devices forgotten
     /// (detached from their queues). The first source cannot be removed.
     public func remove(_ gone: any FaultSource) {
-        guard let index = feeds.firstIndex(where: { $0 === gone }), index > 0 else { return }
+        guard let index = sources.firstIndex(where: { $0 === gone }), index > 0 else { return }
         for (device, owner) in sourceOf where owner == index {
-            lifecycle.removeDevice(device) { complete($0) }
+            tracker.removeDevice(device) { complete($0) }
             sourceOf.removeValue(forKey: device)
             if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
         }
         gone.flush()
-        feeds[index] = RemovedSource()
+        sources[index] = RemovedSource()
     }
 
     // MARK: Queues and devices
 
     /// Registers a consumer's queue: groups of devices attached to it go into `producer`.
     public func addQueue(_ producer: FaultProducer) -> ChannelID {
-        let channel = lifecycle.addChannel(ProducerSink(producer))
+        let channel = tracker.addChannel(ProducerSink(producer))
         while queues.count <= Int(channel) { queues.append(nil) }
         queues[Int(channel)] = producer
         return channel
@@ -103,7 +98,7 @@ public final class Pipeline: FaultIntake {
     /// and forgets the queue (the caller closes it). Cannot fail.
     public func removeQueue(_ channel: ChannelID) {
         read(channel)
-        lifecycle.removeChannel(channel) { complete($0) }
+        tracker.removeChannel(channel) { complete($0) }
         flush()
         attachedDevices.removeAll { channelOf[$0] == channel }
         channelOf = channelOf.filter { $0.value != channel }
@@ -114,12 +109,12 @@ public final class Pipeline: FaultIntake {
     /// Attaches a known device to a queue.
     public func attach(_ device: UInt32, to channel: ChannelID) {
         if channelOf.updateValue(channel, forKey: device) == nil { attachedDevices.append(device) }
-        lifecycle.attach(device, to: channel)
+        tracker.attach(device, to: channel)
     }
 
     /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
     public func detach(_ device: UInt32) {
-        lifecycle.detachDevice(device) { complete($0) }
+        tracker.detachDevice(device) { complete($0) }
         flush()
         if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
     }
@@ -143,7 +138,7 @@ public final class Pipeline: FaultIntake {
 
     /// Every source raises what is due at `now`.
     public func raise(now: UInt64) {
-        for source in feeds { source.raise(now: now, into: self) }
+        for source in sources { source.raise(now: now, into: self) }
     }
 
     /// One of `source`'s descriptors is readable: it reads and raises, and
@@ -155,7 +150,7 @@ public final class Pipeline: FaultIntake {
 
     /// Every source writes the answers it batched.
     public func flush() {
-        for source in feeds { source.flush() }
+        for source in sources { source.flush() }
     }
 
     /// Reads and matches every queue's responses, lets every producer see
@@ -166,7 +161,7 @@ public final class Pipeline: FaultIntake {
             read(ChannelID(channel))
             queues[channel]!.poll()
         }
-        completeAll { lifecycle.tick(now: now, complete: $0) }
+        completeAll { tracker.tick(now: now, complete: $0) }
         flush()
     }
 
@@ -191,7 +186,7 @@ public final class Pipeline: FaultIntake {
     /// exclusivity at run time. `body` must not reach the pipeline's sources:
     /// run it inside `completeAll`, which holds their completions until the
     /// access has ended.
-    func withTracker<R>(_ body: (inout PageRequestTracker) -> R) -> R { body(&lifecycle) }
+    func withTracker<R>(_ body: (inout PageRequestTracker) -> R) -> R { body(&tracker) }
 
     /// Reads `queue`'s response ring, matching each response.
     func readResponses(of queue: FaultProducer, channel: ChannelID, abi: ABIVersion,
@@ -215,9 +210,9 @@ public final class Pipeline: FaultIntake {
     /// becoming readable: the source's next raise, the next timeout. Nil
     /// when there is none, so the driver may block until woken.
     public func nextDeadline(after now: UInt64) -> UInt64? {
-        var timeout = lifecycle.nextDeadline()
+        var timeout = tracker.nextDeadline()
         var raise: UInt64?
-        for source in feeds {
+        for source in sources {
             if let due = source.nextDeadline(after: now, intake: self) { raise = Swift.min(raise ?? due, due) }
         }
         // A queue owes a LOST record until its consumer frees a slot, and
@@ -241,7 +236,7 @@ public final class Pipeline: FaultIntake {
         // Answers already in the rings are taken first: a consumer that answered just before the
         // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
         for channel in queues.indices where queues[channel] != nil { read(ChannelID(channel)) }
-        lifecycle.shutdown { complete($0) }
+        tracker.shutdown { complete($0) }
         flush()
     }
 
@@ -249,7 +244,7 @@ public final class Pipeline: FaultIntake {
     public var summary: PipelineSummary {
         var lost = lostOnRemovedQueues &+ lostWithoutQueue
         for case let queue? in queues { lost &+= queue.countersSnapshot.recordsLost }
-        return PipelineSummary(pageRequests: lifecycle.snapshot, recordsLost: lost)
+        return PipelineSummary(pageRequests: tracker.snapshot, recordsLost: lost)
     }
 
     /// Runs `body`, collecting the completions it makes, then hands them to
@@ -261,7 +256,7 @@ public final class Pipeline: FaultIntake {
         completionBuffer = []
         done.removeAll(keepingCapacity: true)
         body { done.append($0) }
-        if feeds.count == 1 && !done.isEmpty {
+        if sources.count == 1 && !done.isEmpty {
             source.complete(batch: done)
             if let observer { for completion in done { observer(completion) } }
         } else {
@@ -273,8 +268,8 @@ public final class Pipeline: FaultIntake {
     /// The source that fronts `deviceID`; the first source for a device no
     /// source fronts (its books count the answer).
     func owner(of deviceID: UInt32) -> any FaultSource {
-        guard feeds.count > 1, let owner = sourceOf[deviceID] else { return source }  // one source: no lookup
-        return feeds[owner]
+        guard sources.count > 1, let owner = sourceOf[deviceID] else { return source }  // one source: no lookup
+        return sources[owner]
     }
 
     func complete(_ completion: DeviceCompletion) {
@@ -294,7 +289,7 @@ public final class Pipeline: FaultIntake {
     /// closed, if it closed one and the group is still live.
     @discardableResult
     public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
-        lifecycle.receive(request, now: now) { complete($0) }
+        tracker.receive(request, now: now) { complete($0) }
     }
 
     /// Hands a burst of page requests to the tracker with one access to it;

@@ -386,7 +386,7 @@ public final class FaultService {
     /// returns when the next one is due (nil: none).
     func dropSilentConnections(now: UInt64) -> UInt64? {
         var next: UInt64?
-        for session in Array(sessions.values) {
+        for session in sessions.values {  // iterates a snapshot: `drop` may remove from `sessions`
             let due: UInt64
             let why: String
             if !session.helloDone {
@@ -435,7 +435,7 @@ public final class FaultService {
         source.finish(pipeline.summary)
         let outstanding = pipeline.tracker.outstandingGroups
         pipeline.shutdown()
-        for session in Array(sessions.values) {
+        for session in sessions.values {  // iterates a snapshot: `drop` may remove from `sessions`
             loop.unwatch(session.socket.fd.rawValue)
             session.queue?.close()
             try? session.socket.fd.close()
