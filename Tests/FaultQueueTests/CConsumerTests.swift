@@ -4,9 +4,10 @@ import FaultQueue
 import Foundation
 import Testing
 
-/// Examples/c-consumer/consumer.c was written from faultring_abi.h and
-/// Docs/ABI.md alone. Compile it with the system C compiler and run it as
-/// the consumer process: if the contract is incomplete, this fails.
+/// Examples/c-consumer/consumer.c is a consumer on libfaultring-client
+/// (clients/c), which was written from faultring_abi.h and Docs/ABI.md.
+/// Compile both with the system C compiler and run the example as the
+/// consumer process: if the contract or the library is wrong, this fails.
 @Suite(.serialized) struct CConsumerTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -15,9 +16,12 @@ import Testing
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("faultring-c-consumer-\(getpid())").path
         let process = try ChildProcess.spawn(
             "/usr/bin/env",
-            ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror",
+            ["cc", "-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
              "-I", root.appendingPathComponent("Sources/CFaultRingABI/include").path,
-             root.appendingPathComponent("Examples/c-consumer/consumer.c").path, "-o", output])
+             "-I", root.appendingPathComponent("clients/c/include").path,
+             root.appendingPathComponent("Examples/c-consumer/consumer.c").path,
+             root.appendingPathComponent("clients/c/src/frc_control.c").path,
+             root.appendingPathComponent("clients/c/src/frc_queue.c").path, "-o", output])
         #expect(process.wait() == 0, "consumer.c does not compile")
         return output
     }

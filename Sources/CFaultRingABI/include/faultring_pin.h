@@ -21,4 +21,21 @@
 /** FAULTRING_PIN_SIZE - struct @type is @size bytes. */
 #define FAULTRING_PIN_SIZE(type, size) FAULTRING_STATIC_ASSERT(sizeof(struct type) == (size), #type " changed size")
 
+/*
+ * FAULTRING_FLEX_BEGIN / _END - bracket structs that end in a flexible array
+ * member. They are C99; ISO C++ has none, but GCC and Clang accept them as an
+ * extension, and these keep a VMM's -pedantic -Werror C++ build quiet.
+ */
+#if defined(__cplusplus) && defined(__clang__)
+#define FAULTRING_FLEX_BEGIN \
+	_Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Wc99-extensions\"")
+#define FAULTRING_FLEX_END _Pragma("clang diagnostic pop")
+#elif defined(__cplusplus) && defined(__GNUC__)
+#define FAULTRING_FLEX_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wpedantic\"")
+#define FAULTRING_FLEX_END _Pragma("GCC diagnostic pop")
+#else
+#define FAULTRING_FLEX_BEGIN
+#define FAULTRING_FLEX_END
+#endif
+
 #endif /* FAULTRING_PIN_H */

@@ -54,6 +54,8 @@ struct faultring_msg_header {
 	uint32_t error;
 };
 
+FAULTRING_FLEX_BEGIN
+
 /**
  * struct faultring_msg_attach - ATTACH request payload.
  * @abi:          0  record ABI the client will request on the queue (1 or 2);
@@ -123,6 +125,8 @@ struct faultring_msg_add_source_reply {
 	uint32_t source_id;
 	uint32_t devices;
 };
+
+FAULTRING_FLEX_END
 
 FAULTRING_PIN_SIZE(faultring_msg_header, 16);
 FAULTRING_PIN(faultring_msg_header, error, 12);
