@@ -7,7 +7,7 @@ import FaultFixtures
 /// planned, and every SLO of the profile holds for the service run. The
 /// exit status has one bit per kind of failure, so a script can tell them
 /// apart: `ledger` 1, `latency` 2, `answeredByConsumer` 4, `unanswered` 8,
-/// `run` 16, `chaos` 32, `memory` 64 (0: passed).
+/// `run` 16, `chaos` 32, `memory` 128 (0: passed; 64 is left to the usage error of a malformed profile).
 public struct StormVerdict: Codable, Sendable, Hashable {
     /// What a check is about.
     public enum Kind: String, Codable, Sendable, CaseIterable {
@@ -40,7 +40,7 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             case .unanswered: return 8
             case .run: return 16
             case .chaos: return 32
-            case .memory: return 64
+            case .memory: return 128
             }
         }
     }

@@ -17,7 +17,9 @@ struct StormCommand: ParsableCommand {
             and one `faultring consume` per consumer process, plays each consumer's behaviour, and samples everything \
             every 100 ms. Exit status 0 when every ledger balances and every SLO holds; otherwise one bit per kind of \
             failure: 1 ledger, 2 p99 latency, 4 answered-by-consumer share, 8 unanswered groups, 16 the run itself \
-            (a process that would not start, died or hung). A malformed profile exits 64, naming file and field.
+            (a process that would not start, died or hung), 32 chaos (a planned kill or restart not made, a tenant not \
+            served at the end, a descriptor not given back), 128 memory growth (with chaos). A malformed profile exits \
+            64 (EX_USAGE), naming file and field.
             """)
 
     /// `--compare`: the second path a storm can run through.
