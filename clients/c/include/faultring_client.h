@@ -81,8 +81,9 @@ struct frc_loss {
 };
 
 /**
- * struct frc_queue - one mapped queue. Zero it (or frc_queue_init()) before
- * first use. Fields are readable; change none of them.
+ * struct frc_queue - one mapped queue. frc_queue_init() it before first use
+ * (a zeroed struct would name fd 0 as its own). Fields are readable; change
+ * none but @spin. One thread at a time.
  * @producer/@producer_size: the producer region, mapped PROT_READ
  * @consumer/@consumer_size: the consumer region, mapped read-write
  * @fds:           producer region, consumer region, consumer doorbell,
@@ -96,7 +97,7 @@ struct frc_loss {
  * @resp_prod:     next response slot; stored to resp_prod by frc_commit()
  * @resp_published: the resp_prod value last stored
  * @spin:          fault_prod loads frc_wait() makes before it sleeps
- *                 (0 in a zeroed queue: 2000)
+ *                 (frc_queue_init: 2000)
  * @loss:          ABI 2 loss accounting
  * @sleeps:        times frc_wait() blocked on the doorbell
  * @error:         what the last failing call found
@@ -122,8 +123,8 @@ struct frc_queue {
 };
 
 /**
- * struct frc_client - one control connection. Zero it (or frc_client_init())
- * before first use.
+ * struct frc_client - one control connection. frc_client_init() it before
+ * first use; change only @timeout_ms. One thread at a time.
  * @fd:           the SOCK_SEQPACKET socket (owned; -1 when closed)
  * @next_id:      id of the next request
  * @timeout_ms:   how long a request waits for its reply, in ms (0: the
