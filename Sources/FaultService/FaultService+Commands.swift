@@ -71,16 +71,16 @@ extension FaultService {
             return .reply(to: message)
         case .stats:
             let stats = statistics(for: session)
-            if message.flags & FAULTRING_MSG_TEXT != 0 {
-                return .reply(to: message, payload: Array(metrics.prometheusText(stats).utf8))
+            let text = message.flags & FAULTRING_MSG_TEXT != 0
+            let payload = text ? Array(metrics.prometheusText(stats).utf8) : try JSONPayload.encode(stats)
+            // A reply that cannot be one message is refused in words, never dropped without one:
+            // every request gets exactly one reply, whatever its format.
+            guard payload.count <= ControlMessage.maxSize - ControlMessage.headerSize else {
+                throw ControlError(.messageTooLong, "the STATS reply (\(text ? "Prometheus text" : "JSON")) is "
+                                   + "\(payload.count) bytes, above the \(ControlMessage.maxSize)-byte message limit "
+                                   + "(too many devices, clients or sources to list)")
             }
-            let json = try JSONPayload.encode(stats)
-            // A reply that cannot be one message is refused in words, never dropped without one.
-            guard json.count <= ControlMessage.maxSize - ControlMessage.headerSize else {
-                throw ControlError(.messageTooLong, "the STATS reply is \(json.count) bytes, above the "
-                                   + "\(ControlMessage.maxSize)-byte message limit (too many clients or sources to list)")
-            }
-            return .reply(to: message, payload: json)
+            return .reply(to: message, payload: payload)
         case .bye:
             return .reply(to: message)
         case .addSource:
