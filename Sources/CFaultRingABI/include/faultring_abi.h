@@ -25,11 +25,13 @@
  * Whoever owns an index stores it with (at least) release ordering after
  * writing the slots it covers; the other side loads it with acquire
  * ordering before reading those slots. An index that is followed by a
- * doorbell check (fault_prod, resp_prod, requested_abi) is stored seq_cst,
- * and the other side's sleeping flag is then loaded seq_cst; the sleeper
- * stores its flag seq_cst and re-loads the index seq_cst. The
- * no-lost-wake-up argument (Docs/ABI.md section 4) is made for exactly these
- * four seq_cst operations.
+ * doorbell check (fault_prod, resp_prod, requested_abi) is stored with
+ * release ordering, then a seq_cst fence is issued, then the other side's
+ * sleeping flag is loaded (a seq_cst store of the index in place of the
+ * fence is equally correct); the sleeper stores its flag seq_cst and
+ * re-loads the index seq_cst. The no-lost-wake-up argument (Docs/ABI.md
+ * section 4) is made for the fence (or store), the flag store and the
+ * re-load, which all belong to the one total order of seq_cst operations.
  *
  * All multi-byte fields are little-endian host order (x86-64, arm64).
  */
@@ -222,7 +224,9 @@ struct faultring_index_line {
  * @magic:                 0   FAULTRING_PRODUCER_MAGIC
  * @layout_version:        8   FAULTRING_LAYOUT_VERSION
  * @header_size:           12  sizeof(struct faultring_producer_header)
- * @max_abi:               16  highest record ABI offered (1..FAULTRING_ABI_MAX)
+ * @max_abi:               16  highest record ABI offered (1..FAULTRING_ABI_MAX);
+ *                             a service queue offers exactly the ABI its
+ *                             first ATTACH named, so an ABI 1 queue says 1
  * @abi:                   20  ABI in force; 0 until negotiated. Release-store
  *                             by the producer after it copied the consumer's
  *                             request; acquire-load by the consumer, which may
@@ -234,7 +238,13 @@ struct faultring_index_line {
  * @response_count:        40  slots in the response ring (power of two)
  * @response_ring_offset:  44  byte offset of the response ring in the
  *                             CONSUMER region
- * @state:                 48  FAULTRING_STATE_*; release-store on change
+ * @state:                 48  FAULTRING_STATE_*. STARTING and CLOSED are
+ *                             release-stored (CLOSED after the last record,
+ *                             then the consumer doorbell is rung
+ *                             unconditionally); RUNNING is stored seq_cst
+ *                             after abi, then consumer_sleeping is checked,
+ *                             so a consumer asleep in negotiation wakes.
+ *                             A killed producer never stores CLOSED.
  * @producer_pid:          52  pid of the producing process (diagnostics)
  * @features_offered:      56  feature bits the producer supports
  * @features_in_force:     64  bits granted at negotiation
@@ -295,9 +305,12 @@ struct faultring_producer_header {
  * Every field is written by the consumer only. The producer validates each
  * value it reads and never lets one steer a read or write outside a ring.
  *
- * @requested_abi:       0   ABI the consumer wants (1..max_abi), written once;
- *                           then ring the producer's doorbell. A later,
- *                           different value is ignored and counted.
+ * @requested_abi:       0   ABI the consumer wants (1..max_abi), written once
+ *                           (seq_cst, or release + a seq_cst fence), then the
+ *                           doorbell check on producer_sleeping (ringing
+ *                           unconditionally is also correct: one spare
+ *                           wake-up). A later, different value is ignored
+ *                           and counted.
  * @reserved0:           4   zero
  * @requested_features:  8   feature bits wanted (subset of features_offered);
  *                           written before requested_abi
