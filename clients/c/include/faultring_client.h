@@ -83,13 +83,17 @@ struct frc_loss {
 /**
  * struct frc_queue - one mapped queue. frc_queue_init() it before first use
  * (a zeroed struct would name fd 0 as its own). Fields are readable; change
- * none but @spin. One thread at a time.
+ * none but @spin and @control_fd. One thread at a time.
  * @producer/@producer_size: the producer region, mapped PROT_READ
  * @consumer/@consumer_size: the consumer region, mapped read-write
+ * @ring/@responses: the fault ring and the response ring, located once
+ *                 from the validated header (a producer that rewrites its
+ *                 header later cannot move them)
  * @fds:           producer region, consumer region, consumer doorbell,
  *                 producer doorbell (owned; -1 when closed)
- * @control_fd:    the control socket frc_wait() watches for the service
- *                 going away (not owned; -1: none)
+ * @control_fd:    the control socket frc_wait() and the other waits watch
+ *                 for the service going away (not owned; -1: none). Set by
+ *                 frc_attach(); set it yourself after frc_queue_map().
  * @abi:           ABI in force (0 before negotiation)
  * @entry_count/@response_count: ring sizes, powers of two
  * @cons:          next record to read; stored to fault_cons by frc_release()
@@ -99,6 +103,8 @@ struct frc_loss {
  * @spin:          fault_prod loads frc_wait() makes before it sleeps
  *                 (frc_queue_init: 2000)
  * @loss:          ABI 2 loss accounting
+ * @sequence_started: 1 once @loss.next_sequence is known (a queue taken
+ *                 over mid-stream learns it from its first record)
  * @sleeps:        times frc_wait() blocked on the doorbell
  * @error:         what the last failing call found
  */
@@ -107,6 +113,8 @@ struct frc_queue {
 	size_t producer_size;
 	uint8_t *consumer;
 	size_t consumer_size;
+	const uint8_t *ring;
+	uint8_t *responses;
 	int fds[4];
 	int control_fd;
 	uint32_t abi;
@@ -118,6 +126,7 @@ struct frc_queue {
 	uint32_t resp_published;
 	uint32_t spin;
 	struct frc_loss loss;
+	int sequence_started;
 	uint64_t sleeps;
 	char error[FRC_ERROR_MAX];
 };

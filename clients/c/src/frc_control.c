@@ -62,6 +62,8 @@ static int send_request(struct frc_client *c, uint16_t command, uint32_t flags, 
 		return frc_fail(c->error, ENOTCONN, "not connected");
 	struct faultring_msg_header h;
 	memset(&h, 0, sizeof h);
+	if (c->next_id == 0) /* id 0 is the service's own, for unsolicited errors */
+		c->next_id = 1;
 	h.id = c->next_id++;
 	h.command = command;
 	h.size = (uint32_t)(sizeof h + len);
@@ -79,10 +81,24 @@ static int send_request(struct frc_client *c, uint16_t command, uint32_t flags, 
 	return 0;
 }
 
+/* Keeps printable ASCII of the service's reason; anything else becomes '?'. */
+static void copy_reason(char *error, const uint8_t *text, size_t len)
+{
+	size_t k = len < FRC_ERROR_MAX - 1 ? len : FRC_ERROR_MAX - 1;
+	for (size_t i = 0; i < k; i++)
+		error[i] = text[i] >= 0x20 && text[i] < 0x7f ? (char)text[i] : '?';
+	error[k] = 0;
+}
+
 /*
  * Receives the reply to request @id. On success the payload is in c->buffer
- * after the header, *payload_len is its length, and exactly @want_fds
- * descriptors (0, or 4 with @fds_optional meaning "0 or 4") are in @fds.
+ * after the header, *payload_len is its length, and the descriptors that came
+ * with it (none, or exactly @want_fds) are in @fds.
+ *
+ * A reply to an earlier request (one that timed out, or whose wait a signal
+ * interrupted) arrives first and is discarded, descriptors closed, so one late
+ * reply cannot shift every later request by one. An error reply is taken as
+ * ours only if it carries our id, or id 0 (the service's unsolicited refusal).
  */
 static int receive_reply(struct frc_client *c, uint16_t id, uint16_t command, size_t *payload_len, int *fds,
 			 int want_fds, int *got_fds)
@@ -90,77 +106,85 @@ static int receive_reply(struct frc_client *c, uint16_t id, uint16_t command, si
 	int timeout = c->timeout_ms ? c->timeout_ms : FRC_DEFAULT_TIMEOUT_MS;
 	int64_t deadline = timeout < 0 ? -1 : frc_now_ms() + timeout;
 	*got_fds = 0;
-	struct pollfd pfd = { c->fd, POLLIN, 0 };
-	int n = poll(&pfd, 1, frc_remaining_ms(deadline));
-	if (n == 0)
-		return frc_fail(c->error, ETIMEDOUT, "command %u: no reply within %d ms", command, timeout);
-	if (n < 0)
-		return frc_fail(c->error, errno, "command %u: poll: %s", command, strerror(errno));
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * FAULTRING_MSG_FDS_MAX * 2)];
-	} control;
-	struct iovec iov = { c->buffer, FAULTRING_MSG_MAX };
-	struct msghdr m;
-	memset(&m, 0, sizeof m);
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = control.buf;
-	m.msg_controllen = sizeof control.buf;
-	ssize_t got = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (got < 0)
-		return frc_fail(c->error, errno == EAGAIN ? ETIMEDOUT : errno, "command %u: recvmsg: %s", command,
-				strerror(errno));
-	/* Collect every descriptor first, so each error path below can close them. */
-	int received[FAULTRING_MSG_FDS_MAX * 2];
-	int count = 0;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+	for (;;) {
+		struct pollfd pfd = { c->fd, POLLIN | POLLRDHUP, 0 };
+		int left = frc_remaining_ms(deadline);
+		int n = poll(&pfd, 1, left < 0 || left > 1000 ? 1000 : left); /* re-armed: waits past an hour work */
+		if (n < 0 && errno != EINTR)
+			return frc_fail(c->error, errno, "command %u: poll: %s", command, strerror(errno));
+		if (n <= 0) {
+			if (frc_remaining_ms(deadline) == 0)
+				return frc_fail(c->error, ETIMEDOUT, "command %u: no reply within %d ms", command, timeout);
 			continue;
-		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && count < (int)(sizeof received / sizeof received[0]); i++)
-			memcpy(&received[count++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+		}
+		union {
+			struct cmsghdr align;
+			/* Room for twice the descriptors a reply may carry, and for
+			 * SCM_CREDENTIALS on a socket with SO_PASSCRED. */
+			char buf[CMSG_SPACE(sizeof(int) * FAULTRING_MSG_FDS_MAX * 2) + CMSG_SPACE(64)];
+		} control;
+		struct iovec iov = { c->buffer, FAULTRING_MSG_MAX };
+		struct msghdr m;
+		memset(&m, 0, sizeof m);
+		m.msg_iov = &iov;
+		m.msg_iovlen = 1;
+		m.msg_control = control.buf;
+		m.msg_controllen = sizeof control.buf;
+		ssize_t got = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (got < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (got < 0)
+			return frc_fail(c->error, errno, "command %u: recvmsg: %s", command, strerror(errno));
+		/* Collect every descriptor first, so each error path below can close them. */
+		int received[FAULTRING_MSG_FDS_MAX * 2];
+		int count = 0;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k && count < (int)(sizeof received / sizeof received[0]); i++)
+				memcpy(&received[count++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+		}
+		int err = 0;
+		struct faultring_msg_header h;
+		memset(&h, 0, sizeof h);
+		if ((size_t)got >= sizeof h)
+			memcpy(&h, c->buffer, sizeof h);
+		size_t len = (size_t)got >= sizeof h ? (size_t)got - sizeof h : 0;
+		int ours = h.id == id || (h.id == 0 && (h.flags & FAULTRING_MSG_ERROR));
+		if (m.msg_flags & MSG_CTRUNC)
+			err = frc_fail(c->error, EBADMSG, "command %u: reply carried more descriptors than any reply may",
+				       command);
+		else if (m.msg_flags & MSG_TRUNC)
+			err = frc_fail(c->error, EBADMSG, "command %u: reply longer than %u bytes", command, FAULTRING_MSG_MAX);
+		else if (got == 0 && (pfd.revents & (POLLHUP | POLLRDHUP)))
+			err = frc_fail(c->error, ECONNRESET, "command %u: the service closed the connection", command);
+		else if ((size_t)got < sizeof h)
+			err = frc_fail(c->error, EBADMSG, "command %u: reply of %zd bytes, shorter than a header", command, got);
+		else if (h.size != (uint32_t)got)
+			err = frc_fail(c->error, EBADMSG, "command %u: header size %u, packet %zd bytes", command, h.size, got);
+		else if (!ours && (h.flags & FAULTRING_MSG_REPLY) && (uint16_t)(id - h.id) < 0x8000) {
+			close_all(received, count); /* the late reply to an earlier request */
+			continue;
+		} else if (ours && (h.flags & FAULTRING_MSG_ERROR) && (h.id == 0 || h.command == command)) {
+			copy_reason(c->error, c->buffer + sizeof h, len);
+			close_all(received, count);
+			return -(h.error > 0 && h.error < 4096 ? (int)h.error : EPROTO);
+		} else if (!ours || !(h.flags & FAULTRING_MSG_REPLY) || (h.flags & FAULTRING_MSG_ERROR) || h.command != command)
+			err = frc_fail(c->error, EBADMSG, "command %u id %u: got flags 0x%x id %u command %u", command, id,
+				       h.flags, h.id, h.command);
+		else if (count != 0 && count != want_fds)
+			err = frc_fail(c->error, EBADMSG, "command %u: reply carried %d descriptors, expected %d", command,
+				       count, want_fds);
+		if (err) {
+			close_all(received, count);
+			return err;
+		}
+		memcpy(fds, received, sizeof(int) * (size_t)count);
+		*got_fds = count;
+		*payload_len = len;
+		return 0;
 	}
-	int err = 0;
-	struct faultring_msg_header h;
-	if (m.msg_flags & MSG_CTRUNC)
-		err = frc_fail(c->error, EBADMSG, "command %u: reply carried more descriptors than any reply may", command);
-	else if (m.msg_flags & MSG_TRUNC)
-		err = frc_fail(c->error, EBADMSG, "command %u: reply longer than %u bytes", command, FAULTRING_MSG_MAX);
-	else if (got == 0)
-		err = frc_fail(c->error, ECONNRESET, "command %u: the service closed the connection", command);
-	else if ((size_t)got < sizeof h)
-		err = frc_fail(c->error, EBADMSG, "command %u: reply of %zd bytes, shorter than a header", command, got);
-	if (err) {
-		close_all(received, count);
-		return err;
-	}
-	memcpy(&h, c->buffer, sizeof h);
-	size_t len = (size_t)got - sizeof h;
-	if (h.size != (uint32_t)got)
-		err = frc_fail(c->error, EBADMSG, "command %u: header size %u, packet %zd bytes", command, h.size, got);
-	else if (h.flags & FAULTRING_MSG_ERROR) {
-		/* The reason is UTF-8 text; keep it printable and bounded. */
-		size_t k = len < FRC_ERROR_MAX - 1 ? len : FRC_ERROR_MAX - 1;
-		memcpy(c->error, c->buffer + sizeof h, k);
-		c->error[k] = 0;
-		int code = h.error > 0 && h.error < 4096 ? (int)h.error : EPROTO;
-		close_all(received, count);
-		return -code;
-	} else if (!(h.flags & FAULTRING_MSG_REPLY) || h.id != id || h.command != command)
-		err = frc_fail(c->error, EBADMSG, "command %u id %u: got flags 0x%x id %u command %u", command, id,
-			       h.flags, h.id, h.command);
-	else if (count != 0 && count != want_fds)
-		err = frc_fail(c->error, EBADMSG, "command %u: reply carried %d descriptors, expected %d", command, count,
-			       want_fds);
-	if (err) {
-		close_all(received, count);
-		return err;
-	}
-	memcpy(fds, received, sizeof(int) * (size_t)count);
-	*got_fds = count;
-	*payload_len = len;
-	return 0;
 }
 
 /* One request, one reply, no descriptors either way. */
@@ -194,6 +218,10 @@ static uint32_t json_u32(const char *json, const char *key)
 
 int frc_connect_fd(struct frc_client *c, int fd, const char *name)
 {
+	if (c->buffer) {
+		close(fd);
+		return frc_fail(c->error, EISCONN, "connect: the client is already connected (frc_close it first)");
+	}
 	int timeout = c->timeout_ms;
 	frc_client_init(c);
 	c->timeout_ms = timeout;
@@ -242,7 +270,14 @@ int frc_connect(struct frc_client *c, const char *path, const char *name)
 		return frc_fail(c->error, ENAMETOOLONG, "socket path of %zu bytes; at most %zu", strlen(path),
 				sizeof addr.sun_path - 1);
 	memcpy(addr.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->buffer)
+		return frc_fail(c->error, EISCONN, "connect: the client is already connected (frc_close it first)");
+	/*
+	 * Non-blocking: a service that stopped accepting (its backlog full) makes
+	 * connect fail with EAGAIN at once instead of blocking the VMM; every
+	 * later call on the socket polls with a timeout and uses MSG_DONTWAIT.
+	 */
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return frc_fail(c->error, errno, "socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
@@ -291,20 +326,27 @@ int frc_attach(struct frc_client *c, struct frc_queue *q, uint32_t abi, const ui
 		return frc_fail(c->error, EBADMSG, "ATTACH reply: queue_created %u with %d descriptors, and the client %s a queue",
 				r.queue_created, got, have_queue ? "already has" : "has no");
 	}
+	if (r.attached == 0 || r.attached > FRC_MAX_DEVICES * 1024) {
+		close_all(fds, got);
+		return frc_fail(c->error, EBADMSG, "ATTACH reply: %u devices attached after a successful ATTACH", r.attached);
+	}
 	if (got == 4) {
-		if ((err = frc_queue_map(q, fds)) || (err = frc_queue_negotiate(q, abi, negotiate_timeout_ms))) {
+		if ((err = frc_queue_map(q, fds)) == 0) {
+			/* Watched from now on, so a service dying during negotiation is seen. */
+			q->control_fd = c->fd;
+			if (q->entry_count != r.entry_count || q->response_count != r.response_count)
+				err = frc_fail(q->error, EBADMSG, "ATTACH reply: %u entries / %u responses, the queue maps %u / %u",
+					       r.entry_count, r.response_count, q->entry_count, q->response_count);
+			else
+				err = frc_queue_negotiate(q, abi, negotiate_timeout_ms);
+		}
+		if (err) {
 			memcpy(c->error, q->error, sizeof c->error);
 			frc_queue_close(q);
 			return err;
 		}
-		if (q->entry_count != r.entry_count || q->response_count != r.response_count) {
-			frc_queue_close(q);
-			return frc_fail(c->error, EBADMSG, "ATTACH reply: %u entries / %u responses, the queue maps %u / %u",
-					r.entry_count, r.response_count, q->entry_count, q->response_count);
-		}
-		q->control_fd = c->fd;
 	}
-	return (int)(r.attached > INT32_MAX ? INT32_MAX : r.attached);
+	return (int)r.attached;
 }
 
 int frc_detach(struct frc_client *c, const uint32_t *ids, unsigned count)
@@ -348,17 +390,23 @@ int frc_reconnect(struct frc_client *c, struct frc_queue *q, const char *path, c
 	for (;;) {
 		int err = frc_connect(c, path, name);
 		/* A refused or missing socket means the service is not back yet; retry. */
+		/*
+		 * Retried: no socket yet (ENOENT), nobody listening or a full backlog
+		 * (ECONNREFUSED, EAGAIN), a connection dropped or answered late
+		 * (ECONNRESET, ETIMEDOUT), a queue closed under us (ESHUTDOWN), and the
+		 * old connection's devices not yet released (EBUSY) or not yet there
+		 * (ENOENT from ATTACH). Anything else is an answer, not a restart.
+		 */
+		int left = frc_remaining_ms(deadline);
 		if (!err) {
-			err = frc_attach(c, q, abi, ids, count, frc_remaining_ms(deadline) > 0 ? frc_remaining_ms(deadline) : 1000);
+			err = frc_attach(c, q, abi, ids, count, left < 0 ? FRC_DEFAULT_TIMEOUT_MS : left > 0 ? left : 1);
 			if (err >= 0)
 				return err;
 			frc_close(c);
-			/* EBUSY: the old connection's devices are not yet released. */
-			if (err != -EBUSY && err != -ENOENT && err != -ECONNRESET)
-				return err;
-		} else if (err != -ECONNREFUSED && err != -ENOENT && err != -ECONNRESET) {
-			return err;
 		}
+		if (err != -ENOENT && err != -ECONNREFUSED && err != -EAGAIN && err != -ECONNRESET && err != -ETIMEDOUT &&
+		    err != -ESHUTDOWN && err != -EBUSY)
+			return err;
 		if (frc_remaining_ms(deadline) == 0) {
 			char last[FRC_ERROR_MAX];
 			memcpy(last, c->error, sizeof last);

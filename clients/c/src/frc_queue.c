@@ -15,9 +15,11 @@
  *   abi, state        producer  load ACQUIRE
  *
  * The producer region is mapped PROT_READ from a descriptor opened read-only
- * and sealed F_SEAL_FUTURE_WRITE, so nothing here can write it. Every value
- * read from it is treated as possibly wrong: indices are compared with
- * unsigned wrap-around and never used as more than a masked slot number.
+ * and sealed F_SEAL_FUTURE_WRITE, so nothing here can write it; but the
+ * producer can, at any time. So the geometry (counts, ring offsets) is read
+ * once, validated, and kept in struct frc_queue as counts and pointers:
+ * nothing read from shared memory later can move a ring. Indices are
+ * compared with unsigned wrap-around and used only as masked slot numbers.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -151,10 +153,17 @@ static int is_ring_size(uint32_t n)
 	return n >= FAULTRING_MIN_ENTRIES && n <= FAULTRING_MAX_ENTRIES && (n & (n - 1)) == 0;
 }
 
-/* Section 5, step 1: nothing in the header is trusted before this. */
+/*
+ * Section 5, step 1: nothing in the header is trusted before this. It works
+ * on a copy, so a producer that rewrites its header during the check (or
+ * after it) cannot make a checked value differ from the one used.
+ */
 static int check_geometry(struct frc_queue *q)
 {
-	const struct faultring_producer_header *h = producer_header(q);
+	struct faultring_producer_header copy;
+	memcpy(&copy, q->producer, sizeof copy);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	const struct faultring_producer_header *h = &copy;
 	uint64_t n = h->entry_count, m = h->response_count;
 	if (h->magic != FAULTRING_PRODUCER_MAGIC)
 		return frc_fail(q->error, EPROTO, "producer header: magic 0x%016llx, expected 0x%016llx",
@@ -180,11 +189,20 @@ static int check_geometry(struct frc_queue *q)
 				h->response_ring_offset, (unsigned long long)m, q->consumer_size);
 	if (h->max_abi < FAULTRING_ABI_V1)
 		return frc_fail(q->error, EPROTO, "producer header: max_abi %u", h->max_abi);
+	q->entry_count = h->entry_count;
+	q->response_count = h->response_count;
+	q->ring = q->producer + h->ring_offset;
+	q->responses = q->consumer + h->response_ring_offset;
 	return 0;
 }
 
 int frc_queue_map(struct frc_queue *q, const int fds[4])
 {
+	if (q->producer) {
+		for (int i = 0; i < 4; i++)
+			close(fds[i]);
+		return frc_fail(q->error, EBUSY, "map: the queue is already mapped (frc_queue_close it first)");
+	}
 	uint32_t spin = q->spin ? q->spin : 2000;
 	frc_queue_init(q);
 	q->spin = spin;
@@ -214,11 +232,11 @@ int frc_queue_map(struct frc_queue *q, const int fds[4])
 	q->consumer = (uint8_t *)c;
 	if ((err = check_geometry(q)))
 		goto fail;
-	q->entry_count = producer_header(q)->entry_count;
-	q->response_count = producer_header(q)->response_count;
 	/* Our own indices: we are their only writer, so plain loads suffice. */
 	q->cons = consumer_header(q)->fault_cons.value;
 	q->resp_prod = q->resp_published = consumer_header(q)->resp_prod.value;
+	/* A fresh queue's first sequence is 0; one taken over mid-stream learns it from its first record. */
+	q->sequence_started = q->cons == 0;
 	return 0;
 fail: {
 	char error[FRC_ERROR_MAX];
@@ -286,8 +304,10 @@ int frc_queue_negotiate(struct frc_queue *q, uint32_t abi, int timeout_ms)
 		return frc_fail(q->error, EBADF, "negotiate: the queue is not mapped");
 	const struct faultring_producer_header *h = producer_header(q);
 	struct faultring_consumer_header *me = consumer_header(q);
-	if (abi < FAULTRING_ABI_V1 || abi > h->max_abi)
-		return frc_fail(q->error, ENOTSUP, "negotiate: ABI %u requested, the producer offers 1..%u", abi, h->max_abi);
+	uint32_t max_abi = h->max_abi;
+	if (abi < FAULTRING_ABI_V1 || abi > FAULTRING_ABI_MAX || abi > max_abi)
+		return frc_fail(q->error, ENOTSUP, "negotiate: ABI %u requested, the producer offers 1..%u, this library 1..%u",
+				abi, max_abi, FAULTRING_ABI_MAX);
 	uint32_t in_force = LOAD_ACQUIRE(&h->abi);
 	if (in_force == 0) {
 		me->requested_features = 0;
@@ -303,7 +323,14 @@ int frc_queue_negotiate(struct frc_queue *q, uint32_t abi, int timeout_ms)
 			int left = frc_remaining_ms(deadline);
 			if (left == 0)
 				return frc_fail(q->error, ETIMEDOUT, "negotiate: no ABI in force after %d ms", timeout_ms);
-			if (sleep_while_equal(q, &h->abi, 0, left) == -ECONNRESET)
+			/*
+			 * Sleep on state, not abi: the producer stores abi (release), then
+			 * state = RUNNING with seq_cst, then checks consumer_sleeping. Only
+			 * the seq_cst store takes part in the no-lost-wake-up argument, so
+			 * the re-check must load that word; seeing RUNNING (an acquire)
+			 * makes abi visible too.
+			 */
+			if (sleep_while_equal(q, &h->state, FAULTRING_STATE_STARTING, left) == -ECONNRESET)
 				return frc_fail(q->error, ECONNRESET, "negotiate: the service hung up");
 		}
 	}
@@ -317,15 +344,19 @@ int frc_queue_negotiate(struct frc_queue *q, uint32_t abi, int timeout_ms)
 static void account(struct frc_queue *q, const union frc_record *r)
 {
 	struct frc_loss *l = &q->loss;
+	struct faultring_v2_lost lost;
+	memcpy(&lost, r, sizeof lost); /* one copy: no union punning, and one read of shared memory */
 	uint32_t expected = l->next_sequence;
-	if (r->v2.type == FAULTRING_FAULT_LOST) {
+	if (lost.type == FAULTRING_FAULT_LOST) {
 		l->lost_markers++;
-		l->lost_records += r->lost.lost_records;
-		expected += (uint32_t)r->lost.lost_records;
+		l->lost_records += lost.lost_records;
+		expected += (uint32_t)lost.lost_records;
 	}
-	if (r->v2.sequence != expected)
+	if (!q->sequence_started)
+		q->sequence_started = 1;
+	else if (lost.sequence != expected)
 		l->sequence_gaps++;
-	l->next_sequence = r->v2.sequence + 1;
+	l->next_sequence = lost.sequence + 1;
 }
 
 int frc_peek(struct frc_queue *q, const union frc_record **records, unsigned max)
@@ -339,11 +370,10 @@ int frc_peek(struct frc_queue *q, const union frc_record **records, unsigned max
 				prod, ready, q->cons, q->entry_count);
 	if (ready > max)
 		ready = max;
-	const uint8_t *ring = q->producer + producer_header(q)->ring_offset;
 	for (uint32_t i = 0; i < ready; i++) {
 		const union frc_record *r =
-			(const union frc_record *)(const void *)(ring + (size_t)((q->cons + i) & (q->entry_count - 1)) *
-										 FAULTRING_ENTRY_SIZE);
+			(const union frc_record *)(const void *)(q->ring + (size_t)((q->cons + i) & (q->entry_count - 1)) *
+										    FAULTRING_ENTRY_SIZE);
 		records[i] = r;
 		if (i >= q->peeked && q->abi == FAULTRING_ABI_V2)
 			account(q, r);
@@ -372,7 +402,7 @@ int frc_wait(struct frc_queue *q, int timeout_ms)
 	const struct faultring_producer_header *h = producer_header(q);
 	int64_t deadline = timeout_ms < 0 ? -1 : frc_now_ms() + timeout_ms;
 	for (;;) {
-		for (uint32_t i = 0; i <= q->spin; i++) {
+		for (uint32_t i = 0; i < q->spin; i++) {
 			uint32_t prod = LOAD_ACQUIRE(&h->fault_prod.value);
 			if (prod != q->cons)
 				return (int)(prod - q->cons > q->entry_count ? q->entry_count : prod - q->cons);
@@ -407,8 +437,7 @@ static uint8_t *claim_slot(struct frc_queue *q, int *err)
 		*err = frc_fail(q->error, EAGAIN, "respond: the response ring is full (%u slots)", q->response_count);
 		return NULL;
 	}
-	uint8_t *slot = q->consumer + producer_header(q)->response_ring_offset +
-			(size_t)(q->resp_prod & (q->response_count - 1)) * FAULTRING_RESPONSE_SLOT_SIZE;
+	uint8_t *slot = q->responses + (size_t)(q->resp_prod & (q->response_count - 1)) * FAULTRING_RESPONSE_SLOT_SIZE;
 	memset(slot, 0, FAULTRING_RESPONSE_SLOT_SIZE); /* bytes past argsz must be zero */
 	return slot;
 }
@@ -520,8 +549,12 @@ int frc_wait_response_space(struct frc_queue *q, int timeout_ms)
 		if (frc_remaining_ms(deadline) == 0)
 			return frc_fail(q->error, ETIMEDOUT, "wait for response space: ring still full after %d ms",
 					timeout_ms);
+		/* A 50 us nap that also notices the service dying (events 0: hang-up only). */
+		struct pollfd pfd = { q->control_fd, 0, 0 };
 		struct timespec pause = { 0, 50000 };
-		nanosleep(&pause, NULL);
+		if (ppoll(&pfd, q->control_fd >= 0 ? 1 : 0, &pause, NULL) > 0 &&
+		    (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) && LOAD_ACQUIRE(&h->state) != FAULTRING_STATE_CLOSED)
+			return frc_fail(q->error, ECONNRESET, "wait for response space: the service hung up (it died)");
 	}
 	return 0;
 }

@@ -22,7 +22,8 @@ static const char *const names[FAKE_MODES] = {
 	"valid queue that never negotiates", "three descriptors", "five descriptors", "unsealed producer region",
 	"writable producer region", "consumer region not a memfd", "stream doorbell", "truncated ATTACH reply",
 	"size disagrees with packet", "bad magic", "ring bigger than its region", "wrong reply id", "no reply",
-	"short HELLO reply",
+	"short HELLO reply", "zero-length packet", "stale reply first", "server dies in negotiation",
+	"running queue, header rewritten",
 };
 
 const char *fake_mode_name(enum fake_mode mode)
@@ -66,6 +67,9 @@ static int region(const char *name, size_t size, int seals)
 	return fd;
 }
 
+/* FAKE_RUNNING keeps a writable mapping of its header, made before the seal. */
+static struct faultring_producer_header *running;
+
 /* The four descriptors of an 8-entry queue, spoiled as @mode says. */
 static void make_queue(enum fake_mode mode, int fds[5])
 {
@@ -88,7 +92,19 @@ static void make_queue(enum fake_mode mode, int fds[5])
 	h->state = FAULTRING_STATE_STARTING;
 	h->producer_region_size = SIZE;
 	h->consumer_region_size = SIZE;
-	munmap(h, SIZE);
+	if (mode == FAKE_RUNNING) {
+		struct faultring_v2_fault *r = (struct faultring_v2_fault *)(void *)((char *)h + 4096);
+		r->type = FAULTRING_FAULT_PAGE_REQ;
+		r->flags = FAULTRING_V2_LAST_PAGE;
+		r->device_id = 1;
+		r->cookie = 0xC0FFEE;
+		h->abi = FAULTRING_ABI_V2;
+		h->state = FAULTRING_STATE_RUNNING;
+		h->fault_prod.value = 1;
+		running = h;
+	} else {
+		munmap(h, SIZE);
+	}
 	if (mode != FAKE_UNSEALED &&
 	    fcntl(producer, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
 		_exit(7);
@@ -136,8 +152,22 @@ static void serve(int fd, enum fake_mode mode)
 			}
 			continue;
 		}
+		if (request.command == FAULTRING_CMD_STATS && running) {
+			running->ring_offset = 0x40000000u;
+			running->response_ring_offset = 0x10000u;
+			running->entry_count = 1u << 20;
+			reply(fd, &request, "{}", 2, NULL, 0, 0);
+			continue;
+		}
+		if (request.command == FAULTRING_CMD_BYE)
+			_exit(0);
 		if (request.command != FAULTRING_CMD_ATTACH || mode == FAKE_NO_REPLY)
 			continue;
+		if (mode == FAKE_ZERO_LENGTH) {
+			if (send(fd, "", 0, MSG_NOSIGNAL) < 0)
+				_exit(3);
+			continue;
+		}
 		int fds[5];
 		make_queue(mode, fds);
 		struct faultring_msg_attach_reply r = { 1, 8, 8, 1 };
@@ -145,9 +175,16 @@ static void serve(int fd, enum fake_mode mode)
 		int nfds = mode == FAKE_THREE_FDS ? 3 : mode == FAKE_FIVE_FDS ? 5 : 4;
 		if (mode == FAKE_WRONG_ID)
 			request.id ^= 0x55;
+		if (mode == FAKE_STALE_REPLY) {
+			struct faultring_msg_header stale = request;
+			stale.id--;
+			reply(fd, &stale, &r, len, fds, nfds, 0);
+		}
 		reply(fd, &request, &r, len, fds, nfds, mode == FAKE_SIZE_MISMATCH ? 4 : 0);
 		for (int i = 0; i < 5; i++)
 			close(fds[i]);
+		if (mode == FAKE_DIE_IN_NEGOTIATION)
+			_exit(0);
 	}
 }
 

@@ -23,6 +23,12 @@ enum fake_mode {
 	FAKE_WRONG_ID,        /* the reply's id is not the request's */
 	FAKE_NO_REPLY,        /* ATTACH is never answered */
 	FAKE_HELLO_SHORT,     /* the HELLO reply is 5 bytes */
+	FAKE_ZERO_LENGTH,     /* a 0-byte packet on a live connection, then nothing */
+	FAKE_STALE_REPLY,     /* a late reply (older id, 4 descriptors) before the real one */
+	FAKE_DIE_IN_NEGOTIATION, /* a valid queue, then the server exits */
+	FAKE_RUNNING,         /* an ABI 2 queue already running, one record in it;
+				 on STATS it rewrites its header to point outside the
+				 regions, then answers; on BYE it exits */
 	FAKE_MODES
 };
 

@@ -270,8 +270,9 @@ static void test_hostile(void)
 		[FAKE_STREAM_DOORBELL] = -EBADF,  [FAKE_TRUNCATED] = -EBADMSG,	   [FAKE_SIZE_MISMATCH] = -EBADMSG,
 		[FAKE_BAD_MAGIC] = -EPROTO,	  [FAKE_RING_TOO_BIG] = -EPROTO,   [FAKE_WRONG_ID] = -EBADMSG,
 		[FAKE_NO_REPLY] = -ETIMEDOUT,	  [FAKE_HELLO_SHORT] = -EBADMSG,
+		[FAKE_ZERO_LENGTH] = -EBADMSG,	  [FAKE_STALE_REPLY] = -ETIMEDOUT, [FAKE_DIE_IN_NEGOTIATION] = -ECONNRESET,
 	};
-	for (int mode = 0; mode < FAKE_MODES; mode++) {
+	for (int mode = 0; mode < FAKE_RUNNING; mode++) {
 		int before = open_fds();
 		pid_t pid;
 		int fd = fake_server_start((enum fake_mode)mode, &pid);
@@ -282,8 +283,9 @@ static void test_hostile(void)
 		c.timeout_ms = 300;
 		uint32_t id = 1;
 		int err = frc_connect_fd(&c, fd, "hostile");
+		/* A dying server must be seen at once, not after the negotiation timeout. */
 		if (err == 0)
-			err = frc_attach(&c, &q, 2, &id, 1, 300);
+			err = frc_attach(&c, &q, 2, &id, 1, mode == FAKE_DIE_IN_NEGOTIATION ? -1 : 300);
 		CHECK(err == expected[mode], "%s: %d (%s), expected %d", fake_mode_name((enum fake_mode)mode), err, c.error,
 		      expected[mode]);
 		CHECK(q.producer == NULL && q.fds[0] == -1, "%s: the queue kept something", fake_mode_name((enum fake_mode)mode));
@@ -294,6 +296,43 @@ static void test_hostile(void)
 		CHECK(open_fds() == before, "%s: %d descriptors open, %d before", fake_mode_name((enum fake_mode)mode),
 		      open_fds(), before);
 	}
+}
+
+/*
+ * A producer that rewrites its header after the queue was validated cannot
+ * move the rings; a full response ring is never overwritten; a service that
+ * dies is seen by every wait, the response-space one included.
+ */
+static void test_running_fake(void)
+{
+	int before = open_fds();
+	pid_t pid;
+	int fd = fake_server_start(FAKE_RUNNING, &pid);
+	struct frc_client c;
+	struct frc_queue q;
+	frc_client_init(&c);
+	frc_queue_init(&q);
+	uint32_t id = 1;
+	CHECK(frc_connect_fd(&c, fd, "hostile") == 0, "connect: %s", c.error);
+	CHECK(frc_attach(&c, &q, 2, &id, 1, 1000) == 1, "attach: %s", c.error);
+	static char stats[64];
+	CHECK(frc_stats(&c, 0, stats, sizeof stats) == 2, "stats: %s", c.error); /* the header is rewritten now */
+	const union frc_record *r[4];
+	int n = frc_peek(&q, r, 4);
+	CHECK(n == 1 && r[0]->v2.cookie == 0xC0FFEE, "peek after the header moved: %d (%s)", n, q.error);
+	for (int i = 0; i < 8; i++)
+		CHECK(frc_respond(&q, r[0], FAULTRING_RESP_SUCCESS) == 0, "respond %d: %s", i, q.error);
+	CHECK(frc_respond(&q, r[0], FAULTRING_RESP_SUCCESS) == -EAGAIN, "a full ring: %s", q.error);
+	frc_release(&q, 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	int err = frc_wait_response_space(&q, -1);
+	CHECK(err == -ECONNRESET, "response space after the service died: %d (%s)", err, q.error);
+	err = frc_wait(&q, -1);
+	CHECK(err == -ECONNRESET, "wait after the service died: %d (%s)", err, q.error);
+	frc_queue_close(&q);
+	frc_close(&c);
+	CHECK(open_fds() == before, "%d descriptors open, %d before", open_fds(), before);
 }
 
 /* Responses that cannot be malformed: wrong ABI, wrong record, bad code are refused. */
@@ -318,6 +357,7 @@ static void test_builders(void)
 int main(void)
 {
 	alarm(300);
+	setvbuf(stdout, NULL, _IOLBF, 0); /* a crash keeps the lines before it */
 	bin = getenv("FAULTRING_BIN");
 	if (!bin || access(bin, X_OK) != 0) {
 		printf("Bail out! FAULTRING_BIN (%s) is not an executable faultring\n", bin ? bin : "unset");
@@ -328,6 +368,7 @@ int main(void)
 	static const char *const tests[] = {
 		"response builders refuse what the producer would reject",
 		"hostile server input is refused without a leak",
+		"a rewritten header cannot move the rings; a dead service ends every wait",
 		"ABI 2: consume, answer everything, ledgers balance",
 		"ABI 1: consume, answer everything, ledgers balance",
 		"SIGTERM of the service is seen as a closed queue",
@@ -341,10 +382,11 @@ int main(void)
 		switch (i) {
 		case 0: test_builders(); break;
 		case 1: test_hostile(); break;
-		case 2: test_consume(path, 2); break;
-		case 3: test_consume(path, 1); break;
-		case 4: test_service_ends(path, SIGTERM, -ESHUTDOWN); break;
-		case 5: test_service_ends(path, SIGKILL, -ECONNRESET); break;
+		case 2: test_running_fake(); break;
+		case 3: test_consume(path, 2); break;
+		case 4: test_consume(path, 1); break;
+		case 5: test_service_ends(path, SIGTERM, -ESHUTDOWN); break;
+		case 6: test_service_ends(path, SIGKILL, -ECONNRESET); break;
 		default: test_reconnect(path); break;
 		}
 		printf("%s %d - %s\n", failures == before ? "ok" : "not ok", i + 1, tests[i]);
