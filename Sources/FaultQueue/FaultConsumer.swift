@@ -162,9 +162,12 @@ public final class FaultConsumer: @unchecked Sendable {
             guard waited < timeoutMilliseconds else {
                 throw FaultQueueError(.negotiationTimedOut, "ABI \(abi) not in force after \(timeoutMilliseconds) ms")
             }
-            // The producer rings us after it stores `abi`; short sleeps bound
-            // the wait even if the producer never looks.
-            sleepUntilRung(timeoutMilliseconds: 10) { self.words.abi.loadSeqCst() != 0 }
+            // The producer stores `abi` (release), then `state` = RUNNING
+            // (seq_cst), then looks at our flag and rings. The re-check loads
+            // `state`: only that seq_cst store is in the total order the
+            // no-lost-wake-up argument needs (ABI.md section 5, step 3). Short
+            // sleeps bound the wait even if the producer never looks.
+            sleepUntilRung(timeoutMilliseconds: 10) { self.words.state.loadSeqCst() != FAULTRING_STATE_STARTING }
             waited += 10
         }
     }

@@ -377,7 +377,9 @@ class Queue:
                         errno.ETIMEDOUT,
                         f"producer did not put requested_abi {abi} in force within {timeout} s "
                         f"(abi is still 0)")
-                self._sleep(_W_ABI, A.ABI_NONE, remaining)
+                # Re-check state, the word the producer stores seq_cst after abi
+                # (ABI.md section 5): the one the wake-up argument is made for.
+                self._sleep(_W_STATE, A.STATE_STARTING, remaining)
             current = p[_W_ABI]
         if current != abi:
             raise FaultringError(errno.EPROTO, f"producer put abi {current} in force, {abi} was requested")

@@ -449,7 +449,12 @@ impl Queue {
                         after: self.opts.negotiation_timeout,
                     });
                 }
-                if self.sleep_once(deadline, P::ABI, abi::ABI_NONE)? && self.producer.load_u32(P::ABI)? == 0 {
+                // The re-check is of `state`, not `abi`: the producer stores `abi`
+                // with release and then `state = RUNNING` with seq_cst before it
+                // looks at `consumer_sleeping`; only that seq_cst store is in the
+                // total order the no-lost-wake-up argument rests on, so the
+                // sleeper must re-load that very word.
+                if self.sleep_once(deadline, P::STATE, abi::STATE_STARTING)? && self.producer.load_u32(P::ABI)? == 0 {
                     return Err(Error::ServiceGone);
                 }
             }
