@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "FaultControl", targets: ["FaultControl"]),
         .library(name: "FaultService", targets: ["FaultService"]),
         .library(name: "VMMClient", targets: ["VMMClient"]),
+        .library(name: "NestedIOMMU", targets: ["NestedIOMMU"]),
         .library(name: "FaultSimulation", targets: ["FaultSimulation"]),
         .library(name: "FaultFixtures", targets: ["FaultFixtures"]),
         .library(name: "FaultLoopback", targets: ["FaultLoopback"]),
@@ -107,6 +108,13 @@ let package = Package(
                 "PageRequests", systemPackage,
             ]
         ),
+        // The simulated nested IOMMU: guest memory shared by the VMM (stage 2),
+        // walks of the guest's stage-1 tables in it. No I/O but mmap.
+        .target(
+            name: "NestedIOMMU",
+            dependencies: ["CFaultRingSys", "FaultSys", "IOMMUFormats", systemPackage,
+                           .product(name: "Atomics", package: "swift-atomics")]
+        ),
         // Simulated PRI devices and their ledgers, as a FaultSource.
         .target(
             name: "FaultSimulation",
@@ -157,6 +165,7 @@ let package = Package(
             dependencies: ["FaultQueue", "FaultABI", "FaultSys", "CFaultRingABI", "CFaultRingSys", systemPackage]
         ),
         .testTarget(name: "IOMMUFormatsTests", dependencies: ["IOMMUFormats", "FaultABI"]),
+        .testTarget(name: "NestedIOMMUTests", dependencies: ["NestedIOMMU", "IOMMUFormats", "FaultSys", "CFaultRingSys"]),
         .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "FaultPipeline"]),
         .testTarget(
             name: "FaultServiceTests",

@@ -105,14 +105,31 @@ public enum Sys {
         try checked("mkfifo(\(path))") { Glibc.mkfifo(path, mode) == 0 ? 0 : -Int(Glibc.errno) }
     }
 
-    /// `mmap(nil, size, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, 0)`.
-    /// The caller unmaps (`munmap`) what it gets.
-    public static func map(_ fd: FileDescriptor, size: Int, writable: Bool) throws(SystemCallError) -> UnsafeMutableRawPointer {
-        let call = "mmap(fd \(fd.rawValue), \(size) bytes, \(writable ? "rw" : "ro"))"
+    /// `mmap(nil, size, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, offset)`.
+    /// The caller unmaps (`munmap`) what it gets; `offset` is page aligned.
+    public static func map(_ fd: FileDescriptor, size: Int, writable: Bool, offset: Int = 0)
+        throws(SystemCallError) -> UnsafeMutableRawPointer
+    {
+        let call = "mmap(fd \(fd.rawValue), \(size) bytes at \(offset), \(writable ? "rw" : "ro"))"
         try SyscallFaultPlan.current?.check(call)
-        let address = mmap(nil, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd.rawValue, 0)
+        let address = mmap(nil, size, writable ? (PROT_READ | PROT_WRITE) : PROT_READ, MAP_SHARED, fd.rawValue,
+                           off_t(offset))
         guard let address, address != MAP_FAILED else { throw SystemCallError(call, errno: Errno(rawValue: Glibc.errno)) }
         return address
+    }
+
+    /// `fstat(fd).st_size`: the file's size in bytes.
+    public static func fileSize(_ fd: FileDescriptor) throws(SystemCallError) -> Int {
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else { throw SystemCallError("fstat(fd \(fd.rawValue))", errno: Errno(rawValue: Glibc.errno)) }
+        return Int(st.st_size)
+    }
+
+    /// `fcntl(fd, F_GET_SEALS)`: the memfd's seal bits; `EINVAL` if it is not a memfd.
+    public static func seals(_ fd: FileDescriptor) throws(SystemCallError) -> Int32 {
+        let rc = faultring_sys_get_seals(fd.rawValue)
+        guard rc >= 0 else { throw SystemCallError("F_GET_SEALS(fd \(fd.rawValue))", errno: Errno(rawValue: -rc)) }
+        return rc
     }
 
     /// The two ends of a pipe.
