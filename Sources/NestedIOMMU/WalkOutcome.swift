@@ -29,7 +29,7 @@ public struct Translation: Hashable, Sendable {
 }
 
 /// Why a stage-1 walk failed, where, and whether the guest can fix it.
-public struct WalkFault: Hashable, Sendable, CustomStringConvertible {
+public struct WalkFault: Error, Hashable, Sendable, CustomStringConvertible {
     /// The kind of failure.
     public enum Kind: String, Hashable, Sendable {
         /// An entry on the way is not present (VT-d P = 0; Arm invalid

@@ -1,0 +1,37 @@
+/// What the nested IOMMU of one VM did, and the guest bugs it saw.
+public struct NestedCounters: Sendable, Hashable, Codable {
+    /// Translations requested by devices.
+    public var translations: UInt64 = 0
+    /// Served by a device's ATC.
+    public var atcHits: UInt64 = 0
+    /// Served by the IOTLB.
+    public var iotlbHits: UInt64 = 0
+    /// Full stage-1 walks.
+    public var walks: UInt64 = 0
+    /// Walk faults by `WalkFault.Kind` raw value.
+    public var faults: [String: UInt64] = [:]
+    /// **Guest bug**: a DMA used a cached translation that the guest's
+    /// tables no longer give (changed or removed without invalidating).
+    public var staleTranslations: UInt64 = 0
+    /// **Guest bug**: a cached context descriptor differed from the one in
+    /// guest memory (changed without CFGI_CD / PASID-cache invalidation).
+    public var staleContexts: UInt64 = 0
+    /// Binds that took effect (per device and PASID or table).
+    public var binds: UInt64 = 0
+    /// Binds refused before anything changed.
+    public var bindsRefused: UInt64 = 0
+    /// Binds that failed on a device after others had taken it, and were
+    /// rolled back on every device.
+    public var bindsRolledBack: UInt64 = 0
+    /// Unbinds (per device and PASID or table).
+    public var unbinds: UInt64 = 0
+    /// Invalidations by `Invalidation.kind`.
+    public var invalidations: [String: UInt64] = [:]
+    /// Invalidations refused (malformed, or naming what the client does not hold).
+    public var invalidationsRefused: UInt64 = 0
+    /// Devices detached, with their bindings and cached state dropped.
+    public var revocations: UInt64 = 0
+
+    /// All zero.
+    public init() {}
+}
