@@ -19,8 +19,8 @@ let package = Package(
         .library(name: "FaultFD", targets: ["FaultFD"]),
         .library(name: "FaultControl", targets: ["FaultControl"]),
         .library(name: "FaultService", targets: ["FaultService"]),
-        .library(name: "VMMClient", targets: ["VMMClient"]),
         .library(name: "NestedIOMMU", targets: ["NestedIOMMU"]),
+        .library(name: "VMMClient", targets: ["VMMClient"]),
         .library(name: "FaultSimulation", targets: ["FaultSimulation"]),
         .library(name: "FaultFixtures", targets: ["FaultFixtures"]),
         .library(name: "FaultLoopback", targets: ["FaultLoopback"]),
@@ -99,27 +99,28 @@ let package = Package(
                 systemPackage,
             ]
         ),
+        // The simulated nested IOMMU: guest memory shared by the VMM (stage 2),
+        // walks of the guest's stage-1 tables in it, binds, caches, invalidations.
+        // No I/O but mmap.
+        .target(
+            name: "NestedIOMMU",
+            dependencies: ["CFaultRingSys", "FaultSys", "IOMMUFormats", systemPackage,
+                           .product(name: "Atomics", package: "swift-atomics")]
+        ),
         // What a VMM links: connect, attach, consume, respond, reconnect; the
         // guest-answer table; the reference VMM and its behaviour.
         .target(
             name: "VMMClient",
             dependencies: [
                 "CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "FaultQueue", "FaultControl", "IOMMUFormats",
-                "PageRequests", systemPackage,
+                "PageRequests", "NestedIOMMU", systemPackage,
             ]
-        ),
-        // The simulated nested IOMMU: guest memory shared by the VMM (stage 2),
-        // walks of the guest's stage-1 tables in it. No I/O but mmap.
-        .target(
-            name: "NestedIOMMU",
-            dependencies: ["CFaultRingSys", "FaultSys", "IOMMUFormats", systemPackage,
-                           .product(name: "Atomics", package: "swift-atomics")]
         ),
         // Simulated PRI devices and their ledgers, as a FaultSource.
         .target(
             name: "FaultSimulation",
             dependencies: ["CFaultRingABI", "CFaultRingSys", "FaultABI", "FaultSys", "PageRequests", "FaultPipeline",
-                           "IOMMUFormats", "CZlib", .product(name: "DequeModule", package: "swift-collections"),
+                           "IOMMUFormats", "NestedIOMMU", "CZlib", .product(name: "DequeModule", package: "swift-collections"),
                            .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         // Fixtures: the format on json-c, reader/writer, trace import, the
@@ -133,7 +134,8 @@ let package = Package(
         .target(
             name: "FaultLoopback",
             dependencies: [
-                "FaultABI", "FaultQueue", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation",
+                "FaultABI", "FaultQueue", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation", "NestedIOMMU",
+                "IOMMUFormats",
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
@@ -193,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultLoopbackTests",
-            dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient"]
+            dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient", "NestedIOMMU"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -91,7 +91,7 @@ public final class ReferenceVMM {
     var script: AnswerScript
     var secondScript: AnswerScript?
     var encoder: GuestEncoder
-    var pending = GuestPendingGroups()
+    var path: GuestFormatPath
     var delayed: [(due: UInt64, response: PageResponse)] = []
     var rng = SystemRandomNumberGenerator()
 
@@ -114,6 +114,7 @@ public final class ReferenceVMM {
         client = try VMMClient(socketPath: options.socketPath, devices: devices, abi: options.abi,
                                client: "faultring consume")
         encoder = GuestEncoder(format: options.format, vtdRevision: options.dialect.vtd)
+        path = GuestFormatPath(format: options.format, dialect: options.dialect)
     }
 
     /// Runs until the limits in `options` are reached or the service goes
@@ -257,21 +258,6 @@ public final class ReferenceVMM {
     /// The guest answers `code` in its own format; the VMM decodes that
     /// answer back into a page response.
     func guestAnswer(_ request: PageRequest, endpoint: UInt32, _ code: ResponseCode) -> PageResponse? {
-        let answer = GroupResponse(pasid: request.needsPASID ? request.pasid : nil, prgi: request.prgi, code: code)
-        switch options.format {
-        case .smmuv3:
-            pending.note(request, endpoint: endpoint)
-            let (dw0, dw1) = SMMUv3Command.priResponse(for: answer, streamID: endpoint).words
-            return counted { () throws(GuestAnswerError) in try pending.decodeSMMUv3(dw0, dw1) }
-        case .vtd:
-            pending.note(request, endpoint: endpoint)
-            let (a, b, c, d) = VTdPageGroupResponse(answer, requesterID: UInt16(truncatingIfNeeded: endpoint))
-                .words(options.dialect.vtd)
-            return counted { () throws(GuestAnswerError) in try pending.decodeVTd(a, b, c, d, dialect: options.dialect) }
-        case .virtio, .veventq:
-            // No guest page-response path: the VMM answers on the guest's behalf.
-            return PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
-                                prgi: request.prgi)
-        }
+        counted { () throws(GuestAnswerError) in try path.answer(request, endpoint: endpoint, code: code) }
     }
 }

@@ -1,0 +1,199 @@
+import DequeModule
+import FaultABI
+import FaultPipeline
+import FaultQueue
+import FaultSimulation
+import IOMMUFormats
+import NestedIOMMU
+import PageRequests
+import VMMClient
+
+/// A vSVA session in one process, in virtual time, on the real queue and
+/// real shared memory: the VMM's guest RAM (a memfd, written by the guest
+/// model, mapped read-only by the IOMMU), a nested IOMMU domain, DMA devices
+/// whose stage-1 misses become page requests, the page-request pipeline and
+/// ring, and the guest's driver, which reads each request in its vIOMMU
+/// format, maps the page, invalidates, and answers in that format.
+public struct NestedHarness {
+    /// What runs.
+    public struct Config: Sendable, Hashable, Codable {
+        /// How the guest binds (and so its formats: VT-d PRQ and x86 tables, or vSMMUv3 PRI and VMSAv8-64).
+        public var style = NestedDomain.Style.vtd
+        /// The guest driver's behaviour.
+        public var behaviour = NestedGuest.Behaviour.correct
+        /// DMA devices (ids 1…N), each PRI and ATS.
+        public var devices = 2
+        /// PASIDs each device uses (1…N, shared by all devices).
+        public var pasids = 2
+        /// Steps of virtual time the devices run.
+        public var steps: UInt64 = 4_000
+        /// Virtual time per step.
+        public var stepNS: UInt64 = 1_000
+        /// Accesses per device per step.
+        public var accessesPerStep = 4
+        /// Pages of each stream's window; the working set slides through it.
+        public var windowPages = 512
+        /// Resident pages per PASID the guest keeps (evicting beyond).
+        public var budget = 48
+        /// Page-request timeout (virtual).
+        public var timeoutNS: UInt64 = 100_000
+        /// Seed of every random choice.
+        public var seed: UInt64 = 1
+
+        /// The default session: VT-d, a correct guest.
+        public init() {}
+    }
+
+    /// What happened, and what the tool found.
+    public struct Report: Sendable, Codable {
+        /// The configuration that ran.
+        public var config: Config
+        /// The devices' counters, summed.
+        public var devices = DMADevice.Counters()
+        /// The guest driver's counters.
+        public var guest = NestedGuest.Counters()
+        /// The IOMMU's counters.
+        public var iommu = NestedCounters()
+        /// The page-request layer's counters.
+        public var tracker = PageRequestCounters()
+        /// Page requests the guest answered after their timeout.
+        public var lateAnswers: UInt64 = 0
+        /// Guest bugs by name, with their counts (empty: none).
+        public var guestBugs: [String: UInt64] = [:]
+        /// Differences between what must hold and what did (the books).
+        public var problems: [String] = []
+    }
+
+    /// The configuration.
+    public let config: Config
+
+    /// A harness for `config`.
+    public init(_ config: Config) { self.config = config }
+
+    /// Runs the session.
+    /// - Throws: if guest RAM, the queue or the guest's tables cannot be set up.
+    public func run() throws -> Report {
+        let c = config
+        // Guest RAM: the VMM's memfd; the IOMMU maps the same file read-only.
+        let ram = try GuestRAM(gpa: 1 << 30, size: 64 << 20)
+        let memory = GuestMemory()
+        try memory.add(fd: ram.fd.descriptor, gpa: ram.gpa, size: ram.size)
+        let domain = NestedDomain(style: c.style, memory: memory, pasidQuota: 64)
+        let pasids = (1...UInt32(max(c.pasids, 1))).map { $0 }
+        let deviceIDs = (1...UInt32(max(c.devices, 1))).map { $0 }
+        let patterns: [DMAStream.Pattern] = [.workingSet(pages: c.budget / 2, churnEvery: 16), .sequential, .strided(3),
+                                             .random]
+        let configs = deviceIDs.map { id in
+            var config = DMADevice.Config(id: id, streams: pasids.enumerated().map { i, pasid in
+                DMAStream(pasid: pasid, base: UInt64(id) << 32 | UInt64(pasid) << 24, pages: c.windowPages,
+                          pattern: patterns[(Int(id) + i) % patterns.count], writeEvery: 3)
+            })
+            config.accessesPerStep = c.accessesPerStep
+            return config
+        }
+        let source = NestedDevices(domain: domain, devices: configs, stepNS: c.stepNS, seed: c.seed)
+        let guest = try NestedGuest(style: c.style, ram: ram, pasids: pasids, devices: deviceIDs, budget: c.budget,
+                                    behaviour: c.behaviour, invalidate: { (inv) throws(NestedError) in
+                                        try domain.invalidate(inv)
+                                    })
+        switch c.style {
+        case .vtd:
+            for (pasid, entry) in guest.pasidEntries { try domain.bind(devices: deviceIDs, pasid: pasid, entry: entry) }
+        case .smmuv3:
+            try domain.bind(devices: deviceIDs, table: SMMUv3NestedSTE(words: guest.tableSTE))
+        }
+
+        // The service side: pipeline, producer; the VMM side: consumer, guest format.
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = c.timeoutNS
+        let pipeline = Pipeline(source: source, policy: policy)
+        let producer = try FaultProducer(geometry: QueueGeometry(entryCount: 1024, responseCount: 1024),
+                                         name: "faultring-nested")
+        let consumer = try FaultConsumer(files: producer.consumerFiles())
+        try consumer.requestABI(.v2)
+        producer.poll()
+        let channel = pipeline.addQueue(producer)
+        for id in deviceIDs { pipeline.attach(id, to: channel) }
+        var path = GuestFormatPath(format: c.style == .vtd ? .vtd : .smmuv3)
+        var held = Deque<(due: UInt64, response: PageResponse)>()
+        var outbox: [PageResponse] = []
+        var lateAnswers: UInt64 = 0
+
+        var now: UInt64 = 0
+        var step: UInt64 = 0
+        let drainLimit = c.steps + c.timeoutNS / c.stepNS * 4 + 100
+        while step < drainLimit {
+            step += 1
+            now &+= c.stepNS
+            if step == c.steps { source.stopRaising() }
+            pipeline.raise(now: now)
+            // The guest's driver reads its queue and answers.
+            let batch = try consumer.peek()
+            for i in batch.indices {
+                guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
+                let seen = try path.present(request, endpoint: request.deviceID)
+                let code = guest.handle(seen)
+                let response = try path.answer(request, endpoint: request.deviceID, code: code)
+                if c.behaviour == .slow {
+                    held.append((now + c.timeoutNS + 2 * c.stepNS, response))
+                } else {
+                    outbox.append(response)
+                }
+            }
+            consumer.release(batch.count)
+            while let first = held.first, first.due <= now {
+                held.removeFirst()
+                outbox.append(first.response)
+                lateAnswers += 1
+            }
+            if !outbox.isEmpty {
+                let written = consumer.respond(batch: outbox)
+                outbox.removeFirst(written)
+            }
+            pipeline.serviceQueues(now: now)
+            if step > c.steps + 1 && source.units.allSatisfy({ $0.outstanding == 0 }) && held.isEmpty && outbox.isEmpty {
+                pipeline.raise(now: now &+ c.stepNS)   // the retries of the last answers
+                break
+            }
+        }
+        pipeline.shutdown()
+        producer.close()
+
+        var report = Report(config: c)
+        report.devices = source.totals
+        report.guest = guest.counters
+        report.iommu = domain.counters
+        report.tracker = pipeline.tracker.snapshot
+        report.lateAnswers = lateAnswers
+        report.guestBugs = Self.bugs(report)
+        report.problems = Self.check(report)
+        return report
+    }
+
+    /// The guest's bugs the run shows, by name.
+    static func bugs(_ r: Report) -> [String: UInt64] {
+        var bugs: [String: UInt64] = [:]
+        if r.devices.staleTranslations > 0 { bugs["stale translation"] = r.devices.staleTranslations }
+        if r.iommu.staleContexts > 0 { bugs["stale context descriptor"] = r.iommu.staleContexts }
+        if r.devices.successNotMapped > 0 { bugs["answered SUCCESS but not mapped"] = r.devices.successNotMapped }
+        if r.lateAnswers > 0 { bugs["answered after the timeout"] = r.lateAnswers }
+        return bugs
+    }
+
+    /// The books that must balance whatever the guest does: every page
+    /// request answered exactly once, nothing stuck, no answer malformed.
+    static func check(_ r: Report) -> [String] {
+        var problems: [String] = []
+        func expect(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { problems.append(what()) } }
+        let d = r.devices, t = r.tracker
+        expect(d.pageRequests == d.answeredSuccess + d.answeredOther,
+               "\(d.pageRequests) page requests, \(d.answeredSuccess + d.answeredOther) answers reached the devices")
+        expect(t.completed == d.pageRequests, "the tracker completed \(t.completed) of \(d.pageRequests) groups")
+        expect(t.rejected(.malformed) == 0 && t.rejected(.mismatch) == 0 && t.rejected(.unknown) == 0,
+               "answers rejected: \(t.rejections)")
+        expect(t.rejected(.late) == r.lateAnswers, "\(r.lateAnswers) late answers, \(t.rejected(.late)) rejected as late")
+        expect(d.stage2Misses == 0, "\(d.stage2Misses) stage-2 misses: the host's tables are wrong")
+        expect(r.iommu.invalidationsRefused == 0, "\(r.iommu.invalidationsRefused) invalidations refused")
+        return problems
+    }
+}

@@ -1,0 +1,199 @@
+import CFaultRingABI
+import FaultABI
+import NestedIOMMU
+import PageRequests
+
+/// A simulated device that does DMA through a nested IOMMU: it runs its
+/// address streams, translates each access (its ATC, the IOTLB, a walk of
+/// the guest's tables, stage 2), and on a stage-1 miss raises a page
+/// request (PRI) with the real address and permissions, or reports an
+/// unrecoverable fault (no PRI). A stage-2 miss is the host's fault: it is
+/// counted and never reaches the guest.
+///
+/// After a SUCCESS the device retries the access. A retry that still does
+/// not translate is the guest's bug, *answered SUCCESS but not mapped*; a
+/// DMA that used a translation the guest had changed without invalidating
+/// is its bug too, a *stale translation*. The device counts both.
+public final class DMADevice: @unchecked Sendable {
+    /// What one device does.
+    public struct Config: Sendable, Hashable, Codable {
+        /// Service-wide device id.
+        public var id: UInt32
+        /// PCIe PRI: faults become page requests; otherwise unrecoverable events.
+        public var pri = true
+        /// PCIe ATS: the device has an ATC.
+        public var ats = true
+        /// Its address streams, one per PASID (or more).
+        public var streams: [DMAStream]
+        /// Page requests in flight at most (the PRI allocation).
+        public var outstanding = 32
+        /// Accesses per step.
+        public var accessesPerStep = 8
+
+        /// A PRI and ATS device running `streams`.
+        public init(id: UInt32, streams: [DMAStream]) {
+            self.id = id
+            self.streams = streams
+        }
+    }
+
+    /// What the device saw.
+    public struct Counters: Sendable, Hashable, Codable {
+        /// Accesses issued (retries included).
+        public var dmas: UInt64 = 0
+        /// Accesses that translated.
+        public var translated: UInt64 = 0
+        /// Page requests raised.
+        public var pageRequests: UInt64 = 0
+        /// Unrecoverable faults reported (a non-PRI device, or a fault no page request can fix).
+        public var unrecoverable: UInt64 = 0
+        /// Stage-2 misses: the host's faults.
+        public var stage2Misses: UInt64 = 0
+        /// Page requests answered SUCCESS.
+        public var answeredSuccess: UInt64 = 0
+        /// Page requests answered otherwise (INVALID, FAILURE, timeouts, detach).
+        public var answeredOther: UInt64 = 0
+        /// Retries after SUCCESS that translated.
+        public var retriesTranslated: UInt64 = 0
+        /// **Guest bug**: a retry after SUCCESS that still did not translate.
+        public var successNotMapped: UInt64 = 0
+        /// **Guest bug**: accesses that used a stale cached translation.
+        public var staleTranslations: UInt64 = 0
+        /// Accesses not issued because every PRI slot was in use.
+        public var stalls: UInt64 = 0
+
+        /// All zero.
+        public init() {}
+    }
+
+    struct Access {
+        var stream: Int
+        var iova: UInt64
+        var access: DMAAccess
+    }
+
+    /// The configuration.
+    public let config: Config
+    /// The counters.
+    public private(set) var counters = Counters()
+    private var issued: [UInt64]
+    private var waiting: [UInt32: Access] = [:]
+    private var freePRGIs: [UInt32]
+    private var retries: [Access] = []
+    private var blocked: Set<Int> = []
+    private var random: SplitMix64
+    private var turn = 0
+
+    /// A device with `config`; `seed` fixes its random choices.
+    public init(_ config: Config, seed: UInt64) {
+        self.config = config
+        issued = Array(repeating: 0, count: config.streams.count)
+        freePRGIs = (0..<UInt32(min(config.outstanding, 512))).reversed()
+        random = SplitMix64(seed: seed ^ UInt64(config.id) &* 0x9E37_79B9)
+    }
+
+    /// Page requests waiting for an answer.
+    public var outstanding: Int { waiting.count }
+
+    /// One step at `now`: the retries owed, then (with `newAccesses`)
+    /// `accessesPerStep` new accesses, round-robin over the streams not
+    /// waiting for an answer. Page requests and unrecoverable faults go to
+    /// `raise`.
+    public func step(now: UInt64, domain: NestedDomain, newAccesses: Bool = true, raise: (FaultEvent) -> Void) {
+        let owed = retries
+        retries.removeAll(keepingCapacity: true)
+        for access in owed {
+            blocked.remove(access.stream)
+            if perform(access, now: now, domain: domain, raise: raise, retry: true) {
+                counters.retriesTranslated &+= 1
+            }
+        }
+        guard newAccesses, !config.streams.isEmpty else { return }
+        for _ in 0..<config.accessesPerStep {
+            let s = nextStream()
+            guard let s else { break }
+            let stream = config.streams[s]
+            let n = issued[s]
+            issued[s] &+= 1
+            let access = Access(stream: s, iova: stream.address(n, random: &random),
+                                access: DMAAccess(write: stream.writes(n)))
+            _ = perform(access, now: now, domain: domain, raise: raise, retry: false)
+        }
+    }
+
+    private func nextStream() -> Int? {
+        for _ in 0..<config.streams.count {
+            let s = turn % config.streams.count
+            turn &+= 1
+            if !blocked.contains(s) { return s }
+        }
+        return nil
+    }
+
+    /// Translates one access; true if it translated. A fault raises a page
+    /// request (PRI, a fault the guest can fix, a free PRGI) or an
+    /// unrecoverable fault.
+    private func perform(_ a: Access, now: UInt64, domain: NestedDomain, raise: (FaultEvent) -> Void, retry: Bool) -> Bool {
+        counters.dmas &+= 1
+        let pasid = config.streams[a.stream].pasid
+        switch domain.translate(device: config.id, pasid: pasid, iova: a.iova, access: a.access) {
+        case .translated(_, _, let stale):
+            counters.translated &+= 1
+            if stale { counters.staleTranslations &+= 1 }
+            return true
+        case .fault(let fault):
+            if retry { counters.successNotMapped &+= 1 }
+            if fault.kind == .stage2Miss {
+                counters.stage2Misses &+= 1
+                return false
+            }
+            // A retry that missed is not asked again: the guest said SUCCESS.
+            if !retry, config.pri, fault.isPageRequestable {
+                guard let prgi = freePRGIs.popLast() else {
+                    counters.stalls &+= 1
+                    return false
+                }
+                waiting[prgi] = a
+                blocked.insert(a.stream)
+                counters.pageRequests &+= 1
+                let perms: Permissions = a.access.write ? [.read, .write] : .read
+                raise(.pageRequest(PageRequest(
+                    deviceID: config.id, pasid: pasid, prgi: prgi, permissions: perms, address: a.iova & ~0xFFF,
+                    isLastPage: true, needsPASID: true, timestampNS: now)))
+            } else if !retry {
+                counters.unrecoverable &+= 1
+                raise(.unrecoverable(UnrecoverableFault(
+                    deviceID: config.id, reason: Self.reason(fault.kind), pasid: pasid,
+                    permissions: a.access.write ? .write : .read, address: a.iova, timestampNS: now)))
+            }
+            return false
+        }
+    }
+
+    /// The kernel's `enum iommu_fault_reason` for a walk fault.
+    static func reason(_ kind: WalkFault.Kind) -> UInt32 {
+        switch kind {
+        case .notPresent, .reservedBits: FAULTRING_REASON_PTE_FETCH
+        case .permission: FAULTRING_REASON_PERMISSION
+        case .accessFlag: FAULTRING_REASON_ACCESS
+        case .addressSize: FAULTRING_REASON_OOR_ADDRESS
+        case .badContext: FAULTRING_REASON_BAD_PASID_ENTRY
+        case .stage2Miss: FAULTRING_REASON_WALK_EABT
+        }
+    }
+
+    /// The answer to the page request `prgi`: SUCCESS schedules a retry of
+    /// the access at the next step; anything else drops it. An answer for a
+    /// PRGI not in flight is ignored (the pipeline answers each group once).
+    public func complete(prgi: UInt32, code: ResponseCode) {
+        guard let access = waiting.removeValue(forKey: prgi) else { return }
+        freePRGIs.append(prgi)
+        if code == .success {
+            counters.answeredSuccess &+= 1
+            retries.append(access)
+        } else {
+            counters.answeredOther &+= 1
+            blocked.remove(access.stream)
+        }
+    }
+}
