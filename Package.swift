@@ -14,12 +14,12 @@ let package = Package(
         .library(name: "FaultABI", targets: ["FaultABI"]),
         .library(name: "FaultQueue", targets: ["FaultQueue"]),
         .library(name: "IOMMUFormats", targets: ["IOMMUFormats"]),
+        .library(name: "NestedIOMMU", targets: ["NestedIOMMU"]),
         .library(name: "PageRequests", targets: ["PageRequests"]),
         .library(name: "FaultPipeline", targets: ["FaultPipeline"]),
         .library(name: "FaultFD", targets: ["FaultFD"]),
         .library(name: "FaultControl", targets: ["FaultControl"]),
         .library(name: "FaultService", targets: ["FaultService"]),
-        .library(name: "NestedIOMMU", targets: ["NestedIOMMU"]),
         .library(name: "VMMClient", targets: ["VMMClient"]),
         .library(name: "FaultSimulation", targets: ["FaultSimulation"]),
         .library(name: "FaultFixtures", targets: ["FaultFixtures"]),
@@ -67,6 +67,14 @@ let package = Package(
         // Hardware and guest formats: SMMUv3, VT-d, virtio-iommu and vEVENTQ
         // records and commands, encoded and decoded bit-exactly. No state.
         .target(name: "IOMMUFormats", dependencies: ["CFaultRingABI", "FaultABI"]),
+        // The simulated nested IOMMU: guest memory shared by the VMM (stage 2),
+        // walks of the guest's stage-1 tables in it, binds, caches, invalidations.
+        // No I/O but mmap.
+        .target(
+            name: "NestedIOMMU",
+            dependencies: ["CFaultRingSys", "FaultSys", "IOMMUFormats", systemPackage,
+                           .product(name: "Atomics", package: "swift-atomics")]
+        ),
         // The page-request lifecycle: groups, cookies, matching, timeouts,
         // automatic answers; the one answer matcher. No I/O.
         .target(
@@ -92,20 +100,12 @@ let package = Package(
             name: "FaultService",
             dependencies: [
                 "CFaultRingABI", "CURingShim", "FaultABI", "FaultSys", "FaultQueue", "PageRequests", "FaultPipeline",
-                "FaultFD", "FaultControl",
+                "FaultFD", "FaultControl", "NestedIOMMU", "IOMMUFormats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 systemPackage,
             ]
-        ),
-        // The simulated nested IOMMU: guest memory shared by the VMM (stage 2),
-        // walks of the guest's stage-1 tables in it, binds, caches, invalidations.
-        // No I/O but mmap.
-        .target(
-            name: "NestedIOMMU",
-            dependencies: ["CFaultRingSys", "FaultSys", "IOMMUFormats", systemPackage,
-                           .product(name: "Atomics", package: "swift-atomics")]
         ),
         // What a VMM links: connect, attach, consume, respond, reconnect; the
         // guest-answer table; the reference VMM and its behaviour.
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "FaultServiceTests",
             dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "FaultFD",
-                           "FaultSimulation", "FaultFixtures", "CFaultRingABI",
+                           "FaultSimulation", "FaultFixtures", "CFaultRingABI", "NestedIOMMU", "IOMMUFormats",
                            "CFaultRingSys", systemPackage]
         ),
         .testTarget(name: "VMMClientTests", dependencies: ["VMMClient", "IOMMUFormats", "FaultABI", "PageRequests"]),

@@ -12,4 +12,8 @@ public enum LittleEndian {
         for (i, byte) in bytes.dropFirst(offset).prefix(4).enumerated() { value |= UInt32(byte) << (8 * i) }
         return value
     }
+    /// The `UInt64` at `offset` of `bytes` (unaligned). The caller checks the length.
+    @inlinable public static func uint64<C: Collection<UInt8>>(_ bytes: C, at offset: Int) -> UInt64 {
+        UInt64(uint32(bytes, at: offset)) | UInt64(uint32(bytes, at: offset + 4)) << 32
+    }
 }

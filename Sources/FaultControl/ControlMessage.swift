@@ -4,6 +4,7 @@ import SystemPackage
 /// The protocol's commands (`FAULTRING_CMD_*`).
 public enum ControlCommand: UInt16, Sendable, Hashable, CaseIterable {
     case hello = 1, attach = 2, detach = 3, stats = 4, bye = 5, addSource = 6
+    case addGuestMemory = 7, bind = 8, unbind = 9, invalidate = 10, bindMSI = 11
 }
 
 /// One control message: the fixed header, a payload, and any descriptors

@@ -34,7 +34,7 @@ extension FaultService {
         guard let command = message.knownCommand else {
             throw ControlError(.noFunction, "unknown command \(message.command)")
         }
-        guard message.fds.isEmpty || command == .addSource else {
+        guard message.fds.isEmpty || command == .addSource || command == .addGuestMemory else {
             throw ControlError(.badFileDescriptor, "\(command) takes no descriptors; \(message.fds.count) received")
         }
         guard message.flags & FAULTRING_MSG_TEXT == 0 || command == .stats else {
@@ -67,6 +67,7 @@ extension FaultService {
                 pipeline.detach(id)
                 owner.removeValue(forKey: id)
                 session.devices.remove(id)
+                revokeNested(id, of: session)
             }
             return .reply(to: message)
         case .stats:
@@ -85,6 +86,8 @@ extension FaultService {
             return .reply(to: message)
         case .addSource:
             return try addSource(AddSourceRequest(payload: message.payload), message: message, session: session)
+        case .addGuestMemory, .bind, .unbind, .invalidate, .bindMSI:
+            return try processNested(command, message, session: session)
         }
     }
 
@@ -211,6 +214,7 @@ extension FaultService {
             owner[id] = session.socket.fd.rawValue
             session.devices.insert(id)
             pipeline.attach(id, to: session.channel!)
+            session.nested?.domain?.attach(device: id, ats: true)
         }
         let reply = AttachReply(queueCreated: created, entryCount: UInt32(config.entryCount),
                                 responseCount: UInt32(config.responseCount), attached: UInt32(session.devices.count))

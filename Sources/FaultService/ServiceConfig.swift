@@ -45,6 +45,11 @@ public struct ServiceConfig: Sendable {
     public var messagesPerTurn = 32
     /// Connections accepted per loop turn.
     public var acceptsPerTurn = 32
+    /// PASIDs one VM may have bound at once (nested IOMMU).
+    public var pasidQuota = 64
+    /// Tests only: a BIND fails on the device at this index of its set,
+    /// after the ones before it took it (the rollback sweep).
+    public var failBindAtDevice: Int?
 
     /// Defaults: no spinning, the default policy, 4096 / 1024 ring entries.
     public init() {}

@@ -2,6 +2,7 @@ import FaultABI
 import FaultControl
 import FaultFD
 import FaultQueue
+import NestedIOMMU
 import PageRequests
 
 /// One client connection and what it owns: its queue, its tracker channel,
@@ -25,6 +26,8 @@ final class Session {
     var devices: Set<UInt32> = []
     /// Fault sources this client handed over (ADD_SOURCE); they end with it.
     var sources: [FaultFDSource] = []
+    /// Its VM's nested IOMMU state (guest memory, bindings), once it sends one of those commands.
+    var nested: NestedVM?
 
     /// Holds nothing the service must keep for it: no queue, no device, no
     /// source. Only such a session can be idle: an attached VMM may be quiet

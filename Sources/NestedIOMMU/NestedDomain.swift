@@ -37,7 +37,22 @@ public final class NestedDomain: @unchecked Sendable {
         case iotlb
         /// A stage-1 walk of the guest's tables.
         case walk
+        /// A bound MSI doorbell (stage 1 bypassed).
+        case msi
     }
+
+    /// A guest MSI doorbell bound to its guest-physical page.
+    public struct MSIBinding: Hashable, Sendable {
+        /// The doorbell's input address, aligned to `size`.
+        public var iova: UInt64
+        /// Its guest-physical address.
+        public var gpa: UInt64
+        /// A power of two, 4 KiB to 1 MiB.
+        public var size: UInt64
+    }
+
+    /// At most this many MSI doorbells per VM.
+    public static let maxMSIBindings = 16
 
     /// The result of one DMA's translation.
     public enum Result: Hashable, Sendable {
@@ -81,6 +96,8 @@ public final class NestedDomain: @unchecked Sendable {
     private var iotlb = TranslationCache()
     private var atc = TranslationCache()
     private var contexts: [ContextKey: SMMUv3ContextDescriptor] = [:]
+    /// The bound MSI doorbells.
+    public private(set) var msiBindings: [MSIBinding] = []
 
     /// A domain over `memory` binding in `style`.
     public init(style: Style, memory: GuestMemory, pasidQuota: Int = 1024) {
@@ -235,6 +252,33 @@ public final class NestedDomain: @unchecked Sendable {
         }
     }
 
+    // MARK: MSI doorbells
+
+    /// Binds the guest's MSI doorbell at `iova` to `gpa` (the
+    /// `VFIO_IOMMU_BIND_MSI` model): DMA writes there bypass stage 1.
+    /// - Throws: EPERM (the client holds no device), EINVAL (size not a
+    ///   power of two from 4 KiB to 1 MiB, an address not aligned to it),
+    ///   EBUSY (overlaps a binding), ENOSPC (16 bound already).
+    public func bindMSI(iova: UInt64, gpa: UInt64, size: UInt64) throws(NestedError) {
+        guard !devices.isEmpty else { throw NestedError(.notPermitted, "bind MSI: the client holds no device") }
+        guard size >= 4096, size <= 1 << 20, size & (size - 1) == 0, iova & (size - 1) == 0, gpa & (size - 1) == 0 else {
+            throw NestedError(.invalidArgument, "bind MSI: iova 0x\(String(iova, radix: 16)) gpa 0x\(String(gpa, radix: 16)) "
+                              + "size 0x\(String(size, radix: 16)): a power of two from 4 KiB to 1 MiB, both aligned to it")
+        }
+        guard !msiBindings.contains(where: { $0.iova < iova + size && iova < $0.iova + $0.size }) else {
+            throw NestedError(.resourceBusy, "bind MSI: iova 0x\(String(iova, radix: 16)) overlaps a bound doorbell")
+        }
+        guard msiBindings.count < Self.maxMSIBindings else {
+            throw NestedError(.noSpace, "bind MSI: \(Self.maxMSIBindings) doorbells bound already")
+        }
+        msiBindings.append(MSIBinding(iova: iova, gpa: gpa, size: size))
+    }
+
+    /// Removes the doorbell binding at `iova`. Cannot fail: nothing bound there is nothing to do.
+    public func unbindMSI(iova: UInt64) {
+        msiBindings.removeAll { $0.iova == iova }
+    }
+
     // MARK: Invalidation
 
     /// Carries out `invalidation` after checking what it may name: a PASID
@@ -345,6 +389,10 @@ public final class NestedDomain: @unchecked Sendable {
     /// uses the cached one, as hardware would.
     public func translate(device: UInt32, pasid: UInt32, iova: UInt64, access: DMAAccess) -> Result {
         counters.translations &+= 1
+        if access.write, devices[device] != nil, let m = msiBindings.first(where: { iova >= $0.iova && iova - $0.iova < $0.size }) {
+            return .translated(Translation(iova: m.iova, gpa: m.gpa, size: m.size, writable: true, executable: false),
+                               source: .msi, stale: false)
+        }
         // The context, as cached (SMMUv3 CDs are cached until CFGI_CD).
         let context: Stage1Context
         switch cachedContext(device: device, pasid: pasid, iova: iova) {

@@ -47,6 +47,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Drop a connection that has not said HELLO this many ms after connecting.") var helloTimeoutMs: UInt64 = 5000
     @Option(help: "Drop a connection that holds no queue, device or source and sends nothing for this many ms (0: never).")
     var idleTimeoutMs: UInt64 = 60_000
+    @Option(help: "PASIDs one client's VM may have bound at once (nested IOMMU, Docs/NESTED.md).") var pasidQuota = 64
+    @Option(help: .hidden) var failBindAtDevice: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
     @Option(help: "Fixture pacing: fast (as fast as possible) or recorded (the events' timing).") var pace = ReplayPace.fast
@@ -83,6 +85,9 @@ struct ServeCommand: ParsableCommand {
         config.helloTimeoutNS = try scaled(helloTimeoutMs, by: 1_000_000, "--hello-timeout-ms")
         config.idleTimeoutNS = try scaled(idleTimeoutMs, by: 1_000_000, "--idle-timeout-ms")
         config.pollNS = try scaled(pollUs, by: 1000, "--poll-us")
+        guard pasidQuota >= 1 && pasidQuota <= 1 << 20 else { throw ValidationError("--pasid-quota must be 1...2^20") }
+        config.pasidQuota = pasidQuota
+        config.failBindAtDevice = failBindAtDevice
         return config
     }
 

@@ -29,6 +29,38 @@ pub const CMD_STATS: u16 = 4;
 pub const CMD_BYE: u16 = 5;
 /// Command: ADD_SOURCE (not used by this crate).
 pub const CMD_ADD_SOURCE: u16 = 6;
+/// ADD_GUEST_MEMORY: `FaultringMsgGuestMemory` + one memfd (nested IOMMU, Docs/NESTED.md).
+pub const CMD_ADD_GUEST_MEMORY: u16 = 7;
+/// BIND: `FaultringMsgBind` + ids; all or nothing across the devices.
+pub const CMD_BIND: u16 = 8;
+/// UNBIND: `FaultringMsgUnbind` + ids; cannot fail once well formed.
+pub const CMD_UNBIND: u16 = 9;
+/// INVALIDATE: `FaultringMsgInvalidate`.
+pub const CMD_INVALIDATE: u16 = 10;
+/// BIND_MSI: `FaultringMsgBindMsi`.
+pub const CMD_BIND_MSI: u16 = 11;
+/// BIND format: a VT-d PASID-table entry for one PASID.
+pub const BIND_VTD_PASID: u32 = 1;
+/// BIND format: an SMMUv3 STE (the guest's CD table).
+pub const BIND_SMMUV3_STE: u32 = 2;
+/// INVALIDATE granularity: the whole IOTLB.
+pub const INV_GLOBAL: u32 = 0;
+/// INVALIDATE granularity: one PASID's IOTLB entries.
+pub const INV_PASID: u32 = 1;
+/// INVALIDATE granularity: an address range in one PASID.
+pub const INV_RANGE: u32 = 2;
+/// INVALIDATE granularity: one device's ATC.
+pub const INV_DEVICE_TLB: u32 = 3;
+/// INVALIDATE granularity: a device's cached PASID entries / CDs.
+pub const INV_CONTEXT: u32 = 4;
+/// INVALIDATE flag: only leaf entries changed.
+pub const INV_FLAG_LEAF: u32 = 1 << 0;
+/// INVALIDATE flag: `pasid` is set.
+pub const INV_FLAG_PASID: u32 = 1 << 1;
+/// INVALIDATE flag: `address` and `size` are set.
+pub const INV_FLAG_RANGE: u32 = 1 << 2;
+/// BIND_MSI flag: remove the binding at `iova`.
+pub const MSI_FLAG_UNBIND: u32 = 1 << 0;
 
 /// Header flag: this message is a reply.
 pub const MSG_REPLY: u32 = 1 << 0;
@@ -165,6 +197,102 @@ pub struct FaultringMsgAddSourceReply {
     pub devices: u32,
 }
 
+/// `struct faultring_msg_guest_memory`: ADD_GUEST_MEMORY payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultringMsgGuestMemory {
+    /// 32.
+    pub argsz: u32,
+    /// 0.
+    pub flags: u32,
+    /// Guest-physical address of the region.
+    pub gpa: u64,
+    /// Its size.
+    pub size: u64,
+    /// Its offset in the memfd.
+    pub offset: u64,
+}
+
+/// `struct faultring_msg_bind`: BIND payload head, followed by the ids.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultringMsgBind {
+    /// 88 + 4 * device_count.
+    pub argsz: u32,
+    /// 0.
+    pub flags: u32,
+    /// `BIND_*`.
+    pub format: u32,
+    /// VT-d: the PASID; SMMUv3: 0.
+    pub pasid: u32,
+    /// 1 ..= 64.
+    pub device_count: u32,
+    /// 0.
+    pub reserved: u32,
+    /// The PASID entry's 8 words, or the STE's 2 and 6 zeros.
+    pub data: [u64; 8],
+    /// Flexible array member.
+    pub device_ids: [u32; 0],
+}
+
+/// `struct faultring_msg_unbind`: UNBIND payload head, followed by the ids.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultringMsgUnbind {
+    /// 24 + 4 * device_count.
+    pub argsz: u32,
+    /// 0.
+    pub flags: u32,
+    /// `BIND_*`.
+    pub format: u32,
+    /// VT-d: the PASID; SMMUv3: 0.
+    pub pasid: u32,
+    /// 1 ..= 64.
+    pub device_count: u32,
+    /// 0.
+    pub reserved: u32,
+    /// Flexible array member.
+    pub device_ids: [u32; 0],
+}
+
+/// `struct faultring_msg_invalidate`: INVALIDATE payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultringMsgInvalidate {
+    /// 40.
+    pub argsz: u32,
+    /// `INV_FLAG_*`.
+    pub flags: u32,
+    /// `INV_*`.
+    pub granularity: u32,
+    /// DEVICE_TLB and CONTEXT: the device; else 0.
+    pub device: u32,
+    /// With `INV_FLAG_PASID`.
+    pub pasid: u32,
+    /// 0.
+    pub reserved: u32,
+    /// With `INV_FLAG_RANGE`.
+    pub address: u64,
+    /// With `INV_FLAG_RANGE`.
+    pub size: u64,
+}
+
+/// `struct faultring_msg_bind_msi`: BIND_MSI payload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultringMsgBindMsi {
+    /// 32.
+    pub argsz: u32,
+    /// `MSI_FLAG_*`.
+    pub flags: u32,
+    /// The doorbell's input address.
+    pub iova: u64,
+    /// Its guest-physical address.
+    pub gpa: u64,
+    /// A power of two, 4 KiB ..= 1 MiB.
+    pub size: u64,
+}
+
 /// Name of a command, for error messages.
 pub fn command_name(command: u16) -> &'static str {
     match command {
@@ -174,6 +302,11 @@ pub fn command_name(command: u16) -> &'static str {
         CMD_STATS => "STATS",
         CMD_BYE => "BYE",
         CMD_ADD_SOURCE => "ADD_SOURCE",
+        CMD_ADD_GUEST_MEMORY => "ADD_GUEST_MEMORY",
+        CMD_BIND => "BIND",
+        CMD_UNBIND => "UNBIND",
+        CMD_INVALIDATE => "INVALIDATE",
+        CMD_BIND_MSI => "BIND_MSI",
         0 => "(none)",
         _ => "(unknown)",
     }
@@ -220,6 +353,17 @@ pin!(FaultringMsgAddSource, device_ids, 8);
 pin_size!(FaultringMsgAddSourceReply, 8);
 pin!(FaultringMsgAddSourceReply, source_id, 0);
 pin!(FaultringMsgAddSourceReply, devices, 4);
+pin_size!(FaultringMsgGuestMemory, 32);
+pin!(FaultringMsgGuestMemory, offset, 24);
+pin_size!(FaultringMsgBind, 88);
+pin!(FaultringMsgBind, data, 24);
+pin!(FaultringMsgBind, device_ids, 88);
+pin_size!(FaultringMsgUnbind, 24);
+pin!(FaultringMsgUnbind, device_ids, 24);
+pin_size!(FaultringMsgInvalidate, 40);
+pin!(FaultringMsgInvalidate, address, 24);
+pin_size!(FaultringMsgBindMsi, 32);
+pin!(FaultringMsgBindMsi, size, 24);
 
 #[cfg(test)]
 mod tests {
