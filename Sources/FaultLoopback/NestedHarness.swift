@@ -32,7 +32,7 @@ public struct NestedHarness {
         /// Accesses per device per step.
         public var accessesPerStep = 4
         /// Pages of each stream's window; the working set slides through it.
-        public var windowPages = 512
+        public var windowPages = 96
         /// Resident pages per PASID the guest keeps (evicting beyond).
         public var budget = 48
         /// Page-request timeout (virtual).
