@@ -17,6 +17,9 @@ public struct DeviceBooks: Codable, Sendable, Hashable {
     public var wrong: UInt64
     /// Answers by source: `consumer` or an automatic cause.
     public var answersBySource: [String: UInt64]
+    /// Counters particular to the source, by name (a DMA device's
+    /// translations and the guest bugs it saw); nil if it keeps none.
+    public var counters: [String: UInt64]?
 
     /// Books with these counts.
     public init(id: UInt32, issued: UInt64, answered: UInt64, outstanding: Int, unexpected: UInt64, wrong: UInt64,

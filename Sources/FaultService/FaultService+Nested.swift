@@ -112,6 +112,7 @@ extension FaultService {
         }
         let domain = NestedDomain(style: style, memory: vm.memory, pasidQuota: config.pasidQuota)
         domain.failBindAtDevice = config.failBindAtDevice
+        domain.staleGraceNS = config.staleGraceNS
         for id in session.devices { domain.attach(device: id, ats: true) }
         vm.domain = domain
         return domain
@@ -129,6 +130,13 @@ extension FaultService {
         case FAULTRING_INV_CONTEXT: return .context(device: r.device, pasid: pasid)
         default: return .global
         }
+    }
+
+    /// The domain `device`'s DMA goes through now: that of the connection
+    /// holding it, once that connection bound something; nil otherwise.
+    /// (DMA devices in the service ask this at every step.)
+    public func nestedDomain(holding device: UInt32) -> NestedDomain? {
+        owner[device].flatMap { sessions[$0]?.nested?.domain }
     }
 
     /// A device leaves its session (DETACH or the connection ending): the

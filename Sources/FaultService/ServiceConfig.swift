@@ -47,6 +47,10 @@ public struct ServiceConfig: Sendable {
     public var acceptsPerTurn = 32
     /// PASIDs one VM may have bound at once (nested IOMMU).
     public var pasidQuota = 64
+    /// How long a DMA may use a translation its guest changed before that
+    /// counts as the guest's bug: the guest's invalidation crossing the
+    /// control socket (nested IOMMU, `NestedDomain.staleGraceNS`).
+    public var staleGraceNS: UInt64 = 100_000_000
     /// Tests only: a BIND fails on the device at this index of its set,
     /// after the ones before it took it (the rollback sweep).
     public var failBindAtDevice: Int?

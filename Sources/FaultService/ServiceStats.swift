@@ -1,6 +1,7 @@
 import Glibc
 import FaultFD
 import FaultQueue
+import NestedIOMMU
 import PageRequests
 
 /// What `STATS` returns (JSON) and `faultring stats` prints.
@@ -22,6 +23,8 @@ public struct ServiceStats: Codable, Sendable {
         public var ringOccupancy: UInt32?
         /// Its fault ring's size, records (nil before its first ATTACH).
         public var ringEntries: UInt32?
+        /// Its VM's nested IOMMU, once it bound something (Docs/NESTED.md).
+        public var nested: NestedCounters?
     }
 
     /// One device's books, as the fault source keeps them.
@@ -42,6 +45,8 @@ public struct ServiceStats: Codable, Sendable {
         public var wrong: UInt64
         /// Answers by who gave them: `consumer` or an automatic cause (`timeout`, `detach`, ...).
         public var answersBySource: [String: UInt64]
+        /// A DMA device's translation and guest-bug counters (Docs/NESTED.md); nil for other sources.
+        public var dma: [String: UInt64]?
     }
 
     /// A fault source a client handed over, and what it read and wrote.
@@ -123,13 +128,13 @@ extension FaultService {
             clients: sessions.values.sorted { $0.pid < $1.pid }.map {
                 .init(pid: $0.pid, uid: $0.uid, abi: $0.abi?.rawValue, devices: $0.devices.sorted(),
                       queue: $0.queue?.countersSnapshot, ringOccupancy: $0.queue?.status.recordsPending,
-                      ringEntries: $0.queue?.status.entryCount)
+                      ringEntries: $0.queue?.status.entryCount, nested: $0.nested?.domain?.counters)
             },
             pageRequests: pipeline.tracker.snapshot,
             devices: pipeline.sources.flatMap { $0.books() }.sorted { $0.id < $1.id }.map { d in
                 .init(id: d.id, attachedTo: owner[d.id].flatMap { sessions[$0]?.pid }, issued: d.issued,
                       answered: d.answered, outstanding: d.outstanding, answeredTwiceOrUnknown: d.unexpected,
-                      wrong: d.wrong, answersBySource: d.answersBySource)
+                      wrong: d.wrong, answersBySource: d.answersBySource, dma: d.counters)
             },
             protocolErrors: metrics.protocolErrorCount,
             sources: sessions.values.sorted { $0.pid < $1.pid }.flatMap { session in

@@ -11,9 +11,9 @@ import PageRequests
 /// counted and never reaches the guest.
 ///
 /// After a SUCCESS the device retries the access. A retry that still does
-/// not translate is the guest's bug, *answered SUCCESS but not mapped*; a
-/// DMA that used a translation the guest had changed without invalidating
-/// is its bug too, a *stale translation*. The device counts both.
+/// not translate is the guest's bug, *answered SUCCESS but not mapped*,
+/// counted here; a DMA through a translation the guest had changed without
+/// invalidating is the IOMMU's to judge (`NestedDomain`).
 public final class DMADevice: @unchecked Sendable {
     /// What one device does.
     public struct Config: Sendable, Hashable, Codable {
@@ -57,13 +57,23 @@ public final class DMADevice: @unchecked Sendable {
         public var retriesTranslated: UInt64 = 0
         /// **Guest bug**: a retry after SUCCESS that still did not translate.
         public var successNotMapped: UInt64 = 0
-        /// **Guest bug**: accesses that used a stale cached translation.
-        public var staleTranslations: UInt64 = 0
+        /// Accesses that used a cached translation the guest's tables no
+        /// longer gave: a guest bug unless its invalidation was on the way
+        /// (the IOMMU judges; `NestedCounters.staleTranslations`).
+        public var staleUses: UInt64 = 0
         /// Accesses not issued because every PRI slot was in use.
         public var stalls: UInt64 = 0
 
         /// All zero.
         public init() {}
+
+        /// By name, as STATS lists them.
+        public var dictionary: [String: UInt64] {
+            ["dmas": dmas, "translated": translated, "pageRequests": pageRequests, "unrecoverable": unrecoverable,
+             "stage2Misses": stage2Misses, "answeredSuccess": answeredSuccess, "answeredOther": answeredOther,
+             "retriesTranslated": retriesTranslated, "successNotMapped": successNotMapped,
+             "staleUses": staleUses, "stalls": stalls]
+        }
     }
 
     struct Access {
@@ -110,7 +120,8 @@ public final class DMADevice: @unchecked Sendable {
         }
         guard newAccesses, !config.streams.isEmpty else { return }
         for _ in 0..<config.accessesPerStep {
-            let s = nextStream()
+            // A stream runs once its PASID has a stage 1 (the guest bound it).
+            let s = nextStream { domain.isBound(device: config.id, pasid: config.streams[$0].pasid) }
             guard let s else { break }
             let stream = config.streams[s]
             let n = issued[s]
@@ -121,11 +132,11 @@ public final class DMADevice: @unchecked Sendable {
         }
     }
 
-    private func nextStream() -> Int? {
+    private func nextStream(_ runnable: (Int) -> Bool) -> Int? {
         for _ in 0..<config.streams.count {
             let s = turn % config.streams.count
             turn &+= 1
-            if !blocked.contains(s) { return s }
+            if !blocked.contains(s) && runnable(s) { return s }
         }
         return nil
     }
@@ -136,10 +147,10 @@ public final class DMADevice: @unchecked Sendable {
     private func perform(_ a: Access, now: UInt64, domain: NestedDomain, raise: (FaultEvent) -> Void, retry: Bool) -> Bool {
         counters.dmas &+= 1
         let pasid = config.streams[a.stream].pasid
-        switch domain.translate(device: config.id, pasid: pasid, iova: a.iova, access: a.access) {
+        switch domain.translate(device: config.id, pasid: pasid, iova: a.iova, access: a.access, now: now) {
         case .translated(_, _, let stale):
             counters.translated &+= 1
-            if stale { counters.staleTranslations &+= 1 }
+            if stale { counters.staleUses &+= 1 }
             return true
         case .fault(let fault):
             if retry { counters.successNotMapped &+= 1 }

@@ -4,31 +4,41 @@ import NestedIOMMU
 import PageRequests
 
 /// DMA devices behind a nested IOMMU, as a `FaultSource`: every `stepNS`
-/// each attached, ready device runs a step of its streams through the
-/// domain; its page requests and unrecoverable faults go to the pipeline,
-/// and each group's answer comes back through `complete` (SUCCESS: the
-/// device retries).
+/// each attached, ready device whose VM has a domain runs a step of its
+/// streams through that domain; its page requests and unrecoverable faults
+/// go to the pipeline, and each group's answer comes back through
+/// `complete` (SUCCESS: the device retries).
+///
+/// In one process (the harness) every device is in one domain; in the
+/// service each device is in the domain of the connection that holds it,
+/// found through `domainOf` at every step (none: the device does nothing).
 public final class NestedDevices: FaultSource {
-    /// The VM's nested IOMMU.
-    public let domain: NestedDomain
+    /// The domain a device's DMA goes through now, if any.
+    public let domainOf: (UInt32) -> NestedDomain?
     /// The devices.
     public let units: [DMADevice]
-    /// Virtual time between steps.
+    /// Time between steps (ns: virtual in the harness, monotonic in the service).
     public let stepNS: UInt64
     private var nextStep: UInt64 = 0
     private var stopped = false
     private var index: [UInt32: Int] = [:]
 
-    /// Devices `configs` in `domain`, which holds them from now on (their ATS
-    /// as configured); one step every `stepNS`.
-    public init(domain: NestedDomain, devices configs: [DMADevice.Config], stepNS: UInt64 = 1_000, seed: UInt64 = 1) {
-        self.domain = domain
+    /// Devices `configs` whose DMA goes through `domainOf(id)`; one step
+    /// every `stepNS`.
+    public init(devices configs: [DMADevice.Config], stepNS: UInt64 = 1_000, seed: UInt64 = 1,
+                domainOf: @escaping (UInt32) -> NestedDomain?) {
+        self.domainOf = domainOf
         self.stepNS = stepNS
         units = configs.map { DMADevice($0, seed: seed) }
-        for (i, c) in configs.enumerated() {
-            index[c.id] = i
-            domain.attach(device: c.id, ats: c.ats)
-        }
+        for (i, c) in configs.enumerated() { index[c.id] = i }
+    }
+
+    /// Devices `configs` all in `domain`, which holds them from now on (their
+    /// ATS as configured).
+    public convenience init(domain: NestedDomain, devices configs: [DMADevice.Config], stepNS: UInt64 = 1_000,
+                            seed: UInt64 = 1) {
+        for c in configs { domain.attach(device: c.id, ats: c.ats) }
+        self.init(devices: configs, stepNS: stepNS, seed: seed, domainOf: { _ in domain })
     }
 
     /// Each device's id and PRI allocation.
@@ -40,6 +50,7 @@ public final class NestedDevices: FaultSource {
         guard now >= nextStep else { return }
         nextStep = now &+ stepNS
         for unit in units where intake.isReady(unit.config.id) {
+            guard let domain = domainOf(unit.config.id) else { continue }
             unit.step(now: now, domain: domain, newAccesses: !stopped) { event in
                 switch event {
                 case .pageRequest(let request): intake.receive(request, now: now)
@@ -61,6 +72,19 @@ public final class NestedDevices: FaultSource {
     /// Start no new access (retries the answers ask for still run).
     public func stopRaising() { stopped = true }
 
+    /// Each device's books: its page requests as groups, and its DMA and
+    /// guest-bug counters (Docs/NESTED.md) for STATS.
+    public func books() -> [DeviceBooks] {
+        units.map { u in
+            let c = u.counters
+            var books = DeviceBooks(id: u.config.id, issued: c.pageRequests, answered: c.answeredSuccess &+ c.answeredOther,
+                                    outstanding: u.outstanding, unexpected: 0, wrong: 0,
+                                    answersBySource: ["success": c.answeredSuccess, "other": c.answeredOther])
+            books.counters = c.dictionary
+            return books
+        }
+    }
+
     /// The devices' counters summed.
     public var totals: DMADevice.Counters {
         var sum = DMADevice.Counters()
@@ -75,7 +99,7 @@ public final class NestedDevices: FaultSource {
             sum.answeredOther &+= c.answeredOther
             sum.retriesTranslated &+= c.retriesTranslated
             sum.successNotMapped &+= c.successNotMapped
-            sum.staleTranslations &+= c.staleTranslations
+            sum.staleUses &+= c.staleUses
             sum.stalls &+= c.stalls
         }
         return sum

@@ -10,9 +10,18 @@ public struct NestedCounters: Sendable, Hashable, Codable {
     public var walks: UInt64 = 0
     /// Walk faults by `WalkFault.Kind` raw value.
     public var faults: [String: UInt64] = [:]
-    /// **Guest bug**: a DMA used a cached translation that the guest's
-    /// tables no longer give (changed or removed without invalidating).
+    /// **Guest bug**: DMAs that used a cached translation the guest's
+    /// tables no longer gave, with no invalidation of it arriving within
+    /// the grace period (the guest changed or removed it without
+    /// invalidating).
     public var staleTranslations: UInt64 = 0
+    /// DMAs that used a cached translation the tables no longer gave, held
+    /// for judgement (each ends as a stale translation or forgiven).
+    public var staleUsesPending: UInt64 = 0
+    /// Of those, the ones an invalidation arrived for within the grace
+    /// period: the guest changed the mapping and invalidated, the DMA was in
+    /// the window hardware allows.
+    public var staleUsesForgiven: UInt64 = 0
     /// **Guest bug**: a cached context descriptor differed from the one in
     /// guest memory (changed without CFGI_CD / PASID-cache invalidation).
     public var staleContexts: UInt64 = 0

@@ -18,8 +18,10 @@ import SystemPackage
 /// * an unbind cannot fail: unbinding what is not bound does nothing;
 /// * a cache never serves a translation the tables did not give at some
 ///   point; when a cached one differs from a fresh walk, the DMA still uses
-///   it (as hardware would) and the guest bug is counted as a stale
-///   translation.
+///   it (as hardware would). That is allowed for as long as the guest's
+///   invalidation may be in flight: the use is held for `staleGraceNS`, and
+///   only if no invalidation has dropped the cached entry by then is it
+///   the guest's bug, a stale translation.
 public final class NestedDomain: @unchecked Sendable {
     /// How the guest binds its tables.
     public enum Style: String, Hashable, Sendable, Codable {
@@ -86,6 +88,11 @@ public final class NestedDomain: @unchecked Sendable {
     public let pasidQuota: Int
     /// The vIOMMU's guest-physical address width.
     public var addressWidth = 48
+    /// How long a DMA may use a cached translation the guest's tables no
+    /// longer give before it counts as the guest's bug: the time its
+    /// invalidation may take to arrive (0: in one process, where the guest's
+    /// invalidations are synchronous).
+    public var staleGraceNS: UInt64 = 0
     /// Test hook for the rollback sweep: the bind fails with EIO on the
     /// device at this index of the set, after the ones before it took it.
     public var failBindAtDevice: Int?
@@ -96,6 +103,16 @@ public final class NestedDomain: @unchecked Sendable {
     private var iotlb = TranslationCache()
     private var atc = TranslationCache()
     private var contexts: [ContextKey: SMMUv3ContextDescriptor] = [:]
+
+    struct PendingKey: Hashable {
+        var atc: Bool
+        var key: TranslationCache.Key
+    }
+
+    /// Uses of cached translations the tables no longer give, waiting for
+    /// an invalidation to drop the entry (then forgiven) or for the grace
+    /// period to end (then counted).
+    private var pendingStale: [PendingKey: (since: UInt64, uses: UInt64)] = [:]
     /// The bound MSI doorbells.
     public private(set) var msiBindings: [MSIBinding] = []
 
@@ -114,6 +131,13 @@ public final class NestedDomain: @unchecked Sendable {
 
     /// The table bound on `device` (SMMUv3).
     public func boundTable(_ device: UInt32) -> SMMUv3NestedSTE? { devices[device]?.table }
+
+    /// Whether `device` has a stage 1 for `pasid`: a VT-d bind of that
+    /// PASID, or a CD table that can hold it.
+    public func isBound(device: UInt32, pasid: UInt32) -> Bool {
+        guard let state = devices[device] else { return false }
+        return state.pasids[pasid] != nil || state.table.map { UInt64(pasid) < UInt64(1) << UInt64($0.s1CDMax) } == true
+    }
 
     /// Entries cached in the IOTLB and in all ATCs.
     public var cachedTranslations: (iotlb: Int, atc: Int) { (iotlb.count, atc.count) }
@@ -387,8 +411,9 @@ public final class NestedDomain: @unchecked Sendable {
     /// on a successful walk. A cached hit is checked against a fresh walk:
     /// a difference is the guest's stale translation, counted, and the DMA
     /// uses the cached one, as hardware would.
-    public func translate(device: UInt32, pasid: UInt32, iova: UInt64, access: DMAAccess) -> Result {
+    public func translate(device: UInt32, pasid: UInt32, iova: UInt64, access: DMAAccess, now: UInt64 = 0) -> Result {
         counters.translations &+= 1
+        settleStale(now: now)
         if access.write, devices[device] != nil, let m = msiBindings.first(where: { iova >= $0.iova && iova - $0.iova < $0.size }) {
             return .translated(Translation(iova: m.iova, gpa: m.gpa, size: m.size, writable: true, executable: false),
                                source: .msi, stale: false)
@@ -403,12 +428,16 @@ public final class NestedDomain: @unchecked Sendable {
         let ats = devices[device]?.ats == true
         if ats, let hit = atc.lookup(tag: device, pasid: pasid, iova: iova), hit.permits(access) {
             counters.atcHits &+= 1
-            return .translated(hit, source: .atc, stale: isStale(hit, device: device, pasid: pasid, iova: iova, access: access))
+            let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
+            if stale { hold(PendingKey(atc: true, key: .init(tag: device, pasid: pasid, page: hit.iova)), now: now) }
+            return .translated(hit, source: .atc, stale: stale)
         }
         if let hit = iotlb.lookup(tag: tag, pasid: pasid, iova: iova), hit.permits(access) {
             counters.iotlbHits &+= 1
             if ats { atc.insert(hit, tag: device, pasid: pasid) }
-            return .translated(hit, source: .iotlb, stale: isStale(hit, device: device, pasid: pasid, iova: iova, access: access))
+            let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
+            if stale { hold(PendingKey(atc: false, key: .init(tag: tag, pasid: pasid, page: hit.iova)), now: now) }
+            return .translated(hit, source: .iotlb, stale: stale)
         }
         counters.walks &+= 1
         switch Stage1Walker.walk(iova, access: access, context: context, memory: memory, addressWidth: addressWidth) {
@@ -444,12 +473,35 @@ public final class NestedDomain: @unchecked Sendable {
     /// this access (the truth a DMA should have used).
     private func isStale(_ cached: Translation, device: UInt32, pasid: UInt32, iova: UInt64, access: DMAAccess) -> Bool {
         guard case .success(let context) = freshContext(device: device, pasid: pasid, iova: iova) else { return true }
-        let stale: Bool
         switch Stage1Walker.walk(iova, access: access, context: context, memory: memory, addressWidth: addressWidth) {
-        case .translated(let now): stale = now.translate(iova) != cached.translate(iova)
-        case .fault: stale = true
+        case .translated(let now): return now.translate(iova) != cached.translate(iova)
+        case .fault: return true
         }
-        if stale { counters.staleTranslations &+= 1 }
-        return stale
+    }
+
+    private func hold(_ key: PendingKey, now: UInt64) {
+        counters.staleUsesPending &+= 1
+        if let held = pendingStale[key] {
+            pendingStale[key] = (held.since, held.uses &+ 1)
+        } else {
+            pendingStale[key] = (now, 1)
+        }
+    }
+
+    /// Counts as stale translations the held uses whose grace ended with
+    /// their cached entry still there; forgives those an invalidation
+    /// dropped. `now` UInt64.max settles everything (the end of a run).
+    public func settleStale(now: UInt64) {
+        guard !pendingStale.isEmpty else { return }
+        for (key, held) in pendingStale {
+            let cached = key.atc ? atc.contains(key.key) : iotlb.contains(key.key)
+            if !cached {
+                pendingStale.removeValue(forKey: key)
+                counters.staleUsesForgiven &+= held.uses
+            } else if now == .max || now &- held.since > staleGraceNS {
+                pendingStale.removeValue(forKey: key)
+                counters.staleTranslations &+= held.uses
+            }
+        }
     }
 }

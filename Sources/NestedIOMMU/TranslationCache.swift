@@ -28,6 +28,9 @@ public struct TranslationCache: Sendable {
     /// Entries held.
     public var count: Int { entries.count }
 
+    /// Whether `key` is cached.
+    public func contains(_ key: Key) -> Bool { entries[key] != nil }
+
     /// The cached translation of `iova`, trying each leaf size.
     public func lookup(tag: UInt32, pasid: UInt32, iova: UInt64) -> Translation? {
         for size: UInt64 in [4096, 2 << 20, 1 << 30] {

@@ -9,7 +9,7 @@ struct Faultring: ParsableCommand {
         abstract: "IOMMU fault reporting and page responses over a shared-memory ring.",
         subcommands: [ServeCommand.self, DeviceCommand.self, DirectVMMCommand.self, ConsumeCommand.self, StatsCommand.self, ReplayCommand.self, CaptureCommand.self,
                       ImportTraceCommand.self,
-                      DemoCommand.self, NestedCommand.self, StreamCommand.self, StormCommand.self, StormPlanCommand.self,
+                      DemoCommand.self, NestedCommand.self, GuestCommand.self, StreamCommand.self, StormCommand.self, StormPlanCommand.self,
                       StreamConsumerCommand.self, InspectCommand.self, ScribbleCommand.self])
 }
 

@@ -5,6 +5,7 @@ import FaultPipeline
 import FaultService
 import Foundation
 import FaultSimulation
+import NestedIOMMU
 import Logging
 
 /// The daemon, in the foreground (vhost-user backend conventions).
@@ -48,6 +49,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Drop a connection that holds no queue, device or source and sends nothing for this many ms (0: never).")
     var idleTimeoutMs: UInt64 = 60_000
     @Option(help: "PASIDs one client's VM may have bound at once (nested IOMMU, Docs/NESTED.md).") var pasidQuota = 64
+    @Flag(help: "The simulated devices do DMA through the nested IOMMU of the client holding them (Docs/NESTED.md).")
+    var dmaDevices = false
+    @Option(help: "With --dma-devices: the PASIDs each device's streams use.") var dmaPasids: [UInt32] = [1, 2]
+    @Option(help: "With --dma-devices: microseconds between DMA steps.") var dmaStepUs: UInt64 = 100
     @Option(help: .hidden) var failBindAtDevice: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
@@ -103,7 +108,7 @@ struct ServeCommand: ParsableCommand {
     /// The fault source the options choose, with the settings it imposes:
     /// a fixture feed (its devices, timeout and ring size), or simulated
     /// devices, recorded by a capture if `capture` is given.
-    func source(capture: String?) throws -> (any FaultSource, ServiceConfig) {
+    func source(capture: String?, domains: DomainLookup = DomainLookup()) throws -> (any FaultSource, ServiceConfig) {
         var config = try config()
         if let fixture {
             guard capture == nil else { throw ValidationError("--capture records simulated devices, not a --fixture replay") }
@@ -133,6 +138,17 @@ struct ServeCommand: ParsableCommand {
             return (SimulatedDevices(configs, schedule: schedule, storm: run), config)
         }
         let configs = simulatedDevices()
+        if dmaDevices {
+            // Each device's DMA goes through the domain of the client holding it, found once the service exists.
+            let dma = configs.map { c in
+                DMADevice.Config(id: c.deviceID, streams: dmaPasids.enumerated().map { i, pasid in
+                    DMAStream(pasid: pasid, base: UInt64(c.deviceID) << 32 | UInt64(pasid) << 24, pages: 96,
+                              pattern: i % 2 == 0 ? .workingSet(pages: 24, churnEvery: 16) : .sequential, writeEvery: 3)
+                })
+            }
+            let stepNS = try scaled(dmaStepUs, by: 1000, "--dma-step-us")
+            return (NestedDevices(devices: dma, stepNS: stepNS, seed: 1, domainOf: { [domains] in domains.find?($0) }), config)
+        }
         var schedule = SimulationSchedule()
         schedule.rate = rate
         schedule.groupsPerStep = 64
@@ -168,8 +184,10 @@ struct ServeCommand: ParsableCommand {
             return
         }
         guard (socketPath == nil) != (fd == nil) else { throw ValidationError("give exactly one of --socket-path and --fd") }
-        let (source, config) = try source(capture: capture)
+        let domains = DomainLookup()
+        let (source, config) = try source(capture: capture, domains: domains)
         let service = try FaultService(config: config, source: source, logger: logger)
+        domains.find = { [unowned service] in service.nestedDomain(holding: $0) }
         service.run()
         if let feed = source as? FixtureFeed {
             logger.info("fixture \(feed.fixture.name) done: \(feed.outcome.groups.count) groups answered")
@@ -184,6 +202,12 @@ struct ServeCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// Where `--dma-devices` find the domain of the client holding a device:
+/// the service's answer, wired in once the service exists.
+final class DomainLookup {
+    var find: ((UInt32) -> NestedDomain?)?
 }
 
 /// `faultring serve` that records what it sees as a fixture.

@@ -1,0 +1,149 @@
+import FaultABI
+import FaultControl
+import Glibc
+import FaultSys
+import IOMMUFormats
+import NestedIOMMU
+import SystemPackage
+
+/// A VMM whose guest owns stage 1, against a live service started with
+/// `--dma-devices`: it shares guest RAM, lets its guest driver
+/// (`NestedGuest`) write tables and bind them, reinjects each page request
+/// in the guest's vIOMMU format, forwards the guest's invalidations, and
+/// returns the guest's answers. The devices' verdict (retries translated,
+/// stale translations, SUCCESS but not mapped) is in the service's STATS.
+public final class NestedVMM {
+    /// What to run.
+    public struct Options: Sendable {
+        /// The service's control socket.
+        public var socketPath: String
+        /// The devices to attach (the service's DMA devices).
+        public var devices: [UInt32] = [1]
+        /// VT-d or SMMUv3 (tables, bind, and the guest's queue format).
+        public var style = NestedDomain.Style.vtd
+        /// The guest driver's behaviour.
+        public var behaviour = NestedGuest.Behaviour.correct
+        /// The PASIDs the guest binds (the devices' streams use them).
+        public var pasids: [UInt32] = [1, 2]
+        /// Resident pages per PASID.
+        public var budget = 48
+        /// Guest RAM, bytes (at GPA 1 GiB).
+        public var ramBytes: UInt64 = 64 << 20
+        /// A `.slow` guest answers this late (past the service's timeout).
+        public var slowDelayNS: UInt64 = 12_000_000_000
+        /// Stop after this many seconds (0: when the queue closes).
+        public var seconds: Double = 0
+        /// Options for `socketPath`.
+        public init(socketPath: String) { self.socketPath = socketPath }
+    }
+
+    /// What the VMM and its guest did.
+    public struct Summary: Sendable, Codable {
+        /// Page requests the guest handled.
+        public var pageRequests: UInt64 = 0
+        /// Answers sent, by code.
+        public var answered: [String: UInt64] = [:]
+        /// The guest driver's counters.
+        public var guest = NestedGuest.Counters()
+        /// Guest answers that did not decode back to a request.
+        public var guestAnswerErrors: UInt64 = 0
+        /// This VM's nested IOMMU as the service's STATS showed it at the end
+        /// (its judgement of the guest: stale translations, refusals).
+        public var iommu: NestedCounters?
+        /// Seconds run.
+        public var seconds: Double = 0
+    }
+
+    /// The options.
+    public let options: Options
+    let client: VMMClient
+    let ram: GuestRAM
+    let guest: NestedGuest
+    var path: GuestFormatPath
+    var held: [(due: UInt64, response: PageResponse)] = []
+    var summary = Summary()
+
+    /// Connects, attaches, shares guest RAM, writes the guest's tables and binds them.
+    /// - Throws: `VMMClientError` (a refusal carries the service's errno and reason).
+    public init(_ options: Options) throws(VMMClientError) {
+        self.options = options
+        client = try VMMClient(socketPath: options.socketPath, devices: options.devices, abi: .v2, client: "faultring-nested-vmm")
+        do { ram = try GuestRAM(gpa: 1 << 30, size: options.ramBytes) } catch {
+            throw .refused(command: "guest RAM", errno: error.errno, reason: "\(error)")
+        }
+        try client.addGuestMemory(ram)
+        let client = self.client
+        do {
+            guest = try NestedGuest(style: options.style, ram: ram, pasids: options.pasids, devices: options.devices,
+                                    budget: options.budget, behaviour: options.behaviour,
+                                    invalidate: { (inv) throws(NestedError) in try client.forward(inv) })
+        } catch {
+            throw .refused(command: "guest tables", errno: .noMemory, reason: "guest RAM too small for the tables")
+        }
+        switch options.style {
+        case .vtd:
+            for (pasid, entry) in guest.pasidEntries { try client.bind(pasid: pasid, entry: entry, devices: options.devices) }
+        case .smmuv3:
+            try client.bind(table: guest.tableSTE, devices: options.devices)
+        }
+        path = GuestFormatPath(format: options.style == .vtd ? .vtd : .smmuv3)
+    }
+
+    /// Runs until `seconds` pass or the queue closes.
+    @discardableResult
+    public func run() throws(VMMClientError) -> Summary {
+        let start = Sys.monotonicNS
+        func elapsed() -> Double { Double(Sys.monotonicNS - start) / 1e9 }
+        while !(options.seconds > 0 && elapsed() >= options.seconds) && !client.serviceGone {
+            let now = Sys.monotonicNS
+            while let first = held.first, first.due <= now {
+                held.removeFirst()
+                client.queueResponse(first.response)
+            }
+            client.flush()
+            guard client.wait(spins: 2000, timeoutMilliseconds: 20) else { continue }
+            try client.consume(max: 256) { record in handle(record) }
+        }
+        summary.seconds = elapsed()
+        summary.guest = guest.counters
+        summary.iommu = try? ownCounters()
+        return summary
+    }
+
+    /// This connection's VM in STATS (the client entry with this process's pid).
+    func ownCounters() throws(VMMClientError) -> NestedCounters? {
+        struct Stats: Decodable {
+            struct Client: Decodable {
+                var pid: UInt32
+                var nested: NestedCounters?
+            }
+            var clients: [Client]
+        }
+        let json = try client.stats()
+        guard let stats = try? JSONPayload.decode(Stats.self, Array(json.utf8)) else { return nil }
+        return stats.clients.first { $0.pid == UInt32(getpid()) }?.nested
+    }
+
+    func handle(_ record: DecodedRecord) -> PageResponse? {
+        guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
+        summary.pageRequests += 1
+        let code: ResponseCode
+        do { code = guest.handle(try path.present(request, endpoint: request.deviceID)) } catch {
+            code = .invalid   // the guest's format cannot carry it: the VMM answers for it
+        }
+        let response: PageResponse
+        do { response = try path.answer(request, endpoint: request.deviceID, code: code) } catch {
+            summary.guestAnswerErrors += 1
+            return nil
+        }
+        summary.answered[code.description, default: 0] += 1
+        if options.behaviour == .slow {
+            held.append((Sys.monotonicNS + options.slowDelayNS, response))
+            return nil
+        }
+        return response
+    }
+
+    /// Says BYE.
+    public func close() { client.close() }
+}
