@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -210,4 +212,12 @@ int faultring_sys_signalfd_signo(int fd)
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	return n < 0 ? -errno : -EIO; /* a short read of a signalfd cannot happen; say so loudly if it does */
+}
+
+int faultring_sys_is_tmpfs(int fd)
+{
+	struct statfs fs;
+	if (fstatfs(fd, &fs) < 0)
+		return -errno;
+	return fs.f_type == TMPFS_MAGIC;
 }

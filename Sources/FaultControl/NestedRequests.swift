@@ -254,6 +254,9 @@ public struct BindMSIRequest: Sendable, Hashable {
         guard size >= 4096 && size <= 1 << 20 && size & (size - 1) == 0 else {
             throw NestedRequests.fail("BIND_MSI", "size 0x\(String(size, radix: 16)) is not a power of two from 4 KiB to 1 MiB")
         }
+        guard iova <= UInt64.max - (size - 1) && gpa <= UInt64.max - (size - 1) else {
+            throw NestedRequests.fail("BIND_MSI", "iova 0x\(String(iova, radix: 16)) or gpa 0x\(String(gpa, radix: 16)) + size wraps")
+        }
         guard iova & (size - 1) == 0 && gpa & (size - 1) == 0 else {
             throw NestedRequests.fail("BIND_MSI", "iova 0x\(String(iova, radix: 16)) or gpa 0x\(String(gpa, radix: 16)) not aligned to the size")
         }

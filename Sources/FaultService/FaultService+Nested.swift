@@ -40,9 +40,6 @@ extension FaultService {
             return .reply(to: message)
         case .bind, .unbind:
             let request = try BindRequest(payload: message.payload, bind: command == .bind)
-            guard !session.devices.isEmpty else {
-                throw ControlError(.notPermitted, "\(command): this connection holds no device")
-            }
             let style: NestedDomain.Style = request.format == .vtdPASID ? .vtd : .smmuv3
             if command == .unbind {
                 // Cannot fail once well formed: nothing bound, nothing to do.
@@ -51,7 +48,13 @@ extension FaultService {
                 }
                 return .reply(to: message)
             }
+            guard !session.devices.isEmpty else {
+                throw ControlError(.notPermitted, "BIND: this connection holds no device")
+            }
+            let created = vm.domain == nil
             let domain = try self.domain(of: vm, style: style, session: session)
+            // A first BIND that fails leaves no domain behind: it fixes nothing, not even the VM's style.
+            defer { if created && domain.counters.binds == 0 { vm.domain = nil } }
             do throws(NestedError) {
                 switch request.format {
                 case .vtdPASID:

@@ -32,7 +32,9 @@ final class Session {
     /// Holds nothing the service must keep for it: no queue, no device, no
     /// source. Only such a session can be idle: an attached VMM may be quiet
     /// for hours on purpose.
-    var holdsNothing: Bool { queue == nil && devices.isEmpty && sources.isEmpty }
+    var holdsNothing: Bool {
+        queue == nil && devices.isEmpty && sources.isEmpty && (nested?.memory.regions.isEmpty ?? true)
+    }
 
     init(socket: ControlSocket, pid: UInt32, uid: UInt32, connectedAt: UInt64) {
         self.connectedAt = connectedAt

@@ -181,6 +181,12 @@ public final class DMADevice: @unchecked Sendable {
         }
     }
 
+    /// Forgets the retries owed (the VM that answered is gone).
+    public func dropRetries() {
+        for access in retries { blocked.remove(access.stream) }
+        retries.removeAll()
+    }
+
     /// The kernel's `enum iommu_fault_reason` for a walk fault.
     static func reason(_ kind: WalkFault.Kind) -> UInt32 {
         switch kind {

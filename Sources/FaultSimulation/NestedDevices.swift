@@ -50,7 +50,10 @@ public final class NestedDevices: FaultSource {
         guard now >= nextStep else { return }
         nextStep = now &+ stepNS
         for unit in units where intake.isReady(unit.config.id) {
-            guard let domain = domainOf(unit.config.id) else { continue }
+            guard let domain = domainOf(unit.config.id) else {
+                unit.dropRetries()   // its VM is gone: the next holder owes its retries nothing
+                continue
+            }
             unit.step(now: now, domain: domain, newAccesses: !stopped) { event in
                 switch event {
                 case .pageRequest(let request): intake.receive(request, now: now)

@@ -1,24 +1,27 @@
-import Atomics
 import CFaultRingSys
 import FaultSys
 import Glibc
 import SystemPackage
 
 /// Guest RAM as the VMM shares it with the service, the vhost-user way:
-/// memfd regions, each placed at a guest-physical address (GPA) and mapped
-/// **read-only** here. This table is stage 2: a GPA that no region backs is
-/// a stage-2 miss, the host's fault, which never reaches the guest.
+/// memfd regions, each placed at a guest-physical address (GPA). This table
+/// is stage 2: a GPA that no region backs is a stage-2 miss, the host's
+/// fault, which never reaches the guest.
 ///
-/// Every region is validated before it is mapped: 4 KiB alignment of GPA,
-/// size and file offset; no overlap; no wrap; a memfd sealed against
-/// shrinking (otherwise the VMM could truncate it under the service and
-/// turn the next read into SIGBUS); the file long enough.
+/// Every region is validated before it is kept: 4 KiB alignment of GPA,
+/// size and file offset; no overlap; no wrap; a memfd (tmpfs) sealed
+/// against shrinking; the file long enough.
 ///
-/// Reads are relaxed atomic 8-byte loads: the guest may rewrite its tables
-/// at any time, and a torn entry must not be seen. Not thread-safe: one
-/// owner (the service loop, or a test) adds and reads.
+/// Reads are `pread` on the service's own duplicate of the memfd, never a
+/// mapping. A mapping would let a tenant spend the service's address space
+/// (a terabyte of sparse memfd costs it nothing), and a read fault on a
+/// hole would allocate a page charged to the service; `pread` of a hole
+/// returns zeros and allocates nothing, and a memfd never blocks it. A
+/// table entry is 8 aligned bytes, copied by the kernel from the page the
+/// guest writes with single 8-byte stores. Not thread-safe: one owner (the
+/// service loop, or a test) adds and reads.
 public final class GuestMemory: @unchecked Sendable {
-    /// One mapped region.
+    /// One region.
     public struct Region: Sendable, Hashable {
         /// Its first guest-physical address.
         public let gpa: UInt64
@@ -26,45 +29,48 @@ public final class GuestMemory: @unchecked Sendable {
         public let size: UInt64
     }
 
-    /// At most this many regions per VM.
-    public static let maxRegions = 64
+    /// At most this many regions per VM (each holds a descriptor).
+    public static let maxRegions = 16
     /// At most this many bytes per region (1 TiB).
     public static let maxRegionSize: UInt64 = 1 << 40
     /// Guest-physical addresses are below 2^52.
     public static let addressLimit: UInt64 = 1 << 52
 
-    struct Mapping {
+    final class Backing {
         let gpa: UInt64
         let size: UInt64
-        let base: UnsafeMutableRawPointer
+        let offset: UInt64
+        let fd: OwnedFD
+
+        init(gpa: UInt64, size: UInt64, offset: UInt64, fd: consuming OwnedFD) {
+            self.gpa = gpa
+            self.size = size
+            self.offset = offset
+            self.fd = fd
+        }
     }
 
     /// Sorted by GPA, disjoint.
-    private var mappings: [Mapping] = []
+    private var backings: [Backing] = []
 
     /// No regions: every GPA misses.
     public init() {}
 
-    deinit {
-        for m in mappings { munmap(m.base, Int(m.size)) }
-    }
-
     /// The regions, in GPA order.
-    public var regions: [Region] { mappings.map { Region(gpa: $0.gpa, size: $0.size) } }
+    public var regions: [Region] { backings.map { Region(gpa: $0.gpa, size: $0.size) } }
 
-    /// Validates and maps `size` bytes of the memfd `fd` from `offset`, at
-    /// `gpa`. The descriptor may be closed afterwards: the mapping keeps the
-    /// file.
+    /// Validates `size` bytes of the memfd `fd` from `offset`, at `gpa`, and
+    /// keeps a duplicate of the descriptor; the caller's may be closed.
     /// - Throws: `GuestMemoryError`, naming the field and value; nothing is
-    ///   mapped then.
+    ///   kept then.
     public func add(fd: FileDescriptor, gpa: UInt64, size: UInt64, offset: UInt64 = 0) throws(GuestMemoryError) {
         let page: UInt64 = 4096
         guard size > 0, gpa % page == 0, size % page == 0, offset % page == 0 else {
             throw GuestMemoryError(.misaligned, "region gpa 0x\(String(gpa, radix: 16)) size 0x\(String(size, radix: 16)) "
                                    + "offset 0x\(String(offset, radix: 16)): each must be a non-zero multiple of 4096")
         }
-        guard size <= Self.maxRegionSize, mappings.count < Self.maxRegions else {
-            throw GuestMemoryError(.tooLarge, "region of 0x\(String(size, radix: 16)) bytes with \(mappings.count) "
+        guard size <= Self.maxRegionSize, backings.count < Self.maxRegions else {
+            throw GuestMemoryError(.tooLarge, "region of 0x\(String(size, radix: 16)) bytes with \(backings.count) "
                                    + "regions: at most \(Self.maxRegions) regions of 2^40 bytes")
         }
         let (end, wraps) = gpa.addingReportingOverflow(size)
@@ -72,7 +78,7 @@ public final class GuestMemory: @unchecked Sendable {
             throw GuestMemoryError(.outOfRange, "region gpa 0x\(String(gpa, radix: 16)) + 0x\(String(size, radix: 16)) "
                                    + "passes the 52-bit guest-physical space")
         }
-        if let other = mappings.first(where: { $0.gpa < end && gpa < $0.gpa + $0.size }) {
+        if let other = backings.first(where: { $0.gpa < end && gpa < $0.gpa + $0.size }) {
             throw GuestMemoryError(.overlap, "region [0x\(String(gpa, radix: 16)), 0x\(String(end, radix: 16))) overlaps "
                                    + "[0x\(String(other.gpa, radix: 16)), 0x\(String(other.gpa + other.size, radix: 16)))")
         }
@@ -84,6 +90,10 @@ public final class GuestMemory: @unchecked Sendable {
             throw GuestMemoryError(.notSealed, "region fd \(fd.rawValue) has seals 0x\(String(seals, radix: 16)): "
                                    + "F_SEAL_SHRINK is required")
         }
+        guard faultring_sys_is_tmpfs(fd.rawValue) == 1 else {
+            // A hugetlbfs memfd can have holes punched under its seal, and its reads differ.
+            throw GuestMemoryError(.notSealed, "region fd \(fd.rawValue) is not a tmpfs memfd")
+        }
         let fileSize: Int
         do { fileSize = try Sys.fileSize(fd) } catch {
             throw GuestMemoryError(.system, "fstat of region fd \(fd.rawValue)", errno: error.errno)
@@ -92,29 +102,36 @@ public final class GuestMemory: @unchecked Sendable {
             throw GuestMemoryError(.beyondFile, "region offset 0x\(String(offset, radix: 16)) + size 0x\(String(size, radix: 16)) "
                                    + "runs past the file's \(fileSize) bytes")
         }
-        let base: UnsafeMutableRawPointer
-        do { base = try Sys.map(fd, size: Int(size), writable: false, offset: Int(offset)) } catch {
-            throw GuestMemoryError(.system, "mapping region fd \(fd.rawValue)", errno: error.errno)
+        let own: OwnedFD
+        do { own = try Sys.duplicate(fd) } catch {
+            throw GuestMemoryError(.system, "duplicating region fd \(fd.rawValue)", errno: error.errno)
         }
-        let at = mappings.firstIndex { $0.gpa > gpa } ?? mappings.count
-        mappings.insert(Mapping(gpa: gpa, size: size, base: base), at: at)
+        let at = backings.firstIndex { $0.gpa > gpa } ?? backings.count
+        backings.insert(Backing(gpa: gpa, size: size, offset: offset, fd: own), at: at)
     }
 
     /// Whether a region backs `gpa`.
-    public func contains(_ gpa: UInt64) -> Bool { mapping(of: gpa) != nil }
+    public func contains(_ gpa: UInt64) -> Bool { backing(of: gpa) != nil }
+
+    /// Whether one region backs all of `[gpa, gpa + size)`.
+    public func contains(_ gpa: UInt64, size: UInt64) -> Bool {
+        guard size > 0, let b = backing(of: gpa) else { return false }
+        return size <= b.size - (gpa - b.gpa)
+    }
 
     /// The 8-byte little-endian word at `gpa` (8-byte aligned), or nil if no
     /// region backs it (a stage-2 miss).
     public func load64(_ gpa: UInt64) -> UInt64? {
-        guard gpa & 7 == 0, let m = mapping(of: gpa) else { return nil }
-        let word = UnsafeAtomic<UInt64>(at: (m.base + Int(gpa - m.gpa)).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
-        return UInt64(littleEndian: word.load(ordering: .relaxed))
+        guard gpa & 7 == 0, let b = backing(of: gpa) else { return nil }
+        var word: UInt64 = 0
+        let n = withUnsafeMutableBytes(of: &word) { pread(b.fd.rawValue, $0.baseAddress, 8, off_t(b.offset + (gpa - b.gpa))) }
+        return n == 8 ? UInt64(littleEndian: word) : nil
     }
 
-    private func mapping(of gpa: UInt64) -> Mapping? {
-        // Few regions: a linear scan of a sorted array beats a tree here.
-        for m in mappings where gpa >= m.gpa {
-            if gpa - m.gpa < m.size { return m }
+    private func backing(of gpa: UInt64) -> Backing? {
+        // Few regions: a linear scan of a sorted array.
+        for b in backings where gpa >= b.gpa {
+            if gpa - b.gpa < b.size { return b }
         }
         return nil
     }

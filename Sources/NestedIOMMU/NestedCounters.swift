@@ -22,9 +22,13 @@ public struct NestedCounters: Sendable, Hashable, Codable {
     /// period: the guest changed the mapping and invalidated, the DMA was in
     /// the window hardware allows.
     public var staleUsesForgiven: UInt64 = 0
-    /// **Guest bug**: a cached context descriptor differed from the one in
-    /// guest memory (changed without CFGI_CD / PASID-cache invalidation).
+    /// **Guest bug**: DMAs through a cached context descriptor the guest
+    /// rewrote without CFGI_CD arriving within the grace period.
     public var staleContexts: UInt64 = 0
+    /// DMAs through a cached CD that differed from guest memory, held for judgement.
+    public var staleContextUsesPending: UInt64 = 0
+    /// Of those, the ones whose CFGI_CD arrived within the grace period.
+    public var staleContextUsesForgiven: UInt64 = 0
     /// Binds that took effect (per device and PASID or table).
     public var binds: UInt64 = 0
     /// Binds refused before anything changed.

@@ -104,15 +104,23 @@ public final class NestedDomain: @unchecked Sendable {
     private var atc = TranslationCache()
     private var contexts: [ContextKey: SMMUv3ContextDescriptor] = [:]
 
-    struct PendingKey: Hashable {
-        var atc: Bool
-        var key: TranslationCache.Key
+    /// A cached thing a DMA used after the guest changed it: a translation
+    /// in the ATC or IOTLB, or a context descriptor.
+    enum PendingKey: Hashable {
+        case atc(TranslationCache.Key)
+        case iotlb(TranslationCache.Key)
+        case context(ContextKey)
     }
 
-    /// Uses of cached translations the tables no longer give, waiting for
-    /// an invalidation to drop the entry (then forgiven) or for the grace
-    /// period to end (then counted).
+    /// Uses of cached translations (and context descriptors) the guest's
+    /// memory no longer gives, waiting for an invalidation that drops the
+    /// entry (then forgiven) or for the grace period to end (then counted;
+    /// an entry the cache merely forgot, for room, is not an invalidation).
     private var pendingStale: [PendingKey: (since: UInt64, uses: UInt64)] = [:]
+    /// When `translate` next judges the held uses: a quarter of the grace
+    /// period apart, so a guest that never invalidates (thousands held)
+    /// does not cost a scan per DMA.
+    private var nextSettle: UInt64 = 0
     /// The bound MSI doorbells.
     public private(set) var msiBindings: [MSIBinding] = []
 
@@ -164,6 +172,8 @@ public final class NestedDomain: @unchecked Sendable {
             iotlb.invalidate(tag: UInt32(entry.domainID), pasid: pasid)
         }
         if state.table != nil { iotlb.invalidate() }   // ASIDs come from the guest's CDs: drop all, safely
+        if devices.isEmpty { msiBindings.removeAll() }   // doorbells serve devices; with none left, none remain
+        forgiveDropped()
         counters.revocations &+= 1
         return state.pasids.keys.sorted()
     }
@@ -210,7 +220,7 @@ public final class NestedDomain: @unchecked Sendable {
             guard entry.present, entry.translationType == .firstStageOnly || entry.translationType == .nested else {
                 throw NestedError(.invalidArgument, "bind: the PASID entry is not present or has no first stage")
             }
-            guard memory.contains(entry.firstStageRoot) else {
+            guard entry.firstStageRoot >> UInt64(addressWidth) == 0, memory.contains(entry.firstStageRoot) else {
                 throw NestedError(.invalidArgument, "bind: FLPTR 0x\(String(entry.firstStageRoot, radix: 16)) is not in guest RAM")
             }
             for d in set where devices[d]!.pasids[pasid] != nil {
@@ -274,6 +284,7 @@ public final class NestedDomain: @unchecked Sendable {
             }
             devices[d] = state
         }
+        forgiveDropped()
     }
 
     // MARK: MSI doorbells
@@ -289,7 +300,10 @@ public final class NestedDomain: @unchecked Sendable {
             throw NestedError(.invalidArgument, "bind MSI: iova 0x\(String(iova, radix: 16)) gpa 0x\(String(gpa, radix: 16)) "
                               + "size 0x\(String(size, radix: 16)): a power of two from 4 KiB to 1 MiB, both aligned to it")
         }
-        guard !msiBindings.contains(where: { $0.iova < iova + size && iova < $0.iova + $0.size }) else {
+        guard iova <= UInt64.max - (size - 1) else {
+            throw NestedError(.invalidArgument, "bind MSI: iova 0x\(String(iova, radix: 16)) + size wraps")
+        }
+        guard !msiBindings.contains(where: { $0.iova <= iova + (size - 1) && iova <= $0.iova + ($0.size - 1) }) else {
             throw NestedError(.resourceBusy, "bind MSI: iova 0x\(String(iova, radix: 16)) overlaps a bound doorbell")
         }
         guard msiBindings.count < Self.maxMSIBindings else {
@@ -346,6 +360,7 @@ public final class NestedDomain: @unchecked Sendable {
             throw error
         }
         counters.invalidations[invalidation.kind, default: 0] &+= 1
+        forgiveDropped()
     }
 
     private func requireBound(_ pasid: UInt32, on device: UInt32? = nil) throws(NestedError) {
@@ -386,21 +401,21 @@ public final class NestedDomain: @unchecked Sendable {
     /// Reads the CD of `ssid` from the guest's table (linear, or two-level
     /// with 1024-entry leaves), as the SMMU's CD fetch does.
     private func readCD(_ ste: SMMUv3NestedSTE, ssid: UInt32, iova: UInt64) -> Swift.Result<SMMUv3ContextDescriptor, WalkFault> {
-        func bad(_ detail: String, gpa: UInt64 = 0) -> Swift.Result<SMMUv3ContextDescriptor, WalkFault> {
-            .failure(WalkFault(gpa == 0 ? .badContext : .stage2Miss, level: -1, iova: iova, gpa: gpa, detail: detail))
+        func bad(_ detail: String, unbacked gpa: UInt64? = nil) -> Swift.Result<SMMUv3ContextDescriptor, WalkFault> {
+            .failure(WalkFault(gpa == nil ? .badContext : .stage2Miss, level: -1, iova: iova, gpa: gpa ?? 0, detail: detail))
         }
         guard UInt64(ssid) < UInt64(1) << UInt64(ste.s1CDMax) else { return bad("SSID \(ssid) above S1CDMax \(ste.s1CDMax)") }
         var address = ste.contextPointer + UInt64(ssid) * 64
         if ste.s1Format == 2 {
             let l1 = ste.contextPointer + UInt64(Int(ssid) / SMMUv3ContextDescriptor.level2Entries) * 8
-            guard let raw = memory.load64(l1) else { return bad("L1 CD descriptor unbacked", gpa: l1) }
+            guard let raw = memory.load64(l1) else { return bad("L1 CD descriptor unbacked", unbacked: l1) }
             let desc = SMMUv3CDLevel1Descriptor(raw: raw)
             guard desc.isValid else { return bad("L1 CD descriptor for SSID \(ssid) not valid") }
             address = desc.table + UInt64(Int(ssid) % SMMUv3ContextDescriptor.level2Entries) * 64
         }
         var words: [UInt64] = []
         for i in 0..<8 {
-            guard let w = memory.load64(address + UInt64(i) * 8) else { return bad("CD unbacked", gpa: address) }
+            guard let w = memory.load64(address + UInt64(i) * 8) else { return bad("CD unbacked", unbacked: address) }
             words.append(w)
         }
         return .success(SMMUv3ContextDescriptor(words: words))
@@ -413,37 +428,53 @@ public final class NestedDomain: @unchecked Sendable {
     /// uses the cached one, as hardware would.
     public func translate(device: UInt32, pasid: UInt32, iova: UInt64, access: DMAAccess, now: UInt64 = 0) -> Result {
         counters.translations &+= 1
-        settleStale(now: now)
+        if !pendingStale.isEmpty && now >= nextSettle {
+            settleStale(now: now)
+            nextSettle = now &+ max(staleGraceNS / 4, 1)
+        }
         if access.write, devices[device] != nil, let m = msiBindings.first(where: { iova >= $0.iova && iova - $0.iova < $0.size }) {
             return .translated(Translation(iova: m.iova, gpa: m.gpa, size: m.size, writable: true, executable: false),
                                source: .msi, stale: false)
         }
         // The context, as cached (SMMUv3 CDs are cached until CFGI_CD).
         let context: Stage1Context
-        switch cachedContext(device: device, pasid: pasid, iova: iova) {
+        switch cachedContext(device: device, pasid: pasid, iova: iova, now: now) {
         case .success(let c): context = c
         case .failure(let f): return record(f)
         }
         let tag = UInt32(context.tag)
         let ats = devices[device]?.ats == true
+        // Cached translations carry one privilege's permissions: a privileged
+        // access walks every time, and neither reads nor fills the caches.
+        guard !access.privileged else {
+            counters.walks &+= 1
+            switch Stage1Walker.walk(iova, access: access, context: context, memory: memory, addressWidth: addressWidth) {
+            case .translated(let t): return .translated(t, source: .walk, stale: false)
+            case .fault(let f): return record(f)
+            }
+        }
         if ats, let hit = atc.lookup(tag: device, pasid: pasid, iova: iova), hit.permits(access) {
             counters.atcHits &+= 1
             let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
-            if stale { hold(PendingKey(atc: true, key: .init(tag: device, pasid: pasid, page: hit.iova)), now: now) }
+            if stale { hold(.atc(.init(tag: device, pasid: pasid, page: hit.iova)), now: now) }
             return .translated(hit, source: .atc, stale: stale)
         }
         if let hit = iotlb.lookup(tag: tag, pasid: pasid, iova: iova), hit.permits(access) {
             counters.iotlbHits &+= 1
             if ats { atc.insert(hit, tag: device, pasid: pasid) }
             let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
-            if stale { hold(PendingKey(atc: false, key: .init(tag: tag, pasid: pasid, page: hit.iova)), now: now) }
+            if stale { hold(.iotlb(.init(tag: tag, pasid: pasid, page: hit.iova)), now: now) }
             return .translated(hit, source: .iotlb, stale: stale)
         }
         counters.walks &+= 1
         switch Stage1Walker.walk(iova, access: access, context: context, memory: memory, addressWidth: addressWidth) {
         case .translated(let t):
-            iotlb.insert(t, tag: tag, pasid: pasid)
-            if ats { atc.insert(t, tag: device, pasid: pasid) }
+            // A large leaf is cached only if stage 2 backs all of it: an offset
+            // served from the cache is not walked again.
+            if memory.contains(t.gpa, size: t.size) {
+                iotlb.insert(t, tag: tag, pasid: pasid)
+                if ats { atc.insert(t, tag: device, pasid: pasid) }
+            }
             return .translated(t, source: .walk, stale: false)
         case .fault(let f):
             return record(f)
@@ -455,12 +486,14 @@ public final class NestedDomain: @unchecked Sendable {
         return .fault(fault)
     }
 
-    private func cachedContext(device: UInt32, pasid: UInt32, iova: UInt64) -> Swift.Result<Stage1Context, WalkFault> {
+    private func cachedContext(device: UInt32, pasid: UInt32, iova: UInt64, now: UInt64)
+        -> Swift.Result<Stage1Context, WalkFault>
+    {
         guard style == .smmuv3 else { return freshContext(device: device, pasid: pasid, iova: iova) }
         let key = ContextKey(device: device, pasid: pasid)
         if let cd = contexts[key] {
-            if case .success(.smmuv3(let now)) = freshContext(device: device, pasid: pasid, iova: iova), now != cd {
-                counters.staleContexts &+= 1
+            if case .success(.smmuv3(let fresh)) = freshContext(device: device, pasid: pasid, iova: iova), fresh != cd {
+                hold(.context(key), now: now)
             }
             return .success(.smmuv3(cd))
         }
@@ -480,7 +513,7 @@ public final class NestedDomain: @unchecked Sendable {
     }
 
     private func hold(_ key: PendingKey, now: UInt64) {
-        counters.staleUsesPending &+= 1
+        if case .context = key { counters.staleContextUsesPending &+= 1 } else { counters.staleUsesPending &+= 1 }
         if let held = pendingStale[key] {
             pendingStale[key] = (held.since, held.uses &+ 1)
         } else {
@@ -488,19 +521,39 @@ public final class NestedDomain: @unchecked Sendable {
         }
     }
 
-    /// Counts as stale translations the held uses whose grace ended with
-    /// their cached entry still there; forgives those an invalidation
-    /// dropped. `now` UInt64.max settles everything (the end of a run).
+    /// Counts as the guest's bug the held uses whose grace period ended
+    /// with no invalidation of their entry. `now` UInt64.max settles
+    /// everything (the end of a run).
     public func settleStale(now: UInt64) {
         guard !pendingStale.isEmpty else { return }
-        for (key, held) in pendingStale {
-            let cached = key.atc ? atc.contains(key.key) : iotlb.contains(key.key)
-            if !cached {
-                pendingStale.removeValue(forKey: key)
-                counters.staleUsesForgiven &+= held.uses
-            } else if now == .max || now &- held.since > staleGraceNS {
-                pendingStale.removeValue(forKey: key)
+        for (key, held) in pendingStale where now == .max || now &- held.since > staleGraceNS {
+            pendingStale.removeValue(forKey: key)
+            if case .context = key {
+                counters.staleContexts &+= held.uses
+            } else {
                 counters.staleTranslations &+= held.uses
+            }
+        }
+    }
+
+    /// Right after an invalidation (or unbind, or revocation): the held uses
+    /// whose entry it dropped are forgiven, the guest having invalidated in
+    /// time. Checked now, before any DMA can refill the entry.
+    private func forgiveDropped() {
+        guard !pendingStale.isEmpty else { return }
+        for (key, held) in pendingStale {
+            let cached: Bool
+            switch key {
+            case .atc(let k): cached = atc.contains(k)
+            case .iotlb(let k): cached = iotlb.contains(k)
+            case .context(let k): cached = contexts[k] != nil
+            }
+            guard !cached else { continue }
+            pendingStale.removeValue(forKey: key)
+            if case .context = key {
+                counters.staleContextUsesForgiven &+= held.uses
+            } else {
+                counters.staleUsesForgiven &+= held.uses
             }
         }
     }

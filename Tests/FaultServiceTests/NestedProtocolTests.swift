@@ -221,6 +221,14 @@ import Testing
         #expect(try s.send(.bindMSI, BindMSIRequest(iova: 0x900_0000, gpa: 0xFEE0_0000, size: 0x3000).bytes) == Self.EINVAL)
         #expect(try s.send(.bindMSI, BindMSIRequest(iova: 0x900_0800, gpa: 0xFEE0_0000, size: 4096).bytes) == Self.EINVAL)
         #expect(try s.send(.bindMSI, BindMSIRequest(unbind: true, iova: 0x800_0000, gpa: 1).bytes) == Self.EINVAL)
+        // A doorbell at the very top of the address space: valid, and its overlap check with another
+        // doorbell must not overflow (iova + size did, and trapped the service).
+        #expect(try s.send(.bindMSI, BindMSIRequest(iova: 0x700_0000, gpa: 0xFEE0_0000, size: 4096).bytes) == 0)
+        #expect(try s.send(.bindMSI, BindMSIRequest(iova: 0xFFFF_FFFF_FFFF_F000, gpa: 0, size: 4096).bytes) == 0)
+        #expect(try s.send(.bindMSI, BindMSIRequest(iova: 0xFFFF_FFFF_FFF0_0000, gpa: 0, size: 1 << 20).bytes) == Self.EBUSY)
+        for iova: UInt64 in [0x700_0000, 0xFFFF_FFFF_FFFF_F000] {
+            #expect(try s.send(.bindMSI, BindMSIRequest(unbind: true, iova: iova).bytes) == 0)
+        }
         #expect(try s.send(.bindMSI, BindMSIRequest(unbind: true, iova: 0x800_0000).bytes) == 0)
         #expect(try s.send(.bindMSI, BindMSIRequest(unbind: true, iova: 0x800_0000).bytes) == 0)   // cannot fail
         for i in 0..<UInt64(NestedDomain.maxMSIBindings) {

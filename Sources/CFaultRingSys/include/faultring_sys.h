@@ -40,6 +40,13 @@ int faultring_sys_seal_future_write_bit(void);
 /** faultring_sys_get_seals - fcntl(fd, F_GET_SEALS). Return: the seal bits or -errno. */
 int faultring_sys_get_seals(int fd);
 
+/**
+ * faultring_sys_is_tmpfs - whether @fd's file lives on tmpfs (a plain memfd),
+ * not hugetlbfs (a MFD_HUGETLB memfd, which can have holes punched under a
+ * shrink seal). Return: 1, 0, or -errno from fstatfs.
+ */
+int faultring_sys_is_tmpfs(int fd);
+
 /** Seal bits as the kernel reports them (F_SEAL_*), for tests and inspect. */
 int faultring_sys_seal_shrink(void);
 int faultring_sys_seal_grow(void);
