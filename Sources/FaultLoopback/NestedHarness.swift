@@ -72,7 +72,40 @@ public struct NestedHarness {
 
     /// Runs the session.
     /// - Throws: if guest RAM, the queue or the guest's tables cannot be set up.
-    public func run() throws -> Report {
+    public func run() throws -> Report { try session(replaying: nil, recording: false).report }
+
+    /// Runs the session and records it: the configuration, each request the
+    /// guest handled with its actions and answer, and the outcome.
+    public func capture() throws -> (report: Report, session: NestedSession) {
+        let (report, session) = try self.session(replaying: nil, recording: true)
+        return (report, session!)
+    }
+
+    /// Replays a captured session: the same devices and IOMMU, the guest's
+    /// recorded actions and answers instead of its judgement. The verdict is
+    /// the list of differences from the captured outcome (empty: the same).
+    /// - Throws: `NestedSessionError` if the run diverges from the recording
+    ///   (a request the recording does not have next, an action that cannot
+    ///   be done), naming the step.
+    public static func replay(_ recorded: NestedSession) throws -> (report: Report, differences: [String]) {
+        try recorded.validate()
+        let (report, _) = try NestedHarness(recorded.config).session(replaying: recorded, recording: false)
+        let got = NestedSession.Outcome(report)
+        var differences: [String] = []
+        let want = recorded.expected
+        if got.devices != want.devices { differences.append("devices: recorded \(want.devices), replayed \(got.devices)") }
+        if got.staleTranslations != want.staleTranslations {
+            differences.append("staleTranslations: recorded \(want.staleTranslations), replayed \(got.staleTranslations)")
+        }
+        if got.staleContexts != want.staleContexts {
+            differences.append("staleContexts: recorded \(want.staleContexts), replayed \(got.staleContexts)")
+        }
+        if got.completed != want.completed { differences.append("completed: recorded \(want.completed), replayed \(got.completed)") }
+        if got.guestBugs != want.guestBugs { differences.append("guestBugs: recorded \(want.guestBugs), replayed \(got.guestBugs)") }
+        return (report, differences)
+    }
+
+    func session(replaying script: NestedSession?, recording: Bool) throws -> (report: Report, session: NestedSession?) {
         let c = config
         // Guest RAM: the VMM's memfd; the IOMMU maps the same file read-only.
         let ram = try GuestRAM(gpa: 1 << 30, size: 64 << 20)
@@ -119,6 +152,11 @@ public struct NestedHarness {
         var outbox: [PageResponse] = []
         var lateAnswers: UInt64 = 0
 
+        var handled: [NestedSession.Handled] = []
+        var actions: [NestedGuest.Action] = []
+        if recording { guest.record = { actions.append($0) } }
+        var next = 0   // the next recorded request, replaying
+
         var now: UInt64 = 0
         var step: UInt64 = 0
         let drainLimit = c.steps + c.timeoutNS / c.stepNS * 4 + 100
@@ -131,8 +169,31 @@ public struct NestedHarness {
             let batch = try consumer.peek()
             for i in batch.indices {
                 guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
-                let seen = try path.present(request, endpoint: request.deviceID)
-                let code = guest.handle(seen)
+                let code: ResponseCode
+                if let script {
+                    guard next < script.handled.count else {
+                        throw NestedSessionError("step \(step): device \(request.deviceID) PRGI \(request.prgi) asks, the recording has ended")
+                    }
+                    let h = script.handled[next]
+                    next += 1
+                    guard h.step == step, h.device == request.deviceID, h.prgi == request.prgi else {
+                        throw NestedSessionError("handled[\(next - 1)]: recorded step \(h.step) device \(h.device) PRGI \(h.prgi); "
+                                                 + "replay has step \(step) device \(request.deviceID) PRGI \(request.prgi)")
+                    }
+                    for (i, action) in h.actions.enumerated() {
+                        do { try guest.replay(action) } catch {
+                            throw NestedSessionError("handled[\(next - 1)].actions[\(i)]: \(error.description)")
+                        }
+                    }
+                    code = h.code == "success" ? .success : .invalid
+                } else {
+                    code = guest.handle(try path.present(request, endpoint: request.deviceID))
+                }
+                if recording {
+                    handled.append(.init(step: step, device: request.deviceID, prgi: request.prgi, actions: actions,
+                                         code: code == .success ? "success" : "invalid"))
+                    actions.removeAll()
+                }
                 let response = try path.answer(request, endpoint: request.deviceID, code: code)
                 if c.behaviour == .slow {
                     held.append((now + c.timeoutNS + 2 * c.stepNS, response))
@@ -168,7 +229,11 @@ public struct NestedHarness {
         report.lateAnswers = lateAnswers
         report.guestBugs = Self.bugs(report)
         report.problems = Self.check(report)
-        return report
+        if let script, next != script.handled.count {
+            throw NestedSessionError("the replay read \(next) of the \(script.handled.count) recorded requests")
+        }
+        let session = recording ? NestedSession(config: c, handled: handled, expected: .init(report)) : nil
+        return (report, session)
     }
 
     /// The guest's bugs the run shows, by name.

@@ -1,7 +1,7 @@
 /// A cache invalidation a guest's driver asks for, at the granularities
 /// VT-d's queued invalidation, SMMUv3's commands and the historical
 /// `struct iommu_cache_invalidate_info` share.
-public enum Invalidation: Hashable, Sendable, CustomStringConvertible {
+public enum Invalidation: Hashable, Sendable, Codable, CustomStringConvertible {
     /// IOTLB, the whole domain (VT-d domain-selective; SMMUv3 TLBI_NH_ALL).
     case global
     /// IOTLB, one PASID (VT-d PASID-selective, `QI_GRAN_NONG_PASID`;
@@ -20,7 +20,7 @@ public enum Invalidation: Hashable, Sendable, CustomStringConvertible {
     case context(device: UInt32, pasid: UInt32?)
 
     /// An aligned power-of-two range.
-    public struct AddressRange: Hashable, Sendable {
+    public struct AddressRange: Hashable, Sendable, Codable {
         /// The first address, aligned to `size`.
         public var address: UInt64
         /// A power of two, at least 4 KiB.

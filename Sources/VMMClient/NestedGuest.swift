@@ -50,6 +50,20 @@ public final class NestedGuest: @unchecked Sendable {
         public init() {}
     }
 
+    /// One thing the driver did to its tables or its IOMMU: what a capture
+    /// records and a replay does again.
+    public enum Action: Codable, Hashable, Sendable {
+        /// Mapped (or remapped) the 4 KiB page `iova` of `pasid` to `frame`.
+        case map(pasid: UInt32, iova: UInt64, frame: UInt64, writable: Bool)
+        /// Cleared the leaf that maps `iova` in `pasid`.
+        case unmap(pasid: UInt32, iova: UInt64)
+        /// Sent an invalidation.
+        case invalidate(Invalidation)
+    }
+
+    /// Called with each action as the driver takes it (a capture).
+    public var record: ((Action) -> Void)?
+
     /// The binding style (and so the table format).
     public let style: NestedDomain.Style
     /// The behaviour.
@@ -141,6 +155,7 @@ public final class NestedGuest: @unchecked Sendable {
             if !wasWritable && writable {
                 guard let frame = frame(of: page, table) else { return answerInvalid() }
                 do { try table.map(page, to: frame, writable: true) } catch { return answerInvalid() }
+                record?(.map(pasid: pasid, iova: page, frame: frame, writable: true))
                 resident[pasid]![page] = true
                 counters.pagesMapped &+= 1
                 flush(pasid: pasid, page: page)
@@ -154,11 +169,37 @@ public final class NestedGuest: @unchecked Sendable {
             freeFrames.append(frame)
             return answerInvalid()
         }
+        record?(.map(pasid: pasid, iova: page, frame: frame, writable: writable))
         resident[pasid, default: [:]][page] = writable
         order[pasid, default: []].append(page)
         counters.pagesMapped &+= 1
         counters.answeredSuccess &+= 1
         return .success
+    }
+
+    /// Does a recorded action again (a replay): the same table writes and
+    /// invalidations, in the same order, so the IOMMU and devices see the
+    /// same session.
+    /// - Throws: `NestedError` with EINVAL naming the action if it cannot be
+    ///   done (an unknown PASID, a frame outside guest RAM or unaligned), or
+    ///   the IOMMU's refusal of an invalidation.
+    public func replay(_ action: Action) throws(NestedError) {
+        switch action {
+        case .map(let pasid, let iova, let frame, let writable):
+            guard let table = tables[pasid] else { throw NestedError(.invalidArgument, "map: PASID \(pasid) has no tables") }
+            guard frame & 0xFFF == 0, iova & 0xFFF == 0, ram.contains(frame), ram.contains(frame + 4095) else {
+                throw NestedError(.invalidArgument, "map: iova 0x\(String(iova, radix: 16)) frame 0x\(String(frame, radix: 16)) "
+                                  + "not a 4 KiB page of guest RAM")
+            }
+            do { try table.map(iova, to: frame, writable: writable) } catch {
+                throw NestedError(.invalidArgument, "map 0x\(String(iova, radix: 16)): \(error)")
+            }
+        case .unmap(let pasid, let iova):
+            guard let table = tables[pasid] else { throw NestedError(.invalidArgument, "unmap: PASID \(pasid) has no tables") }
+            table.unmap(iova)
+        case .invalidate(let inv):
+            try invalidate(inv)
+        }
     }
 
     private func answerInvalid() -> ResponseCode {
@@ -180,6 +221,7 @@ public final class NestedGuest: @unchecked Sendable {
         let victim = order[pasid]!.removeFirst()
         let frame = self.frame(of: victim, table)
         table.unmap(victim)
+        record?(.unmap(pasid: pasid, iova: victim))
         resident[pasid]![victim] = nil
         if let frame { freeFrames.append(frame) }
         counters.pagesEvicted &+= 1
@@ -198,6 +240,7 @@ public final class NestedGuest: @unchecked Sendable {
         for inv in needed {
             do {
                 try invalidate(inv)
+                record?(.invalidate(inv))
                 counters.invalidationsSent &+= 1
             } catch {
                 counters.invalidationsRefused &+= 1

@@ -34,8 +34,25 @@ struct NestedCommand: ParsableCommand {
     @Option(help: "Resident pages per PASID the guest keeps.") var budget = 48
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Print the reports as JSON, one per line.") var json = false
+    @Option(help: "Record the session (one --guest) to this file: its devices, every request the guest handled with its actions and answer, and the outcome.")
+    var capture: String?
+    @Option(help: "Replay a recorded session and judge it: exit 0 if the outcome is the recorded one, 1 naming each difference.")
+    var replay: String?
 
     func run() throws {
+        if let replay {
+            let session = try NestedSession.read(replay)
+            let (report, differences) = try NestedHarness.replay(session)
+            print("replayed \(replay): \(session.handled.count) requests, \(report.devices.dmas) DMAs; guest bugs "
+                  + (report.guestBugs.isEmpty ? "none" : report.guestBugs.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }
+                      .joined(separator: ", ")))
+            guard differences.isEmpty else {
+                for d in differences { print("  differs: \(d)") }
+                throw ExitCode(1)
+            }
+            print("  verdict: the recorded outcome")
+            return
+        }
         let behaviours: [NestedGuest.Behaviour]
         if guest == "all" {
             behaviours = NestedGuest.Behaviour.allCases
@@ -54,7 +71,15 @@ struct NestedCommand: ParsableCommand {
             config.pasids = pasids
             config.budget = budget
             config.seed = seed
-            let r = try NestedHarness(config).run()
+            let r: NestedHarness.Report
+            if let capture {
+                guard behaviours.count == 1 else { throw ValidationError("--capture records one session: name one --guest") }
+                let (report, session) = try NestedHarness(config).capture()
+                try session.write(capture)
+                r = report
+            } else {
+                r = try NestedHarness(config).run()
+            }
             if !r.problems.isEmpty { status |= 1 }
             if !r.guestBugs.isEmpty { status |= 2 }
             if json {

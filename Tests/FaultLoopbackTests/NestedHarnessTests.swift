@@ -1,4 +1,5 @@
 import FaultLoopback
+import Foundation
 import NestedIOMMU
 import Testing
 import VMMClient
@@ -48,5 +49,93 @@ import VMMClient
         #expect(slow.problems.isEmpty, "\(slow.problems)")
         #expect((slow.guestBugs["answered after the timeout"] ?? 0) > 0 && slow.devices.answeredSuccess == 0)
         #expect(slow.tracker.auto(.timeout) == slow.devices.pageRequests)
+    }
+}
+
+/// A vSVA session captured and replayed: the same outcome, or a verdict
+/// naming what differs; a session file is input and is checked as such.
+@Suite struct NestedSessionTests {
+    static func captured(_ behaviour: NestedGuest.Behaviour, style: NestedDomain.Style = .vtd) throws -> NestedSession {
+        var config = NestedHarness.Config()
+        config.style = style
+        config.behaviour = behaviour
+        config.steps = 600
+        return try NestedHarness(config).capture().session
+    }
+
+    @Test(arguments: [NestedGuest.Behaviour.correct, .forgetsInvalidate, .wrongPermissions, .slow])
+    func aCapturedSessionReplaysToTheSameOutcome(behaviour: NestedGuest.Behaviour) throws {
+        let session = try Self.captured(behaviour, style: behaviour == .slow ? .smmuv3 : .vtd)
+        #expect(!session.handled.isEmpty)
+        #expect(session.handled.contains { !$0.actions.isEmpty } || behaviour == .successWithoutMapping)
+        // Through a file, as `faultring nested --capture` / `--replay` do.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vsva-\(getpid())-\(behaviour.rawValue).json").path
+        defer { unlink(path) }
+        try session.write(path)
+        let (_, differences) = try NestedHarness.replay(try NestedSession.read(path))
+        #expect(differences.isEmpty, "\(differences)")
+    }
+
+    @Test func aChangedGuestIsAVerdictOrADivergence() throws {
+        let session = try Self.captured(.correct)
+        // The guest's recorded invalidations removed: devices keep translations the guest
+        // unmapped, ask for fewer pages, and the replay parts from the recording where it does.
+        var forgetful = session
+        for i in forgetful.handled.indices {
+            forgetful.handled[i].actions.removeAll { if case .invalidate = $0 { return true } else { return false } }
+        }
+        do {
+            _ = try NestedHarness.replay(forgetful)
+            Issue.record("a guest without its invalidations replayed as recorded")
+        } catch let error as NestedSessionError {
+            #expect(error.description.contains("recorded step"), "\(error)")
+        }
+        // An answer that was SUCCESS said INVALID: the device gives the access up instead of
+        // retrying it, and the verdict says the devices' books differ.
+        var changed = session
+        changed.handled[0].code = "invalid"
+        let (_, changedDifferences) = try NestedHarness.replay(changed)
+        #expect(changedDifferences.contains { $0.hasPrefix("devices:") }, "\(changedDifferences)")
+        // The same guest, but an outcome recorded differently: the verdict names the field.
+        var claimed = session
+        claimed.expected.staleTranslations = 5
+        let (_, differences) = try NestedHarness.replay(claimed)
+        #expect(differences == ["staleTranslations: recorded 5, replayed 0"], "\(differences)")
+    }
+
+    @Test func aHostileSessionFileIsRefusedNamingTheField() throws {
+        var session = try Self.captured(.correct)
+        let cases: [(WritableKeyPath<NestedSession, String>?, (inout NestedSession) -> Void, String)] = [
+            (nil, { $0.format = "something-else" }, "format"),
+            (nil, { $0.version = 2 }, "version"),
+            (nil, { $0.config.steps = 1 << 40 }, "config.steps"),
+            (nil, { $0.config.devices = 0 }, "config.devices"),
+            (nil, { $0.config.budget = 0 }, "config.budget"),
+            (nil, { $0.handled[1].step = 0; $0.handled[0].step = 9 }, "handled[1].step"),
+            (nil, { $0.handled[0].code = "maybe" }, "handled[0].code"),
+            (nil, { $0.handled[0].prgi = 512 }, "handled[0].prgi"),
+        ]
+        for (_, spoil, field) in cases {
+            var s = session
+            spoil(&s)
+            do {
+                try s.validate()
+                Issue.record("\(field) accepted")
+            } catch {
+                #expect(error.description.hasPrefix(field), "\(error)")
+            }
+        }
+        // An action outside guest RAM fails the replay at its place, not the service.
+        session.handled[0].actions.insert(.map(pasid: 1, iova: 0x1000, frame: 0x10, writable: true), at: 0)
+        do {
+            _ = try NestedHarness.replay(session)
+            Issue.record("a map to an unaligned frame replayed")
+        } catch let error as NestedSessionError {
+            #expect(error.description.contains("handled[0].actions[0]"), "\(error)")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vsva-bad-\(getpid()).json").path
+        defer { unlink(path) }
+        try Data("{\"format\": 1}".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: NestedSessionError.self) { _ = try NestedSession.read(path) }
     }
 }
