@@ -77,20 +77,14 @@ extension FaultService {
             return .reply(to: message)
         case .invalidate:
             let request = try InvalidateRequest(payload: message.payload)
-            guard let domain = vm.domain else {
-                throw ControlError(session.devices.isEmpty ? .notPermitted : .noSuchFileOrDirectory,
-                                   "INVALIDATE: " + (session.devices.isEmpty ? "this connection holds no device" : "nothing is bound"))
-            }
+            let domain = try boundDomain(of: vm, session: session, command: "INVALIDATE")
             do { try domain.invalidate(Self.invalidation(request)) } catch {
                 throw ControlError(error.errno, "INVALIDATE: \(error.detail)")
             }
             return .reply(to: message)
         case .bindMSI:
             let request = try BindMSIRequest(payload: message.payload)
-            guard let domain = vm.domain else {
-                throw ControlError(session.devices.isEmpty ? .notPermitted : .noSuchFileOrDirectory,
-                                   "BIND_MSI: " + (session.devices.isEmpty ? "this connection holds no device" : "nothing is bound"))
-            }
+            let domain = try boundDomain(of: vm, session: session, command: "BIND_MSI")
             if request.unbind {
                 domain.unbindMSI(iova: request.iova)
             } else {
@@ -102,6 +96,16 @@ extension FaultService {
         default:
             throw ControlError(.noFunction, "\(command) is not a nested-IOMMU command")
         }
+    }
+
+    /// The domain a command after BIND acts on: EPERM if the session holds
+    /// no device, ENOENT if it has bound nothing yet.
+    func boundDomain(of vm: NestedVM, session: Session, command: String) throws(ControlError) -> NestedDomain {
+        guard let domain = vm.domain else {
+            throw ControlError(session.devices.isEmpty ? .notPermitted : .noSuchFileOrDirectory,
+                               "\(command): " + (session.devices.isEmpty ? "this connection holds no device" : "nothing is bound"))
+        }
+        return domain
     }
 
     /// The session's domain, created at its first BIND in that BIND's style,

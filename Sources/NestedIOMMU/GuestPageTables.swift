@@ -79,6 +79,33 @@ public final class GuestPageTables: @unchecked Sendable {
         }
     }
 
+    /// What an entry is, read in the tables' format.
+    private enum Entry {
+        /// Not present (x86 P clear; Arm invalid).
+        case absent
+        /// A table at this address.
+        case table(UInt64)
+        /// A leaf (a page or block).
+        case leaf
+        /// Arm: valid, but no type that `level` allows.
+        case invalid
+    }
+
+    /// The entry `raw` at `level`.
+    private func decode(_ raw: UInt64, level: Int) -> Entry {
+        switch format {
+        case .x86:
+            let e = X86PagingEntry(raw: raw)
+            guard e.isPresent else { return .absent }
+            return e.isLeaf(level: level) ? .leaf : .table(e.address)
+        case .arm:
+            let d = ArmStage1Descriptor(raw: raw)
+            guard d.isValid else { return .absent }
+            if d.isTable(level: level) { return .table(d.address) }
+            return d.isLeaf(level: level) ? .leaf : .invalid
+        }
+    }
+
     /// Maps the page of `size` at `iova` to `gpa`, allocating tables on the
     /// way. Replaces an existing leaf of the same size (the caller then owes
     /// an invalidation, as a guest does).
@@ -89,27 +116,18 @@ public final class GuestPageTables: @unchecked Sendable {
         var table = root
         for level in path(to: leaf) {
             let at = slot(table, iova, level: level)
-            let raw = ram.load64(at)
-            switch format {
-            case .x86:
-                let e = X86PagingEntry(raw: raw)
-                if e.isPresent {
-                    guard !e.isLeaf(level: level) else { throw .largerPageMapped(level: level) }
-                    table = e.address
-                    continue
-                }
-                guard let next = ram.allocate() else { throw .outOfMemory }
-                ram.store64(X86PagingEntry.table(at: next).raw, at: at)
+            switch decode(ram.load64(at), level: level) {
+            case .table(let next):
                 table = next
-            case .arm:
-                let d = ArmStage1Descriptor(raw: raw)
-                if d.isValid {
-                    guard d.isTable(level: level) else { throw .largerPageMapped(level: level) }
-                    table = d.address
-                    continue
-                }
+            case .leaf, .invalid:
+                throw .largerPageMapped(level: level)
+            case .absent:
                 guard let next = ram.allocate() else { throw .outOfMemory }
-                ram.store64(ArmStage1Descriptor.table(at: next).raw, at: at)
+                let raw: UInt64 = switch format {
+                case .x86: X86PagingEntry.table(at: next).raw
+                case .arm: ArmStage1Descriptor.table(at: next).raw
+                }
+                ram.store64(raw, at: at)
                 table = next
             }
         }
@@ -140,19 +158,12 @@ public final class GuestPageTables: @unchecked Sendable {
         let beyondLastLevel: Int = if case .x86 = format { -1 } else { 4 }
         for level in path(to: beyondLastLevel) {
             let at = slot(table, iova, level: level)
-            let raw = ram.load64(at)
-            switch format {
-            case .x86:
-                let e = X86PagingEntry(raw: raw)
-                guard e.isPresent else { return false }
-                if e.isLeaf(level: level) { ram.store64(0, at: at); return true }
-                table = e.address
-            case .arm:
-                let d = ArmStage1Descriptor(raw: raw)
-                guard d.isValid else { return false }
-                if d.isLeaf(level: level) { ram.store64(0, at: at); return true }
-                guard d.isTable(level: level) else { return false }
-                table = d.address
+            switch decode(ram.load64(at), level: level) {
+            case .table(let next): table = next
+            case .leaf:
+                ram.store64(0, at: at)
+                return true
+            case .absent, .invalid: return false
             }
         }
         return false
@@ -163,17 +174,8 @@ public final class GuestPageTables: @unchecked Sendable {
     public func entryAddress(_ iova: UInt64, level: Int) -> UInt64? {
         var table = root
         for l in path(to: level) {
-            let raw = ram.load64(slot(table, iova, level: l))
-            switch format {
-            case .x86:
-                let e = X86PagingEntry(raw: raw)
-                guard e.isPresent, !e.isLeaf(level: l) else { return nil }
-                table = e.address
-            case .arm:
-                let d = ArmStage1Descriptor(raw: raw)
-                guard d.isTable(level: l) else { return nil }
-                table = d.address
-            }
+            guard case .table(let next) = decode(ram.load64(slot(table, iova, level: l)), level: l) else { return nil }
+            table = next
         }
         return slot(table, iova, level: level)
     }

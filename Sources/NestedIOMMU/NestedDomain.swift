@@ -446,20 +446,14 @@ public final class NestedDomain: @unchecked Sendable {
         let ats = devices[device]?.ats == true
         // Cached translations carry one privilege's permissions: a privileged
         // access walks every time, and neither reads nor fills the caches.
-        guard !access.privileged else {
-            counters.walks &+= 1
-            switch Stage1Walker.walk(iova, access: access, context: context, memory: memory, addressWidth: addressWidth) {
-            case .translated(let t): return .translated(t, source: .walk, stale: false)
-            case .fault(let f): return record(f)
-            }
-        }
-        if ats, let hit = atc.lookup(tag: device, pasid: pasid, iova: iova), hit.permits(access) {
+        let cached = !access.privileged
+        if cached, ats, let hit = atc.lookup(tag: device, pasid: pasid, iova: iova), hit.permits(access) {
             counters.atcHits &+= 1
             let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
             if stale { hold(.atc(.init(tag: device, pasid: pasid, page: hit.iova)), now: now) }
             return .translated(hit, source: .atc, stale: stale)
         }
-        if let hit = iotlb.lookup(tag: tag, pasid: pasid, iova: iova), hit.permits(access) {
+        if cached, let hit = iotlb.lookup(tag: tag, pasid: pasid, iova: iova), hit.permits(access) {
             counters.iotlbHits &+= 1
             if ats { atc.insert(hit, tag: device, pasid: pasid) }
             let stale = isStale(hit, device: device, pasid: pasid, iova: iova, access: access)
@@ -471,7 +465,7 @@ public final class NestedDomain: @unchecked Sendable {
         case .translated(let t):
             // A large leaf is cached only if stage 2 backs all of it: an offset
             // served from the cache is not walked again.
-            if memory.contains(t.gpa, size: t.size) {
+            if cached && memory.contains(t.gpa, size: t.size) {
                 iotlb.insert(t, tag: tag, pasid: pasid)
                 if ats { atc.insert(t, tag: device, pasid: pasid) }
             }
