@@ -444,6 +444,18 @@ static uint8_t *claim_slot(struct frc_queue *q, int *err)
 	return slot;
 }
 
+/* Writes the @len-byte response @r into the next slot (zeroed past it). */
+static int put_response(struct frc_queue *q, const void *r, size_t len)
+{
+	int err;
+	uint8_t *slot = claim_slot(q, &err);
+	if (!slot)
+		return err;
+	memcpy(slot, r, len);
+	q->resp_prod++;
+	return 0;
+}
+
 static int check_code(struct frc_queue *q, uint32_t code)
 {
 	if (code > FAULTRING_RESP_FAILURE)
@@ -458,18 +470,13 @@ int frc_respond_cookie(struct frc_queue *q, uint64_t cookie, uint32_t code)
 		return frc_fail(q->error, EINVAL, "respond: a cookie answers an ABI 2 queue; ABI %u is in force", q->abi);
 	if ((err = check_code(q, code)))
 		return err;
-	uint8_t *slot = claim_slot(q, &err);
-	if (!slot)
-		return err;
 	struct faultring_v2_response r;
 	memset(&r, 0, sizeof r);
 	r.argsz = sizeof r;
 	r.version = FAULTRING_RESP_VERSION_2;
 	r.code = code;
 	r.cookie = cookie;
-	memcpy(slot, &r, sizeof r);
-	q->resp_prod++;
-	return 0;
+	return put_response(q, &r, sizeof r);
 }
 
 int frc_respond_prgi(struct frc_queue *q, uint32_t prgi, int pasid_valid, uint32_t pasid, uint32_t code)
@@ -483,9 +490,6 @@ int frc_respond_prgi(struct frc_queue *q, uint32_t prgi, int pasid_valid, uint32
 	if (prgi > FAULTRING_PRGI_MAX || (pasid_valid && pasid > FAULTRING_PASID_MAX))
 		return frc_fail(q->error, EINVAL, "respond: PRGI %u (max %u) or PASID %u (max %u) out of range", prgi,
 				FAULTRING_PRGI_MAX, pasid, FAULTRING_PASID_MAX);
-	uint8_t *slot = claim_slot(q, &err);
-	if (!slot)
-		return err;
 	struct faultring_v1_response r;
 	memset(&r, 0, sizeof r);
 	r.argsz = sizeof r;
@@ -494,9 +498,7 @@ int frc_respond_prgi(struct frc_queue *q, uint32_t prgi, int pasid_valid, uint32
 	r.pasid = pasid_valid ? pasid : 0;
 	r.grpid = prgi;
 	r.code = code;
-	memcpy(slot, &r, sizeof r);
-	q->resp_prod++;
-	return 0;
+	return put_response(q, &r, sizeof r);
 }
 
 int frc_respond(struct frc_queue *q, const union frc_record *last, uint32_t code)

@@ -84,13 +84,7 @@ class Client:
         except BaseException:
             sock.close()
             raise
-        if hello:
-            try:
-                client.hello()
-            except BaseException:
-                client.close()
-                raise
-        return client
+        return client._greeted(hello)
 
     @classmethod
     def from_fd(cls, fd: int, *, timeout: float = 5.0, client_name: str = "faultring_client",
@@ -105,13 +99,17 @@ class Client:
         except BaseException:
             sock.close()
             raise
+        return client._greeted(hello)
+
+    def _greeted(self, hello: bool) -> "Client":
+        """Says HELLO if asked; a client whose HELLO fails is closed, not returned."""
         if hello:
             try:
-                client.hello()
+                self.hello()
             except BaseException:
-                client.close()
+                self.close()
                 raise
-        return client
+        return self
 
     @classmethod
     def connect_with_retry(cls, path: str, abi: Optional[int] = None,
