@@ -128,7 +128,7 @@ let package = Package(
         // storm profiles (the declarative load files of Docs/STORMS.md).
         .target(
             name: "FaultFixtures",
-            dependencies: ["CJSONC", "FaultABI", "IOMMUFormats", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation"]
+            dependencies: ["CJSONC", "FaultABI", "IOMMUFormats", "PageRequests", "FaultPipeline", "VMMClient", "FaultSimulation", "NestedIOMMU"]
         ),
         // The whole loop in one process, in virtual time: for demo, tests, benchmarks.
         .target(
@@ -144,7 +144,7 @@ let package = Package(
         .target(
             name: "FaultStorm",
             dependencies: [
-                "FaultSys", "FaultPipeline", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures",
+                "FaultSys", "FaultPipeline", "FaultService", "VMMClient", "FaultSimulation", "FaultFixtures", "NestedIOMMU",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -188,10 +188,12 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultFixturesTests",
-            dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation", "PageRequests"]
+            dependencies: ["FaultFixtures", "FaultABI", "IOMMUFormats", "VMMClient", "FaultSimulation", "PageRequests",
+                           "NestedIOMMU"]
         ),
         .testTarget(
-            name: "FaultStormTests", dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultPipeline", "FaultSys"]
+            name: "FaultStormTests",
+            dependencies: ["FaultStorm", "FaultFixtures", "FaultSimulation", "FaultPipeline", "FaultSys", "NestedIOMMU", "VMMClient"]
         ),
         .testTarget(
             name: "FaultLoopbackTests",

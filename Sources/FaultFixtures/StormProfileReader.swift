@@ -19,8 +19,16 @@ public enum StormProfileReader {
     /// Devices a storm may simulate.
     public static let maxDevices = 1024
 
-    /// The profile in the file at `path`.
+    /// The arrival storm profile in the file at `path` (a vSVA profile is an error naming it).
     public static func read(path: String) throws(FixtureError) -> StormProfile {
+        guard case .arrivals(let profile) = try readAny(path: path) else {
+            throw FixtureError(file: path, "a vSVA storm profile (it has a \"vsva\" section): run it with `faultring storm`")
+        }
+        return profile
+    }
+
+    /// The profile of either kind in the file at `path`.
+    public static func readAny(path: String) throws(FixtureError) -> StormPlan {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FixtureError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -36,11 +44,19 @@ public enum StormProfileReader {
             length += n
         }
         guard length <= maxBytes else { throw FixtureError(file: path, "larger than \(maxBytes) bytes: not a storm profile") }
-        return try parse(bytes[0..<length], file: path)
+        return try parseAny(bytes[0..<length], file: path)
     }
 
-    /// The profile in `bytes`; errors name `file`.
+    /// The arrival storm profile in `bytes`; errors name `file`.
     public static func parse(_ bytes: ArraySlice<UInt8>, file: String) throws(FixtureError) -> StormProfile {
+        guard case .arrivals(let profile) = try parseAny(bytes, file: file) else {
+            throw FixtureError(file: file, "a vSVA storm profile (it has a \"vsva\" section), not an arrival storm")
+        }
+        return profile
+    }
+
+    /// The profile of either kind in `bytes`; errors name `file`.
+    public static func parseAny(_ bytes: ArraySlice<UInt8>, file: String) throws(FixtureError) -> StormPlan {
         guard let tokener = json_tokener_new() else { throw FixtureError(file: file, "json-c could not allocate a tokener") }
         defer { json_tokener_free(tokener) }
         let object = bytes.withUnsafeBufferPointer { b in
@@ -56,17 +72,39 @@ public enum StormProfileReader {
         guard json_tokener_get_parse_end(tokener) == bytes.count || bytes[(bytes.startIndex + json_tokener_get_parse_end(tokener))...].allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) else {
             throw FixtureError(file: file, "text after the profile's object at byte \(json_tokener_get_parse_end(tokener))")
         }
+        let root = JSONCValue(object: object)
+        // Contexts hold the name unowned: it lives until every error has been made.
         let name = FileName(file)
-        return try profile(JSONCValue(object: object), JSONCValue.Context(file: name, event: nil, path: ""))
+        defer { withExtendedLifetime(name) {} }
+        let context = JSONCValue.Context(file: name, event: nil, path: "")
+        if root.type == json_type_object, JSONCMembers(object: object)["vsva"] != nil {
+            return .vsva(try VSVAStormProfileReader.profile(root, context))
+        }
+        return .arrivals(try profile(root, context))
+    }
+
+    /// The `name` every profile has: lower-case letters, digits and dashes (it names a directory).
+    static func name(_ m: JSONCMembers, _ c: JSONCValue.Context) throws(FixtureError) -> String {
+        let name = try required(m, "name", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        guard !name.isEmpty, name.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }) else {
+            throw c.child("name").error("\"\(name)\" must be lower-case letters, digits and dashes")
+        }
+        return name
+    }
+
+    /// A set's `name` within a profile: non-empty, no spaces or slashes (it names processes).
+    static func setName(_ m: JSONCMembers, _ c: JSONCValue.Context) throws(FixtureError) -> String {
+        let name = try required(m, "name", c) { (v, c) throws(FixtureError) in try v.string(c) }
+        guard !name.isEmpty, !name.utf8.contains(where: { $0 < 0x21 || $0 == 0x2F }) else {
+            throw c.child("name").error("\"\(name)\" must be non-empty, without spaces or slashes")
+        }
+        return name
     }
 
     static func profile(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> StormProfile {
         let m = try v.members(c, allowed: ["name", "description", "seed", "phases", "devices", "consumers", "rings",
                                           "timeoutMs", "slo", "chaos"])
-        let name = try required(m, "name", c) { (v, c) throws(FixtureError) in try v.string(c) }
-        guard !name.isEmpty, name.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }) else {
-            throw c.child("name").error("\"\(name)\" must be lower-case letters, digits and dashes")
-        }
+        let name = try Self.name(m, c)
         let description = try optional(m, "description", c) { (v, c) throws(FixtureError) in try v.string(c) } ?? ""
         let seed = try optional(m, "seed", c) { (v, c) throws(FixtureError) in try v.unsigned(c) } ?? 1
         let pc = c.child("phases")
@@ -238,10 +276,7 @@ public enum StormProfileReader {
 
     static func consumer(_ v: JSONCValue, _ c: JSONCValue.Context, durationNS: UInt64) throws(FixtureError) -> StormProfile.Consumer {
         let m = try v.members(c, allowed: ["name", "count", "abi", "behaviour"])
-        let name = try required(m, "name", c) { (v, c) throws(FixtureError) in try v.string(c) }
-        guard !name.isEmpty, !name.utf8.contains(where: { $0 < 0x21 || $0 == 0x2F }) else {
-            throw c.child("name").error("\"\(name)\" must be non-empty, without spaces or slashes")
-        }
+        let name = try setName(m, c)
         let count = Int(try optional(m, "count", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: UInt64(maxConsumerProcesses)) } ?? 1)
         guard count > 0 else { throw c.child("count").error("must be at least 1") }
         let abi = try optional(m, "abi", c) { (v, c) throws(FixtureError) in try v.u32(c, max: 2) } ?? 2

@@ -238,12 +238,7 @@ public struct NestedHarness {
 
     /// The guest's bugs the run shows, by name.
     static func bugs(_ r: Report) -> [String: UInt64] {
-        var bugs: [String: UInt64] = [:]
-        if r.iommu.staleTranslations > 0 { bugs["stale translation"] = r.iommu.staleTranslations }
-        if r.iommu.staleContexts > 0 { bugs["stale context descriptor"] = r.iommu.staleContexts }
-        if r.devices.successNotMapped > 0 { bugs["answered SUCCESS but not mapped"] = r.devices.successNotMapped }
-        if r.lateAnswers > 0 { bugs["answered after the timeout"] = r.lateAnswers }
-        return bugs
+        GuestBug.tally(iommu: r.iommu, successNotMapped: r.devices.successNotMapped, lateAnswers: r.lateAnswers)
     }
 
     /// The books that must balance whatever the guest does: every page
@@ -258,6 +253,9 @@ public struct NestedHarness {
         expect(t.rejected(.malformed) == 0 && t.rejected(.mismatch) == 0 && t.rejected(.unknown) == 0,
                "answers rejected: \(t.rejections)")
         expect(t.rejected(.late) == r.lateAnswers, "\(r.lateAnswers) late answers, \(t.rejected(.late)) rejected as late")
+        expect(d.retriesBalance(), "\(d.answeredSuccess) answered SUCCESS, \(d.retriesTranslated) retries translated, "
+               + "\(d.successNotMapped) missed, \(d.retriesDropped) dropped")
+        expect(d.unexpectedAnswers == 0, "\(d.unexpectedAnswers) answers for no page request in flight")
         expect(d.stage2Misses == 0, "\(d.stage2Misses) stage-2 misses: the host's tables are wrong")
         expect(r.iommu.invalidationsRefused == 0, "\(r.iommu.invalidationsRefused) invalidations refused")
         return problems

@@ -63,16 +63,48 @@ public final class DMADevice: @unchecked Sendable {
         public var staleUses: UInt64 = 0
         /// Accesses not issued because every PRI slot was in use.
         public var stalls: UInt64 = 0
+        /// Retries owed after SUCCESS and never made: the VM that answered
+        /// was gone (detached, killed) by the device's next step.
+        public var retriesDropped: UInt64 = 0
+        /// Answers for a PRGI not in flight: a second answer to one group,
+        /// or one for a group never raised. The pipeline answers each group
+        /// once, so anything here is a bug of the service, not the guest.
+        public var unexpectedAnswers: UInt64 = 0
 
         /// All zero.
         public init() {}
 
+        /// Every counter with its name in STATS: the one list that
+        /// `dictionary` and `add` both read, so neither can miss a field.
+        public static var fields: [(name: String, path: WritableKeyPath<Counters, UInt64>)] { [
+            ("dmas", \.dmas), ("translated", \.translated), ("pageRequests", \.pageRequests),
+            ("unrecoverable", \.unrecoverable), ("stage2Misses", \.stage2Misses),
+            ("answeredSuccess", \.answeredSuccess), ("answeredOther", \.answeredOther),
+            ("retriesTranslated", \.retriesTranslated), ("successNotMapped", \.successNotMapped),
+            ("staleUses", \.staleUses), ("stalls", \.stalls), ("retriesDropped", \.retriesDropped),
+            ("unexpectedAnswers", \.unexpectedAnswers),
+        ] }
+
         /// By name, as STATS lists them.
         public var dictionary: [String: UInt64] {
-            ["dmas": dmas, "translated": translated, "pageRequests": pageRequests, "unrecoverable": unrecoverable,
-             "stage2Misses": stage2Misses, "answeredSuccess": answeredSuccess, "answeredOther": answeredOther,
-             "retriesTranslated": retriesTranslated, "successNotMapped": successNotMapped,
-             "staleUses": staleUses, "stalls": stalls]
+            Dictionary(uniqueKeysWithValues: Self.fields.map { ($0.name, self[keyPath: $0.path]) })
+        }
+
+        /// The counters named in `dictionary` (STATS), missing names as zero.
+        public init(_ dictionary: [String: UInt64]) {
+            for field in Self.fields { self[keyPath: field.path] = dictionary[field.name] ?? 0 }
+        }
+
+        /// Adds `other`'s counts to these (wrapping: counters never trap).
+        public mutating func add(_ other: Counters) {
+            for field in Self.fields { self[keyPath: field.path] &+= other[keyPath: field.path] }
+        }
+
+        /// Whether every SUCCESS is accounted for: each answered SUCCESS was
+        /// retried (translated or not) or its retry dropped with its VM, or
+        /// is still owed (`owed`: retries not yet made).
+        public func retriesBalance(owed: UInt64 = 0) -> Bool {
+            answeredSuccess == retriesTranslated &+ successNotMapped &+ retriesDropped &+ owed
         }
     }
 
@@ -104,6 +136,9 @@ public final class DMADevice: @unchecked Sendable {
 
     /// Page requests waiting for an answer.
     public var outstanding: Int { waiting.count }
+
+    /// Retries owed after SUCCESS and not yet made (made at the next step).
+    public var retriesOwed: Int { retries.count }
 
     /// One step at `now`: the retries owed, then (with `newAccesses`)
     /// `accessesPerStep` new accesses, round-robin over the streams not
@@ -184,6 +219,7 @@ public final class DMADevice: @unchecked Sendable {
     /// Forgets the retries owed (the VM that answered is gone).
     public func dropRetries() {
         for access in retries { blocked.remove(access.stream) }
+        counters.retriesDropped &+= UInt64(retries.count)
         retries.removeAll()
     }
 
@@ -201,9 +237,12 @@ public final class DMADevice: @unchecked Sendable {
 
     /// The answer to the page request `prgi`: SUCCESS schedules a retry of
     /// the access at the next step; anything else drops it. An answer for a
-    /// PRGI not in flight is ignored (the pipeline answers each group once).
+    /// PRGI not in flight is counted (`unexpectedAnswers`) and otherwise ignored.
     public func complete(prgi: UInt32, code: ResponseCode) {
-        guard let access = waiting.removeValue(forKey: prgi) else { return }
+        guard let access = waiting.removeValue(forKey: prgi) else {
+            counters.unexpectedAnswers &+= 1
+            return
+        }
         freePRGIs.append(prgi)
         if code == .success {
             counters.answeredSuccess &+= 1

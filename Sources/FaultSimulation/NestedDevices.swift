@@ -81,9 +81,11 @@ public final class NestedDevices: FaultSource {
         units.map { u in
             let c = u.counters
             var books = DeviceBooks(id: u.config.id, issued: c.pageRequests, answered: c.answeredSuccess &+ c.answeredOther,
-                                    outstanding: u.outstanding, unexpected: 0, wrong: 0,
+                                    outstanding: u.outstanding, unexpected: c.unexpectedAnswers, wrong: 0,
                                     answersBySource: ["success": c.answeredSuccess, "other": c.answeredOther])
-            books.counters = c.dictionary
+            var counters = c.dictionary
+            counters["retriesOwed"] = UInt64(u.retriesOwed)
+            books.counters = counters
             return books
         }
     }
@@ -91,20 +93,7 @@ public final class NestedDevices: FaultSource {
     /// The devices' counters summed.
     public var totals: DMADevice.Counters {
         var sum = DMADevice.Counters()
-        for u in units {
-            let c = u.counters
-            sum.dmas &+= c.dmas
-            sum.translated &+= c.translated
-            sum.pageRequests &+= c.pageRequests
-            sum.unrecoverable &+= c.unrecoverable
-            sum.stage2Misses &+= c.stage2Misses
-            sum.answeredSuccess &+= c.answeredSuccess
-            sum.answeredOther &+= c.answeredOther
-            sum.retriesTranslated &+= c.retriesTranslated
-            sum.successNotMapped &+= c.successNotMapped
-            sum.staleUses &+= c.staleUses
-            sum.stalls &+= c.stalls
-        }
+        for u in units { sum.add(u.counters) }
         return sum
     }
 }

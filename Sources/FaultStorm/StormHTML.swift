@@ -114,13 +114,18 @@ public struct StormHTML {
             return (try? encoder.encode(report.profile)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }()
         body += "<section class=\"table\"><h2>The profile, as run</h2>\n<pre>\(Self.e(profileJSON))</pre></section>\n"
+        return Self.document(title: "faultring storm \(report.profile.name)", body: body)
+    }
+
+    /// A whole XHTML document (the reports' shared style) around `body`; `title` is escaped here.
+    static func document(title: String, body: String) -> String {
         return """
             <?xml version="1.0" encoding="UTF-8"?>
             <!DOCTYPE html>
             <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
             <head>
             <meta charset="utf-8"/>
-            <title>faultring storm \(Self.e(report.profile.name))</title>
+            <title>\(e(title))</title>
             <style>
             body { font-family: sans-serif; margin: 24px auto; max-width: 960px; color: #222; }
             h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
@@ -186,15 +191,17 @@ public struct StormHTML {
                         xTicks: ticks).render()
     }
 
-    func verdict() -> String {
-        let v = report.verdict
+    func verdict() -> String { Self.verdict(report.verdict, passed: "every ledger balances and every SLO holds.") }
+
+    /// The verdict box: PASS with `passed`, or FAIL with the exit status, then every check.
+    static func verdict(_ v: StormVerdict, passed: String) -> String {
         var out = "<div class=\"verdict \(v.passed ? "pass" : "fail")\"><strong>\(v.passed ? "PASS" : "FAIL")</strong>"
-        out += v.passed ? ": every ledger balances and every SLO holds." : " (exit status \(v.exitStatus)): "
-            + v.failures.map { Self.e("\($0.kind.rawValue) [\($0.run)]") }.joined(separator: ", ")
+        out += v.passed ? ": \(e(passed))" : " (exit status \(v.exitStatus)): "
+            + v.failures.map { e("\($0.kind.rawValue) [\($0.run)]") }.joined(separator: ", ")
         out += "\n<ul>\n"
         for c in v.checks {
-            out += "<li\(c.passed ? "" : " class=\"bad\"")>\(c.passed ? "✓" : "✗") \(Self.e(c.kind.rawValue)) "
-                + "[\(Self.e(c.run))]: \(Self.e(c.detail))</li>\n"
+            out += "<li\(c.passed ? "" : " class=\"bad\"")>\(c.passed ? "✓" : "✗") \(e(c.kind.rawValue)) "
+                + "[\(e(c.run))]: \(e(c.detail))</li>\n"
         }
         return out + "</ul></div>\n"
     }

@@ -87,4 +87,18 @@ final class StormProcess {
         while !outputClosed { pump() }
         return (status, killed)
     }
+
+    /// SIGTERM (unless `signal` is false), then waits; a process that had to
+    /// be killed, or ended with a status not in `acceptable`, is a problem
+    /// of the run, appended to `problems` in words naming it as `name`.
+    func stop(as name: String, within seconds: Double, signal: Bool = true, acceptable: Set<Int32> = [0],
+              into problems: inout [String]) {
+        if signal { self.signal(SIGTERM) }
+        let (code, killed) = finish(within: seconds)
+        if killed {
+            problems.append("the \(name) did not stop within \(Int(seconds)) s of SIGTERM and was killed")
+        } else if !acceptable.contains(code) {
+            problems.append("the \(name) ended with status \(code)\(errors.isEmpty ? "" : ": \(errors)")")
+        }
+    }
 }

@@ -119,7 +119,7 @@ public final class StormRunner {
         }
         defer {
             service.observer?.close()
-            stop(service.process, as: "service", within: 3 * Double(profile.timeoutMilliseconds) / 1000 + 5, into: &run)
+            service.process.stop(as: "service", within: 3 * Double(profile.timeoutMilliseconds) / 1000 + 5, into: &run.problems)
         }
         guard service.connect() else {
             run.problems.append("the service did not accept a connection within 10 s: \(service.process.errors)")
@@ -144,15 +144,15 @@ public final class StormRunner {
             }
         }
         let ids = (1...UInt32(profile.devices.count)).map { $0 }
-        guard waitFor({ stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, service, device) else {
+        guard service.wait(until: { stats in ids.allSatisfy { id in stats.devices.contains { $0.id == id } } }, watching: device) else {
             run.problems.append("the devices were not there within 10 s: \(device.errors)")
-            if !inService { stop(device, as: "device process", within: 1, into: &run) }
+            if !inService { device.stop(as: "device process", within: 1, into: &run.problems) }
             return
         }
         var tenants = StormTenants(profile: profile, executable: options.executable, socket: socket)
         if let problem = tenants.startAll() {
             run.problems.append(problem)
-            if !inService { stop(device, as: "device process", within: 1, into: &run) }
+            if !inService { device.stop(as: "device process", within: 1, into: &run.problems) }
             tenants.stopAll(into: &run)
             return
         }
@@ -176,7 +176,7 @@ public final class StormRunner {
         tenants.stopAll(into: &run)
         if !inService {
             // Held until now (`--hold`), it ends by the signal; its ledger is judged from the report.
-            stop(device, as: "device process", within: 5, acceptable: [0, 1, 128 + SIGTERM], into: &run)
+            device.stop(as: "device process", within: 5, acceptable: [0, 1, 128 + SIGTERM], into: &run.problems)
         }
         if var played = chaos {
             // Everyone has gone: the final incarnation must hold what the first held with only the observer.
@@ -216,8 +216,8 @@ public final class StormRunner {
         let report = follow(device, &sampler, into: &run, status: status) { _, _, _, _ in consumer.pump() } observe: { nil }
         // It ends by itself after its report (a SIGTERM now could beat its exit);
         // status 1 is an unbalanced ledger, which the verdict judges from the report.
-        stop(device, as: "device process", within: 5, signal: report == nil, acceptable: [0, 1, 128 + SIGTERM],
-             into: &run)
+        device.stop(as: "device process", within: 5, signal: report == nil, acceptable: [0, 1, 128 + SIGTERM],
+                    into: &run.problems)
         let (code, killed) = consumer.finish(within: 10)
         if killed || code != 0 { run.problems.append("direct-vmm ended with status \(code): \(consumer.errors)") }
         guard let report else { return }
@@ -303,31 +303,5 @@ public final class StormRunner {
         run.overall = report.overall
         run.tenants = report.tenants ?? []
         run.eventsSent = report.eventsSent
-    }
-
-    /// Polls STATS until `condition` holds (10 s at most, while `process` runs).
-    func waitFor(_ condition: (ServiceStats) -> Bool, _ service: StormService, _ process: StormProcess) -> Bool {
-        for _ in 0..<200 {
-            if let stats = service.snapshot(), condition(stats) { return true }
-            process.pump()
-            service.process.pump()
-            guard process.child.isRunning else { return false }
-            usleep(50_000)
-        }
-        return false
-    }
-
-    /// SIGTERM (unless `signal` is false), then waits; a process that had to
-    /// be killed, or ended with a status not in `acceptable`, is a problem of the run.
-    func stop(_ process: StormProcess, as name: String, within seconds: Double, signal: Bool = true,
-              acceptable: Set<Int32> = [0], into run: inout StormRun) {
-        if signal { process.signal(SIGTERM) }
-        let (code, killed) = process.finish(within: seconds)
-        let expected = acceptable.contains(code)
-        if killed {
-            run.problems.append("the \(name) did not stop within \(Int(seconds)) s of SIGTERM and was killed")
-        } else if !expected {
-            run.problems.append("the \(name) ended with status \(code)\(process.errors.isEmpty ? "" : ": \(process.errors)")")
-        }
     }
 }

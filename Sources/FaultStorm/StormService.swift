@@ -54,6 +54,19 @@ final class StormService {
         return try? JSONDecoder().decode(ServiceStats.self, from: Data(text.utf8))
     }
 
+    /// Polls STATS until `condition` holds (10 s at most, while `process` —
+    /// the service itself, or a process it waits on — runs).
+    func wait(until condition: (ServiceStats) -> Bool, watching process: StormProcess) -> Bool {
+        for _ in 0..<200 {
+            if let stats = snapshot(), condition(stats) { return true }
+            process.pump()
+            self.process.pump()
+            guard process.child.isRunning else { return false }
+            usleep(50_000)
+        }
+        return false
+    }
+
     /// Stops the running incarnation — SIGKILL if `kill`, else SIGTERM and
     /// up to `within` seconds for it to exit by itself (status 0) — and
     /// starts and connects to the next. A problem in words, or nil.

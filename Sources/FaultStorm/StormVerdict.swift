@@ -30,6 +30,10 @@ public struct StormVerdict: Codable, Sendable, Hashable {
         /// A kind of its own: under AddressSanitizer, whose quarantine keeps
         /// freed memory resident, a caller masks it.
         case memory
+        /// A vSVA storm: a correct guest charged with a bug, or a faulty
+        /// guest whose bug went unfound. Bit 2, which only arrival storms'
+        /// latency SLO uses otherwise: exit statuses have seven bits to give.
+        case guest
 
         /// Its bit in the exit status.
         public var bit: Int32 {
@@ -41,6 +45,7 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             case .run: return 16
             case .chaos: return 32
             case .memory: return 128
+            case .guest: return 2
             }
         }
     }
@@ -59,6 +64,9 @@ public struct StormVerdict: Codable, Sendable, Hashable {
 
     /// Every check made, passed or not.
     public var checks: [Check]
+
+    /// A verdict of these checks.
+    public init(checks: [Check]) { self.checks = checks }
 
     /// Whether every check held.
     public var passed: Bool { checks.allSatisfy(\.passed) }
@@ -144,22 +152,29 @@ public struct StormVerdict: Codable, Sendable, Hashable {
             detail: unserved.isEmpty
                 ? "every tenant was served by the final service incarnation (\(judged.count) tenants)"
                 : "not served by the final service incarnation: " + unserved.map(\.name).joined(separator: ", ")))
-        let fds = chaos.descriptorsAtStart != nil && chaos.descriptorsAtStart == chaos.descriptorsAtEnd
-        checks.append(Check(
-            kind: .chaos, run: name, passed: fds,
-            detail: "service descriptors with only the observer connected: \(chaos.descriptorsAtStart.map(String.init) ?? "?") "
-                + "at the first start, \(chaos.descriptorsAtEnd.map(String.init) ?? "?") at the end"))
-        if let quarter = chaos.residentAtQuarterKiB, let end = chaos.residentAtEndKiB {
-            let allowed = Double(quarter) * (1 + StormChaosReport.residentGrowthAllowed)
-            checks.append(Check(
-                kind: .memory, run: name, passed: Double(end) <= allowed,
-                detail: "final service incarnation's resident memory \(quarter) KiB a quarter into its life, \(end) KiB at "
-                    + "the end (allowed: \(Int(allowed)) KiB)"))
-        } else {
-            checks.append(Check(kind: .memory, run: name, passed: false,
-                                detail: "the final service incarnation's memory could not be read"))
-        }
+        checks.append(descriptors(start: chaos.descriptorsAtStart, end: chaos.descriptorsAtEnd, run: name))
+        checks.append(memory(quarter: chaos.residentAtQuarterKiB, end: chaos.residentAtEndKiB, run: name))
         return checks
+    }
+
+    /// The service's descriptors with only the observer connected, at the
+    /// start and after everyone left, must be the same (`chaos`).
+    static func descriptors(start: Int?, end: Int?, run name: String) -> Check {
+        Check(kind: .chaos, run: name, passed: start != nil && start == end,
+              detail: "service descriptors with only the observer connected: \(start.map(String.init) ?? "?") "
+                + "at the first start, \(end.map(String.init) ?? "?") at the end")
+    }
+
+    /// The service's resident memory at the end within
+    /// `StormChaosReport.residentGrowthAllowed` of a quarter into its life (`memory`).
+    static func memory(quarter: UInt64?, end: UInt64?, run name: String) -> Check {
+        guard let quarter, let end else {
+            return Check(kind: .memory, run: name, passed: false, detail: "the final service incarnation's memory could not be read")
+        }
+        let allowed = Double(quarter) * (1 + StormChaosReport.residentGrowthAllowed)
+        return Check(kind: .memory, run: name, passed: Double(end) <= allowed,
+                     detail: "final service incarnation's resident memory \(quarter) KiB a quarter into its life, \(end) KiB at "
+                        + "the end (allowed: \(Int(allowed)) KiB)")
     }
 
     static func format(_ x: Double) -> String {

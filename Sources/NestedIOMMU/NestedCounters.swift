@@ -47,4 +47,18 @@ public struct NestedCounters: Sendable, Hashable, Codable {
 
     /// All zero.
     public init() {}
+
+    /// Every scalar counter; `add` reads this list, so a new field is summed once it is listed here.
+    static var scalars: [WritableKeyPath<NestedCounters, UInt64>] { [
+        \.translations, \.atcHits, \.iotlbHits, \.walks, \.staleTranslations, \.staleUsesPending, \.staleUsesForgiven,
+        \.staleContexts, \.staleContextUsesPending, \.staleContextUsesForgiven, \.binds, \.bindsRefused, \.bindsRolledBack,
+        \.unbinds, \.invalidationsRefused, \.revocations,
+    ] }
+
+    /// Adds `other`'s counts to these (a VM's incarnations summed; wrapping, never trapping).
+    public mutating func add(_ other: NestedCounters) {
+        for path in Self.scalars { self[keyPath: path] &+= other[keyPath: path] }
+        faults.merge(other.faults, uniquingKeysWith: &+)
+        invalidations.merge(other.invalidations, uniquingKeysWith: &+)
+    }
 }

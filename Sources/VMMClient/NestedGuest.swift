@@ -48,6 +48,14 @@ public final class NestedGuest: @unchecked Sendable {
 
         /// All zero.
         public init() {}
+
+        /// Adds `other`'s counts to these (a guest's incarnations summed).
+        public mutating func add(_ other: Counters) {
+            let paths: [WritableKeyPath<Counters, UInt64>] = [\.requests, \.pagesMapped, \.pagesEvicted, \.invalidationsSent,
+                                                             \.invalidationsOmitted, \.invalidationsRefused, \.answeredSuccess,
+                                                             \.answeredInvalid]
+            for path in paths { self[keyPath: path] &+= other[keyPath: path] }
+        }
     }
 
     /// One thing the driver did to its tables or its IOMMU: what a capture

@@ -23,6 +23,8 @@ struct GuestCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "PASIDs the guest binds (the devices' streams use them).") var pasids: [UInt32] = [1, 2]
     @Option(help: "Resident pages per PASID.") var budget = 48
     @Option(help: "Seconds to run (0: until the queue closes).") var seconds: Double = 0
+    @Option(help: "A slow guest answers this many ms late (past the service's timeout to be a bug).")
+    var slowDelayMs: UInt64 = 12_000
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func run() throws {
@@ -33,6 +35,8 @@ struct GuestCommand: ParsableCommand {
         options.pasids = pasids
         options.budget = budget
         options.seconds = seconds
+        guard slowDelayMs <= 3_600_000 else { throw ValidationError("--slow-delay-ms must be at most 3600000 (an hour)") }
+        options.slowDelayNS = slowDelayMs * 1_000_000
         let vmm = try NestedVMM(options)
         let summary = try vmm.run()
         vmm.close()

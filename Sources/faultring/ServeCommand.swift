@@ -49,9 +49,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Drop a connection that holds no queue, device or source and sends nothing for this many ms (0: never).")
     var idleTimeoutMs: UInt64 = 60_000
     @Option(help: "PASIDs one client's VM may have bound at once (nested IOMMU, Docs/NESTED.md).") var pasidQuota = 64
+    @Option(help: "Ms a DMA through a changed, not yet invalidated translation waits for its invalidation before it counts as a stale translation.")
+    var staleGraceMs: UInt64 = 100
     @Flag(help: "The simulated devices do DMA through the nested IOMMU of the client holding them (Docs/NESTED.md).")
     var dmaDevices = false
-    @Option(help: "With --dma-devices: the PASIDs each device's streams use.") var dmaPasids: [UInt32] = [1, 2]
+    @Option(parsing: .upToNextOption, help: "With --dma-devices: the PASIDs each device's streams use.") var dmaPasids: [UInt32] = [1, 2]
     @Option(help: "With --dma-devices: microseconds between DMA steps.") var dmaStepUs: UInt64 = 100
     @Option(help: .hidden) var failBindAtDevice: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
@@ -92,6 +94,8 @@ struct ServeCommand: ParsableCommand {
         config.pollNS = try scaled(pollUs, by: 1000, "--poll-us")
         guard pasidQuota >= 1 && pasidQuota <= 1 << 20 else { throw ValidationError("--pasid-quota must be 1...2^20") }
         config.pasidQuota = pasidQuota
+        guard staleGraceMs <= 60_000 else { throw ValidationError("--stale-grace-ms must be at most 60000") }
+        config.staleGraceNS = staleGraceMs * 1_000_000
         config.failBindAtDevice = failBindAtDevice
         return config
     }

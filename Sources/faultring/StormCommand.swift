@@ -4,6 +4,7 @@ import FaultStorm
 import FaultSys
 import Foundation
 import Glibc
+import VMMClient
 
 /// Runs a synthetic fault storm end to end and writes its report: the
 /// runner (`StormRunner`) starts every process; this command only
@@ -53,22 +54,31 @@ struct StormCommand: ParsableCommand {
     }
 
     func storm() throws {
-        let storm: StormProfile
+        let plan: StormPlan
         do {
-            storm = try StormPlanCommand.load(profile, seconds: seconds, rateScale: rateScale, option: "--seconds")
+            plan = try StormPlanCommand.loadAny(profile, seconds: seconds, rateScale: rateScale, option: "--seconds")
         } catch let error as FixtureError {
             throw ValidationError("\(error)")
         }
-        let directory = output ?? "storm-\(storm.name)"
+        let directory = output ?? "storm-\(plan.name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var options = StormRunner.Options(executable: executable, profilePath: profile, seconds: seconds, rateScale: rateScale)
         // SIGTERM or SIGINT ends the storm early, every process stopped, with a report saying so.
         let signals = try Sys.signalfd([SIGTERM, SIGINT]).release().rawValue
-        options.interrupted = {
+        let interrupted: @Sendable () -> Bool = {
             var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
             return poll(&pfd, 1, 0) > 0
         }
+        let storm: StormProfile
+        switch plan {
+        case .arrivals(let arrivals): storm = arrivals
+        case .vsva(let vsva):
+            if compare != nil { throw ValidationError("--compare: a vSVA storm has one path, through the service") }
+            try vsvaStorm(vsva, executable: executable, directory: directory, interrupted: interrupted)
+            return
+        }
+        var options = StormRunner.Options(executable: executable, profilePath: profile, seconds: seconds, rateScale: rateScale)
+        options.interrupted = interrupted
         let runner = StormRunner(profile: storm, options: options)
         let started = Date()
         var progress = StormProgressLine(terminal: !json && isatty(STDOUT_FILENO) == 1, toStandardError: json)
@@ -90,6 +100,57 @@ struct StormCommand: ParsableCommand {
             print("report: \(htmlPath) (figures and histograms: \(jsonPath))")
         }
         if report.verdict.exitStatus != 0 { throw ExitCode(report.verdict.exitStatus) }
+    }
+
+    /// Runs a vSVA storm and writes its report (`VSVAStormReport`, `VSVAStormHTML`).
+    func vsvaStorm(_ storm: VSVAStormProfile, executable: String, directory: String,
+                   interrupted: @escaping @Sendable () -> Bool) throws {
+        var options = VSVAStormRunner.Options(executable: executable)
+        options.interrupted = interrupted
+        let terminal = !json && isatty(STDOUT_FILENO) == 1
+        let report = VSVAStormRunner(profile: storm, profilePath: profile, options: options).run { sample in
+            guard terminal else { return }
+            let dmas = sample.dmasPerSecond.values.reduce(0, +), prs = sample.pageRequestsPerSecond.values.reduce(0, +)
+            let line = String(format: "\r%5.1f s  %9.0f DMAs/s  %7.0f page requests/s  %llu bugs so far ", sample.t, dmas, prs,
+                              sample.bugs.values.reduce(0, +))
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+        if terminal { print() }
+        let jsonPath = directory + "/report.json"
+        let htmlPath = directory + "/report.html"
+        try report.json().write(to: URL(fileURLWithPath: jsonPath))
+        try Data(VSVAStormHTML(report).render().utf8).write(to: URL(fileURLWithPath: htmlPath))
+        if json {
+            FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
+        } else {
+            print(Self.summary(report))
+            print("report: \(htmlPath) (figures: \(jsonPath))")
+        }
+        if report.verdict.exitStatus != 0 { throw ExitCode(report.verdict.exitStatus) }
+    }
+
+    /// A vSVA storm's summary: per guest, its work and bugs; the devices' books; the verdict.
+    static func summary(_ report: VSVAStormReport) -> String {
+        var out = ["vSVA storm \(report.profile.name): \(report.guests.count) guests, \(report.devices.count) DMA devices, "
+                   + String(format: "%.1f s", report.seconds) + ", \(report.kills.count) kills"]
+        var guests = TextTable("guest", "behaviour", "page requests", "mapped", "invalidations", "retries translated",
+                               "forgiven", "bugs found")
+        for g in report.guests {
+            guests.add(g.name, "\(g.style.rawValue) \(g.behaviour.rawValue)", String(g.dma.pageRequests), String(g.guest.pagesMapped),
+                       String(g.guest.invalidationsSent), "\(g.dma.retriesTranslated)/\(g.dma.answeredSuccess)",
+                       String(g.iommu.staleUsesForgiven),
+                       g.bugs.isEmpty ? "none" : g.bugs.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }
+                           .joined(separator: ", "))
+        }
+        out.append(guests.render())
+        let d = report.devices
+        out.append("  devices: \(d.reduce(0) { $0 + $1.dma.dmas }) DMAs, \(d.reduce(0) { $0 + $1.issued }) page requests, "
+                   + "\(d.reduce(0) { $0 + $1.answered }) answered, \(d.reduce(0) { $0 + $1.outstanding }) outstanding, "
+                   + "\(d.reduce(0) { $0 + $1.answeredTwiceOrUnknown }) answered twice or unknown")
+        let v = report.verdict
+        out.append(v.passed ? "PASS" : "FAIL (exit status \(v.exitStatus))")
+        for check in v.checks { out.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue): \(check.detail)") }
+        return out.joined(separator: "\n")
     }
 
     /// The summary printed at the end: per run, the load, the latency per

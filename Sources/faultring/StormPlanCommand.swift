@@ -2,6 +2,7 @@ import ArgumentParser
 import FaultFixtures
 import FaultSimulation
 import Foundation
+import VMMClient
 
 /// Checks a storm profile and prints what it would offer: each phase's
 /// arrivals (counted by running the real arrival schedule, not estimated),
@@ -25,13 +26,28 @@ struct StormPlanCommand: ParsableCommand {
     /// malformed profile throws its `FixtureError` (file and field); a
     /// scale out of range is a usage error naming `option`.
     static func load(_ path: String, seconds: Double?, rateScale: Double? = nil, option: String) throws -> StormProfile {
+        guard case .arrivals(let profile) = try loadAny(path, seconds: seconds, rateScale: rateScale, option: option) else {
+            throw ValidationError("\(path) is a vSVA storm profile: run it with `faultring storm`")
+        }
+        return profile
+    }
+
+    /// The checked profile of either kind at `path`, scaled as `load` scales
+    /// (a vSVA storm has no rates: a rate scale for one is a usage error).
+    static func loadAny(_ path: String, seconds: Double?, rateScale: Double? = nil, option: String) throws -> StormPlan {
         if let seconds, !(seconds > 0 && seconds <= StormProfileReader.maxSeconds) {
             throw ValidationError("\(option) must be in (0, \(StormProfileReader.maxSeconds)]")
         }
         if let rateScale, !(rateScale > 0 && rateScale <= 100) {
             throw ValidationError("the rate scale must be in (0, 100]")
         }
-        var profile = try StormProfileReader.read(path: path)
+        var profile: StormProfile
+        switch try StormProfileReader.readAny(path: path) {
+        case .vsva(let vsva):
+            if rateScale != nil { throw ValidationError("\(path) is a vSVA storm: its DMA devices have no arrival rate to scale") }
+            return .vsva(seconds.map { vsva.scaled(toSeconds: $0) } ?? vsva)
+        case .arrivals(let arrivals): profile = arrivals
+        }
         if let seconds { profile = profile.scaled(toSeconds: seconds) }
         if let rateScale {
             profile = profile.scaled(rates: rateScale)
@@ -40,16 +56,29 @@ struct StormPlanCommand: ParsableCommand {
                                       + "at most \(StormProfileReader.maxRate)")
             }
         }
-        return profile
+        return .arrivals(profile)
     }
 
     func run() throws {
-        let storm: StormProfile
+        let plan: StormPlan
         do {
-            storm = try Self.load(profile, seconds: seconds, option: "--seconds")
+            plan = try Self.loadAny(profile, seconds: seconds, option: "--seconds")
         } catch let error as FixtureError {
             FileHandle.standardError.write(Data("faultring storm-plan: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+        let storm: StormProfile
+        switch plan {
+        case .arrivals(let arrivals): storm = arrivals
+        case .vsva(let vsva):
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(vsva), as: UTF8.self))
+            } else {
+                print(Self.describe(vsva))
+            }
+            return
         }
         if json {
             let encoder = JSONEncoder()
@@ -80,5 +109,20 @@ struct StormPlanCommand: ParsableCommand {
             }
         }
         print(tenants.render(indent: "  "))
+    }
+
+    /// A vSVA storm's plan: the service's devices and the guests, with the bug each must show.
+    static func describe(_ p: VSVAStormProfile) -> String {
+        var out = "vSVA storm \(p.name): \(String(format: "%.1f", p.seconds)) s, \(p.deviceCount) DMA devices in the service "
+            + "(step \(p.stepMicroseconds) µs, PASIDs \(p.pasids.map(String.init).joined(separator: " "))), "
+            + "\(p.processNames.count) guest processes, budget \(p.budget) pages per PASID, timeout \(p.timeoutMilliseconds) ms"
+        if let chaos = p.chaos { out += ", \(chaos.guestKills) guest kills among \(chaos.killAmong.joined(separator: " "))" }
+        var guests = TextTable("guest", "style", "behaviour", "devices", "must show")
+        for (i, set) in p.processGuests.enumerated() {
+            guests.add(p.processNames[i], set.style.rawValue, set.behaviour.rawValue,
+                       p.devices(ofProcess: i).map(String.init).joined(separator: " "),
+                       set.behaviour.expectedBug?.rawValue ?? "no bug")
+        }
+        return out + "\n" + guests.render(indent: "  ")
     }
 }

@@ -23,6 +23,11 @@ import FoundationXML
 
     /// Runs `faultring storm` with `arguments` into a fresh directory; (exit status, report, html, stderr).
     static func storm(_ arguments: [String]) throws -> (Int32, StormReport?, String?, String) {
+        try storm(arguments, reading: StormReport.self)
+    }
+
+    /// Runs `faultring storm` with `arguments`; its report read as `R` (an arrival or a vSVA storm's).
+    static func storm<R: Decodable>(_ arguments: [String], reading _: R.Type) throws -> (Int32, R?, String?, String) {
         let directory = NSTemporaryDirectory() + "storm-test-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let child = try ChildProcess.spawn(binary, ["storm"] + arguments + ["-o", directory, "--json"],
@@ -43,7 +48,7 @@ import FoundationXML
         output += child.readOutput().utf8
         errors += child.readErrors().utf8
         let status = child.wait()
-        let report = try? JSONDecoder().decode(StormReport.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/report.json")))
+        let report = try? JSONDecoder().decode(R.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/report.json")))
         let html = try? String(contentsOfFile: directory + "/report.html", encoding: .utf8)
         return (status, report, html, String(decoding: errors, as: UTF8.self))
     }

@@ -1,0 +1,44 @@
+import NestedIOMMU
+
+/// A bug of the guest's IOMMU driver that the nested IOMMU's devices
+/// expose (Docs/NESTED.md §4): the names every report uses, how each is
+/// counted, and which one each `NestedGuest.Behaviour` must show.
+///
+/// One place for the names, so the in-process harness, its capture files
+/// and a vSVA storm's verdict say the same thing.
+public enum GuestBug: String, CaseIterable, Sendable, Codable, Comparable {
+    /// A DMA used a cached translation the guest had changed without
+    /// invalidating, outside the grace window (`NestedCounters.staleTranslations`).
+    case staleTranslation = "stale translation"
+    /// The same for a cached context (PASID entry or CD).
+    case staleContext = "stale context descriptor"
+    /// A retry after SUCCESS did not translate (`DMADevice.Counters.successNotMapped`).
+    case successNotMapped = "answered SUCCESS but not mapped"
+    /// An answer that reached the service after the group's timeout.
+    case lateAnswer = "answered after the timeout"
+
+    /// In declaration order.
+    public static func < (a: GuestBug, b: GuestBug) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    /// The bugs these counts show, by name (zero counts left out).
+    public static func tally(iommu: NestedCounters, successNotMapped: UInt64, lateAnswers: UInt64) -> [String: UInt64] {
+        let counts: [(GuestBug, UInt64)] = [(.staleTranslation, iommu.staleTranslations), (.staleContext, iommu.staleContexts),
+                                            (.successNotMapped, successNotMapped), (.lateAnswer, lateAnswers)]
+        return Dictionary(uniqueKeysWithValues: counts.filter { $0.1 > 0 }.map { ($0.0.rawValue, $0.1) })
+    }
+}
+
+extension NestedGuest.Behaviour {
+    /// The bug a guest with this behaviour must be caught at, given enough
+    /// traffic (nil: a correct guest, which must show none).
+    public var expectedBug: GuestBug? {
+        switch self {
+        case .correct: nil
+        case .forgetsInvalidate: .staleTranslation
+        case .successWithoutMapping, .wrongPermissions: .successNotMapped
+        case .slow: .lateAnswer
+        }
+    }
+}
