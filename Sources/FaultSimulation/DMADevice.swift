@@ -100,6 +100,28 @@ public final class DMADevice: @unchecked Sendable {
             for field in Self.fields { self[keyPath: field.path] &+= other[keyPath: field.path] }
         }
 
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        /// Reads the counters by name; a counter a file predates (written
+        /// before it existed) reads as zero, so older captures stay readable.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            for field in Self.fields {
+                self[keyPath: field.path] = try container.decodeIfPresent(UInt64.self, forKey: Key(stringValue: field.name)) ?? 0
+            }
+        }
+
+        /// Writes every counter by its name in `fields`.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for field in Self.fields { try container.encode(self[keyPath: field.path], forKey: Key(stringValue: field.name)) }
+        }
+
         /// Whether every SUCCESS is accounted for: each answered SUCCESS was
         /// retried (translated or not) or its retry dropped with its VM, or
         /// is still owed (`owed`: retries not yet made).

@@ -76,6 +76,43 @@ import VMMClient
         #expect(differences.isEmpty, "\(differences)")
     }
 
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/vsva")
+
+    /// The captured sessions shipped in `Fixtures/vsva/` (named `STYLE-BEHAVIOUR.json`)
+    /// still replay to their recorded outcome, and show their behaviour's bug
+    /// and no other: the file format and the model have not drifted.
+    @Test func everyShippedSessionReplaysToItsRecordedOutcome() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".json") }.sorted()
+        #expect(files.count >= 6)
+        for file in files {
+            let session = try NestedSession.read(Self.fixtures.appendingPathComponent(file).path)
+            #expect(file == "\(session.config.style.rawValue)-\(session.config.behaviour.rawValue).json")
+            let (report, differences) = try NestedHarness.replay(session)
+            #expect(differences.isEmpty, "\(file): \(differences)")
+            #expect(report.problems.isEmpty, "\(file): \(report.problems)")
+            let expected = session.config.behaviour.expectedBug.map { [$0.rawValue] } ?? []
+            #expect(report.guestBugs.keys.sorted() == expected, "\(file): \(report.guestBugs)")
+        }
+    }
+
+    /// A session written before a device counter existed reads it as zero and still replays.
+    @Test func aSessionOlderThanACounterStillReplays() throws {
+        let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("vtd-correct.json"))
+        var object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        var expected = object["expected"] as! [String: Any]
+        var devices = expected["devices"] as! [String: Any]
+        devices["retriesDropped"] = nil
+        devices["unexpectedAnswers"] = nil
+        expected["devices"] = devices
+        object["expected"] = expected
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vsva-old-\(getpid()).json").path
+        defer { unlink(path) }
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
+        let (_, differences) = try NestedHarness.replay(try NestedSession.read(path))
+        #expect(differences.isEmpty, "\(differences)")
+    }
+
     @Test func aChangedGuestIsAVerdictOrADivergence() throws {
         let session = try Self.captured(.correct)
         // The guest's recorded invalidations removed: devices keep translations the guest

@@ -280,6 +280,9 @@ def read_report(path: Union[str, "os.PathLike[str]"]) -> StormReport:
         # OSError here is gzip.BadGzipFile: a corrupt compressed stream.
         raise FormatError(path, "", f"is not a JSON document: {e}") from None
     root = _V(path, doc).obj()
+    if isinstance(doc.get("kind"), str) and doc["kind"] != "arrivals":
+        # A vSVA storm's report (STORMS.md "vSVA storms") has guests and devices, not runs.
+        raise root["kind"].error(f"a \"{doc['kind']}\" storm report; this reader reads arrival storms' reports")
     version = root["reportVersion"].uint()
     if version != REPORT_VERSION:
         raise root["reportVersion"].error(f"report version {version}; this reader reads version {REPORT_VERSION}")

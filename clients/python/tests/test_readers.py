@@ -285,6 +285,7 @@ class StormReportTests(unittest.TestCase):
             (lambda d: d["verdict"]["checks"][0].update(passed="yes"), "verdict.checks[0].passed",
              "expected a boolean"),
             (lambda d: d["profile"].pop("name"), "profile.name", "missing"),
+            (lambda d: d.update(kind="vsva"), "kind", "a \"vsva\" storm report"),
         ]
         for mutate, field, message in cases:
             with self.subTest(field=field):
