@@ -92,6 +92,22 @@ public struct VSVAStormProfile: Sendable, Hashable, Codable {
         return (0..<sets[index].devicesPerProcess).map { UInt32(first + $0) }
     }
 
+    /// How late a `slow` guest answers: a quarter past the timeout, so its
+    /// answers are late by a margin and still arrive within the storm, ms.
+    public var slowDelayMilliseconds: UInt64 { timeoutMilliseconds &+ timeoutMilliseconds / 4 }
+
+    /// Why the storm's length cannot show a slow guest's bug (nil: it can):
+    /// its answers come `slowDelayMilliseconds` after each request, so the
+    /// storm must last at least twice that. Checked when read and again
+    /// after `--seconds`.
+    public var timingProblem: String? {
+        guard guests.contains(where: { $0.behaviour == .slow }) else { return nil }
+        let needed = 2 * Double(slowDelayMilliseconds) / 1000
+        guard seconds < needed else { return nil }
+        return "a slow guest answers \(slowDelayMilliseconds) ms late (the timeout and a quarter): the storm must last at "
+            + "least \(needed) s to see it, it lasts \(seconds) s"
+    }
+
     /// The profile lasting `seconds` instead (`--seconds`).
     public func scaled(toSeconds seconds: Double) -> VSVAStormProfile {
         var copy = self

@@ -15,6 +15,10 @@ enum VSVAStormProfileReader {
     /// Guest pages all PASIDs' budgets may take together: a guest's RAM is
     /// 64 MiB (16,384 pages), and its tables need room beside the data.
     static let maxResidentPages = 8192
+    /// The shortest storm: guests take a moment to connect and bind, and the runner samples every 100 ms.
+    static let minSeconds = 1.0
+    /// The highest PASID an SMMUv3 guest's linear CD table covers here (4096 CDs: 256 KiB of its RAM).
+    static let maxSMMUv3PASID: UInt32 = 4095
 
     static func profile(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> VSVAStormProfile {
         let m = try v.members(c, allowed: ["name", "description", "seed", "vsva"])
@@ -33,21 +37,24 @@ enum VSVAStormProfileReader {
         let seconds = try required(m, "seconds", c) { (v, c) throws(FixtureError) in
             try v.number(c, in: 0...StormProfileReader.maxSeconds)
         }
-        guard seconds > 0 else { throw c.child("seconds").error("must be positive") }
+        guard seconds >= minSeconds else {
+            throw c.child("seconds").error("\(seconds) s is too short: guests need \(minSeconds) s to bind and be sampled")
+        }
         let step = try optional(m, "stepUs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1_000_000) } ?? 100
         guard step > 0 else { throw c.child("stepUs").error("must be at least 1") }
         let pasids = try optional(m, "pasids", c) { (v, c) throws(FixtureError) in try Self.pasids(v, c) } ?? [1, 2]
         let budget = Int(try optional(m, "budget", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1024) } ?? 48)
+        guard budget >= 2 else { throw c.child("budget").error("\(budget) pages per PASID; at least 2 (a device needs one, and one to spare)") }
         guard budget * pasids.count <= maxResidentPages else {
             throw c.child("budget").error("\(budget) pages for each of \(pasids.count) PASIDs exceeds the guest's \(maxResidentPages)")
         }
-        let timeout = try optional(m, "timeoutMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 3_600_000) } ?? 250
+        let timeout = try optional(m, "timeoutMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 600_000) } ?? 1000
         guard timeout > 0 else { throw c.child("timeoutMs").error("must be positive") }
         let quota = Int(try optional(m, "pasidQuota", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1 << 20) } ?? 64)
         guard quota >= pasids.count else {
             throw c.child("pasidQuota").error("\(quota) is below the \(pasids.count) PASIDs every guest binds")
         }
-        let grace = try optional(m, "staleGraceMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 60_000) } ?? 100
+        let grace = try optional(m, "staleGraceMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 60_000) } ?? 1000
         let gc = c.child("guests")
         let values = try required(m, "guests", c) { (v, c) throws(FixtureError) in try v.array(c) }
         guard !values.isEmpty else { throw gc.error("a storm needs at least one guest") }
@@ -62,10 +69,25 @@ enum VSVAStormProfileReader {
         guard devices <= StormProfileReader.maxDevices else {
             throw gc.error("\(devices) devices in all; at most \(StormProfileReader.maxDevices)")
         }
+        if guests.contains(where: { $0.style == .smmuv3 }) {
+            // An SMMUv3 guest's CD table is linear, 2^S1CDMax entries covering the highest PASID.
+            let highest = pasids.max() ?? 1
+            guard highest <= maxSMMUv3PASID else {
+                throw c.child("pasids").error("PASID \(highest) with an SMMUv3 guest: its linear CD table covers 0 ... \(maxSMMUv3PASID) here")
+            }
+            var cdMax = 0
+            while UInt32(1) << UInt32(cdMax) <= highest { cdMax += 1 }
+            guard quota >= 1 << cdMax else {
+                throw c.child("pasidQuota").error("\(quota) is below the \(1 << cdMax) PASIDs an SMMUv3 guest's CD table spans "
+                                                 + "(S1CDMax \(cdMax), to reach PASID \(highest))")
+            }
+        }
         let chaos = try optional(m, "chaos", c) { (v, c) throws(FixtureError) in try Self.chaos(v, c, guests: guests) }
-        return VSVAStormProfile(name: name, description: description, seed: seed, seconds: seconds, stepMicroseconds: step,
+        let profile = VSVAStormProfile(name: name, description: description, seed: seed, seconds: seconds, stepMicroseconds: step,
                                 pasids: pasids, budget: budget, timeoutMilliseconds: timeout, pasidQuota: quota,
                                 staleGraceMilliseconds: grace, guests: guests, chaos: chaos)
+        if let problem = profile.timingProblem { throw c.child("timeoutMs").error(problem) }
+        return profile
     }
 
     static func pasids(_ v: JSONCValue, _ c: JSONCValue.Context) throws(FixtureError) -> [UInt32] {

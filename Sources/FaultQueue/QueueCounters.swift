@@ -99,6 +99,16 @@ public struct QueueCounters: Sendable, Hashable, Codable {
     /// Rejected response slots of one reason.
     public func rejected(_ reason: ResponseRejection.Reason) -> UInt64 { responsesRejected[reason.rawValue] ?? 0 }
 
+    /// Every answer refused, by reason: rejected before matching (a
+    /// malformed slot, by its rejection) and matched to no live group
+    /// (`late`, `duplicate`, `unknown`, `mismatch`, …); `completed` is not a
+    /// refusal. Zero counts are left out.
+    public var refusals: [String: UInt64] {
+        var out = responsesRejected
+        for (reason, n) in responsesMatched where reason != "completed" { out[reason, default: 0] &+= n }
+        return out.filter { $0.value > 0 }
+    }
+
     /// All response slots rejected, whatever the reason.
     public var responsesRejectedTotal: UInt64 { responsesRejected.values.reduce(0, &+) }  // read from shared memory: wraps, never traps
 }

@@ -144,6 +144,11 @@ public final class DMADevice: @unchecked Sendable {
     private var waiting: [UInt32: Access] = [:]
     private var freePRGIs: [UInt32]
     private var retries: [Access] = []
+    /// The domain the owed retries were answered through. Weak, so a VM's
+    /// domain (and its guest-RAM descriptors) is never kept alive by a
+    /// device, and a domain freed and another allocated at its address
+    /// cannot be mistaken for it.
+    private weak var retryDomain: NestedDomain?
     private var blocked: Set<Int> = []
     private var random: SplitMix64
     private var turn = 0
@@ -167,6 +172,11 @@ public final class DMADevice: @unchecked Sendable {
     /// waiting for an answer. Page requests and unrecoverable faults go to
     /// `raise`.
     public func step(now: UInt64, domain: NestedDomain, newAccesses: Bool = true, raise: (FaultEvent) -> Void) {
+        // Retries are owed to the VM that answered: through another domain
+        // (the device was detached and attached again) they would walk the
+        // new guest's tables for the old guest's page.
+        if !retries.isEmpty && retryDomain !== domain { dropRetries() }
+        retryDomain = domain   // what this step raises is answered through it
         let owed = retries
         retries.removeAll(keepingCapacity: true)
         for access in owed {

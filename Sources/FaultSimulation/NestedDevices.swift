@@ -49,9 +49,10 @@ public final class NestedDevices: FaultSource {
     public func raise(now: UInt64, into intake: any FaultIntake) {
         guard now >= nextStep else { return }
         nextStep = now &+ stepNS
-        for unit in units where intake.isReady(unit.config.id) {
-            guard let domain = domainOf(unit.config.id) else {
-                unit.dropRetries()   // its VM is gone: the next holder owes its retries nothing
+        for unit in units {
+            // Detached, or its VM gone: the next holder owes its retries nothing.
+            guard intake.isReady(unit.config.id), let domain = domainOf(unit.config.id) else {
+                unit.dropRetries()
                 continue
             }
             unit.step(now: now, domain: domain, newAccesses: !stopped) { event in

@@ -73,13 +73,6 @@ struct StormSampler {
         return out
     }
 
-    /// Slot refusals and match refusals (everything but `completed`) of `c`, by reason.
-    static func refusals(_ c: QueueCounters) -> [String: UInt64] {
-        var out = c.responsesRejected
-        for (reason, n) in c.responsesMatched where reason != "completed" { out[reason, default: 0] &+= n }
-        return out.filter { $0.value > 0 }
-    }
-
     /// The sample for `tick`, with `stats` taken just after it.
     mutating func sample(_ tick: DeviceProgress, stats: ServiceStats?) -> StormSample {
         let last = previous
@@ -97,7 +90,7 @@ struct StormSampler {
             previousCompleted[name] = completed
         }
         var rejections: [String: UInt64] = [:]
-        for c in consumers.values { rejections.merge(Self.refusals(c), uniquingKeysWith: &+) }
+        for c in consumers.values { rejections.merge(c.refusals, uniquingKeysWith: &+) }
         let interval = tick.interval
         func us(_ ns: UInt64) -> Double? { interval.count == 0 ? nil : Double(ns) / 1000 }
         return StormSample(
@@ -117,7 +110,7 @@ struct StormSampler {
         var t = StormTotals()
         let consumers = perConsumer
         t.lostRecords = consumers.values.reduce(0) { $0 &+ $1.recordsLost }
-        for c in consumers.values { t.rejections.merge(Self.refusals(c), uniquingKeysWith: &+) }
+        for c in consumers.values { t.rejections.merge(c.refusals, uniquingKeysWith: &+) }
         for last in lastStats.values {
             t.autoResponses.merge(last.pageRequests.autoResponses.filter { $0.value > 0 }, uniquingKeysWith: &+)
             t.eventsDelivered &+= last.sources.reduce(0) { $0 &+ $1.books.eventsDelivered }

@@ -186,7 +186,7 @@ struct StormTenants {
             }
             if let counters = matched[t.name] {
                 row.completed = counters.responsesMatched["completed"] ?? 0
-                row.rejected = StormSampler.refusals(counters)
+                row.rejected = counters.refusals
             }
             row.latency = latency.first { $0.name == t.name }?.latency
             return row

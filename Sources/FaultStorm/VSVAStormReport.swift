@@ -43,8 +43,12 @@ public struct VSVAStormReport: Codable, Sendable {
         public var iommu = NestedCounters()
         /// Its devices' DMA counters, summed.
         public var dma = DMADevice.Counters()
-        /// Its answers the service refused as late (after the group's timeout).
-        public var lateAnswers: UInt64 = 0
+        /// Its answers the service refused, by reason (`late`: after the
+        /// group's timeout, a bug of a slow guest; any other reason — a
+        /// mismatch, an unknown cookie, a malformed slot — fails any guest).
+        public var refused: [String: UInt64] = [:]
+        /// Refusals other than `late`.
+        public var refusedOtherThanLate: [String: UInt64] { refused.filter { $0.key != "late" && $0.value > 0 } }
         /// The bugs the tool found, by name (`GuestBug`).
         public var bugs: [String: UInt64] = [:]
         /// The bug its behaviour must show (nil: none may).
@@ -74,8 +78,6 @@ public struct VSVAStormReport: Codable, Sendable {
         public var outstanding: Int
         /// Second answers, or answers for nothing in flight.
         public var answeredTwiceOrUnknown: UInt64
-        /// Answers naming the wrong PASID.
-        public var wrong: UInt64
         /// Retries owed after SUCCESS and not made by the end (its VM left first).
         public var retriesOwed: UInt64
         /// Its DMA counters.
@@ -83,23 +85,23 @@ public struct VSVAStormReport: Codable, Sendable {
 
         /// A device's books as read from STATS.
         public init(id: UInt32, guest: String, issued: UInt64, answered: UInt64, outstanding: Int,
-                    answeredTwiceOrUnknown: UInt64, wrong: UInt64, retriesOwed: UInt64, dma: DMADevice.Counters) {
+                    answeredTwiceOrUnknown: UInt64, retriesOwed: UInt64, dma: DMADevice.Counters) {
             self.id = id
             self.guest = guest
             self.issued = issued
             self.answered = answered
             self.outstanding = outstanding
             self.answeredTwiceOrUnknown = answeredTwiceOrUnknown
-            self.wrong = wrong
             self.retriesOwed = retriesOwed
             self.dma = dma
         }
 
-        /// Every group answered exactly once, every SUCCESS retried or its
-        /// retry dropped with its VM, no host stage-2 miss.
+        /// Every group answered exactly once; every SUCCESS retried (translated
+        /// or missed) or its retry dropped with the VM that answered, none
+        /// still owed once every VM has gone; no host stage-2 miss.
         public var balances: Bool {
-            issued == answered && outstanding == 0 && answeredTwiceOrUnknown == 0 && wrong == 0
-                && dma.unexpectedAnswers == 0 && dma.retriesBalance(owed: retriesOwed) && dma.stage2Misses == 0
+            issued == answered && outstanding == 0 && answeredTwiceOrUnknown == 0 && dma.unexpectedAnswers == 0
+                && retriesOwed == 0 && dma.retriesBalance() && dma.stage2Misses == 0
         }
     }
 
@@ -111,7 +113,7 @@ public struct VSVAStormReport: Codable, Sendable {
         public var dmasPerSecond: [String: Double] = [:]
         /// Page requests per second since the last sample, by guest.
         public var pageRequestsPerSecond: [String: Double] = [:]
-        /// Guest bugs found so far (all kinds), by guest.
+        /// Guest bugs found so far (all kinds, as the last STATS showed them), by guest.
         public var bugs: [String: UInt64] = [:]
         /// The service's resident memory, KiB.
         public var residentKiB: UInt64?
@@ -189,7 +191,8 @@ public struct VSVAStormReport: Codable, Sendable {
 
     /// Judges the report: the run; every device's books; each guest's bugs
     /// against its behaviour (a correct guest must show none and have had
-    /// its retries translate; a faulty one must have its own bug found);
+    /// its retries translate; a faulty one must show its own bug and no
+    /// other), and no guest's answer refused for any reason but lateness;
     /// with chaos, every kill made and every killed guest served again by
     /// its next incarnation; the service's descriptors back to their start
     /// and its memory within bounds.
@@ -208,18 +211,24 @@ public struct VSVAStormReport: Codable, Sendable {
                 : !unbalanced.isEmpty ? "books not balanced: " + unbalanced.map { d in
                     "device \(d.id) issued \(d.issued), answered \(d.answered), outstanding \(d.outstanding), twice or unknown "
                         + "\(d.answeredTwiceOrUnknown), SUCCESS \(d.dma.answeredSuccess) = retried \(d.dma.retriesTranslated) + "
-                        + "missed \(d.dma.successNotMapped) + dropped \(d.dma.retriesDropped) + owed \(d.retriesOwed)?, "
+                        + "missed \(d.dma.successNotMapped) + dropped \(d.dma.retriesDropped), owed at the end \(d.retriesOwed), "
                         + "stage-2 misses \(d.dma.stage2Misses)"
                 }.joined(separator: "; ")
                 : !idle.isEmpty ? "devices that made no DMA: \(idle.map(\.id))"
                 : "\(devices.count) devices: every page request answered once "
-                    + "(\(devices.reduce(0) { $0 + $1.issued }) in all), every SUCCESS retried or dropped with its VM"))
+                    + "(\(devices.reduce(0) { $0 &+ $1.issued }) in all), every SUCCESS retried or dropped with its VM "
+                    + "(\(devices.reduce(0) { $0 &+ $1.dma.retriesDropped }) dropped)"))
         for g in guests {
             if let bug = g.expectedBug {
                 let found = g.bugs[bug.rawValue] ?? 0
                 checks.append(Check(kind: .guest, run: run, passed: found > 0,
                                     detail: "\(g.name) (\(g.behaviour.rawValue)): \(bug.rawValue) × \(found)"
                                         + (found > 0 ? " found" : " not found, with \(g.dma.pageRequests) page requests")))
+                let others = g.bugs.filter { $0.key != bug.rawValue }
+                if !others.isEmpty {
+                    checks.append(Check(kind: .guest, run: run, passed: false,
+                                        detail: "\(g.name) (\(g.behaviour.rawValue)): bugs not its behaviour's: \(Self.tally(others))"))
+                }
             } else {
                 let clean = g.bugs.isEmpty && g.dma.retriesTranslated > 0
                 checks.append(Check(
@@ -227,6 +236,12 @@ public struct VSVAStormReport: Codable, Sendable {
                     detail: "\(g.name) (correct): " + (g.bugs.isEmpty ? "no bug" : Self.tally(g.bugs))
                         + ", \(g.dma.retriesTranslated) of \(g.dma.answeredSuccess) SUCCESS retries translated"
                         + ", \(g.iommu.staleUsesForgiven) stale uses forgiven inside the invalidation window"))
+            }
+            let refused = g.refusedOtherThanLate
+            if !refused.isEmpty {
+                checks.append(Check(kind: .guest, run: run, passed: false,
+                                    detail: "\(g.name): answers refused by the service: "
+                                        + refused.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")))
             }
         }
         if let chaos = profile.chaos {
@@ -249,7 +264,7 @@ public struct VSVAStormReport: Codable, Sendable {
     }
 
     /// `name × count, …`, in `GuestBug` order.
-    static func tally(_ bugs: [String: UInt64]) -> String {
+    public static func tally(_ bugs: [String: UInt64]) -> String {
         bugs.sorted { (GuestBug(rawValue: $0.key) ?? .lateAnswer) < (GuestBug(rawValue: $1.key) ?? .lateAnswer) }
             .map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
     }

@@ -37,8 +37,8 @@ public final class VSVAStormRunner {
         var set: VSVAStormProfile.Guests
         var devices: [UInt32]
         var processes: [StormProcess] = []
-        /// Per pid: its VM's counters and late answers, as the last STATS showed them.
-        var lastSeen: [Int32: (iommu: NestedCounters?, late: UInt64)] = [:]
+        /// Per pid: its VM's counters and its refused answers, as the last STATS showed them.
+        var lastSeen: [Int32: (iommu: NestedCounters?, refused: [String: UInt64])] = [:]
     }
 
     let profile: VSVAStormProfile
@@ -79,14 +79,14 @@ public final class VSVAStormRunner {
                "--log-level", "error"]
     }
 
-    /// A guest's command line, running `seconds`. A slow guest answers at
-    /// twice the timeout: late, and still within a short storm.
+    /// A guest's command line, running `seconds` (a slow guest answers
+    /// `slowDelayMilliseconds` late: past the timeout, within the storm).
     func guestArguments(_ t: Tenant, socket: String, seconds: Double) -> [String] {
         ["guest", "--socket-path", socket, "--devices"] + t.devices.map(String.init)
             + ["--style", t.set.style.rawValue, "--behaviour", t.set.behaviour.rawValue, "--pasids"]
             + profile.pasids.map(String.init)
             + ["--budget", String(profile.budget), "--seconds", String(format: "%.3f", seconds),
-               "--slow-delay-ms", String(2 * profile.timeoutMilliseconds), "--json"]
+               "--slow-delay-ms", String(profile.slowDelayMilliseconds), "--json"]
     }
 
     func storm(socket: String, into report: inout VSVAStormReport, status: (VSVAStormReport.Sample) -> Void) {
@@ -148,7 +148,7 @@ public final class VSVAStormRunner {
             for i in tenants.indices {
                 for process in tenants[i].processes {
                     guard let client = byPid[UInt32(bitPattern: process.pid)] else { continue }
-                    tenants[i].lastSeen[process.pid] = (client.nested, client.queue?.responsesMatched["late"] ?? 0)
+                    tenants[i].lastSeen[process.pid] = (client.nested, client.queue?.refusals ?? [:])
                 }
             }
             return stats
@@ -179,7 +179,8 @@ public final class VSVAStormRunner {
                             sample.pageRequestsPerSecond[tenant.name] = Double(c.pageRequests &- before.pageRequests) / (t - previous.t)
                         }
                         let iommu = tenant.lastSeen.values.reduce(into: NestedCounters()) { $0.add($1.iommu ?? NestedCounters()) }
-                        sample.bugs[tenant.name] = GuestBug.tally(iommu: iommu, successNotMapped: c.successNotMapped, lateAnswers: 0)
+                        let late = tenant.lastSeen.values.reduce(0) { $0 &+ ($1.refused["late"] ?? 0) }
+                        sample.bugs[tenant.name] = GuestBug.tally(iommu: iommu, successNotMapped: c.successNotMapped, lateAnswers: late)
                             .values.reduce(0, &+)
                     }
                     previous = (t, dma)
@@ -220,8 +221,11 @@ public final class VSVAStormRunner {
                 }
             }
         }
-        // Every guest gone and cleaned up: the devices detached, their groups answered.
-        _ = service.wait(until: { $0.clients.count <= 1 }, watching: service.process)
+        // Every guest gone and cleaned up: the devices detached, their groups
+        // answered, and (a step later) the retries owed to the gone VMs dropped.
+        _ = service.wait(until: { stats in
+            stats.clients.count <= 1 && stats.devices.allSatisfy { ($0.dma?["retriesOwed"] ?? 0) == 0 }
+        }, watching: service.process)
         guard let final = service.snapshot() else {
             report.problems.append("the service did not answer STATS after the guests left: \(service.process.errors)")
             return
@@ -231,8 +235,7 @@ public final class VSVAStormRunner {
         report.devices = final.devices.filter { ids.contains($0.id) }.sorted { $0.id < $1.id }.map { d in
             VSVAStormReport.Device(id: d.id, guest: tenants.first { $0.devices.contains(d.id) }?.name ?? "",
                                    issued: d.issued, answered: d.answered, outstanding: d.outstanding,
-                                   answeredTwiceOrUnknown: d.answeredTwiceOrUnknown, wrong: d.wrong,
-                                   retriesOwed: d.dma?["retriesOwed"] ?? 0, dma: DMADevice.Counters(d.dma ?? [:]))
+                                   answeredTwiceOrUnknown: d.answeredTwiceOrUnknown, retriesOwed: d.dma?["retriesOwed"] ?? 0, dma: DMADevice.Counters(d.dma ?? [:]))
         }
         let dma = perGuest(final, tenants)
         report.guests = tenants.map { row($0, dma: dma[$0.name] ?? DMADevice.Counters()) }
@@ -258,21 +261,24 @@ public final class VSVAStormRunner {
             row.pids.append(process.pid)
             row.exitStatuses.append(process.child.wait())
             let seen = t.lastSeen[process.pid]
-            row.lateAnswers &+= seen?.late ?? 0
             var handled: UInt64 = 0
             if let line = process.lines.last,
                let summary = try? JSONDecoder().decode(NestedVMM.Summary.self, from: Data(line.utf8)) {
+                // Its own reading of STATS just before BYE: later than the runner's last sample.
                 handled = summary.pageRequests
                 row.answered.merge(summary.answered, uniquingKeysWith: &+)
                 row.guest.add(summary.guest)
                 row.iommu.add(summary.iommu ?? seen?.iommu ?? NestedCounters())
+                row.refused.merge(summary.refused ?? seen?.refused ?? [:], uniquingKeysWith: &+)
             } else {
-                row.iommu.add(seen?.iommu ?? NestedCounters())   // killed: no summary, its last STATS
+                // Killed: no summary, its last STATS before the kill.
+                row.iommu.add(seen?.iommu ?? NestedCounters())
+                row.refused.merge(seen?.refused ?? [:], uniquingKeysWith: &+)
             }
             row.pageRequests &+= handled
             row.pageRequestsLastIncarnation = handled
         }
-        row.bugs = GuestBug.tally(iommu: row.iommu, successNotMapped: dma.successNotMapped, lateAnswers: row.lateAnswers)
+        row.bugs = GuestBug.tally(iommu: row.iommu, successNotMapped: dma.successNotMapped, lateAnswers: row.refused["late"] ?? 0)
         return row
     }
 }

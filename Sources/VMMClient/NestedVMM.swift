@@ -1,6 +1,7 @@
 import FaultABI
 import FaultControl
 import Glibc
+import FaultQueue
 import FaultSys
 import IOMMUFormats
 import NestedIOMMU
@@ -50,6 +51,10 @@ public final class NestedVMM {
         /// This VM's nested IOMMU as the service's STATS showed it at the end
         /// (its judgement of the guest: stale translations, refusals).
         public var iommu: NestedCounters?
+        /// This VMM's answers the service refused, by reason (`late`,
+        /// `mismatch`, `unknown`, …; malformed ones by their rejection), as
+        /// STATS showed them at the end. Nil if STATS could not be read.
+        public var refused: [String: UInt64]?
         /// Seconds run.
         public var seconds: Double = 0
     }
@@ -106,22 +111,28 @@ public final class NestedVMM {
         }
         summary.seconds = elapsed()
         summary.guest = guest.counters
-        summary.iommu = try? ownCounters()
+        if let entry = try? ownEntry() {
+            summary.iommu = entry.iommu
+            summary.refused = entry.refused
+        }
         return summary
     }
 
-    /// This connection's VM in STATS (the client entry with this process's pid).
-    func ownCounters() throws(VMMClientError) -> NestedCounters? {
+    /// This connection's entry in STATS (the client with this process's pid):
+    /// its VM's counters, and its answers the service refused, by reason.
+    func ownEntry() throws(VMMClientError) -> (iommu: NestedCounters?, refused: [String: UInt64])? {
         struct Stats: Decodable {
             struct Client: Decodable {
                 var pid: UInt32
                 var nested: NestedCounters?
+                var queue: QueueCounters?
             }
             var clients: [Client]
         }
         let json = try client.stats()
-        guard let stats = try? JSONPayload.decode(Stats.self, Array(json.utf8)) else { return nil }
-        return stats.clients.first { $0.pid == UInt32(getpid()) }?.nested
+        guard let stats = try? JSONPayload.decode(Stats.self, Array(json.utf8)),
+              let me = stats.clients.first(where: { $0.pid == UInt32(getpid()) }) else { return nil }
+        return (me.nested, me.queue?.refusals ?? [:])
     }
 
     func handle(_ record: DecodedRecord) -> PageResponse? {

@@ -139,14 +139,14 @@ struct StormCommand: ParsableCommand {
             guests.add(g.name, "\(g.style.rawValue) \(g.behaviour.rawValue)", String(g.dma.pageRequests), String(g.guest.pagesMapped),
                        String(g.guest.invalidationsSent), "\(g.dma.retriesTranslated)/\(g.dma.answeredSuccess)",
                        String(g.iommu.staleUsesForgiven),
-                       g.bugs.isEmpty ? "none" : g.bugs.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }
-                           .joined(separator: ", "))
+                       g.bugs.isEmpty ? "none" : VSVAStormReport.tally(g.bugs))
         }
         out.append(guests.render())
         let d = report.devices
-        out.append("  devices: \(d.reduce(0) { $0 + $1.dma.dmas }) DMAs, \(d.reduce(0) { $0 + $1.issued }) page requests, "
-                   + "\(d.reduce(0) { $0 + $1.answered }) answered, \(d.reduce(0) { $0 + $1.outstanding }) outstanding, "
-                   + "\(d.reduce(0) { $0 + $1.answeredTwiceOrUnknown }) answered twice or unknown")
+        out.append("  devices: \(d.reduce(0) { $0 &+ $1.dma.dmas }) DMAs, \(d.reduce(0) { $0 &+ $1.issued }) page requests, "
+                   + "\(d.reduce(0) { $0 &+ $1.answered }) answered, \(d.reduce(0) { $0 + $1.outstanding }) outstanding, "
+                   + "\(d.reduce(0) { $0 &+ $1.answeredTwiceOrUnknown }) answered twice or unknown, "
+                   + "\(d.reduce(0) { $0 &+ $1.dma.retriesDropped }) retries dropped with their VM")
         let v = report.verdict
         out.append(v.passed ? "PASS" : "FAIL (exit status \(v.exitStatus))")
         for check in v.checks { out.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue): \(check.detail)") }

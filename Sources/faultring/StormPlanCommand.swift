@@ -45,7 +45,9 @@ struct StormPlanCommand: ParsableCommand {
         switch try StormProfileReader.readAny(path: path) {
         case .vsva(let vsva):
             if rateScale != nil { throw ValidationError("\(path) is a vSVA storm: its DMA devices have no arrival rate to scale") }
-            return .vsva(seconds.map { vsva.scaled(toSeconds: $0) } ?? vsva)
+            let scaled = seconds.map { vsva.scaled(toSeconds: $0) } ?? vsva
+            if let problem = scaled.timingProblem { throw ValidationError("\(option): \(problem)") }
+            return .vsva(scaled)
         case .arrivals(let arrivals): profile = arrivals
         }
         if let seconds { profile = profile.scaled(toSeconds: seconds) }

@@ -46,7 +46,7 @@ import VMMClient
             Issue.record("not read as vSVA")
             return
         }
-        #expect(p.budget == 48 && p.stepMicroseconds == 100 && p.timeoutMilliseconds == 250 && p.staleGraceMilliseconds == 100)
+        #expect(p.budget == 48 && p.stepMicroseconds == 100 && p.timeoutMilliseconds == 1000 && p.staleGraceMilliseconds == 1000)
         #expect(p.guests[0].style == .vtd && p.deviceCount == 2 && p.chaos == nil)
     }
 
@@ -56,7 +56,7 @@ import VMMClient
     static var malformed: [(String, Edit, String, String)] { [
         ("unknown key", { $0["rate"] = 5 }, "vsva.rate", "unknown key"),
         ("no seconds", { $0["seconds"] = nil }, "vsva.seconds", "missing"),
-        ("zero seconds", { $0["seconds"] = 0 }, "vsva.seconds", "positive"),
+        ("zero seconds", { $0["seconds"] = 0 }, "vsva.seconds", "too short"),
         ("PASID 0", { $0["pasids"] = [0, 1] }, "vsva.pasids.0", "PASID 0"),
         ("a PASID twice", { $0["pasids"] = [3, 3] }, "vsva.pasids.1", "twice"),
         ("a PASID beyond 20 bits", { $0["pasids"] = [1 << 20] }, "vsva.pasids.0", "out of range"),
@@ -73,6 +73,16 @@ import VMMClient
          "vsva.chaos.killAmong.0", "not a guest"),
         ("kills with no one to kill", { $0["chaos"] = ["guestKills": 2] }, "vsva.chaos.killAmong", "at least one"),
         ("a grace above a minute", { $0["staleGraceMs"] = 61_000 }, "vsva.staleGraceMs", "out of range"),
+        ("a storm shorter than a second", { $0["seconds"] = 0.5 }, "vsva.seconds", "too short"),
+        ("a budget of one page", { $0["budget"] = 1 }, "vsva.budget", "at least 2"),
+        ("a slow guest in a storm too short to see it",
+         { $0["seconds"] = 2; $0["guests"] = [["name": "s", "behaviour": "slow"]] }, "vsva.timeoutMs", "at least 2.5 s"),
+        ("a timeout above ten minutes", { $0["timeoutMs"] = 600_001 }, "vsva.timeoutMs", "out of range"),
+        ("an SMMUv3 guest with a PASID beyond its CD table",
+         { $0["pasids"] = [1, 5000]; $0["guests"] = [["name": "s", "style": "smmuv3"]] }, "vsva.pasids", "CD table"),
+        ("an SMMUv3 CD table wider than the quota",
+         { $0["pasids"] = [1, 2, 3]; $0["pasidQuota"] = 3; $0["guests"] = [["name": "s", "style": "smmuv3"]] },
+         "vsva.pasidQuota", "S1CDMax 2"),
     ] }
 
     @Test(arguments: malformed.indices)

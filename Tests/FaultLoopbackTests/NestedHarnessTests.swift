@@ -1,4 +1,6 @@
+import FaultABI
 import FaultLoopback
+import FaultSimulation
 import Foundation
 import NestedIOMMU
 import Testing
@@ -52,6 +54,46 @@ import VMMClient
     }
 }
 
+/// A device's retries are owed to the VM that answered.
+@Suite struct DMARetryTests {
+    /// Answered SUCCESS through one domain, then attached to another VM (its
+    /// guest killed and restarted between two steps): the owed retry is
+    /// dropped with the old VM, not walked through the new guest's tables
+    /// and charged to it as "answered SUCCESS but not mapped".
+    @Test func aRetryOwedToAGoneVMIsDroppedNotChargedToTheNextOne() throws {
+        let ram = try GuestRAM(gpa: 1 << 30, size: 8 << 20)
+        let memory = GuestMemory()
+        try memory.add(fd: ram.fd.descriptor, gpa: ram.gpa, size: ram.size)
+        let guest = try NestedGuest(style: .vtd, ram: ram, pasids: [1], devices: [1], budget: 8, behaviour: .correct,
+                                    invalidate: { (_) throws(NestedError) in })
+        func domain() throws -> NestedDomain {
+            let d = NestedDomain(style: .vtd, memory: memory)
+            d.attach(device: 1, ats: true)
+            for (pasid, entry) in guest.pasidEntries { try d.bind(devices: [1], pasid: pasid, entry: entry) }
+            return d
+        }
+        let first = try domain()
+        let device = DMADevice(DMADevice.Config(id: 1, streams: [DMAStream(pasid: 1, base: 1 << 32, pages: 16, pattern: .sequential)]),
+                               seed: 1)
+        var raised: [PageRequest] = []
+        device.step(now: 1_000, domain: first) { if case .pageRequest(let r) = $0 { raised.append(r) } }
+        let request = try #require(raised.first, "an unmapped page must raise a page request")
+        device.complete(prgi: request.prgi, code: .success)   // the old guest answered, and never mapped it
+        #expect(device.retriesOwed == 1)
+        // The same device, a new VM with the same (empty) tables: the retry would miss there.
+        device.step(now: 2_000, domain: try domain(), newAccesses: false) { _ in }
+        #expect(device.counters.retriesDropped == 1 && device.counters.successNotMapped == 0)
+        #expect(device.counters.retriesBalance() && device.retriesOwed == 0)
+        // Through the domain that answered, the same miss is the guest's bug.
+        let again = DMADevice(device.config, seed: 1)
+        raised.removeAll()
+        again.step(now: 1_000, domain: first) { if case .pageRequest(let r) = $0 { raised.append(r) } }
+        again.complete(prgi: try #require(raised.first).prgi, code: .success)
+        again.step(now: 2_000, domain: first, newAccesses: false) { _ in }
+        #expect(again.counters.successNotMapped == 1 && again.counters.retriesDropped == 0)
+    }
+}
+
 /// A vSVA session captured and replayed: the same outcome, or a verdict
 /// naming what differs; a session file is input and is checked as such.
 @Suite struct NestedSessionTests {
@@ -84,7 +126,10 @@ import VMMClient
     /// and no other: the file format and the model have not drifted.
     @Test func everyShippedSessionReplaysToItsRecordedOutcome() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".json") }.sorted()
-        #expect(files.count >= 6)
+        let every = [NestedDomain.Style.vtd, .smmuv3].flatMap { style in
+            NestedGuest.Behaviour.allCases.map { "\(style.rawValue)-\($0.rawValue).json" }
+        }
+        #expect(files == every.sorted(), "one session per style and behaviour")
         for file in files {
             let session = try NestedSession.read(Self.fixtures.appendingPathComponent(file).path)
             #expect(file == "\(session.config.style.rawValue)-\(session.config.behaviour.rawValue).json")

@@ -55,7 +55,7 @@ import VMMClient
         dma.answeredSuccess = 10
         dma.retriesTranslated = 10
         r.devices = [1, 2].map { VSVAStormReport.Device(id: $0, guest: "", issued: 10, answered: 10, outstanding: 0,
-                                                        answeredTwiceOrUnknown: 0, wrong: 0, retriesOwed: 0, dma: dma) }
+                                                        answeredTwiceOrUnknown: 0, retriesOwed: 0, dma: dma) }
         var ok = VSVAStormReport.Guest(name: "ok-1", style: .vtd, behaviour: .correct, devices: [1])
         ok.dma = dma
         var bad = VSVAStormReport.Guest(name: "bad-1", style: .vtd, behaviour: .forgetsInvalidate, devices: [2])
@@ -89,6 +89,22 @@ import VMMClient
         #expect(r.verdict.failures.first?.detail.contains("stale translation × 0 not found") == true)
     }
 
+    @Test func aFaultyGuestShowingAnotherBugFails() throws {
+        var r = try Self.report()
+        r.guests[1].bugs[GuestBug.successNotMapped.rawValue] = 2
+        r.judge()
+        #expect(r.verdict.exitStatus == StormVerdict.Kind.guest.bit)
+        #expect(r.verdict.failures.first?.detail.contains("not its behaviour's") == true)
+    }
+
+    @Test func anAnswerTheServiceRefusedFailsAnyGuest() throws {
+        var r = try Self.report()
+        r.guests[0].refused = ["mismatch": 1, "late": 0]
+        r.judge()
+        #expect(r.verdict.exitStatus == StormVerdict.Kind.guest.bit)
+        #expect(r.verdict.failures.first?.detail.contains("mismatch × 1") == true)
+    }
+
     @Test func unbalancedBooksFailTheLedgerBit() throws {
         var r = try Self.report()
         r.devices[1].dma.retriesTranslated = 9   // one SUCCESS neither retried, missed, dropped nor owed
@@ -97,6 +113,11 @@ import VMMClient
         r = try Self.report()
         r.devices[0].outstanding = 1
         r.devices[0].answered = 9
+        r.judge()
+        #expect(r.verdict.exitStatus == StormVerdict.Kind.ledger.bit)
+        r = try Self.report()
+        r.devices[0].retriesOwed = 1   // still owed once every VM had gone
+        r.devices[0].dma.retriesTranslated = 9
         r.judge()
         #expect(r.verdict.exitStatus == StormVerdict.Kind.ledger.bit)
     }
