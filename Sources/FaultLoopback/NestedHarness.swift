@@ -10,7 +10,7 @@ import VMMClient
 
 /// A vSVA session in one process, in virtual time, on the real queue and
 /// real shared memory: the VMM's guest RAM (a memfd, written by the guest
-/// model, mapped read-only by the IOMMU), a nested IOMMU domain, DMA devices
+/// model, read by the IOMMU with pread), a nested IOMMU domain, DMA devices
 /// whose stage-1 misses become page requests, the page-request pipeline and
 /// ring, and the guest's driver, which reads each request in its vIOMMU
 /// format, maps the page, invalidates, and answers in that format.

@@ -14,7 +14,7 @@ struct NestedCommand: ParsableCommand {
         commandName: "nested",
         abstract: "A simulated nested IOMMU, DMA devices and a guest that answers by mapping (Docs/NESTED.md).",
         discussion: """
-            The guest's RAM is a memfd the IOMMU maps read-only; the guest owns stage 1 (x86 tables under VT-d \
+            The guest's RAM is a memfd the IOMMU reads (pread, never a mapping); the guest owns stage 1 (x86 tables under VT-d \
             PASID entries, or VMSAv8-64 tables under an SMMUv3 CD table). Devices run address streams; a stage-1 \
             miss is a page request, reinjected in the guest's vIOMMU format; the guest maps the page, invalidates \
             what it changed and answers; the device retries. Reports the guest's bugs by name and count: stale \

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "faultring_abi.h"
+#include "faultring_protocol.h" /* FAULTRING_BIND_*, FAULTRING_INV_*: the nested IOMMU calls take them */
 
 #ifdef __cplusplus
 extern "C" {
@@ -179,6 +180,25 @@ void frc_close(struct frc_client *c);
 /** frc_reconnect - close @c and @q, then connect, HELLO and ATTACH again until @timeout_ms. */
 int frc_reconnect(struct frc_client *c, struct frc_queue *q, const char *path, const char *name, uint32_t abi,
 		  const uint32_t *ids, unsigned count, int timeout_ms);
+
+/* ---- the nested IOMMU: a guest that owns stage 1 (frc_control.c) ------ */
+
+/** frc_add_guest_memory - share guest RAM: GPA @gpa..+@size is @fd (a memfd sealed F_SEAL_SHRINK) at @offset. */
+int frc_add_guest_memory(struct frc_client *c, int fd, uint64_t gpa, uint64_t size, uint64_t offset);
+/** frc_bind_vtd_pasid - bind @pasid's first stage (the guest's PASID-table entry) on every device of @ids, or none. */
+int frc_bind_vtd_pasid(struct frc_client *c, uint32_t pasid, const uint64_t entry[8], const uint32_t *ids,
+		       unsigned count);
+/** frc_bind_smmuv3_ste - bind the guest's CD table (STE words 0 and 1) on every device of @ids, or none. */
+int frc_bind_smmuv3_ste(struct frc_client *c, const uint64_t ste[2], const uint32_t *ids, unsigned count);
+/** frc_unbind - undo a bind (@format FAULTRING_BIND_*; @pasid for VT-d, else 0); cannot fail once well formed. */
+int frc_unbind(struct frc_client *c, uint32_t format, uint32_t pasid, const uint32_t *ids, unsigned count);
+/** frc_invalidate - forward one guest invalidation (FAULTRING_INV_* with FAULTRING_INV_FLAG_*). */
+int frc_invalidate(struct frc_client *c, uint32_t granularity, uint32_t flags, uint32_t device, uint32_t pasid,
+		   uint64_t address, uint64_t size);
+/** frc_bind_msi - the guest's MSI doorbell at @iova is the page at @gpa (@size: a power of two, 4 KiB .. 1 MiB). */
+int frc_bind_msi(struct frc_client *c, uint64_t iova, uint64_t gpa, uint64_t size);
+/** frc_unbind_msi - remove the doorbell binding at @iova; cannot fail once well formed. */
+int frc_unbind_msi(struct frc_client *c, uint64_t iova);
 
 /* ---- the queue (frc_queue.c) ------------------------------------------ */
 

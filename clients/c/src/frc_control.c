@@ -55,8 +55,9 @@ static void close_all(const int *fds, int count)
 		close(fds[i]);
 }
 
+/* Sends one request; @fd >= 0 goes with it by SCM_RIGHTS (the caller keeps its own). */
 static int send_request(struct frc_client *c, uint16_t command, uint32_t flags, const void *payload, size_t len,
-			uint16_t *id)
+			int fd, uint16_t *id)
 {
 	if (c->fd < 0)
 		return frc_fail(c->error, ENOTCONN, "not connected");
@@ -73,6 +74,20 @@ static int send_request(struct frc_client *c, uint16_t command, uint32_t flags, 
 	memset(&m, 0, sizeof m);
 	m.msg_iov = iov;
 	m.msg_iovlen = len ? 2 : 1;
+	union {
+		struct cmsghdr align;
+		char bytes[CMSG_SPACE(sizeof(int))];
+	} control;
+	if (fd >= 0) {
+		memset(&control, 0, sizeof control);
+		m.msg_control = control.bytes;
+		m.msg_controllen = sizeof control.bytes;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
 	/* MSG_DONTWAIT: a service that stopped reading fails the request, it does not hang us. */
 	if (sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return frc_fail(c->error, errno == EPIPE ? ECONNRESET : errno, "sending command %u: %s", command,
@@ -187,13 +202,13 @@ static int receive_reply(struct frc_client *c, uint16_t id, uint16_t command, si
 	}
 }
 
-/* One request, one reply, no descriptors either way. */
-static int transact(struct frc_client *c, uint16_t command, uint32_t flags, const void *payload, size_t len,
+/* One request (with @fd if >= 0), one reply with no descriptors. */
+static int transact(struct frc_client *c, uint16_t command, uint32_t flags, const void *payload, size_t len, int fd,
 		    size_t *reply_len)
 {
 	uint16_t id;
 	int fds[FAULTRING_MSG_FDS_MAX], got;
-	int err = send_request(c, command, flags, payload, len, &id);
+	int err = send_request(c, command, flags, payload, len, fd, &id);
 	if (err)
 		return err;
 	return receive_reply(c, id, command, reply_len, fds, 0, &got);
@@ -241,7 +256,7 @@ int frc_connect_fd(struct frc_client *c, int fd, const char *name)
 	int len = snprintf(hello, sizeof hello, "{\"protocolVersion\":%u,\"client\":\"%s\"}", FAULTRING_PROTOCOL_VERSION,
 			   safe);
 	size_t reply_len;
-	int err = transact(c, FAULTRING_CMD_HELLO, 0, hello, (size_t)len, &reply_len);
+	int err = transact(c, FAULTRING_CMD_HELLO, 0, hello, (size_t)len, -1, &reply_len);
 	if (err) {
 		frc_close(c);
 		return err;
@@ -308,7 +323,7 @@ int frc_attach(struct frc_client *c, struct frc_queue *q, uint32_t abi, const ui
 	payload[1] = count;
 	memcpy(payload + 2, ids, sizeof(uint32_t) * count);
 	uint16_t id;
-	if ((err = send_request(c, FAULTRING_CMD_ATTACH, 0, payload, sizeof(uint32_t) * (2 + count), &id)))
+	if ((err = send_request(c, FAULTRING_CMD_ATTACH, 0, payload, sizeof(uint32_t) * (2 + count), -1, &id)))
 		return err;
 	int fds[FAULTRING_MSG_FDS_MAX], got;
 	size_t len;
@@ -359,13 +374,13 @@ int frc_detach(struct frc_client *c, const uint32_t *ids, unsigned count)
 	if (count)
 		memcpy(payload + 1, ids, sizeof(uint32_t) * count);
 	size_t len;
-	return transact(c, FAULTRING_CMD_DETACH, 0, payload, sizeof(uint32_t) * (1 + count), &len);
+	return transact(c, FAULTRING_CMD_DETACH, 0, payload, sizeof(uint32_t) * (1 + count), -1, &len);
 }
 
 int frc_stats(struct frc_client *c, int prometheus, char *buf, size_t size)
 {
 	size_t len;
-	int err = transact(c, FAULTRING_CMD_STATS, prometheus ? FAULTRING_MSG_TEXT : 0, NULL, 0, &len);
+	int err = transact(c, FAULTRING_CMD_STATS, prometheus ? FAULTRING_MSG_TEXT : 0, NULL, 0, -1, &len);
 	if (err)
 		return err;
 	if (len + 1 > size)
@@ -378,7 +393,7 @@ int frc_stats(struct frc_client *c, int prometheus, char *buf, size_t size)
 int frc_bye(struct frc_client *c)
 {
 	size_t len;
-	return transact(c, FAULTRING_CMD_BYE, 0, NULL, 0, &len);
+	return transact(c, FAULTRING_CMD_BYE, 0, NULL, 0, -1, &len);
 }
 
 int frc_reconnect(struct frc_client *c, struct frc_queue *q, const char *path, const char *name, uint32_t abi,
@@ -416,4 +431,97 @@ int frc_reconnect(struct frc_client *c, struct frc_queue *q, const char *path, c
 		struct timespec pause = { 0, 20 * 1000 * 1000 };
 		nanosleep(&pause, NULL);
 	}
+}
+
+/* ---- the nested IOMMU (Docs/NESTED.md §3) --------------------------------
+ * The payloads are built here, argsz and all, so a caller cannot send a
+ * malformed one; what only the service can judge (the seals, overlaps, the
+ * guest's table, a device not held) comes back as its errno and reason.
+ */
+
+int frc_add_guest_memory(struct frc_client *c, int fd, uint64_t gpa, uint64_t size, uint64_t offset)
+{
+	if (fd < 0)
+		return frc_fail(c->error, EBADF, "ADD_GUEST_MEMORY: no descriptor");
+	struct faultring_msg_guest_memory m = { sizeof m, 0, gpa, size, offset };
+	size_t len;
+	return transact(c, FAULTRING_CMD_ADD_GUEST_MEMORY, 0, &m, sizeof m, fd, &len);
+}
+
+/* BIND of @format on @ids, with the eight data words. */
+static int send_bind(struct frc_client *c, uint32_t format, uint32_t pasid, const uint64_t data[8], const uint32_t *ids,
+		unsigned count)
+{
+	int err = check_ids(c, "BIND", ids, count, 1);
+	if (err)
+		return err;
+	union {
+		struct faultring_msg_bind m;
+		uint8_t bytes[sizeof(struct faultring_msg_bind) + sizeof(uint32_t) * FRC_MAX_DEVICES];
+	} u;
+	memset(&u, 0, sizeof u);
+	u.m.argsz = (uint32_t)(sizeof u.m + sizeof(uint32_t) * count);
+	u.m.format = format;
+	u.m.pasid = pasid;
+	u.m.device_count = count;
+	memcpy(u.m.data, data, sizeof u.m.data);
+	memcpy(u.bytes + sizeof u.m, ids, sizeof(uint32_t) * count);
+	size_t len;
+	return transact(c, FAULTRING_CMD_BIND, 0, &u, u.m.argsz, -1, &len);
+}
+
+int frc_bind_vtd_pasid(struct frc_client *c, uint32_t pasid, const uint64_t entry[8], const uint32_t *ids, unsigned count)
+{
+	if (!entry)
+		return frc_fail(c->error, EINVAL, "BIND: no PASID-table entry");
+	return send_bind(c, FAULTRING_BIND_VTD_PASID, pasid, entry, ids, count);
+}
+
+int frc_bind_smmuv3_ste(struct frc_client *c, const uint64_t ste[2], const uint32_t *ids, unsigned count)
+{
+	if (!ste)
+		return frc_fail(c->error, EINVAL, "BIND: no STE words");
+	const uint64_t data[8] = { ste[0], ste[1] };
+	return send_bind(c, FAULTRING_BIND_SMMUV3_STE, 0, data, ids, count);
+}
+
+int frc_unbind(struct frc_client *c, uint32_t format, uint32_t pasid, const uint32_t *ids, unsigned count)
+{
+	int err = check_ids(c, "UNBIND", ids, count, 1);
+	if (err)
+		return err;
+	union {
+		struct faultring_msg_unbind m;
+		uint8_t bytes[sizeof(struct faultring_msg_unbind) + sizeof(uint32_t) * FRC_MAX_DEVICES];
+	} u;
+	memset(&u, 0, sizeof u);
+	u.m.argsz = (uint32_t)(sizeof u.m + sizeof(uint32_t) * count);
+	u.m.format = format;
+	u.m.pasid = pasid;
+	u.m.device_count = count;
+	memcpy(u.bytes + sizeof u.m, ids, sizeof(uint32_t) * count);
+	size_t len;
+	return transact(c, FAULTRING_CMD_UNBIND, 0, &u, u.m.argsz, -1, &len);
+}
+
+int frc_invalidate(struct frc_client *c, uint32_t granularity, uint32_t flags, uint32_t device, uint32_t pasid,
+		   uint64_t address, uint64_t size)
+{
+	struct faultring_msg_invalidate m = { sizeof m, flags, granularity, device, pasid, 0, address, size };
+	size_t len;
+	return transact(c, FAULTRING_CMD_INVALIDATE, 0, &m, sizeof m, -1, &len);
+}
+
+int frc_bind_msi(struct frc_client *c, uint64_t iova, uint64_t gpa, uint64_t size)
+{
+	struct faultring_msg_bind_msi m = { sizeof m, 0, iova, gpa, size };
+	size_t len;
+	return transact(c, FAULTRING_CMD_BIND_MSI, 0, &m, sizeof m, -1, &len);
+}
+
+int frc_unbind_msi(struct frc_client *c, uint64_t iova)
+{
+	struct faultring_msg_bind_msi m = { sizeof m, FAULTRING_MSI_FLAG_UNBIND, iova, 0, 0 };
+	size_t len;
+	return transact(c, FAULTRING_CMD_BIND_MSI, 0, &m, sizeof m, -1, &len);
 }

@@ -6,6 +6,9 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
@@ -51,17 +54,25 @@ static void pause_ms(long ms)
 
 /* ---- the service ------------------------------------------------------- */
 
-static pid_t serve_start(const char *path)
+/* `faultring serve` on @path with @extra arguments (NULL-terminated; NULL: none) after the defaults. */
+static pid_t serve_start_with(const char *path, const char *const *extra)
 {
 	unlink(path);
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(bin, "faultring", "serve", "--socket-path", path, "--devices", "4", "--rate", "2000", "--log-level",
-		      "error", (char *)NULL);
+		const char *argv[32] = { "faultring", "serve", "--socket-path", path, "--devices", "4", "--rate", "2000",
+					 "--log-level", "error" };
+		int n = 10;
+		for (; extra && *extra && n < 31; extra++)
+			argv[n++] = *extra;
+		argv[n] = NULL;
+		execv(bin, (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
 	return pid;
 }
+
+static pid_t serve_start(const char *path) { return serve_start_with(path, NULL); }
 
 static int serve_stop(pid_t pid, int sig)
 {
@@ -354,6 +365,116 @@ static void test_builders(void)
 	CHECK(frc_respond_prgi(&q, 1, 1, 1u << 20, 0) == -EINVAL, "PASID 2^20: %s", q.error);
 }
 
+/* ---- the nested IOMMU ------------------------------------------------- */
+
+/*
+ * Guest RAM shared as a sealed memfd, a VT-d PASID bound on a held device
+ * (then its DMA raises page requests through the guest's empty table),
+ * invalidations and an MSI doorbell forwarded, the bind undone; and what
+ * the service refuses, each with its errno: a bind before holding any
+ * device, an unsealed memfd, a device not held, a malformed range.
+ */
+static void test_nested(const char *path)
+{
+	static const char *const dma[] = { "--dma-devices", "--dma-pasids", "1", "--dma-step-us", "500", NULL };
+	pid_t pid = serve_start_with(path, dma);
+	struct frc_client c;
+	struct frc_queue q;
+	frc_client_init(&c);
+	frc_queue_init(&q);
+	int fds_before = open_fds();
+	CHECK(connect_retry(&c, path) == 0, "connect: %s", c.error);
+	const uint64_t gpa = 1ull << 30, size = 1u << 20;
+	/* The guest's PASID-table entry: present, nested, DID 1, first stage at gpa (an empty 4-level table). */
+	const uint64_t entry[8] = { 1u | 3u << 6, 1, gpa };
+	uint32_t held[] = { 1 }, other[] = { 2 };
+	int err = frc_bind_vtd_pasid(&c, 1, entry, held, 1);
+	CHECK(err == -EPERM, "bind holding no device: %d %s", err, c.error);
+	CHECK(frc_attach(&c, &q, 2, held, 1, 5000) == 1, "attach: %s", c.error);
+
+	int mem = memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	CHECK(mem >= 0 && ftruncate(mem, (off_t)size) == 0, "memfd: %s", strerror(errno));
+	err = frc_add_guest_memory(&c, mem, gpa, size, 0);
+	CHECK(err == -EBADF, "unsealed memfd: %d %s", err, c.error);
+	CHECK(fcntl(mem, F_ADD_SEALS, F_SEAL_SHRINK) == 0, "seal: %s", strerror(errno));
+	err = frc_add_guest_memory(&c, mem, gpa, size, 0);
+	CHECK(err == 0, "add guest memory: %d %s", err, c.error);
+	err = frc_add_guest_memory(&c, mem, gpa + 4096, 4096, 0);
+	CHECK(err == -EEXIST, "overlapping region: %d %s", err, c.error);
+
+	err = frc_bind_vtd_pasid(&c, 1, entry, other, 1);
+	CHECK(err == -EPERM, "bind on a device not held: %d %s", err, c.error);
+	err = frc_bind_vtd_pasid(&c, 1, entry, held, 1);
+	CHECK(err == 0, "bind: %d %s", err, c.error);
+
+	/* The device's stream on PASID 1 now runs and misses in the empty table: page requests. */
+	unsigned long long requests = 0;
+	const union frc_record *batch[32];
+	for (int round = 0; round < 100 && requests < 3; round++) {
+		int n = frc_wait(&q, 100);
+		if (n <= 0 || (n = frc_peek(&q, batch, 32)) <= 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			const struct faultring_v2_fault *r = &batch[i]->v2;
+			if (r->type != FAULTRING_FAULT_PAGE_REQ || !(r->flags & FAULTRING_V2_LAST_PAGE))
+				continue;
+			CHECK(r->device_id == 1 && r->pasid == 1, "page request from device %u PASID %u", r->device_id, r->pasid);
+			requests++;
+			while (frc_respond(&q, batch[i], FAULTRING_RESP_INVALID) == -EAGAIN)
+				frc_wait_response_space(&q, 1000);
+		}
+		frc_release(&q, (unsigned)n);
+		frc_commit(&q);
+	}
+	CHECK(requests >= 3, "page requests through the bound table: %llu", requests);
+
+	err = frc_invalidate(&c, FAULTRING_INV_PASID, FAULTRING_INV_FLAG_PASID, 0, 1, 0, 0);
+	CHECK(err == 0, "invalidate PASID: %d %s", err, c.error);
+	err = frc_invalidate(&c, FAULTRING_INV_RANGE, FAULTRING_INV_FLAG_PASID | FAULTRING_INV_FLAG_RANGE | FAULTRING_INV_FLAG_LEAF,
+			     0, 1, 0x10000, 0x1000);
+	CHECK(err == 0, "invalidate range: %d %s", err, c.error);
+	err = frc_invalidate(&c, FAULTRING_INV_RANGE, FAULTRING_INV_FLAG_PASID | FAULTRING_INV_FLAG_RANGE, 0, 1, 0x10000, 3000);
+	CHECK(err == -EINVAL, "a range of 3000 bytes: %d %s", err, c.error);
+	err = frc_invalidate(&c, FAULTRING_INV_DEVICE_TLB, 0, 2, 0, 0, 0);
+	CHECK(err == -EPERM, "device-TLB of a device not held: %d %s", err, c.error);
+
+	err = frc_bind_msi(&c, 0xFEE00000u, gpa + 0x80000, 4096);
+	CHECK(err == 0, "bind MSI: %d %s", err, c.error);
+	err = frc_bind_msi(&c, 0xFEE00000u, gpa + 0x80000, 3000);
+	CHECK(err == -EINVAL, "MSI size 3000: %d %s", err, c.error);
+	CHECK(frc_unbind_msi(&c, 0xFEE00000u) == 0, "unbind MSI: %s", c.error);
+
+	CHECK(frc_unbind(&c, FAULTRING_BIND_VTD_PASID, 1, held, 1) == 0, "unbind: %s", c.error);
+	CHECK(frc_unbind(&c, FAULTRING_BIND_VTD_PASID, 1, held, 1) == 0, "unbind again (cannot fail): %s", c.error);
+
+	/* The service's books of this VM. */
+	char stats[65536];
+	CHECK(frc_stats(&c, 0, stats, sizeof stats) > 0, "stats: %s", c.error);
+	json_object *root = json_tokener_parse(stats), *nested = NULL;
+	json_object *clients = member(root, "clients");
+	for (size_t i = 0; clients && i < json_object_array_length(clients); i++) {
+		json_object *cl = json_object_array_get_idx(clients, i);
+		if (number(cl, "pid") == getpid())
+			nested = member(cl, "nested");
+	}
+	CHECK(nested != NULL, "STATS has this client's nested IOMMU");
+	/* The refused binds never reached the domain (the rights are checked first): one bind, one unbind. */
+	CHECK(number(nested, "binds") == 1 && number(nested, "unbinds") == 1, "binds %lld unbinds %lld",
+	      number(nested, "binds"), number(nested, "unbinds"));
+	json_object *inv = member(nested, "invalidations");
+	CHECK(number(inv, "pasid") == 1 && number(inv, "range") == 1, "invalidations forwarded: %s",
+	      inv ? json_object_to_json_string(inv) : "none");
+	json_object_put(root);
+
+	CHECK(frc_bye(&c) == 0, "bye: %s", c.error);
+	frc_queue_close(&q);
+	frc_close(&c);
+	close(mem);
+	CHECK(open_fds() == fds_before, "descriptors: %d before, %d after", fds_before, open_fds());
+	serve_stop(pid, SIGTERM);
+	printf("#   nested: %llu page requests through the bound table\n", requests);
+}
+
 int main(void)
 {
 	alarm(300);
@@ -374,6 +495,7 @@ int main(void)
 		"SIGTERM of the service is seen as a closed queue",
 		"SIGKILL of the service is seen as the service gone",
 		"reconnect after a restart",
+		"nested IOMMU: guest memory, bind, invalidate, MSI, unbind, and refusals",
 	};
 	int n = (int)(sizeof tests / sizeof tests[0]);
 	printf("1..%d\n", n);
@@ -387,7 +509,8 @@ int main(void)
 		case 4: test_consume(path, 1); break;
 		case 5: test_service_ends(path, SIGTERM, -ESHUTDOWN); break;
 		case 6: test_service_ends(path, SIGKILL, -ECONNRESET); break;
-		default: test_reconnect(path); break;
+		case 7: test_reconnect(path); break;
+		default: test_nested(path); break;
 		}
 		printf("%s %d - %s\n", failures == before ? "ok" : "not ok", i + 1, tests[i]);
 	}

@@ -7,7 +7,7 @@
 //! and the number of descriptors. Descriptors arrive as `OwnedFd`s (with
 //! `MSG_CMSG_CLOEXEC`), so a refused reply closes them.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ pub struct AttachInfo {
     pub attached: u32,
 }
 
-struct Reply {
+pub(crate) struct Reply {
     payload: Vec<u8>,
     fds: Vec<OwnedFd>,
 }
@@ -348,7 +348,7 @@ impl Client {
         Ok(())
     }
 
-    fn check_devices(&self, devices: &[u32], allow_empty: bool) -> Result<()> {
+    pub(crate) fn check_devices(&self, devices: &[u32], allow_empty: bool) -> Result<()> {
         let max = proto::MAX_DEVICES_PER_MESSAGE;
         if devices.len() > max || (devices.is_empty() && !allow_empty) {
             return Err(Error::invalid("devices", format!("{} devices, must be 1..={max}", devices.len())));
@@ -506,7 +506,7 @@ impl Client {
         Ok(())
     }
 
-    fn expect_empty(&mut self, what: &'static str, reply: &Reply) -> Result<()> {
+    pub(crate) fn expect_empty(&mut self, what: &'static str, reply: &Reply) -> Result<()> {
         if !reply.payload.is_empty() {
             return Err(
                 self.poison(Error::protocol(what, format!("{} payload bytes, expected none", reply.payload.len())))
@@ -524,7 +524,18 @@ impl Client {
 
     /// Sends one request and returns its validated reply (error replies become
     /// [`Error::Service`]).
-    fn request(&mut self, command: u16, flags: u32, payload: &[u8]) -> Result<Reply> {
+    pub(crate) fn request(&mut self, command: u16, flags: u32, payload: &[u8]) -> Result<Reply> {
+        self.request_passing(command, flags, payload, None)
+    }
+
+    /// [`Client::request`], with `pass` sent along by `SCM_RIGHTS` if given.
+    pub(crate) fn request_passing(
+        &mut self,
+        command: u16,
+        flags: u32,
+        payload: &[u8],
+        pass: Option<BorrowedFd<'_>>,
+    ) -> Result<Reply> {
         if let Some(why) = &self.broken {
             return Err(Error::NotConnected { cause: why.clone() });
         }
@@ -548,7 +559,7 @@ impl Client {
         msg.extend_from_slice(&header.encode());
         msg.extend_from_slice(payload);
         let deadline = Instant::now() + self.opts.reply_timeout;
-        let r = self.exchange(&sock, &msg, deadline, header);
+        let r = self.exchange(&sock, &msg, pass, deadline, header);
         match r {
             Err(e) if e.breaks_connection() => Err(self.poison(e)),
             Err(e @ Error::Service { errno: libc::EACCES, .. }) => Err(self.poison(e)),
@@ -570,7 +581,14 @@ impl Client {
         }
     }
 
-    fn exchange(&mut self, sock: &OwnedFd, msg: &[u8], deadline: Instant, req: FaultringMsgHeader) -> Result<Reply> {
+    fn exchange(
+        &mut self,
+        sock: &OwnedFd,
+        msg: &[u8],
+        pass: Option<BorrowedFd<'_>>,
+        deadline: Instant,
+        req: FaultringMsgHeader,
+    ) -> Result<Reply> {
         let cmd = proto::command_name(req.command);
         // Send (a hung server with a full queue must not block us).
         loop {
@@ -578,7 +596,11 @@ impl Client {
             if rev & libc::POLLOUT == 0 && rev & (libc::POLLHUP | libc::POLLERR) != 0 {
                 return Err(Error::ServiceGone);
             }
-            match sys::send_packet(sock.as_fd(), msg) {
+            let sent = match pass {
+                Some(fd) => sys::send_packet_with_fd(sock.as_fd(), msg, fd),
+                None => sys::send_packet(sock.as_fd(), msg),
+            };
+            match sent {
                 Ok(n) if n == msg.len() => break,
                 Ok(n) => return Err(Error::protocol("send", format!("{n} of {} bytes sent", msg.len()))),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => continue,

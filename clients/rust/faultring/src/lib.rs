@@ -47,6 +47,7 @@ pub mod abi;
 mod client;
 mod error;
 pub mod json;
+mod nested;
 pub mod protocol;
 mod queue;
 mod record;
@@ -57,6 +58,7 @@ mod sys;
 
 pub use client::{AttachInfo, Capabilities, Client, ClientOptions};
 pub use error::{Error, Result};
+pub use nested::{Binding, Invalidation};
 pub use queue::{Batch, BatchSummary, Queue, QueueFiles, QueueOptions, WaitOutcome};
 pub use record::{GroupEnd, LostRecord, OwnedRecord, Record, V1PageRequest, V1Record, V1Unrecoverable, V2Record};
 pub use response::{Code, Response};

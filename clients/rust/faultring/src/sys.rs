@@ -110,6 +110,36 @@ pub(crate) fn send_packet(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     })
 }
 
+/// Sends one packet without blocking, with `pass` attached by `SCM_RIGHTS`
+/// (the kernel duplicates it into the receiver; the caller keeps its own).
+pub(crate) fn send_packet_with_fd(fd: BorrowedFd<'_>, buf: &[u8], pass: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut cbuf = [0u64; 4];
+    let raw = pass.as_raw_fd();
+    let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut c_void, iov_len: buf.len() };
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut c_void;
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let room = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    assert!(room <= std::mem::size_of_val(&cbuf), "CMSG_SPACE(int) is {room} bytes");
+    msg.msg_controllen = room;
+    // SAFETY: `msg_control` points at `cbuf` (32 bytes, u64-aligned), which holds
+    // CMSG_SPACE(sizeof(int)); CMSG_FIRSTHDR of a buffer that large is non-null
+    // and in bounds, and CMSG_DATA points at room for one int within it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, raw);
+    }
+    // SAFETY: `msg` points at `iov` (covering `buf`, valid for reads) and `cbuf`,
+    // both alive for the call; `iov_base` is only read by sendmsg.
+    cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })
+}
+
 /// What [`recv_packet`] got.
 pub(crate) struct Received {
     /// Bytes placed in the buffer (at most its length).
