@@ -58,6 +58,8 @@ public struct VSVAStormProfile: Sendable, Hashable, Codable {
     public var seconds: Double
     /// The devices' step period (`serve --dma-step-us`), µs.
     public var stepMicroseconds: UInt64
+    /// Answered page requests per MSI write of each device (`serve --dma-msi-every`).
+    public var msiEvery: Int = 100
     /// The PASIDs every device's streams use, and every guest binds.
     public var pasids: [UInt32]
     /// Resident pages per PASID each guest keeps (it evicts beyond).

@@ -33,7 +33,7 @@ enum VSVAStormProfileReader {
     static func section(_ v: JSONCValue, _ c: JSONCValue.Context, name: String, description: String,
                         seed: UInt64) throws(FixtureError) -> VSVAStormProfile {
         let m = try v.members(c, allowed: ["seconds", "stepUs", "pasids", "budget", "timeoutMs", "pasidQuota", "staleGraceMs",
-                                          "guests", "chaos"])
+                                          "msiEvery", "guests", "chaos"])
         let seconds = try required(m, "seconds", c) { (v, c) throws(FixtureError) in
             try v.number(c, in: 0...StormProfileReader.maxSeconds)
         }
@@ -55,6 +55,8 @@ enum VSVAStormProfileReader {
             throw c.child("pasidQuota").error("\(quota) is below the \(pasids.count) PASIDs every guest binds")
         }
         let grace = try optional(m, "staleGraceMs", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 60_000) } ?? 1000
+        let msiEvery = Int(try optional(m, "msiEvery", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: 1_000_000) } ?? 100)
+        guard msiEvery > 0 else { throw c.child("msiEvery").error("must be at least 1 (a device without interrupts cannot show a forgotten doorbell)") }
         let gc = c.child("guests")
         let values = try required(m, "guests", c) { (v, c) throws(FixtureError) in try v.array(c) }
         guard !values.isEmpty else { throw gc.error("a storm needs at least one guest") }
@@ -83,9 +85,10 @@ enum VSVAStormProfileReader {
             }
         }
         let chaos = try optional(m, "chaos", c) { (v, c) throws(FixtureError) in try Self.chaos(v, c, guests: guests) }
-        let profile = VSVAStormProfile(name: name, description: description, seed: seed, seconds: seconds, stepMicroseconds: step,
+        var profile = VSVAStormProfile(name: name, description: description, seed: seed, seconds: seconds, stepMicroseconds: step,
                                 pasids: pasids, budget: budget, timeoutMilliseconds: timeout, pasidQuota: quota,
                                 staleGraceMilliseconds: grace, guests: guests, chaos: chaos)
+        profile.msiEvery = msiEvery
         if let problem = profile.timingProblem { throw c.child("timeoutMs").error(problem) }
         return profile
     }

@@ -39,6 +39,9 @@ public struct NestedHarness {
         public var timeoutNS: UInt64 = 100_000
         /// Seed of every random choice.
         public var seed: UInt64 = 1
+        /// Answered page requests per MSI write of each device (nil: no
+        /// interrupts; a session captured before devices wrote MSIs has none).
+        public var msiEvery: Int? = nil
 
         /// The default session: VT-d, a correct guest.
         public init() {}
@@ -122,6 +125,7 @@ public struct NestedHarness {
                           pattern: patterns[(Int(id) + i) % patterns.count], writeEvery: 3)
             })
             config.accessesPerStep = c.accessesPerStep
+            config.msi = c.msiEvery.map { DMADevice.MSIWrites(iova: NestedGuest.msiDoorbell, every: $0) }
             return config
         }
         let source = NestedDevices(domain: domain, devices: configs, stepNS: c.stepNS, seed: c.seed)
@@ -135,6 +139,8 @@ public struct NestedHarness {
         case .smmuv3:
             try domain.bind(devices: deviceIDs, table: SMMUv3NestedSTE(words: guest.tableSTE))
         }
+        // The doorbell before any answer: the devices' completion interrupts go there.
+        if let m = guest.msiBinding { try domain.bindMSI(iova: m.iova, gpa: m.gpa, size: m.size) }
 
         // The service side: pipeline, producer; the VMM side: consumer, guest format.
         var policy = PageRequestPolicy()
@@ -238,7 +244,8 @@ public struct NestedHarness {
 
     /// The guest's bugs the run shows, by name.
     static func bugs(_ r: Report) -> [String: UInt64] {
-        GuestBug.tally(iommu: r.iommu, successNotMapped: r.devices.successNotMapped, lateAnswers: r.lateAnswers)
+        GuestBug.tally(iommu: r.iommu, successNotMapped: r.devices.successNotMapped, lateAnswers: r.lateAnswers,
+                       msiFaults: r.devices.msiFaults)
     }
 
     /// The books that must balance whatever the guest does: every page

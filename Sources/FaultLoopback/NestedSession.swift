@@ -75,6 +75,9 @@ public struct NestedSession: Codable, Sendable {
         guard (1...64).contains(c.accessesPerStep) else { throw bad("config.accessesPerStep", "\(c.accessesPerStep) is not in 1...64") }
         guard (1...65_536).contains(c.windowPages) else { throw bad("config.windowPages", "\(c.windowPages) is not in 1...65536") }
         guard (1...4096).contains(c.budget) else { throw bad("config.budget", "\(c.budget) is not in 1...4096") }
+        if let every = c.msiEvery, !(1...1_000_000).contains(every) {
+            throw bad("config.msiEvery", "\(every) is not in 1...1000000")
+        }
         guard c.timeoutNS >= c.stepNS && c.timeoutNS <= 3_600_000_000_000 else {
             throw bad("config.timeoutNS", "\(c.timeoutNS) is not between one step and an hour")
         }

@@ -29,11 +29,35 @@ public final class DMADevice: @unchecked Sendable {
         public var outstanding = 32
         /// Accesses per step.
         public var accessesPerStep = 8
+        /// Its interrupts: an MSI write to its doorbell every so many steps (nil: none).
+        public var msi: MSIWrites? = nil
 
         /// A PRI and ATS device running `streams`.
         public init(id: UInt32, streams: [DMAStream]) {
             self.id = id
             self.streams = streams
+        }
+    }
+
+    /// A device's completion interrupts: a 4-byte posted write to the MSI
+    /// doorbell at `iova`, without a PASID, after every `every` answered
+    /// page requests (at the device's next step). A VM that bound the
+    /// doorbell (BIND_MSI) receives it past stage 1; otherwise the write
+    /// faults, and an unrecoverable fault is reported (MSI writes are posted:
+    /// no page request can fix one).
+    ///
+    /// Tied to answers, not to time: the first answer comes from a guest
+    /// whose driver finished its set-up (tables, then doorbell), so a fault
+    /// is the guest's bug, never a race with its set-up.
+    public struct MSIWrites: Sendable, Hashable, Codable {
+        /// The doorbell's input address (x86: 0xFEE0_0000).
+        public var iova: UInt64
+        /// Answered page requests per interrupt, at least 1.
+        public var every: Int
+        /// Writes to `iova` after every `every` answers.
+        public init(iova: UInt64 = 0xFEE0_0000, every: Int) {
+            self.iova = iova
+            self.every = max(1, every)
         }
     }
 
@@ -70,6 +94,11 @@ public final class DMADevice: @unchecked Sendable {
         /// or one for a group never raised. The pipeline answers each group
         /// once, so anything here is a bug of the service, not the guest.
         public var unexpectedAnswers: UInt64 = 0
+        /// MSI writes that reached a bound doorbell.
+        public var msisDelivered: UInt64 = 0
+        /// **Guest bug**: MSI writes that faulted: no doorbell bound at the
+        /// device's MSI address (the guest never bound it, or unbound it).
+        public var msiFaults: UInt64 = 0
 
         /// All zero.
         public init() {}
@@ -82,7 +111,7 @@ public final class DMADevice: @unchecked Sendable {
             ("answeredSuccess", \.answeredSuccess), ("answeredOther", \.answeredOther),
             ("retriesTranslated", \.retriesTranslated), ("successNotMapped", \.successNotMapped),
             ("staleUses", \.staleUses), ("stalls", \.stalls), ("retriesDropped", \.retriesDropped),
-            ("unexpectedAnswers", \.unexpectedAnswers),
+            ("unexpectedAnswers", \.unexpectedAnswers), ("msisDelivered", \.msisDelivered), ("msiFaults", \.msiFaults),
         ] }
 
         /// By name, as STATS lists them.
@@ -151,6 +180,9 @@ public final class DMADevice: @unchecked Sendable {
     private weak var retryDomain: NestedDomain?
     private var blocked: Set<Int> = []
     private var random: SplitMix64
+    /// Interrupts owed for answers received, written at the next step
+    /// (dropped, like retries, if that step goes through another VM).
+    private var interruptsOwed = 0
     private var turn = 0
 
     /// A device with `config`; `seed` fixes its random choices.
@@ -185,6 +217,10 @@ public final class DMADevice: @unchecked Sendable {
                 counters.retriesTranslated &+= 1
             }
         }
+        if let msi = config.msi {
+            for _ in 0..<interruptsOwed { interrupt(msi, now: now, domain: domain, raise: raise) }
+        }
+        interruptsOwed = 0
         guard newAccesses, !config.streams.isEmpty else { return }
         for _ in 0..<config.accessesPerStep {
             // A stream runs once its PASID has a stage 1 (the guest bound it).
@@ -248,8 +284,23 @@ public final class DMADevice: @unchecked Sendable {
         }
     }
 
+    /// One MSI write: delivered through a bound doorbell, or a fault reported.
+    private func interrupt(_ msi: MSIWrites, now: UInt64, domain: NestedDomain, raise: (FaultEvent) -> Void) {
+        // No PASID (the requester's own address space): only a doorbell binding translates it.
+        switch domain.translate(device: config.id, pasid: 0, iova: msi.iova, access: DMAAccess(write: true), now: now) {
+        case .translated(_, .msi, _):
+            counters.msisDelivered &+= 1
+        case .translated, .fault:
+            counters.msiFaults &+= 1
+            raise(.unrecoverable(UnrecoverableFault(
+                deviceID: config.id, reason: FAULTRING_REASON_PTE_FETCH, pasid: nil, permissions: .write,
+                address: msi.iova, timestampNS: now)))
+        }
+    }
+
     /// Forgets the retries owed (the VM that answered is gone).
     public func dropRetries() {
+        interruptsOwed = 0   // owed to the same VM as the retries
         for access in retries { blocked.remove(access.stream) }
         counters.retriesDropped &+= UInt64(retries.count)
         retries.removeAll()
@@ -276,6 +327,9 @@ public final class DMADevice: @unchecked Sendable {
             return
         }
         freePRGIs.append(prgi)
+        if let msi = config.msi, (counters.answeredSuccess &+ counters.answeredOther &+ 1) % UInt64(msi.every) == 0 {
+            interruptsOwed += 1
+        }
         if code == .success {
             counters.answeredSuccess &+= 1
             retries.append(access)

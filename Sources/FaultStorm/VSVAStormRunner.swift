@@ -74,7 +74,7 @@ public final class VSVAStormRunner {
     /// The service's command line: the profile's devices, PASIDs, step, timeout and quota.
     var serviceArguments: [String] {
         ["serve", "--devices", String(profile.deviceCount), "--dma-devices", "--dma-pasids"] + profile.pasids.map(String.init)
-            + ["--dma-step-us", String(profile.stepMicroseconds), "--timeout-ms", String(profile.timeoutMilliseconds),
+            + ["--dma-step-us", String(profile.stepMicroseconds), "--dma-msi-every", String(profile.msiEvery), "--timeout-ms", String(profile.timeoutMilliseconds),
                "--pasid-quota", String(profile.pasidQuota), "--stale-grace-ms", String(profile.staleGraceMilliseconds),
                "--log-level", "error"]
     }
@@ -180,7 +180,8 @@ public final class VSVAStormRunner {
                         }
                         let iommu = tenant.lastSeen.values.reduce(into: NestedCounters()) { $0.add($1.iommu ?? NestedCounters()) }
                         let late = tenant.lastSeen.values.reduce(0) { $0 &+ ($1.refused["late"] ?? 0) }
-                        sample.bugs[tenant.name] = GuestBug.tally(iommu: iommu, successNotMapped: c.successNotMapped, lateAnswers: late)
+                        sample.bugs[tenant.name] = GuestBug.tally(iommu: iommu, successNotMapped: c.successNotMapped, lateAnswers: late,
+                                                                  msiFaults: c.msiFaults)
                             .values.reduce(0, &+)
                     }
                     previous = (t, dma)
@@ -278,7 +279,8 @@ public final class VSVAStormRunner {
             row.pageRequests &+= handled
             row.pageRequestsLastIncarnation = handled
         }
-        row.bugs = GuestBug.tally(iommu: row.iommu, successNotMapped: dma.successNotMapped, lateAnswers: row.refused["late"] ?? 0)
+        row.bugs = GuestBug.tally(iommu: row.iommu, successNotMapped: dma.successNotMapped, lateAnswers: row.refused["late"] ?? 0,
+                                  msiFaults: dma.msiFaults)
         return row
     }
 }

@@ -16,6 +16,9 @@ public enum GuestBug: String, CaseIterable, Sendable, Codable, Comparable {
     case successNotMapped = "answered SUCCESS but not mapped"
     /// An answer that reached the service after the group's timeout.
     case lateAnswer = "answered after the timeout"
+    /// A device's MSI write faulted: the guest bound no doorbell there
+    /// (`DMADevice.Counters.msiFaults`).
+    case msiNotBound = "MSI write with no doorbell bound"
 
     /// In declaration order.
     public static func < (a: GuestBug, b: GuestBug) -> Bool {
@@ -23,9 +26,11 @@ public enum GuestBug: String, CaseIterable, Sendable, Codable, Comparable {
     }
 
     /// The bugs these counts show, by name (zero counts left out).
-    public static func tally(iommu: NestedCounters, successNotMapped: UInt64, lateAnswers: UInt64) -> [String: UInt64] {
+    public static func tally(iommu: NestedCounters, successNotMapped: UInt64, lateAnswers: UInt64,
+                             msiFaults: UInt64) -> [String: UInt64] {
         let counts: [(GuestBug, UInt64)] = [(.staleTranslation, iommu.staleTranslations), (.staleContext, iommu.staleContexts),
-                                            (.successNotMapped, successNotMapped), (.lateAnswer, lateAnswers)]
+                                            (.successNotMapped, successNotMapped), (.lateAnswer, lateAnswers),
+                                            (.msiNotBound, msiFaults)]
         return Dictionary(uniqueKeysWithValues: counts.filter { $0.1 > 0 }.map { ($0.0.rawValue, $0.1) })
     }
 }
@@ -39,6 +44,7 @@ extension NestedGuest.Behaviour {
         case .forgetsInvalidate: .staleTranslation
         case .successWithoutMapping, .wrongPermissions: .successNotMapped
         case .slow: .lateAnswer
+        case .forgetsMSI: .msiNotBound
         }
     }
 }

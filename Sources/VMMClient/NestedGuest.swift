@@ -25,6 +25,8 @@ public final class NestedGuest: @unchecked Sendable {
         case wrongPermissions = "wrong-permissions"
         /// Correct, but answers after the service's timeout.
         case slow
+        /// Correct, but never binds its MSI doorbell: every device interrupt faults.
+        case forgetsMSI = "forgets-msi"
     }
 
     /// What the driver did.
@@ -88,6 +90,17 @@ public final class NestedGuest: @unchecked Sendable {
     private var order: [UInt32: [UInt64]] = [:]
     private var freeFrames: [UInt64] = []
     private let cdTable: UInt64
+    /// The doorbell binding this guest asks for (nil: a `forgets-msi` guest
+    /// asks for none): the devices' MSI address to the guest's doorbell page
+    /// at the same guest-physical address (x86's interrupt window, outside
+    /// RAM: binding it takes no guest page, so the RAM layout, and a captured
+    /// session's frames, are those of a guest without interrupts).
+    public var msiBinding: (iova: UInt64, gpa: UInt64, size: UInt64)? {
+        behaviour == .forgetsMSI ? nil : (Self.msiDoorbell, Self.msiDoorbell, 4096)
+    }
+    /// The devices' MSI doorbell address (x86's 0xFEE0_0000; the simulated
+    /// devices use it in both styles).
+    public static let msiDoorbell: UInt64 = 0xFEE0_0000
     private let cdMax: Int
     private let invalidate: (Invalidation) throws(NestedError) -> Void
 

@@ -91,6 +91,8 @@ public final class NestedVMM {
         case .smmuv3:
             try client.bind(table: guest.tableSTE, devices: options.devices)
         }
+        // The doorbell before any answer: the devices' completion interrupts go there.
+        if let m = guest.msiBinding { try client.bindMSI(iova: m.iova, gpa: m.gpa, size: m.size) }
         path = GuestFormatPath(format: options.style == .vtd ? .vtd : .smmuv3)
     }
 

@@ -18,7 +18,7 @@ struct GuestCommand: ParsableCommand {
     @Option(help: "The service's control socket.") var socketPath: String
     @Option(parsing: .upToNextOption, help: "Devices to attach.") var devices: [UInt32] = [1]
     @Option(help: "vtd or smmuv3.") var style = NestedDomain.Style.vtd
-    @Option(help: "correct, forgets-invalidate, success-without-mapping, wrong-permissions, slow.")
+    @Option(help: "correct, forgets-invalidate, success-without-mapping, wrong-permissions, slow, forgets-msi.")
     var behaviour = NestedGuest.Behaviour.correct
     @Option(parsing: .upToNextOption, help: "PASIDs the guest binds (the devices' streams use them).") var pasids: [UInt32] = [1, 2]
     @Option(help: "Resident pages per PASID.") var budget = 48

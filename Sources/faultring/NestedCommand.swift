@@ -18,13 +18,13 @@ struct NestedCommand: ParsableCommand {
             PASID entries, or VMSAv8-64 tables under an SMMUv3 CD table). Devices run address streams; a stage-1 \
             miss is a page request, reinjected in the guest's vIOMMU format; the guest maps the page, invalidates \
             what it changed and answers; the device retries. Reports the guest's bugs by name and count: stale \
-            translations, answered SUCCESS but not mapped, late answers. Exit status 1 if the page-request books \
+            translations, answered SUCCESS but not mapped, late answers, MSI writes with no doorbell bound. Exit status 1 if the page-request books \
             do not balance, 2 if the guest showed a bug.
             """)
 
     @Option(help: "Binding style and formats: vtd or smmuv3.") var style = NestedDomain.Style.vtd
     @Option(help: """
-        The guest: correct, forgets-invalidate, success-without-mapping, wrong-permissions, slow \
+        The guest: correct, forgets-invalidate, success-without-mapping, wrong-permissions, slow, forgets-msi \
         (or all: one run each).
         """)
     var guest = "all"
@@ -33,6 +33,7 @@ struct NestedCommand: ParsableCommand {
     @Option(help: "PASIDs per device.") var pasids = 2
     @Option(help: "Resident pages per PASID the guest keeps.") var budget = 48
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "A device's MSI write after every N answered page requests (0: none).") var msiEvery = 100
     @Flag(help: "Print the reports as JSON, one per line.") var json = false
     @Option(help: "Record the session (one --guest) to this file: its devices, every request the guest handled with its actions and answer, and the outcome.")
     var capture: String?
@@ -71,6 +72,8 @@ struct NestedCommand: ParsableCommand {
             config.pasids = pasids
             config.budget = budget
             config.seed = seed
+            guard (0...1_000_000).contains(msiEvery) else { throw ValidationError("--msi-every must be in 0...1000000") }
+            config.msiEvery = msiEvery > 0 ? msiEvery : nil
             let r: NestedHarness.Report
             if let capture {
                 guard behaviours.count == 1 else { throw ValidationError("--capture records one session: name one --guest") }
@@ -93,7 +96,7 @@ struct NestedCommand: ParsableCommand {
                   + "\(d.answeredSuccess) answered SUCCESS, \(d.retriesTranslated) retries translated; guest mapped "
                   + "\(r.guest.pagesMapped), evicted \(r.guest.pagesEvicted), sent \(r.guest.invalidationsSent) invalidations "
                   + "(\(r.guest.invalidationsOmitted) omitted); IOTLB hits \(r.iommu.iotlbHits), ATC hits \(r.iommu.atcHits), "
-                  + "walks \(r.iommu.walks)")
+                  + "walks \(r.iommu.walks); MSIs delivered \(d.msisDelivered), faulted \(d.msiFaults)")
             if r.guestBugs.isEmpty {
                 print("  guest bugs: none")
             } else {

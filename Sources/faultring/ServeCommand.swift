@@ -55,6 +55,7 @@ struct ServeCommand: ParsableCommand {
     var dmaDevices = false
     @Option(parsing: .upToNextOption, help: "With --dma-devices: the PASIDs each device's streams use.") var dmaPasids: [UInt32] = [1, 2]
     @Option(help: "With --dma-devices: microseconds between DMA steps.") var dmaStepUs: UInt64 = 100
+    @Option(help: "With --dma-devices: a device's MSI write to 0xFEE00000 after every N answered page requests (0: none).") var dmaMsiEvery = 100
     @Option(help: .hidden) var failBindAtDevice: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @Option(help: "Replay this fixture as the fault source (its devices and events), then stop.") var fixture: String?
@@ -144,11 +145,14 @@ struct ServeCommand: ParsableCommand {
         let configs = simulatedDevices()
         if dmaDevices {
             // Each device's DMA goes through the domain of the client holding it, found once the service exists.
+            guard (0...1_000_000).contains(dmaMsiEvery) else { throw ValidationError("--dma-msi-every must be in 0...1000000") }
             let dma = configs.map { c in
-                DMADevice.Config(id: c.deviceID, streams: dmaPasids.enumerated().map { i, pasid in
+                var device = DMADevice.Config(id: c.deviceID, streams: dmaPasids.enumerated().map { i, pasid in
                     DMAStream(pasid: pasid, base: UInt64(c.deviceID) << 32 | UInt64(pasid) << 24, pages: 96,
                               pattern: i % 2 == 0 ? .workingSet(pages: 24, churnEvery: 16) : .sequential, writeEvery: 3)
                 })
+                device.msi = dmaMsiEvery > 0 ? DMADevice.MSIWrites(every: dmaMsiEvery) : nil
+                return device
             }
             let stepNS = try scaled(dmaStepUs, by: 1000, "--dma-step-us")
             return (NestedDevices(devices: dma, stepNS: stepNS, seed: 1, domainOf: { [domains] in domains.find?($0) }), config)

@@ -15,6 +15,7 @@ import VMMClient
         config.style = style
         config.behaviour = behaviour
         config.steps = 2_000
+        config.msiEvery = 50
         return try NestedHarness(config).run()
     }
 
@@ -28,6 +29,8 @@ import VMMClient
         #expect(r.devices.retriesTranslated == r.devices.answeredSuccess)
         #expect(r.guest.pagesEvicted > 0 && r.guest.invalidationsSent > 0, "the budget never made the guest evict")
         #expect(r.iommu.staleTranslations == 0 && r.iommu.staleUsesPending == 0 && r.devices.stage2Misses == 0)
+        // Its devices' interrupts reach the doorbell it bound.
+        #expect(r.devices.msisDelivered > 0 && r.devices.msiFaults == 0, "\(r.devices)")
     }
 
     @Test(arguments: [NestedDomain.Style.vtd, .smmuv3])
@@ -51,6 +54,11 @@ import VMMClient
         #expect(slow.problems.isEmpty, "\(slow.problems)")
         #expect((slow.guestBugs["answered after the timeout"] ?? 0) > 0 && slow.devices.answeredSuccess == 0)
         #expect(slow.tracker.auto(.timeout) == slow.devices.pageRequests)
+
+        let deaf = try Self.run(style, .forgetsMSI)
+        #expect(deaf.problems.isEmpty, "\(deaf.problems)")
+        #expect(deaf.guestBugs.keys.sorted() == ["MSI write with no doorbell bound"], "\(deaf.guestBugs)")
+        #expect(deaf.devices.msisDelivered == 0 && deaf.devices.msiFaults > 0 && deaf.devices.unrecoverable == 0)
     }
 }
 
