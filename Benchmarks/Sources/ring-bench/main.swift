@@ -170,7 +170,7 @@ func faultringRTT(rounds: UInt64) throws -> [UInt64] {
 // MARK: statistics
 
 let repetitions = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "21")!
-/// BENCH_ONLY=throughput|rtt|loop runs one part.
+/// BENCH_ONLY=throughput|rtt|loop runs one part (lifecycle: the one-page lifecycle alone, to profile).
 let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
 func part(_ name: String) -> Bool { only == nil || only == name }
 let scale = Double(ProcessInfo.processInfo.environment["BENCH_SCALE"] ?? "1")!
@@ -338,6 +338,12 @@ func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
     let report = try LoopbackHarness(config).run()
     precondition(report.balanced, "\(report.problems)")
     return report.groupsPerSecond
+}
+
+// BENCH_ONLY=lifecycle: only the one-page lifecycle, for a profiler (perf record) to see nothing else.
+if only == "lifecycle" {
+    let rate = try lifecycleLoop(groups: UInt64(5_000_000 * scale), maxSize: 1)
+    print(String(format: "lifecycle, one-page groups: %.2f M groups/s", rate / 1e6))
 }
 
 if part("loop") {
