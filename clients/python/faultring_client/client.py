@@ -261,6 +261,64 @@ class Client:
         if self.queue is not None:
             self.queue.devices = list(self.devices)
 
+    # ------------------------------------------------------ nested IOMMU
+
+    def add_guest_memory(self, fd: int, gpa: int, size: int, offset: int = 0) -> None:
+        """ADD_GUEST_MEMORY: guest-physical ``gpa .. gpa + size`` is ``fd`` from ``offset``.
+
+        ``fd`` (a tmpfs memfd sealed ``F_SEAL_SHRINK``) is sent by SCM_RIGHTS;
+        the caller keeps its own. Refusals raise :class:`FaultringError` with
+        the service's errno (EBADF unsealed, EINVAL alignment, EEXIST overlap).
+        """
+        self._empty_reply(P.CMD_ADD_GUEST_MEMORY, P.pack_guest_memory(gpa, size, offset), fds=[fd])
+
+    def bind_vtd_pasid(self, pasid: int, entry: Sequence[int], device_ids: Sequence[int]) -> None:
+        """BIND ``pasid``'s first stage (the guest's eight PASID-entry words) on every device, or none."""
+        if len(entry) != 8:
+            raise FaultringError(errno.EINVAL, f"BIND: a PASID entry is 8 words, not {len(entry)}")
+        self._empty_reply(P.CMD_BIND, P.pack_bind(P.BIND_VTD_PASID, pasid, entry, self._ids("BIND", device_ids)))
+
+    def bind_smmuv3_ste(self, ste: Sequence[int], device_ids: Sequence[int]) -> None:
+        """BIND the guest's CD table (STE words 0 and 1) on every device, or none."""
+        if len(ste) != 2:
+            raise FaultringError(errno.EINVAL, f"BIND: an STE is 2 words here, not {len(ste)}")
+        self._empty_reply(P.CMD_BIND, P.pack_bind(P.BIND_SMMUV3_STE, 0, ste, self._ids("BIND", device_ids)))
+
+    def unbind(self, fmt: int, pasid: int, device_ids: Sequence[int]) -> None:
+        """UNBIND (``fmt`` ``BIND_VTD_PASID`` with its PASID, or ``BIND_SMMUV3_STE`` with 0); cannot fail once well formed."""
+        self._empty_reply(P.CMD_UNBIND, P.pack_unbind(fmt, pasid, self._ids("UNBIND", device_ids)))
+
+    def invalidate(self, granularity: int, *, pasid: Optional[int] = None, device: int = 0,
+                   address: Optional[int] = None, size: Optional[int] = None, leaf: bool = False) -> None:
+        """INVALIDATE: ``INV_*`` with the PASID and range flags set from what is given."""
+        flags = (P.INV_FLAG_PASID if pasid is not None else 0) | (P.INV_FLAG_LEAF if leaf else 0)
+        if (address is None) != (size is None):
+            raise FaultringError(errno.EINVAL, "INVALIDATE: a range needs both address and size")
+        if address is not None:
+            flags |= P.INV_FLAG_RANGE
+        payload = P.pack_invalidate(granularity, flags, device, pasid or 0, address or 0, size or 0)
+        self._empty_reply(P.CMD_INVALIDATE, payload)
+
+    def bind_msi(self, iova: int, gpa: int, size: int) -> None:
+        """BIND_MSI: the guest's doorbell at ``iova`` is the page at ``gpa``; writes there bypass stage 1."""
+        self._empty_reply(P.CMD_BIND_MSI, P.pack_bind_msi(0, iova, gpa, size))
+
+    def unbind_msi(self, iova: int) -> None:
+        """BIND_MSI with ``MSI_FLAG_UNBIND``; cannot fail once well formed."""
+        self._empty_reply(P.CMD_BIND_MSI, P.pack_bind_msi(P.MSI_FLAG_UNBIND, iova, 0, 0))
+
+    @staticmethod
+    def _ids(what: str, device_ids: Sequence[int]) -> List[int]:
+        ids = [int(d) for d in device_ids]
+        if not 1 <= len(ids) <= P.MAX_DEVICES_PER_MESSAGE:
+            raise FaultringError(errno.EINVAL, f"{what}: {len(ids)} devices; 1 .. 64 per message")
+        return ids
+
+    def _empty_reply(self, command: int, payload: bytes, fds: Sequence[int] = ()) -> None:
+        _, body, _ = self._request(command, payload, send_fds=fds)
+        if body:
+            raise ProtocolError(f"{P.command_name(command)} reply: payload of {len(body)} bytes, expected none")
+
     def stats(self) -> Dict:
         """STATS: the service's statistics as a dict (``Docs/stats.v1.schema.json``)."""
         _, body, _ = self._request(P.CMD_STATS)
@@ -323,7 +381,7 @@ class Client:
         return msg_id
 
     def _request(self, command: int, payload: bytes = b"", flags: int = 0,
-                 accept_fds: bool = False) -> Tuple[P.Header, bytes, List[int]]:
+                 accept_fds: bool = False, send_fds: Sequence[int] = ()) -> Tuple[P.Header, bytes, List[int]]:
         if self._sock.fileno() < 0:
             raise FaultringError(errno.EBADF, f"{P.command_name(command)}: the control connection is closed")
         msg_id = self._take_id()
@@ -332,7 +390,7 @@ class Client:
             raise FaultringError(errno.EMSGSIZE, f"{P.command_name(command)}: message of "
                                  f"{len(message)} bytes exceeds {P.MSG_MAX}")
         deadline = time.monotonic() + self.timeout
-        self._send(message, command, msg_id, deadline)
+        self._send(message, command, msg_id, deadline, send_fds)
         while True:
             header, body, fds = self._receive(command, msg_id, deadline)
             if header.id in self._abandoned and header.id != msg_id:
@@ -360,11 +418,12 @@ class Client:
             if ready:
                 return
 
-    def _send(self, message: bytes, command: int, msg_id: int, deadline: float) -> None:
+    def _send(self, message: bytes, command: int, msg_id: int, deadline: float,
+              fds: Sequence[int] = ()) -> None:
         name = P.command_name(command)
         while True:
             try:
-                sent = self._sock.send(message)
+                sent = socket.send_fds(self._sock, [message], list(fds)) if fds else self._sock.send(message)
             except (BlockingIOError, InterruptedError):
                 self._poll(select.POLLOUT, deadline, name, msg_id)
                 continue

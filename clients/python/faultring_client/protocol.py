@@ -16,6 +16,26 @@ CMD_DETACH = 3
 CMD_STATS = 4
 CMD_BYE = 5
 CMD_ADD_SOURCE = 6
+CMD_ADD_GUEST_MEMORY = 7
+CMD_BIND = 8
+CMD_UNBIND = 9
+CMD_INVALIDATE = 10
+CMD_BIND_MSI = 11
+
+#: BIND / UNBIND formats: a VT-d PASID's first stage, or an SMMUv3 CD table.
+BIND_VTD_PASID = 1
+BIND_SMMUV3_STE = 2
+#: INVALIDATE granularities and flags (Docs/NESTED.md §3).
+INV_GLOBAL = 0
+INV_PASID = 1
+INV_RANGE = 2
+INV_DEVICE_TLB = 3
+INV_CONTEXT = 4
+INV_FLAG_LEAF = 1 << 0
+INV_FLAG_PASID = 1 << 1
+INV_FLAG_RANGE = 1 << 2
+#: BIND_MSI flag: remove the binding at ``iova``.
+MSI_FLAG_UNBIND = 1 << 0
 
 COMMAND_NAMES = {
     0: "(none)",
@@ -25,6 +45,11 @@ COMMAND_NAMES = {
     CMD_STATS: "STATS",
     CMD_BYE: "BYE",
     CMD_ADD_SOURCE: "ADD_SOURCE",
+    CMD_ADD_GUEST_MEMORY: "ADD_GUEST_MEMORY",
+    CMD_BIND: "BIND",
+    CMD_UNBIND: "UNBIND",
+    CMD_INVALIDATE: "INVALIDATE",
+    CMD_BIND_MSI: "BIND_MSI",
 }
 
 MSG_REPLY = 1 << 0
@@ -68,6 +93,34 @@ def pack_detach(device_ids) -> bytes:
     """DETACH payload: ``{u32 device_count; u32 device_ids[]}`` (empty: all)."""
     ids = list(device_ids)
     return struct.pack(f"<I{len(ids)}I", len(ids), *ids)
+
+
+def pack_guest_memory(gpa: int, size: int, offset: int) -> bytes:
+    """ADD_GUEST_MEMORY payload: ``{u32 argsz = 32, flags = 0; u64 gpa, size, offset}``."""
+    return struct.pack("<IIQQQ", 32, 0, gpa, size, offset)
+
+
+def pack_bind(fmt: int, pasid: int, data, device_ids) -> bytes:
+    """BIND payload: ``{u32 argsz, flags, format, pasid, device_count, reserved; u64 data[8]; u32 ids[]}``."""
+    ids = list(device_ids)
+    words = list(data) + [0] * (8 - len(data))
+    return struct.pack(f"<6I8Q{len(ids)}I", 88 + 4 * len(ids), 0, fmt, pasid, len(ids), 0, *words, *ids)
+
+
+def pack_unbind(fmt: int, pasid: int, device_ids) -> bytes:
+    """UNBIND payload: ``{u32 argsz, flags, format, pasid, device_count, reserved; u32 ids[]}``."""
+    ids = list(device_ids)
+    return struct.pack(f"<6I{len(ids)}I", 24 + 4 * len(ids), 0, fmt, pasid, len(ids), 0, *ids)
+
+
+def pack_invalidate(granularity: int, flags: int, device: int, pasid: int, address: int, size: int) -> bytes:
+    """INVALIDATE payload: ``{u32 argsz = 40, flags, granularity, device, pasid, reserved; u64 address, size}``."""
+    return struct.pack("<6IQQ", 40, flags, granularity, device, pasid, 0, address, size)
+
+
+def pack_bind_msi(flags: int, iova: int, gpa: int, size: int) -> bytes:
+    """BIND_MSI payload: ``{u32 argsz = 32, flags; u64 iova, gpa, size}``."""
+    return struct.pack("<IIQQQ", 32, flags, iova, gpa, size)
 
 
 class AttachReply(NamedTuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import errno
 import fcntl
+import os
 import signal
 import socket
 import threading
@@ -307,3 +308,68 @@ class ReconnectTests(ServiceTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(HAVE_BIN, NO_BIN_REASON)
+class NestedTests(ServiceTestCase):
+    """The nested IOMMU's calls against ``faultring serve --dma-devices``."""
+
+    def start_service(self) -> ServiceProcess:
+        service = ServiceProcess(self.path, devices=2, rate=2000,
+                                 extra=["--dma-devices", "--dma-pasids", "1", "--dma-step-us", "500"])
+        self.addCleanup(service.stop)
+        return service.start()
+
+    def refused(self, errno_value: int, call, *args, **kwargs) -> None:
+        with self.assertRaises(FaultringError) as cm:
+            call(*args, **kwargs)
+        self.assertEqual(cm.exception.errno, errno_value, str(cm.exception))
+
+    def test_bind_invalidate_msi_unbind_and_refusals(self) -> None:
+        from faultring_client import protocol as P
+        client = self.connect()
+        gpa = 1 << 30
+        entry = [1 | 3 << 6, 1, gpa, 0, 0, 0, 0, 0]  # present, nested, DID 1, an empty first stage at gpa
+        self.refused(errno.EPERM, client.bind_vtd_pasid, 1, entry, [1])  # holds no device yet
+        queue = client.attach(2, [1])
+        unsealed = os.memfd_create("guest-ram", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        ram = os.memfd_create("guest-ram", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        for fd in (unsealed, ram):
+            self.addCleanup(os.close, fd)
+            os.ftruncate(fd, 1 << 20)
+        fcntl.fcntl(ram, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+        self.refused(errno.EBADF, client.add_guest_memory, unsealed, gpa, 1 << 20)
+        client.add_guest_memory(ram, gpa, 1 << 20)
+        self.refused(errno.EEXIST, client.add_guest_memory, ram, gpa + 4096, 4096)
+        self.refused(errno.EPERM, client.bind_vtd_pasid, 1, entry, [2])  # not held
+        client.bind_vtd_pasid(1, entry, [1])
+
+        # Device 1's stream on PASID 1 now misses in the empty table: page requests.
+        requests, end = 0, time.monotonic() + LIMIT
+        while requests < 3:
+            self.assertLess(time.monotonic(), end, f"{requests} page requests through the bound table")
+            if queue.wait(0.1) != WaitResult.RECORDS:
+                continue
+            for rec in queue.read():
+                if rec.is_last_page:
+                    self.assertEqual((rec.device_id, rec.pasid), (1, 1))
+                    queue.answer(rec, A.RESP_INVALID, wait=LIMIT)
+                    requests += 1
+            queue.release()
+            queue.commit()
+
+        client.invalidate(P.INV_PASID, pasid=1)
+        client.invalidate(P.INV_RANGE, pasid=1, address=0x10000, size=0x1000, leaf=True)
+        self.refused(errno.EINVAL, client.invalidate, P.INV_RANGE, pasid=1, address=0x10000, size=3000)
+        self.refused(errno.EPERM, client.invalidate, P.INV_DEVICE_TLB, device=2)
+        self.refused(errno.ENOENT, client.invalidate, P.INV_PASID, pasid=7)
+        client.bind_msi(0xFEE00000, 0xFEE00000, 4096)
+        self.refused(errno.EBUSY, client.bind_msi, 0xFEE00000, 0xFEE00000, 4096)
+        client.unbind_msi(0xFEE00000)
+        client.unbind(P.BIND_VTD_PASID, 1, [1])
+        client.unbind(P.BIND_VTD_PASID, 1, [1])  # cannot fail
+        mine = [c for c in client.stats()["clients"] if c["pid"] == os.getpid()]
+        self.assertEqual(len(mine), 1)
+        nested = mine[0]["nested"]
+        self.assertEqual((nested["binds"], nested["unbinds"]), (1, 1))
+        self.assertEqual((nested["invalidations"].get("pasid"), nested["invalidations"].get("range")), (1, 1))
