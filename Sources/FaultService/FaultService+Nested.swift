@@ -84,13 +84,14 @@ extension FaultService {
             return .reply(to: message)
         case .bindMSI:
             let request = try BindMSIRequest(payload: message.payload)
-            let domain = try boundDomain(of: vm, session: session, command: "BIND_MSI")
             if request.unbind {
-                domain.unbindMSI(iova: request.iova)
-            } else {
-                do { try domain.bindMSI(iova: request.iova, gpa: request.gpa, size: request.size) } catch {
-                    throw ControlError(error.errno, "BIND_MSI: \(error.detail)")
-                }
+                vm.domain?.unbindMSI(iova: request.iova)   // cannot fail: nothing bound is nothing to remove
+                return .reply(to: message)
+            }
+            // A doorbell lives in the VM's IOMMU, which its first BIND creates (in that BIND's style).
+            let domain = try boundDomain(of: vm, session: session, command: "BIND_MSI")
+            do { try domain.bindMSI(iova: request.iova, gpa: request.gpa, size: request.size) } catch {
+                throw ControlError(error.errno, "BIND_MSI: \(error.detail)")
             }
             return .reply(to: message)
         default:

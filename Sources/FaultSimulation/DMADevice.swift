@@ -183,6 +183,8 @@ public final class DMADevice: @unchecked Sendable {
     /// Interrupts owed for answers received, written at the next step
     /// (dropped, like retries, if that step goes through another VM).
     private var interruptsOwed = 0
+    /// Answers the guest gave (its interrupts count these).
+    private var guestAnswers: UInt64 = 0
     private var turn = 0
 
     /// A device with `config`; `seed` fixes its random choices.
@@ -207,7 +209,7 @@ public final class DMADevice: @unchecked Sendable {
         // Retries are owed to the VM that answered: through another domain
         // (the device was detached and attached again) they would walk the
         // new guest's tables for the old guest's page.
-        if !retries.isEmpty && retryDomain !== domain { dropRetries() }
+        if retryDomain !== domain { dropRetries() }   // retries and interrupts alike
         retryDomain = domain   // what this step raises is answered through it
         let owed = retries
         retries.removeAll(keepingCapacity: true)
@@ -285,12 +287,12 @@ public final class DMADevice: @unchecked Sendable {
     }
 
     /// One MSI write: delivered through a bound doorbell, or a fault reported.
+    /// Looked up among the doorbells only (`NestedDomain.doorbell`): an
+    /// interrupt walks no table and touches no cache or translation counter.
     private func interrupt(_ msi: MSIWrites, now: UInt64, domain: NestedDomain, raise: (FaultEvent) -> Void) {
-        // No PASID (the requester's own address space): only a doorbell binding translates it.
-        switch domain.translate(device: config.id, pasid: 0, iova: msi.iova, access: DMAAccess(write: true), now: now) {
-        case .translated(_, .msi, _):
+        if domain.doorbell(device: config.id, iova: msi.iova) != nil {
             counters.msisDelivered &+= 1
-        case .translated, .fault:
+        } else {
             counters.msiFaults &+= 1
             raise(.unrecoverable(UnrecoverableFault(
                 deviceID: config.id, reason: FAULTRING_REASON_PTE_FETCH, pasid: nil, permissions: .write,
@@ -321,14 +323,18 @@ public final class DMADevice: @unchecked Sendable {
     /// The answer to the page request `prgi`: SUCCESS schedules a retry of
     /// the access at the next step; anything else drops it. An answer for a
     /// PRGI not in flight is counted (`unexpectedAnswers`) and otherwise ignored.
-    public func complete(prgi: UInt32, code: ResponseCode) {
+    /// `byGuest`: the guest answered (not the service, on a timeout,
+    /// overflow or detach); only its answers count towards an interrupt, so
+    /// a service answer before the guest bound its doorbell charges it nothing.
+    public func complete(prgi: UInt32, code: ResponseCode, byGuest: Bool = true) {
         guard let access = waiting.removeValue(forKey: prgi) else {
             counters.unexpectedAnswers &+= 1
             return
         }
         freePRGIs.append(prgi)
-        if let msi = config.msi, (counters.answeredSuccess &+ counters.answeredOther &+ 1) % UInt64(msi.every) == 0 {
-            interruptsOwed += 1
+        if let msi = config.msi, byGuest {
+            guestAnswers &+= 1
+            if guestAnswers % UInt64(msi.every) == 0 { interruptsOwed += 1 }
         }
         if code == .success {
             counters.answeredSuccess &+= 1

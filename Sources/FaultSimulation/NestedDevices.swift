@@ -70,7 +70,7 @@ public final class NestedDevices: FaultSource {
     /// Hands the answer to its device (which retries on SUCCESS).
     public func complete(_ completion: DeviceCompletion) {
         guard let i = index[completion.deviceID] else { return }
-        units[i].complete(prgi: completion.prgi, code: completion.code)
+        units[i].complete(prgi: completion.prgi, code: completion.code, byGuest: completion.source == .consumer)
     }
 
     /// Start no new access (retries the answers ask for still run).

@@ -312,6 +312,14 @@ public final class NestedDomain: @unchecked Sendable {
         msiBindings.append(MSIBinding(iova: iova, gpa: gpa, size: size))
     }
 
+    /// The doorbell binding that a write by `device` (held) to `iova` hits,
+    /// if any: what a device's MSI write looks up. Pure: no walk, no cache,
+    /// no counter.
+    public func doorbell(device: UInt32, iova: UInt64) -> MSIBinding? {
+        guard devices[device] != nil else { return nil }
+        return msiBindings.first { iova >= $0.iova && iova - $0.iova < $0.size }
+    }
+
     /// Removes the doorbell binding at `iova`. Cannot fail: nothing bound there is nothing to do.
     public func unbindMSI(iova: UInt64) {
         msiBindings.removeAll { $0.iova == iova }
@@ -432,7 +440,7 @@ public final class NestedDomain: @unchecked Sendable {
             settleStale(now: now)
             nextSettle = now &+ max(staleGraceNS / 4, 1)
         }
-        if access.write, devices[device] != nil, let m = msiBindings.first(where: { iova >= $0.iova && iova - $0.iova < $0.size }) {
+        if access.write, let m = doorbell(device: device, iova: iova) {
             return .translated(Translation(iova: m.iova, gpa: m.gpa, size: m.size, writable: true, executable: false),
                                source: .msi, stale: false)
         }

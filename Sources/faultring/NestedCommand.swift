@@ -62,6 +62,9 @@ struct NestedCommand: ParsableCommand {
         } else {
             throw ValidationError("--guest must be all or one of \(NestedGuest.Behaviour.allCases.map(\.rawValue).joined(separator: ", ")), not \(guest)")
         }
+        if msiEvery == 0 && behaviours.contains(.forgetsMSI) {
+            throw ValidationError("--msi-every 0: the devices raise no interrupt, so a forgets-msi guest cannot show its bug")
+        }
         var status: Int32 = 0
         for behaviour in behaviours {
             var config = NestedHarness.Config()

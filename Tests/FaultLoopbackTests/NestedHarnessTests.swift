@@ -100,6 +100,44 @@ import VMMClient
         again.step(now: 2_000, domain: first, newAccesses: false) { _ in }
         #expect(again.counters.successNotMapped == 1 && again.counters.retriesDropped == 0)
     }
+
+    /// A completion interrupt is owed to the VM whose guest answered: one
+    /// moved to another VM is dropped, and the service's own answers
+    /// (timeout, detach) owe none.
+    @Test func anInterruptFollowsTheGuestsAnswerAndNotTheDevice() throws {
+        let ram = try GuestRAM(gpa: 1 << 30, size: 8 << 20)
+        let memory = GuestMemory()
+        try memory.add(fd: ram.fd.descriptor, gpa: ram.gpa, size: ram.size)
+        let guest = try NestedGuest(style: .vtd, ram: ram, pasids: [1], devices: [1], budget: 8, behaviour: .correct,
+                                    invalidate: { (_) throws(NestedError) in })
+        func domain(doorbell: Bool) throws -> NestedDomain {
+            let d = NestedDomain(style: .vtd, memory: memory)
+            d.attach(device: 1, ats: true)
+            for (pasid, entry) in guest.pasidEntries { try d.bind(devices: [1], pasid: pasid, entry: entry) }
+            if doorbell, let m = guest.msiBinding { try d.bindMSI(iova: m.iova, gpa: m.gpa, size: m.size) }
+            return d
+        }
+        var config = DMADevice.Config(id: 1, streams: [DMAStream(pasid: 1, base: 1 << 32, pages: 16, pattern: .sequential)])
+        config.msi = DMADevice.MSIWrites(iova: NestedGuest.msiDoorbell, every: 1)
+        func answeredOnce(byGuest: Bool, thenThrough next: NestedDomain?) throws -> DMADevice.Counters {
+            let device = DMADevice(config, seed: 1)
+            let first = try domain(doorbell: true)
+            var raised: [PageRequest] = []
+            device.step(now: 1_000, domain: first) { if case .pageRequest(let r) = $0 { raised.append(r) } }
+            device.complete(prgi: try #require(raised.first).prgi, code: .invalid, byGuest: byGuest)
+            device.step(now: 2_000, domain: next ?? first, newAccesses: false) { _ in }
+            return device.counters
+        }
+        let delivered = try answeredOnce(byGuest: true, thenThrough: nil)
+        #expect(delivered.msisDelivered == 1 && delivered.msiFaults == 0)
+        let moved = try answeredOnce(byGuest: true, thenThrough: try domain(doorbell: false))
+        #expect(moved.msisDelivered == 0 && moved.msiFaults == 0, "an interrupt owed to another VM")
+        let byService = try answeredOnce(byGuest: false, thenThrough: nil)
+        #expect(byService.msisDelivered == 0 && byService.msiFaults == 0, "the service's answer owes no interrupt")
+        // The doorbell lookup is pure: it walks nothing and counts nothing.
+        let d = try domain(doorbell: false)
+        #expect(d.doorbell(device: 1, iova: NestedGuest.msiDoorbell) == nil && d.counters.translations == 0)
+    }
 }
 
 /// A vSVA session captured and replayed: the same outcome, or a verdict

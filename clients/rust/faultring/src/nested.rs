@@ -193,16 +193,20 @@ impl Client {
 
     /// Binds the guest's MSI doorbell: input address `iova` is the page at
     /// guest-physical `gpa` (`size` a power of two, 4 KiB ..= 1 MiB, both
-    /// aligned to it); DMA writes there bypass stage 1.
+    /// aligned to it); DMA writes there bypass stage 1. The doorbell lives in
+    /// the VM's IOMMU, which its first bind creates: bind the tables first.
+    /// Detaching every device drops the doorbells with the VM's other state.
     ///
     /// # Errors
-    /// [`Error::Service`] with `EINVAL` (size, alignment, wrap), `EBUSY`
-    /// (overlap), `ENOSPC` (16 bound), `EPERM` (no device held).
+    /// [`Error::InvalidArgument`] for a size out of range (checked here);
+    /// [`Error::Service`] with `EINVAL` (alignment, wrap), `EBUSY` (overlap),
+    /// `ENOSPC` (16 bound), `EPERM` (no device held), `ENOENT` (nothing bound yet).
     pub fn bind_msi(&mut self, iova: u64, gpa: u64, size: u64) -> Result<()> {
         self.msi(0, iova, gpa, size)
     }
 
-    /// Removes the doorbell binding at `iova`; cannot fail once well formed.
+    /// Removes the doorbell binding at `iova`; cannot fail once well formed
+    /// (nothing bound there, or nothing bound at all, is nothing to remove).
     pub fn unbind_msi(&mut self, iova: u64) -> Result<()> {
         self.msi(proto::MSI_FLAG_UNBIND, iova, 0, 0)
     }
