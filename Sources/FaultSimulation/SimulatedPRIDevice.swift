@@ -101,7 +101,7 @@ public struct SimulatedPRIDevice: Sendable {
         } else {
             return
         }
-        let pasid = config.pasids.isEmpty ? nil : config.pasids[Int(rng.next() % UInt64(config.pasids.count))]
+        let pasid = config.pasids.isEmpty ? nil : config.pasids[Int(rng.next(below: UInt64(config.pasids.count)))]
         let data = config.privateData ? PrivateData(low: rng.next(), high: UInt64(prgi)) : nil
         let needs = config.needsPASID && pasid != nil
         let abandon = config.abandonGroupEvery > 0 && groupsSent % UInt64(config.abandonGroupEvery) == 0
@@ -125,6 +125,7 @@ public struct SimulatedPRIDevice: Sendable {
     }
 
     /// The next group's size, in pages, as `config` distributes them.
+    @inline(__always)
     static func groupSize(_ config: SimulatedDeviceConfig, using rng: inout SplitMix64) -> Int {
         let largest = max(1, config.maxGroupSize)
         if let mean = config.geometricMeanGroupSize {
@@ -134,7 +135,8 @@ public struct SimulatedPRIDevice: Sendable {
             return Int(min(Double(largest), max(1, trials)))
         }
         let smallest = min(max(1, config.minGroupSize), largest)
-        return smallest + Int(rng.next() % UInt64(largest - smallest + 1))
+        guard largest > smallest else { return smallest }   // one size: no draw
+        return smallest + Int(rng.next(below: UInt64(largest - smallest + 1)))
     }
 
     /// Takes the one answer to a group: checks it in the ledger, frees the

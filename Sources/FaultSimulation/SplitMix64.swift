@@ -13,6 +13,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// The next value scaled into `0 ..< n` by its high word (`n > 0`):
+    /// one multiplication where `next() % n` is a 64-bit division. The
+    /// bias, at most n / 2^64, is below anything a simulation can observe.
+    @inline(__always) public mutating func next(below n: UInt64) -> UInt64 {
+        next().multipliedFullWidth(by: n).high
+    }
+
     /// A uniform double in (0, 1] from the next value's top 53 bits: never
     /// 0, so its logarithm (exponential and geometric draws) is finite.
     public mutating func nextUnitInterval() -> Double {

@@ -73,7 +73,8 @@ public struct AnswerMatcher<Value> {
             } ?? 0
         }
         waitingCount -= 1
-        return waiting[slot].remove(at: index).value
+        // The common case, one group on the index, is a pop: no shifting.
+        return index == waiting[slot].count - 1 ? waiting[slot].removeLast().value : waiting[slot].remove(at: index).value
     }
 }
 
