@@ -133,14 +133,10 @@ public struct NestedHarness {
                                     behaviour: c.behaviour, invalidate: { (inv) throws(NestedError) in
                                         try domain.invalidate(inv)
                                     })
-        switch c.style {
-        case .vtd:
-            for (pasid, entry) in guest.pasidEntries { try domain.bind(devices: deviceIDs, pasid: pasid, entry: entry) }
-        case .smmuv3:
-            try domain.bind(devices: deviceIDs, table: SMMUv3NestedSTE(words: guest.tableSTE))
-        }
-        // The doorbell before any answer: the devices' completion interrupts go there.
-        if let m = guest.msiBinding { try domain.bindMSI(iova: m.iova, gpa: m.gpa, size: m.size) }
+        // The guest's tables, then its doorbell (before any answer: the devices' completion
+        // interrupts go there). Replaying, what the session recorded, as recorded.
+        let setup = script?.setup ?? NestedSession.Setup(of: guest, style: c.style, devices: deviceIDs)
+        try setup.apply(to: domain)
 
         // The service side: pipeline, producer; the VMM side: consumer, guest format.
         var policy = PageRequestPolicy()
@@ -238,7 +234,7 @@ public struct NestedHarness {
         if let script, next != script.handled.count {
             throw NestedSessionError("the replay read \(next) of the \(script.handled.count) recorded requests")
         }
-        let session = recording ? NestedSession(config: c, handled: handled, expected: .init(report)) : nil
+        let session = recording ? NestedSession(config: c, setup: setup, handled: handled, expected: .init(report)) : nil
         return (report, session)
     }
 

@@ -49,6 +49,9 @@ public struct NestedSession: Codable, Sendable {
     public var version = currentVersion
     /// The harness configuration.
     public var config: NestedHarness.Config
+    /// What the guest bound before the first DMA (nil: a session from before
+    /// setups were recorded; the replay binds what the guest model binds).
+    public var setup: Setup?
     /// The requests, in the order the guest read them.
     public var handled: [Handled] = []
     /// The outcome of the captured run.
@@ -81,6 +84,7 @@ public struct NestedSession: Codable, Sendable {
         guard c.timeoutNS >= c.stepNS && c.timeoutNS <= 3_600_000_000_000 else {
             throw bad("config.timeoutNS", "\(c.timeoutNS) is not between one step and an hour")
         }
+        try setup?.validate(c)
         guard handled.count <= Self.maxHandled else { throw bad("handled", "\(handled.count) entries, at most \(Self.maxHandled)") }
         var last: UInt64 = 0
         for (i, h) in handled.enumerated() {

@@ -187,6 +187,36 @@ import VMMClient
         }
     }
 
+    /// The binds are recorded as the IOMMU received them and replayed as
+    /// recorded: a session edited to bind something else is judged on that,
+    /// and a bind the IOMMU would refuse is named.
+    @Test func theRecordedBindsAreWhatTheReplayBinds() throws {
+        let session = try Self.captured(.correct)
+        let setup = try #require(session.setup)
+        #expect(setup.binds.count == session.config.pasids && setup.binds.allSatisfy { $0.words.count == 8 })
+        #expect(setup.msi.count == 1, "a correct guest binds its doorbell")
+        // PASID 1's first-stage root moved to another page: the guest maps its pages in the
+        // tables it knows, the devices walk the recorded root, and every retry misses.
+        var moved = session
+        moved.setup!.binds[0].words[2] &+= 0x1000
+        let (report, differences) = try NestedHarness.replay(moved)
+        #expect(!differences.isEmpty, "a moved root must change the outcome")
+        #expect((report.guestBugs["answered SUCCESS but not mapped"] ?? 0) > 0, "\(report.guestBugs)")
+        // A reserved bit: refused by the PASID-entry decoder, before any DMA, naming the bind.
+        var reserved = session
+        reserved.setup!.binds[1].words[0] |= 1 << 5
+        #expect(throws: NestedSessionError.self) { _ = try NestedHarness.replay(reserved) }
+        do { _ = try NestedHarness.replay(reserved) } catch { #expect("\(error)".contains("setup.binds[1]"), "\(error)") }
+        // A bind naming a device the configuration does not have: refused when read.
+        var stranger = session
+        stranger.setup!.binds[0].devices = [1, 99]
+        #expect(throws: NestedSessionError.self) { try stranger.validate() }
+        // A session from before setups were recorded replays the model's binds, to the same outcome.
+        var old = session
+        old.setup = nil
+        #expect(try NestedHarness.replay(old).differences.isEmpty)
+    }
+
     /// A session written before a device counter existed reads it as zero and still replays.
     @Test func aSessionOlderThanACounterStillReplays() throws {
         let data = try Data(contentsOf: Self.fixtures.appendingPathComponent("vtd-correct.json"))
