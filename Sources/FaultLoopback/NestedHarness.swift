@@ -110,7 +110,7 @@ public struct NestedHarness {
 
     func session(replaying script: NestedSession?, recording: Bool) throws -> (report: Report, session: NestedSession?) {
         let c = config
-        // Guest RAM: the VMM's memfd; the IOMMU maps the same file read-only.
+        // Guest RAM: the VMM's memfd; the IOMMU reads the same file through a read-only description.
         let ram = try GuestRAM(gpa: 1 << 30, size: 64 << 20)
         let memory = GuestMemory()
         try memory.add(fd: ram.fd.descriptor, gpa: ram.gpa, size: ram.size)

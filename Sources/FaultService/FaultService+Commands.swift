@@ -155,7 +155,11 @@ extension FaultService {
         if retiredSources.count > 32 { retiredSources.removeFirst() }
         let known = pipeline.knownDevices  // an event source's devices may live on in their fault source
         for device in source.devices.map(\.id) where !known.contains(device) {
-            if let holder = owner.removeValue(forKey: device) { sessions[holder]?.devices.remove(device) }
+            guard let holder = owner.removeValue(forKey: device), let client = sessions[holder] else { continue }
+            client.devices.remove(device)
+            // A removed device takes with it what came from it, as a DETACH does: its bindings,
+            // cached translations and doorbells in its holder's VM, and the rights it gave.
+            revokeNested(device, of: client)
         }
         logger.info("a \(source.kind) of client pid \(session.pid) is gone: its outstanding groups were answered INVALID")
     }

@@ -87,6 +87,8 @@ public final class DMADevice: @unchecked Sendable {
         public var staleUses: UInt64 = 0
         /// Accesses not issued because every PRI slot was in use.
         public var stalls: UInt64 = 0
+        /// Retries after SUCCESS that missed in stage 2: the host's fault, not the guest's.
+        public var retriesStage2Missed: UInt64 = 0
         /// Retries owed after SUCCESS and never made: the VM that answered
         /// was gone (detached, killed) by the device's next step.
         public var retriesDropped: UInt64 = 0
@@ -111,6 +113,7 @@ public final class DMADevice: @unchecked Sendable {
             ("answeredSuccess", \.answeredSuccess), ("answeredOther", \.answeredOther),
             ("retriesTranslated", \.retriesTranslated), ("successNotMapped", \.successNotMapped),
             ("staleUses", \.staleUses), ("stalls", \.stalls), ("retriesDropped", \.retriesDropped),
+            ("retriesStage2Missed", \.retriesStage2Missed),
             ("unexpectedAnswers", \.unexpectedAnswers), ("msisDelivered", \.msisDelivered), ("msiFaults", \.msiFaults),
         ] }
 
@@ -152,10 +155,11 @@ public final class DMADevice: @unchecked Sendable {
         }
 
         /// Whether every SUCCESS is accounted for: each answered SUCCESS was
-        /// retried (translated or not) or its retry dropped with its VM, or
-        /// is still owed (`owed`: retries not yet made).
+        /// retried (translated, missed in stage 1, or missed in stage 2) or
+        /// its retry dropped with its VM, or is still owed (`owed`: retries
+        /// not yet made).
         public func retriesBalance(owed: UInt64 = 0) -> Bool {
-            answeredSuccess == retriesTranslated &+ successNotMapped &+ retriesDropped &+ owed
+            answeredSuccess == retriesTranslated &+ successNotMapped &+ retriesStage2Missed &+ retriesDropped &+ owed
         }
     }
 
@@ -258,11 +262,13 @@ public final class DMADevice: @unchecked Sendable {
             if stale { counters.staleUses &+= 1 }
             return true
         case .fault(let fault):
-            if retry { counters.successNotMapped &+= 1 }
+            // A stage-2 miss is the host's fault, on a retry too: never charged to the guest.
             if fault.kind == .stage2Miss {
                 counters.stage2Misses &+= 1
+                if retry { counters.retriesStage2Missed &+= 1 }
                 return false
             }
+            if retry { counters.successNotMapped &+= 1 }
             // A retry that missed is not asked again: the guest said SUCCESS.
             if !retry, config.pri, fault.isPageRequestable {
                 guard let prgi = freePRGIs.popLast() else {

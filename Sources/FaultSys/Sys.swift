@@ -63,6 +63,16 @@ public enum Sys {
         }
     }
 
+    /// The file open on `fd`, opened again read-only (through
+    /// `/proc/self/fd`): a new file description that cannot write, whatever
+    /// mode the one passed in has. Close-on-exec.
+    public static func reopenReadOnly(_ fd: FileDescriptor) throws(SystemCallError) -> OwnedFD {
+        try opening("open(/proc/self/fd/\(fd.rawValue), O_RDONLY)") {
+            let raw = Glibc.open("/proc/self/fd/\(fd.rawValue)", O_RDONLY | O_CLOEXEC)
+            return raw >= 0 ? Int(raw) : -Int(Glibc.errno)
+        }
+    }
+
     /// A signalfd (non-blocking, close-on-exec) for `signals`, which are
     /// blocked in the calling thread from now on.
     public static func signalfd(_ signals: [Int32]) throws(SystemCallError) -> OwnedFD {

@@ -12,7 +12,8 @@ import SystemPackage
 /// size and file offset; no overlap; no wrap; a memfd (tmpfs) sealed
 /// against shrinking; the file long enough.
 ///
-/// Reads are `pread` on the service's own duplicate of the memfd, never a
+/// Reads are `pread` on the service's own read-only reopening of the memfd
+/// (`/proc/self/fd`: a file description that cannot write), never a
 /// mapping. A mapping would let a tenant spend the service's address space
 /// (a terabyte of sparse memfd costs it nothing), and a read fault on a
 /// hole would allocate a page charged to the service; `pread` of a hole
@@ -102,9 +103,11 @@ public final class GuestMemory: @unchecked Sendable {
             throw GuestMemoryError(.beyondFile, "region offset 0x\(String(offset, radix: 16)) + size 0x\(String(size, radix: 16)) "
                                    + "runs past the file's \(fileSize) bytes")
         }
+        // A read-only file description of its own, not a duplicate of the VMM's read-write one:
+        // the kernel, not only this code, keeps the service from writing guest RAM.
         let own: OwnedFD
-        do { own = try Sys.duplicate(fd) } catch {
-            throw GuestMemoryError(.system, "duplicating region fd \(fd.rawValue)", errno: error.errno)
+        do { own = try Sys.reopenReadOnly(fd) } catch {
+            throw GuestMemoryError(.system, "reopening region fd \(fd.rawValue) read-only", errno: error.errno)
         }
         let at = backings.firstIndex { $0.gpa > gpa } ?? backings.count
         backings.insert(Backing(gpa: gpa, size: size, offset: offset, fd: own), at: at)

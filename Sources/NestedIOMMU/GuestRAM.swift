@@ -5,7 +5,8 @@ import SystemPackage
 
 /// One region of guest RAM on the VMM's side: a memfd the VMM creates,
 /// sealed against resizing, mapped read-write here, and handed (its
-/// descriptor) to the service, which maps it read-only as `GuestMemory`.
+/// descriptor) to the service, which reopens it read-only and reads it with
+/// `pread` as `GuestMemory`.
 /// The guest model and the tests write their page tables through it.
 ///
 /// A bump allocator hands out zeroed 4 KiB pages for tables and data.

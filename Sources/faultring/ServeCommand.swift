@@ -144,6 +144,10 @@ struct ServeCommand: ParsableCommand {
         }
         let configs = simulatedDevices()
         if dmaDevices {
+            guard capture == nil else {
+                throw ValidationError("--capture records rate-driven devices, not --dma-devices: record a vSVA session with "
+                                      + "`faultring nested --capture` (Docs/NESTED.md §5)")
+            }
             // Each device's DMA goes through the domain of the client holding it, found once the service exists.
             guard (0...1_000_000).contains(dmaMsiEvery) else { throw ValidationError("--dma-msi-every must be in 0...1000000") }
             let dma = configs.map { c in

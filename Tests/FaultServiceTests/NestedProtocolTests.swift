@@ -7,6 +7,7 @@ import IOMMUFormats
 import NestedIOMMU
 import SystemPackage
 import Testing
+import VMMClient
 
 /// The nested-IOMMU commands against a live service: every rule of
 /// validation, binding, invalidation and revocation, each with its errno.
@@ -262,6 +263,39 @@ import Testing
         #expect(try other.reply().0 == Self.ENOENT)                                     // nothing bound in its VM
         #expect(try s.send(.detach, ProtocolTests.u32(0)) == 0)
         #expect(try s.send(.invalidate, InvalidateRequest(granularity: FAULTRING_INV_GLOBAL).bytes) == Self.EPERM)
+    }
+
+    /// A device that is removed (its fault source hangs up) revokes what came
+    /// from it, as DETACH does: its holder's bindings and rights end, and the
+    /// device coming back finds nothing of them.
+    @Test func removingADeviceRevokesWhatCameFromIt() throws {
+        var s = try Session("remove", devices: [1])
+        defer { s.stop() }
+        let source = try VMMClient(socketPath: s.path, devices: [], client: "device source")
+        defer { source.close() }
+        var pair = try Sys.seqpacketPair()
+        try source.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: pair.remote.descriptor, devices: [50])
+        try pair.remote.close()
+        s.client.send(ControlCommand.attach.rawValue, AttachRequest(abi: 2, devices: [50]).bytes)
+        #expect(try s.client.reply().0 == 0)
+        let entry = Self.pasidEntry(s.ram)
+        #expect(try s.send(.bind, Self.bind(pasid: 5, entry, [1, 50])) == 0)
+        #expect(try s.send(.invalidate, Self.deviceTLB(50, pasid: 5)) == 0)
+        try pair.local.close()   // the device goes: its source hangs up
+        _ = try eventually(s.path) { stats in !stats.devices.contains { $0.id == 50 } }
+        #expect(try s.send(.invalidate, Self.deviceTLB(50, pasid: 5)) == Self.EPERM)   // the right went with it
+        #expect(try s.send(.invalidate, Self.deviceTLB(1, pasid: 5)) == 0)             // device 1 keeps its bind
+        let stats = try serviceStats(s.path)
+        let me = try #require(stats.clients.first { $0.devices == [1] })
+        #expect(me.nested?.revocations == 1, "\(String(describing: me.nested))")
+        // The device comes back and is attached again: the old bind is gone, so binding PASID 5 works.
+        pair = try Sys.seqpacketPair()
+        try source.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: pair.remote.descriptor, devices: [50])
+        try pair.remote.close()
+        s.client.send(ControlCommand.attach.rawValue, AttachRequest(abi: 2, devices: [50]).bytes)
+        #expect(try s.client.reply().0 == 0)
+        #expect(try s.send(.bind, Self.bind(pasid: 5, entry, [50])) == 0)
+        try pair.local.close()
     }
 
     @Test func pasidQuotaPerClient() throws {

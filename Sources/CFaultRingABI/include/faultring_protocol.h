@@ -153,7 +153,7 @@ struct faultring_msg_add_source_reply {
 /**
  * struct faultring_msg_guest_memory - ADD_GUEST_MEMORY payload, with exactly
  * one descriptor: a tmpfs memfd sealed F_SEAL_SHRINK, which the service
- * keeps a duplicate of and reads with pread, never through a mapping
+ * reopens read-only and reads with pread, never through a mapping
  * (vhost-user's memory regions, with a seal so the VMM cannot truncate it
  * under the service). Regions must not overlap.
  * @argsz:  0  sizeof(struct faultring_msg_guest_memory) = 32
