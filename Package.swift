@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FaultLoopbackTests",
-            dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient", "NestedIOMMU"]
+            dependencies: ["FaultLoopback", "FaultSimulation", "PageRequests", "VMMClient", "NestedIOMMU", "FaultABI", "CFaultRingABI"]
         ),
     ],
     swiftLanguageModes: [.v6]

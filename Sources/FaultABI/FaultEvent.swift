@@ -112,6 +112,23 @@ public struct UnrecoverableFault: Sendable, Hashable {
     /// CLOCK_MONOTONIC nanoseconds when the source reported it.
     public var timestampNS: UInt64
 
+    /// The reason's name, as the kernel's `enum iommu_fault_reason` has it
+    /// (`IOMMU_FAULT_REASON_PTE_FETCH` is `pte-fetch`); `reason-N` for a value it lacks.
+    public var reasonName: String {
+        switch reason {
+        case FAULTRING_REASON_UNKNOWN: "unknown"
+        case FAULTRING_REASON_PASID_FETCH: "pasid-fetch"
+        case FAULTRING_REASON_BAD_PASID_ENTRY: "bad-pasid-entry"
+        case FAULTRING_REASON_PASID_INVALID: "pasid-invalid"
+        case FAULTRING_REASON_WALK_EABT: "walk-eabt"
+        case FAULTRING_REASON_PTE_FETCH: "pte-fetch"
+        case FAULTRING_REASON_PERMISSION: "permission"
+        case FAULTRING_REASON_ACCESS: "access"
+        case FAULTRING_REASON_OOR_ADDRESS: "oor-address"
+        default: "reason-\(reason)"
+        }
+    }
+
     /// An unrecoverable fault from its fields; by default device 0 with no
     /// PASID, permissions, addresses or timestamp. Nothing is validated here.
     public init(

@@ -39,6 +39,12 @@ public struct NestedHarness {
         public var timeoutNS: UInt64 = 100_000
         /// Seed of every random choice.
         public var seed: UInt64 = 1
+        /// Devices without PRI or ATS, the last of the `devices` (nil: none).
+        /// They run device 1's streams (same PASIDs and windows, so they meet
+        /// pages the guest mapped for device 1, read-only where it only read):
+        /// their faults are unrecoverable events through the event path, and
+        /// with no ATC their translations come from the IOTLB.
+        public var nonPRIDevices: Int? = nil
         /// Answered page requests per MSI write of each device (nil: no
         /// interrupts; a session captured before devices wrote MSIs has none).
         public var msiEvery: Int? = nil
@@ -61,6 +67,11 @@ public struct NestedHarness {
         public var tracker = PageRequestCounters()
         /// Page requests the guest answered after their timeout.
         public var lateAnswers: UInt64 = 0
+        /// Unrecoverable faults the VMM read from its queue, by reason (`pte-fetch`, `permission`, …).
+        public var events: [String: UInt64] = [:]
+        /// Those the guest's driver read from its event queue, by its format's
+        /// name (`F_TRANSLATION`, …; none for VT-d, which has no such queue here).
+        public var guestEvents: [String: UInt64] = [:]
         /// Guest bugs by name, with their counts (empty: none).
         public var guestBugs: [String: UInt64] = [:]
         /// Differences between what must hold and what did (the books).
@@ -119,17 +130,24 @@ public struct NestedHarness {
         let deviceIDs = (1...UInt32(max(c.devices, 1))).map { $0 }
         let patterns: [DMAStream.Pattern] = [.workingSet(pages: c.budget / 2, churnEvery: 16), .sequential, .strided(3),
                                              .random]
+        let firstNonPRI = deviceIDs.count - min(c.nonPRIDevices ?? 0, deviceIDs.count - 1) + 1
         let configs = deviceIDs.map { id in
+            let nonPRI = id >= firstNonPRI
+            let window = nonPRI ? UInt32(1) : id   // a device without PRI meets device 1's pages
             var config = DMADevice.Config(id: id, streams: pasids.enumerated().map { i, pasid in
-                DMAStream(pasid: pasid, base: UInt64(id) << 32 | UInt64(pasid) << 24, pages: c.windowPages,
+                DMAStream(pasid: pasid, base: UInt64(window) << 32 | UInt64(pasid) << 24, pages: c.windowPages,
                           pattern: patterns[(Int(id) + i) % patterns.count], writeEvery: 3)
             })
+            config.pri = !nonPRI
+            config.ats = !nonPRI
             config.accessesPerStep = c.accessesPerStep
             config.msi = c.msiEvery.map { DMADevice.MSIWrites(iova: NestedGuest.msiDoorbell, every: $0) }
             return config
         }
         let source = NestedDevices(domain: domain, devices: configs, stepNS: c.stepNS, seed: c.seed)
-        let guest = try NestedGuest(style: c.style, ram: ram, pasids: pasids, devices: deviceIDs, budget: c.budget,
+        // The guest invalidates device TLBs of the devices that have one (ATS).
+        let guest = try NestedGuest(style: c.style, ram: ram, pasids: pasids,
+                                    devices: configs.filter(\.ats).map(\.id), budget: c.budget,
                                     behaviour: c.behaviour, invalidate: { (inv) throws(NestedError) in
                                         try domain.invalidate(inv)
                                     })
@@ -153,6 +171,8 @@ public struct NestedHarness {
         var held = Deque<(due: UInt64, response: PageResponse)>()
         var outbox: [PageResponse] = []
         var lateAnswers: UInt64 = 0
+        var events: [String: UInt64] = [:]
+        var guestEvents: [String: UInt64] = [:]
 
         var handled: [NestedSession.Handled] = []
         var actions: [NestedGuest.Action] = []
@@ -170,7 +190,13 @@ public struct NestedHarness {
             // The guest's driver reads its queue and answers.
             let batch = try consumer.peek()
             for i in batch.indices {
-                guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
+                let record = try batch.decode(i)
+                if case .event(.unrecoverable(let fault), _) = record {
+                    events[fault.reasonName, default: 0] += 1
+                    if let seen = path.presentEvent(fault, endpoint: fault.deviceID) { guestEvents[seen, default: 0] += 1 }
+                    continue
+                }
+                guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { continue }
                 let code: ResponseCode
                 if let script {
                     guard next < script.handled.count else {
@@ -229,6 +255,8 @@ public struct NestedHarness {
         report.iommu = domain.counters
         report.tracker = pipeline.tracker.snapshot
         report.lateAnswers = lateAnswers
+        report.events = events
+        report.guestEvents = guestEvents
         report.guestBugs = Self.bugs(report)
         report.problems = Self.check(report)
         if let script, next != script.handled.count {

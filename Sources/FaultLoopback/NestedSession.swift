@@ -78,6 +78,9 @@ public struct NestedSession: Codable, Sendable {
         guard (1...64).contains(c.accessesPerStep) else { throw bad("config.accessesPerStep", "\(c.accessesPerStep) is not in 1...64") }
         guard (1...65_536).contains(c.windowPages) else { throw bad("config.windowPages", "\(c.windowPages) is not in 1...65536") }
         guard (1...4096).contains(c.budget) else { throw bad("config.budget", "\(c.budget) is not in 1...4096") }
+        if let n = c.nonPRIDevices, !(0..<c.devices).contains(n) {
+            throw bad("config.nonPRIDevices", "\(n) is not in 0...\(c.devices - 1) (device 1 has PRI)")
+        }
         if let every = c.msiEvery, !(1...1_000_000).contains(every) {
             throw bad("config.msiEvery", "\(every) is not in 1...1000000")
         }

@@ -128,6 +128,9 @@ public struct GuestEncoder: Sendable {
         case FAULTRING_REASON_OOR_ADDRESS: id = SMMUv3EventRecord.addressSize
         case FAULTRING_REASON_ACCESS: id = SMMUv3EventRecord.access
         case FAULTRING_REASON_PERMISSION: id = SMMUv3EventRecord.permission
+        // A context-descriptor fetch or entry the IOMMU could not use: the configuration errors.
+        case FAULTRING_REASON_PASID_FETCH, FAULTRING_REASON_BAD_PASID_ENTRY: id = SMMUv3EventRecord.badCD
+        case FAULTRING_REASON_PASID_INVALID: id = SMMUv3EventRecord.badSubstreamID
         default: id = SMMUv3EventRecord.translation
         }
         return SMMUv3EventRecord(eventID: id, substreamID: f.pasid, streamID: streamID,

@@ -60,6 +60,21 @@ public struct SMMUv3EventRecord: Sendable, Hashable {
     public static let permission: UInt8 = 0x13
     static let format = "SMMUv3 event record"
 
+    /// The architecture's name of event `id` (`F_TRANSLATION`), or its number in hex.
+    public static func name(of id: UInt8) -> String {
+        switch id {
+        case badSTE: "C_BAD_STE"
+        case streamDisabled: "F_STREAM_DISABLED"
+        case badSubstreamID: "C_BAD_SUBSTREAMID"
+        case badCD: "C_BAD_CD"
+        case translation: "F_TRANSLATION"
+        case addressSize: "F_ADDR_SIZE"
+        case access: "F_ACCESS"
+        case permission: "F_PERMISSION"
+        default: "event 0x" + String(id, radix: 16)
+        }
+    }
+
     /// The events that may stall by the architecture: F_TRANSLATION,
     /// F_ADDR_SIZE, F_ACCESS, F_PERMISSION.
     public static let stallable: ClosedRange<UInt8> = translation...permission

@@ -39,6 +39,22 @@ public struct GuestFormatPath: Sendable {
         self.dialect = dialect
     }
 
+    /// An unrecoverable fault as the guest's driver reads it from its event
+    /// queue: the vSMMUv3 event record's type (`F_TRANSLATION`,
+    /// `F_PERMISSION`, `C_BAD_CD`, …), read back from the record's bytes.
+    /// Nil when the guest's format has no event record for it: VT-d reports
+    /// such faults through fault-recording registers, which are not
+    /// modelled, so the VMM keeps the fault (and counts it).
+    public func presentEvent(_ fault: UnrecoverableFault, endpoint: UInt32) -> String? {
+        guard format == .smmuv3 else { return nil }
+        var encoder = GuestEncoder(format: .smmuv3)
+        guard let bytes = encoder.encode(.event(.unrecoverable(fault), sequence: nil), endpoint: endpoint),
+              bytes.count == 32 else { return nil }
+        let w = (0..<4).map { i in LittleEndian.uint64(bytes, at: i * 8) }
+        guard let record = try? SMMUv3EventRecord(words: w[0], w[1], w[2], w[3], dialect: dialect) else { return nil }
+        return SMMUv3EventRecord.name(of: record.eventID)
+    }
+
     /// The request as the guest's driver reads it from its queue.
     /// - Throws: `HardwareRecordError` if the guest format cannot carry it.
     public func present(_ request: PageRequest, endpoint: UInt32) throws(HardwareRecordError) -> Seen {

@@ -34,6 +34,8 @@ struct NestedCommand: ParsableCommand {
     @Option(help: "Resident pages per PASID the guest keeps.") var budget = 48
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "A device's MSI write after every N answered page requests (0: none).") var msiEvery = 100
+    @Option(help: "The last N devices have neither PRI nor ATS: their faults are events, their translations come from the IOTLB.")
+    var nonPri = 0
     @Flag(help: "Print the reports as JSON, one per line.") var json = false
     @Option(help: "Record the session (one --guest) to this file: its devices, every request the guest handled with its actions and answer, and the outcome.")
     var capture: String?
@@ -77,6 +79,8 @@ struct NestedCommand: ParsableCommand {
             config.seed = seed
             guard (0...1_000_000).contains(msiEvery) else { throw ValidationError("--msi-every must be in 0...1000000") }
             config.msiEvery = msiEvery > 0 ? msiEvery : nil
+            guard nonPri >= 0 && nonPri < devices else { throw ValidationError("--non-pri must be in 0...\(devices - 1): device 1 has PRI") }
+            config.nonPRIDevices = nonPri > 0 ? nonPri : nil
             let r: NestedHarness.Report
             if let capture {
                 guard behaviours.count == 1 else { throw ValidationError("--capture records one session: name one --guest") }
@@ -104,6 +108,11 @@ struct NestedCommand: ParsableCommand {
                 print("  guest bugs: none")
             } else {
                 for (bug, count) in r.guestBugs.sorted(by: { $0.key < $1.key }) { print("  guest bug: \(bug) × \(count)") }
+            }
+            if !r.events.isEmpty {
+                print("  events (no PRI): " + r.events.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
+                      + "; the guest read " + (r.guestEvents.isEmpty ? "none (its format has no event queue here)"
+                          : r.guestEvents.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")))
             }
             print("  books: " + (r.problems.isEmpty ? "balanced" : r.problems.joined(separator: "; ")))
         }

@@ -1,3 +1,4 @@
+import CFaultRingABI
 import FaultABI
 import FaultLoopback
 import FaultSimulation
@@ -59,6 +60,45 @@ import VMMClient
         #expect(deaf.problems.isEmpty, "\(deaf.problems)")
         #expect(deaf.guestBugs.keys.sorted() == ["MSI write with no doorbell bound"], "\(deaf.guestBugs)")
         #expect(deaf.devices.msisDelivered == 0 && deaf.devices.msiFaults > 0 && deaf.devices.unrecoverable == 0)
+    }
+}
+
+/// Devices without PRI or ATS: a fault is an unrecoverable event through
+/// the event path (the guest reads it as a vSMMUv3 event record), and a
+/// translation comes from the IOTLB.
+@Suite struct NonPRIDeviceTests {
+    static func run(_ style: NestedDomain.Style, _ behaviour: NestedGuest.Behaviour) throws -> NestedHarness.Report {
+        var config = NestedHarness.Config()
+        config.style = style
+        config.behaviour = behaviour
+        config.devices = 3
+        config.nonPRIDevices = 1
+        config.steps = 2_000
+        return try NestedHarness(config).run()
+    }
+
+    @Test(arguments: [NestedDomain.Style.vtd, .smmuv3])
+    func faultsAreEventsAndTranslationsComeFromTheIOTLB(style: NestedDomain.Style) throws {
+        let r = try Self.run(style, .correct)
+        #expect(r.problems.isEmpty && r.guestBugs.isEmpty, "\(r.problems) \(r.guestBugs)")
+        let translation = r.events["pte-fetch"] ?? 0
+        #expect(translation > 0 && r.devices.unrecoverable == translation, "\(r.events)")
+        #expect(r.iommu.iotlbHits > 0, "a device with no ATC is served by the IOTLB")
+        // The guest reads them in its own format: a vSMMUv3 event queue; VT-d's fault registers are not modelled.
+        #expect(r.guestEvents == (style == .smmuv3 ? ["F_TRANSLATION": translation] : [:]), "\(r.guestEvents)")
+        // Pages mapped read-only (a wrong-permissions guest) and written by the device: permission events.
+        let readOnly = try Self.run(style, .wrongPermissions)
+        let permission = readOnly.events["permission"] ?? 0
+        #expect(permission > 0, "\(readOnly.events)")
+        if style == .smmuv3 { #expect(readOnly.guestEvents["F_PERMISSION"] == permission) }
+    }
+
+    @Test func aBadContextIsAConfigurationEventInTheGuestsFormat() {
+        let fault = UnrecoverableFault(deviceID: 3, reason: FAULTRING_REASON_BAD_PASID_ENTRY, pasid: 4, permissions: .read,
+                                       address: 0x1000)
+        #expect(GuestFormatPath(format: .smmuv3).presentEvent(fault, endpoint: 3) == "C_BAD_CD")
+        #expect(GuestFormatPath(format: .vtd).presentEvent(fault, endpoint: 3) == nil)
+        #expect(fault.reasonName == "bad-pasid-entry")
     }
 }
 
