@@ -131,7 +131,8 @@ public struct NestedHarness {
         let patterns: [DMAStream.Pattern] = [.workingSet(pages: c.budget / 2, churnEvery: 16), .sequential, .strided(3),
                                              .random]
         let firstNonPRI = deviceIDs.count - min(c.nonPRIDevices ?? 0, deviceIDs.count - 1) + 1
-        let configs = deviceIDs.map { id in
+        // Replaying, the devices as recorded (streams, PRI, ATS, interrupts); else built from the configuration.
+        let configs = script?.setup?.devices ?? deviceIDs.map { id in
             let nonPRI = id >= firstNonPRI
             let window = nonPRI ? UInt32(1) : id   // a device without PRI meets device 1's pages
             var config = DMADevice.Config(id: id, streams: pasids.enumerated().map { i, pasid in
@@ -153,7 +154,7 @@ public struct NestedHarness {
                                     })
         // The guest's tables, then its doorbell (before any answer: the devices' completion
         // interrupts go there). Replaying, what the session recorded, as recorded.
-        let setup = script?.setup ?? NestedSession.Setup(of: guest, style: c.style, devices: deviceIDs)
+        let setup = script?.setup ?? NestedSession.Setup(of: guest, style: c.style, devices: deviceIDs, configs: configs)
         try setup.apply(to: domain)
 
         // The service side: pipeline, producer; the VMM side: consumer, guest format.

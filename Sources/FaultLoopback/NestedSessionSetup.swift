@@ -1,3 +1,4 @@
+import FaultSimulation
 import IOMMUFormats
 import NestedIOMMU
 import VMMClient
@@ -33,13 +34,18 @@ extension NestedSession {
             public var size: UInt64
         }
 
+        /// The devices: their DMA streams (PASID, window, pattern, writes),
+        /// PRI, ATS and interrupts. Replayed as recorded (nil: sessions
+        /// written before devices were recorded; the configuration rebuilds them).
+        public var devices: [DMADevice.Config]?
         /// The binds, in order.
         public var binds: [Bind]
         /// The doorbells, in order.
         public var msi: [MSI]
 
-        /// What `guest` binds on `devices`, in its style.
-        public init(of guest: NestedGuest, style: NestedDomain.Style, devices: [UInt32]) {
+        /// What `guest` binds on `devices`, in its style, with the devices' configurations.
+        public init(of guest: NestedGuest, style: NestedDomain.Style, devices: [UInt32], configs: [DMADevice.Config]) {
+            self.devices = configs
             switch style {
             case .vtd: binds = guest.pasidEntries.map { Bind(devices: devices, pasid: $0.pasid, words: $0.entry.words) }
             case .smmuv3: binds = [Bind(devices: devices, pasid: nil, words: guest.tableSTE)]
@@ -73,6 +79,7 @@ extension NestedSession {
         func validate(_ config: NestedHarness.Config) throws(NestedSessionError) {
             func bad(_ field: String, _ detail: String) -> NestedSessionError { NestedSessionError("\(field): \(detail)") }
             guard binds.count <= 64 else { throw bad("setup.binds", "\(binds.count) binds, at most 64") }
+            if let devices { try Self.validate(devices, config) }
             guard msi.count <= NestedDomain.maxMSIBindings else {
                 throw bad("setup.msi", "\(msi.count) doorbells, at most \(NestedDomain.maxMSIBindings)")
             }
@@ -91,6 +98,45 @@ extension NestedSession {
                 case .smmuv3:
                     guard b.pasid == nil else { throw bad("\(at).pasid", "an SMMUv3 bind names no PASID (it binds the CD table)") }
                     guard b.words.count == 2 else { throw bad("\(at).words", "\(b.words.count) words; an STE bind has 2") }
+                }
+            }
+        }
+
+        /// The recorded devices: ids 1...N in order, and every stream's
+        /// numbers within what a walk and a step can take without trapping.
+        static func validate(_ devices: [DMADevice.Config], _ config: NestedHarness.Config) throws(NestedSessionError) {
+            func bad(_ field: String, _ detail: String) -> NestedSessionError { NestedSessionError("\(field): \(detail)") }
+            guard devices.count == config.devices else {
+                throw bad("setup.devices", "\(devices.count) devices; the configuration has \(config.devices)")
+            }
+            for (i, d) in devices.enumerated() {
+                let at = "setup.devices[\(i)]"
+                guard d.id == UInt32(i + 1) else { throw bad("\(at).id", "\(d.id); devices are 1...\(config.devices) in order") }
+                guard (1...64).contains(d.streams.count) else { throw bad("\(at).streams", "\(d.streams.count) streams; 1...64") }
+                guard (1...512).contains(d.outstanding) else { throw bad("\(at).outstanding", "\(d.outstanding) is not in 1...512") }
+                guard (1...64).contains(d.accessesPerStep) else {
+                    throw bad("\(at).accessesPerStep", "\(d.accessesPerStep) is not in 1...64")
+                }
+                if let msi = d.msi, !(1...1_000_000).contains(msi.every) {
+                    throw bad("\(at).msi.every", "\(msi.every) is not in 1...1000000")
+                }
+                for (j, s) in d.streams.enumerated() {
+                    let sat = "\(at).streams[\(j)]"
+                    guard (1...0xF_FFFF).contains(s.pasid) else { throw bad("\(sat).pasid", "\(s.pasid) is not a PASID") }
+                    guard (1...65_536).contains(s.pages) else { throw bad("\(sat).pages", "\(s.pages) is not in 1...65536") }
+                    guard s.base % 4096 == 0, s.base <= (1 << 57) - UInt64(s.pages) * 4096 else {
+                        throw bad("\(sat).base", "0x\(String(s.base, radix: 16)) must be 4 KiB aligned, the window below 2^57")
+                    }
+                    guard (0...1_000_000).contains(s.writeEvery) else { throw bad("\(sat).writeEvery", "\(s.writeEvery) is not in 0...1000000") }
+                    switch s.pattern {
+                    case .sequential, .random: break
+                    case .strided(let n):
+                        guard (1...65_536).contains(n) else { throw bad("\(sat).pattern", "stride \(n) is not in 1...65536") }
+                    case .workingSet(let pages, let churn):
+                        guard (1...65_536).contains(pages), (1...1_000_000).contains(churn) else {
+                            throw bad("\(sat).pattern", "working set of \(pages) pages churning every \(churn) is out of range")
+                        }
+                    }
                 }
             }
         }

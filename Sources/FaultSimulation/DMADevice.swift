@@ -90,7 +90,8 @@ public final class DMADevice: @unchecked Sendable {
         /// Retries after SUCCESS that missed in stage 2: the host's fault, not the guest's.
         public var retriesStage2Missed: UInt64 = 0
         /// Retries owed after SUCCESS and never made: the VM that answered
-        /// was gone (detached, killed) by the device's next step.
+        /// was gone (detached, killed), or had unbound the PASID, by the
+        /// device's next step.
         public var retriesDropped: UInt64 = 0
         /// Answers for a PRGI not in flight: a second answer to one group,
         /// or one for a group never raised. The pipeline answers each group
@@ -219,6 +220,12 @@ public final class DMADevice: @unchecked Sendable {
         retries.removeAll(keepingCapacity: true)
         for access in owed {
             blocked.remove(access.stream)
+            // The guest unbound the PASID after answering (as a driver tearing a context down does):
+            // the retry's context is gone, which is no mapping bug of the guest's.
+            guard domain.isBound(device: config.id, pasid: config.streams[access.stream].pasid) else {
+                counters.retriesDropped &+= 1
+                continue
+            }
             if perform(access, now: now, domain: domain, raise: raise, retry: true) {
                 counters.retriesTranslated &+= 1
             }

@@ -39,7 +39,7 @@ public struct DMAStream: Sendable, Hashable, Codable {
     /// The address of access number `n` (an offset inside the page varies
     /// with `n`, so accesses are not all page-aligned).
     public func address(_ n: UInt64, random: inout SplitMix64) -> UInt64 {
-        let count = UInt64(pages)
+        let count = UInt64(max(pages, 1))   // a decoded stream is validated, but never divides by zero
         let page: UInt64
         switch pattern {
         case .sequential: page = n % count
@@ -47,9 +47,9 @@ public struct DMAStream: Sendable, Hashable, Codable {
         case .strided(let stride): page = (n &* UInt64(max(stride, 1))) % count
         case .workingSet(let size, let churn):
             let start = n / UInt64(max(churn, 1))
-            page = (start + random.next() % UInt64(max(size, 1))) % count
+            page = (start &+ random.next() % UInt64(max(size, 1))) % count
         }
-        return base + page * 4096 + (n % 64) * 64
+        return base &+ page &* 4096 &+ (n % 64) &* 64
     }
 
     /// Whether access number `n` writes.

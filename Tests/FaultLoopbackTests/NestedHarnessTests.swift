@@ -251,6 +251,23 @@ import VMMClient
         var stranger = session
         stranger.setup!.binds[0].devices = [1, 99]
         #expect(throws: NestedSessionError.self) { try stranger.validate() }
+        // The devices' streams are recorded too, and replayed as recorded: a stream moved elsewhere
+        // is a different session, and a stream of no pages is refused when read, naming it.
+        let devices = try #require(setup.devices)
+        #expect(devices.count == session.config.devices && devices.allSatisfy { !$0.streams.isEmpty })
+        var elsewhere = session
+        elsewhere.setup!.devices![0].streams[0].base &+= 1 << 40
+        let (moved2, movedDifferences) = try NestedHarness.replay(elsewhere)
+        #expect(!movedDifferences.isEmpty, "the guest's recorded maps no longer cover the stream")
+        #expect((moved2.guestBugs["answered SUCCESS but not mapped"] ?? 0) > 0, "\(moved2.guestBugs)")
+        var empty = session
+        empty.setup!.devices![0].streams[0].pages = 0
+        do { try empty.validate(); Issue.record("a stream of 0 pages was accepted") } catch {
+            #expect(error.description.contains("setup.devices[0].streams[0].pages"), "\(error)")
+        }
+        var noDevices = session
+        noDevices.setup!.devices = nil   // written before devices were recorded: rebuilt from the configuration
+        #expect(try NestedHarness.replay(noDevices).differences.isEmpty)
         // A session from before setups were recorded replays the model's binds, to the same outcome.
         var old = session
         old.setup = nil
