@@ -108,6 +108,29 @@ import VMMClient
         #expect(try s.send(.addGuestMemory, ok, fds: [s.ram.fd.rawValue]) == 0)
         #expect(try s.send(.addGuestMemory, GuestMemoryRequest(gpa: s.ram.gpa + 4096, size: 4096).bytes,
                            fds: [s.ram.fd.rawValue]) == Errno.fileExists.rawValue)           // overlap
+        // At most 16 regions: 15 more fit, the 17th is refused.
+        for k in 1...15 {
+            #expect(try s.send(.addGuestMemory, GuestMemoryRequest(gpa: UInt64(k) << 32, size: 4096).bytes,
+                               fds: [s.ram.fd.rawValue]) == 0)
+        }
+        #expect(try s.send(.addGuestMemory, GuestMemoryRequest(gpa: 16 << 32, size: 4096).bytes,
+                           fds: [s.ram.fd.rawValue]) == Self.ENOSPC)
+    }
+
+    /// SMMUv3 over the socket: an STE the kernel refuses is EIO, as the
+    /// kernel's; a CD table wider than the PASID quota is ENOSPC.
+    @Test func smmuv3BindsAreCheckedAsTheKernelChecksThem() throws {
+        var s = try Session("smmu", extra: ["--pasid-quota", "4"])
+        defer { s.stop() }
+        func ste(cdMax: Int, patch: (inout [UInt64]) -> Void = { _ in }) -> [UInt8] {
+            var words = SMMUv3NestedSTE.words(config: .stage1, contextPointer: s.ram.gpa, s1CDMax: cdMax)
+            patch(&words)
+            return BindRequest(format: .smmuv3STE, pasid: 0, data: words, devices: [1]).bytes
+        }
+        #expect(try s.send(.bind, ste(cdMax: 2) { $0[0] |= 1 << 55 }) == Self.EIO)      // a reserved bit (58:52)
+        #expect(try s.send(.bind, ste(cdMax: 3)) == Self.ENOSPC)                         // 8 CDs over a quota of 4
+        #expect(try s.send(.bind, ste(cdMax: 2)) == 0)
+        #expect(try s.send(.bind, ste(cdMax: 2)) == Self.EBUSY)                          // bound already
     }
 
     @Test func bindIsValidatedVFIOStyle() throws {

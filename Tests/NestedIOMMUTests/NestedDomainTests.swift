@@ -245,6 +245,27 @@ import Testing
         #expect(g.domain.counters.revocations == 2)
     }
 
+    /// The IOTLB entries a detached device alone used go with it; those
+    /// another device's binding shares stay (a device without ATS fills the IOTLB).
+    @Test func detachDropsTheIOTLBEntriesOnlyThatDeviceUsed() throws {
+        let g = try Self.guest(devices: [1, 2], ats: false)
+        try g.tables.map(0x1000, to: g.ram.allocate()!, writable: true)
+        try g.domain.bind(devices: [1], pasid: 6, entry: Self.entry(g.tables.root, did: 1))
+        try g.domain.bind(devices: [2], pasid: 7, entry: Self.entry(g.tables.root, did: 2))
+        _ = g.domain.translate(device: 1, pasid: 6, iova: 0x1000, access: .read)
+        _ = g.domain.translate(device: 2, pasid: 7, iova: 0x1000, access: .read)
+        #expect(g.domain.cachedTranslations.iotlb == 2 && g.domain.cachedTranslations.atc == 0)
+        if case .translated(_, let source, _) = g.domain.translate(device: 1, pasid: 6, iova: 0x1000, access: .read) {
+            #expect(source == .iotlb)
+        } else {
+            Issue.record("a cached translation was not served from the IOTLB")
+        }
+        g.domain.detach(device: 1)
+        #expect(g.domain.cachedTranslations.iotlb == 1, "device 2's entry stays, device 1's goes")
+        g.domain.detach(device: 2)
+        #expect(g.domain.cachedTranslations.iotlb == 0)
+    }
+
     /// SMMUv3: the CD is read from the guest's table and cached; a CD the
     /// guest rewrites without CFGI_CD is counted stale; after CFGI_CD the
     /// new one is used. A two-level table resolves through its L1 descriptor.
