@@ -27,6 +27,10 @@ public struct VSVAStormProfile: Sendable, Hashable, Codable {
         public var behaviour: NestedGuest.Behaviour
         /// DMA devices each process attaches.
         public var devicesPerProcess: Int
+        /// Whether its devices have PRI (and ATS). Without, every fault is an
+        /// unrecoverable event the guest reads from its event queue, and no
+        /// page request is raised; only a correct guest may be so.
+        public var pri = true
 
         /// A set of `count` processes.
         public init(name: String, count: Int, style: NestedDomain.Style, behaviour: NestedGuest.Behaviour, devicesPerProcess: Int) {
@@ -108,6 +112,11 @@ public struct VSVAStormProfile: Sendable, Hashable, Codable {
         guard seconds < needed else { return nil }
         return "a slow guest answers \(slowDelayMilliseconds) ms late (the timeout and a quarter): the storm must last at "
             + "least \(needed) s to see it, it lasts \(seconds) s"
+    }
+
+    /// The devices of every guest process whose set has no PRI.
+    public var devicesWithoutPRI: [UInt32] {
+        processGuests.indices.filter { !processGuests[$0].pri }.flatMap { devices(ofProcess: $0) }
     }
 
     /// The profile lasting `seconds` instead (`--seconds`).

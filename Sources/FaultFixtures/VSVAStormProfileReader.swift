@@ -107,7 +107,7 @@ enum VSVAStormProfileReader {
     }
 
     static func guest(_ v: JSONCValue, _ c: JSONCValue.Context, budget: Int) throws(FixtureError) -> VSVAStormProfile.Guests {
-        let m = try v.members(c, allowed: ["name", "count", "style", "behaviour", "devices"])
+        let m = try v.members(c, allowed: ["name", "count", "style", "behaviour", "devices", "pri"])
         let name = try StormProfileReader.setName(m, c)
         let count = Int(try optional(m, "count", c) { (v, c) throws(FixtureError) in try v.unsigned(c, max: UInt64(maxGuestProcesses)) } ?? 1)
         guard count > 0 else { throw c.child("count").error("must be at least 1") }
@@ -128,7 +128,13 @@ enum VSVAStormProfileReader {
             throw c.child("devices").error("\(devices) devices need a budget above \(devices) pages per PASID (it is \(budget)): "
                                            + "a correct guest would evict pages before their retries")
         }
-        return VSVAStormProfile.Guests(name: name, count: count, style: style, behaviour: behaviour, devicesPerProcess: devices)
+        var set = VSVAStormProfile.Guests(name: name, count: count, style: style, behaviour: behaviour, devicesPerProcess: devices)
+        set.pri = try optional(m, "pri", c) { (v, c) throws(FixtureError) in try v.bool(c) } ?? true
+        guard set.pri || behaviour == .correct else {
+            throw c.child("pri").error("devices without PRI raise no page request, so a \(behaviour.rawValue) guest's bug "
+                                      + "cannot show: only a correct guest may have them")
+        }
+        return set
     }
 
     static func chaos(_ v: JSONCValue, _ c: JSONCValue.Context,

@@ -218,7 +218,7 @@ extension FaultService {
             owner[id] = session.socket.fd.rawValue
             session.devices.insert(id)
             pipeline.attach(id, to: session.channel!)
-            session.nested?.domain?.attach(device: id, ats: true)
+            session.nested?.domain?.attach(device: id, ats: !config.devicesWithoutATS.contains(id))
         }
         let reply = AttachReply(queueCreated: created, entryCount: UInt32(config.entryCount),
                                 responseCount: UInt32(config.responseCount), attached: UInt32(session.devices.count))

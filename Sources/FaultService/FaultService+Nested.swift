@@ -121,7 +121,7 @@ extension FaultService {
         let domain = NestedDomain(style: style, memory: vm.memory, pasidQuota: config.pasidQuota)
         domain.failBindAtDevice = config.failBindAtDevice
         domain.staleGraceNS = config.staleGraceNS
-        for id in session.devices { domain.attach(device: id, ats: true) }
+        for id in session.devices { domain.attach(device: id, ats: !config.devicesWithoutATS.contains(id)) }
         vm.domain = domain
         return domain
     }

@@ -47,6 +47,10 @@ public struct ServiceConfig: Sendable {
     public var acceptsPerTurn = 32
     /// PASIDs one VM may have bound at once (nested IOMMU).
     public var pasidQuota = 64
+    /// Devices without an ATC (`serve --dma-no-pri`): the nested IOMMU
+    /// caches their translations in the IOTLB only, and refuses device-TLB
+    /// invalidations for them.
+    public var devicesWithoutATS: Set<UInt32> = []
     /// How long a DMA may use a translation its guest changed before that
     /// counts as the guest's bug: the guest's invalidation crossing the
     /// control socket (nested IOMMU, `NestedDomain.staleGraceNS`).

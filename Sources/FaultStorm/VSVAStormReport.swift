@@ -43,6 +43,12 @@ public struct VSVAStormReport: Codable, Sendable {
         public var iommu = NestedCounters()
         /// Its devices' DMA counters, summed.
         public var dma = DMADevice.Counters()
+        /// Whether its devices have PRI (without, its faults are events).
+        public var pri = true
+        /// Unrecoverable faults its VMM read, by reason (incarnations that lived to report).
+        public var events: [String: UInt64] = [:]
+        /// Those its guest read from its event queue, by its format's name.
+        public var guestEvents: [String: UInt64] = [:]
         /// Its answers the service refused, by reason (`late`: after the
         /// group's timeout, a bug of a slow guest; any other reason — a
         /// mismatch, an unknown cookie, a malformed slot — fails any guest).
@@ -229,6 +235,14 @@ public struct VSVAStormReport: Codable, Sendable {
                     checks.append(Check(kind: .guest, run: run, passed: false,
                                         detail: "\(g.name) (\(g.behaviour.rawValue)): bugs not its behaviour's: \(Self.tally(others))"))
                 }
+            } else if !g.pri {
+                // No page requests: its devices' faults are events, which its VMM must have read.
+                let events = g.events.values.reduce(0, &+)
+                checks.append(Check(
+                    kind: .guest, run: run, passed: g.bugs.isEmpty && events > 0 && g.dma.pageRequests == 0,
+                    detail: "\(g.name) (correct, no PRI): " + (g.bugs.isEmpty ? "no bug" : Self.tally(g.bugs))
+                        + ", \(events) events read, \(g.guestEvents.values.reduce(0, &+)) through the guest's event queue, "
+                        + "\(g.dma.pageRequests) page requests"))
             } else {
                 let clean = g.bugs.isEmpty && g.dma.retriesTranslated > 0
                 checks.append(Check(

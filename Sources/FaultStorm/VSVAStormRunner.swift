@@ -73,10 +73,13 @@ public final class VSVAStormRunner {
 
     /// The service's command line: the profile's devices, PASIDs, step, timeout and quota.
     var serviceArguments: [String] {
-        ["serve", "--devices", String(profile.deviceCount), "--dma-devices", "--dma-pasids"] + profile.pasids.map(String.init)
-            + ["--dma-step-us", String(profile.stepMicroseconds), "--dma-msi-every", String(profile.msiEvery), "--timeout-ms", String(profile.timeoutMilliseconds),
-               "--pasid-quota", String(profile.pasidQuota), "--stale-grace-ms", String(profile.staleGraceMilliseconds),
-               "--log-level", "error"]
+        let noPRI = profile.devicesWithoutPRI
+        return ["serve", "--devices", String(profile.deviceCount), "--dma-devices", "--dma-pasids"]
+            + profile.pasids.map(String.init)
+            + ["--dma-step-us", String(profile.stepMicroseconds), "--dma-msi-every", String(profile.msiEvery),
+               "--timeout-ms", String(profile.timeoutMilliseconds), "--pasid-quota", String(profile.pasidQuota),
+               "--stale-grace-ms", String(profile.staleGraceMilliseconds), "--log-level", "error"]
+            + (noPRI.isEmpty ? [] : ["--dma-no-pri"] + noPRI.map(String.init))
     }
 
     /// A guest's command line, running `seconds` (a slow guest answers
@@ -87,6 +90,7 @@ public final class VSVAStormRunner {
             + profile.pasids.map(String.init)
             + ["--budget", String(profile.budget), "--seconds", String(format: "%.3f", seconds),
                "--slow-delay-ms", String(profile.slowDelayMilliseconds), "--json"]
+            + (t.set.pri ? [] : ["--no-ats"] + t.devices.map(String.init))
     }
 
     func storm(socket: String, into report: inout VSVAStormReport, status: (VSVAStormReport.Sample) -> Void) {
@@ -258,6 +262,7 @@ public final class VSVAStormRunner {
     func row(_ t: Tenant, dma: DMADevice.Counters) -> VSVAStormReport.Guest {
         var row = VSVAStormReport.Guest(name: t.name, style: t.set.style, behaviour: t.set.behaviour, devices: t.devices)
         row.dma = dma
+        row.pri = t.set.pri
         for process in t.processes {
             row.pids.append(process.pid)
             row.exitStatuses.append(process.child.wait())
@@ -271,6 +276,8 @@ public final class VSVAStormRunner {
                 row.guest.add(summary.guest)
                 row.iommu.add(summary.iommu ?? seen?.iommu ?? NestedCounters())
                 row.refused.merge(summary.refused ?? seen?.refused ?? [:], uniquingKeysWith: &+)
+                row.events.merge(summary.events, uniquingKeysWith: &+)
+                row.guestEvents.merge(summary.guestEvents, uniquingKeysWith: &+)
             } else {
                 // Killed: no summary, its last STATS before the kill.
                 row.iommu.add(seen?.iommu ?? NestedCounters())

@@ -24,6 +24,9 @@ public final class NestedVMM {
         public var style = NestedDomain.Style.vtd
         /// The guest driver's behaviour.
         public var behaviour = NestedGuest.Behaviour.correct
+        /// Devices among `devices` without an ATC (the service's `--dma-no-pri`
+        /// devices): the guest sends no device-TLB invalidation for them.
+        public var withoutATS: [UInt32] = []
         /// The PASIDs the guest binds (the devices' streams use them).
         public var pasids: [UInt32] = [1, 2]
         /// Resident pages per PASID.
@@ -55,6 +58,10 @@ public final class NestedVMM {
         /// `mismatch`, `unknown`, …; malformed ones by their rejection), as
         /// STATS showed them at the end. Nil if STATS could not be read.
         public var refused: [String: UInt64]?
+        /// Unrecoverable faults read from the queue (devices without PRI), by reason.
+        public var events: [String: UInt64] = [:]
+        /// Those the guest's driver read from its event queue, by its format's name.
+        public var guestEvents: [String: UInt64] = [:]
         /// Seconds run.
         public var seconds: Double = 0
     }
@@ -79,7 +86,8 @@ public final class NestedVMM {
         try client.addGuestMemory(ram)
         let client = self.client
         do {
-            guest = try NestedGuest(style: options.style, ram: ram, pasids: options.pasids, devices: options.devices,
+            guest = try NestedGuest(style: options.style, ram: ram, pasids: options.pasids,
+                                    devices: options.devices.filter { !options.withoutATS.contains($0) },
                                     budget: options.budget, behaviour: options.behaviour,
                                     invalidate: { (inv) throws(NestedError) in try client.forward(inv) })
         } catch {
@@ -138,6 +146,12 @@ public final class NestedVMM {
     }
 
     func handle(_ record: DecodedRecord) -> PageResponse? {
+        if case .event(.unrecoverable(let fault), _) = record {
+            // A device without PRI (or an MSI with no doorbell): reinjected into the guest's event queue if its format has one.
+            summary.events[fault.reasonName, default: 0] += 1
+            if let seen = path.presentEvent(fault, endpoint: fault.deviceID) { summary.guestEvents[seen, default: 0] += 1 }
+            return nil
+        }
         guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
         summary.pageRequests += 1
         let code: ResponseCode

@@ -22,6 +22,8 @@ struct GuestCommand: ParsableCommand {
     var behaviour = NestedGuest.Behaviour.correct
     @Option(parsing: .upToNextOption, help: "PASIDs the guest binds (the devices' streams use them).") var pasids: [UInt32] = [1, 2]
     @Option(help: "Resident pages per PASID.") var budget = 48
+    @Option(parsing: .upToNextOption, help: "Devices without an ATC (serve --dma-no-pri): no device-TLB invalidation for them.")
+    var noAts: [UInt32] = []
     @Option(help: "Seconds to run (0: until the queue closes).") var seconds: Double = 0
     @Option(help: "A slow guest answers this many ms late (past the service's timeout to be a bug).")
     var slowDelayMs: UInt64 = 12_000
@@ -34,6 +36,7 @@ struct GuestCommand: ParsableCommand {
         options.behaviour = behaviour
         options.pasids = pasids
         options.budget = budget
+        options.withoutATS = noAts
         options.seconds = seconds
         guard slowDelayMs <= 3_600_000 else { throw ValidationError("--slow-delay-ms must be at most 3600000 (an hour)") }
         options.slowDelayNS = slowDelayMs * 1_000_000

@@ -55,6 +55,8 @@ struct ServeCommand: ParsableCommand {
     var dmaDevices = false
     @Option(parsing: .upToNextOption, help: "With --dma-devices: the PASIDs each device's streams use.") var dmaPasids: [UInt32] = [1, 2]
     @Option(help: "With --dma-devices: microseconds between DMA steps.") var dmaStepUs: UInt64 = 100
+    @Option(parsing: .upToNextOption, help: "With --dma-devices: devices with neither PRI nor ATS (their faults are events).")
+    var dmaNoPri: [UInt32] = []
     @Option(help: "With --dma-devices: a device's MSI write to 0xFEE00000 after every N answered page requests (0: none).") var dmaMsiEvery = 100
     @Option(help: .hidden) var failBindAtDevice: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
@@ -156,8 +158,12 @@ struct ServeCommand: ParsableCommand {
                               pattern: i % 2 == 0 ? .workingSet(pages: 24, churnEvery: 16) : .sequential, writeEvery: 3)
                 })
                 device.msi = dmaMsiEvery > 0 ? DMADevice.MSIWrites(every: dmaMsiEvery) : nil
+                device.pri = !dmaNoPri.contains(c.deviceID)
+                device.ats = device.pri
                 return device
             }
+            var config = config
+            config.devicesWithoutATS = Set(dmaNoPri)
             let stepNS = try scaled(dmaStepUs, by: 1000, "--dma-step-us")
             return (NestedDevices(devices: dma, stepNS: stepNS, seed: 1, domainOf: { [domains] in domains.find?($0) }), config)
         }

@@ -72,6 +72,8 @@ import VMMClient
         ("kills of an unknown guest", { $0["chaos"] = ["guestKills": 2, "killAmong": ["nobody"]] },
          "vsva.chaos.killAmong.0", "not a guest"),
         ("kills with no one to kill", { $0["chaos"] = ["guestKills": 2] }, "vsva.chaos.killAmong", "at least one"),
+        ("a faulty guest without PRI", guest(["name": "g", "behaviour": "slow", "pri": false]), "vsva.guests.0.pri",
+         "only a correct guest"),
         ("a grace above a minute", { $0["staleGraceMs"] = 61_000 }, "vsva.staleGraceMs", "out of range"),
         ("a storm shorter than a second", { $0["seconds"] = 0.5 }, "vsva.seconds", "too short"),
         ("a budget of one page", { $0["budget"] = 1 }, "vsva.budget", "at least 2"),
