@@ -137,7 +137,8 @@ public struct NestedHarness {
             let window = nonPRI ? UInt32(1) : id   // a device without PRI meets device 1's pages
             var config = DMADevice.Config(id: id, streams: pasids.enumerated().map { i, pasid in
                 DMAStream(pasid: pasid, base: UInt64(window) << 32 | UInt64(pasid) << 24, pages: c.windowPages,
-                          pattern: patterns[(Int(id) + i) % patterns.count], writeEvery: 3)
+                          // Each (device, PASID) its own pattern, in turn: two devices of two PASIDs run all four.
+                          pattern: patterns[(Int(id - 1) * pasids.count + i) % patterns.count], writeEvery: 3)
             })
             config.pri = !nonPRI
             config.ats = !nonPRI

@@ -110,7 +110,7 @@ struct NestedCommand: ParsableCommand {
                 for (bug, count) in r.guestBugs.sorted(by: { $0.key < $1.key }) { print("  guest bug: \(bug) × \(count)") }
             }
             if !r.events.isEmpty {
-                print("  events (no PRI): " + r.events.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
+                print("  unrecoverable events: " + r.events.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
                       + "; the guest read " + (r.guestEvents.isEmpty ? "none (its format has no event queue here)"
                           : r.guestEvents.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")))
             }
