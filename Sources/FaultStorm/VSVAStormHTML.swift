@@ -1,4 +1,5 @@
 import Foundation
+import VMMClient
 
 /// `report.html` of a vSVA storm: the verdict, three charts (DMAs per
 /// second, page requests per second, guest bugs found so far, one line per
@@ -44,7 +45,7 @@ public struct VSVAStormHTML {
             + "<th>retries translated</th><th>stale uses forgiven</th><th>bugs found</th></tr>\n"
         for g in report.guests {
             let pids = zip(g.pids, g.exitStatuses).map { "\($0) (\($1))" }.joined(separator: ", ")
-            let bugs = g.bugs.isEmpty ? "–" : VSVAStormReport.tally(g.bugs)
+            let bugs = g.bugs.isEmpty ? "–" : GuestBug.list(g.bugs)
             body += "<tr><td>\(e(g.name))</td><td>\(g.style.rawValue)</td><td>\(g.behaviour.rawValue)</td>"
                 + "<td>\(g.devices.map(String.init).joined(separator: " "))</td><td>\(pids)</td><td>\(g.dma.pageRequests)</td>"
                 + "<td>\(g.guest.pagesMapped)</td><td>\(g.guest.invalidationsSent)</td><td>\(g.dma.retriesTranslated)</td>"

@@ -233,21 +233,21 @@ public struct VSVAStormReport: Codable, Sendable {
                 let others = g.bugs.filter { $0.key != bug.rawValue }
                 if !others.isEmpty {
                     checks.append(Check(kind: .guest, run: run, passed: false,
-                                        detail: "\(g.name) (\(g.behaviour.rawValue)): bugs not its behaviour's: \(Self.tally(others))"))
+                                        detail: "\(g.name) (\(g.behaviour.rawValue)): bugs not its behaviour's: \(GuestBug.list(others))"))
                 }
             } else if !g.pri {
                 // No page requests: its devices' faults are events, which its VMM must have read.
                 let events = g.events.values.reduce(0, &+)
                 checks.append(Check(
                     kind: .guest, run: run, passed: g.bugs.isEmpty && events > 0 && g.dma.pageRequests == 0,
-                    detail: "\(g.name) (correct, no PRI): " + (g.bugs.isEmpty ? "no bug" : Self.tally(g.bugs))
+                    detail: "\(g.name) (correct, no PRI): " + (g.bugs.isEmpty ? "no bug" : GuestBug.list(g.bugs))
                         + ", \(events) events read, \(g.guestEvents.values.reduce(0, &+)) through the guest's event queue, "
                         + "\(g.dma.pageRequests) page requests"))
             } else {
                 let clean = g.bugs.isEmpty && g.dma.retriesTranslated > 0
                 checks.append(Check(
                     kind: .guest, run: run, passed: clean,
-                    detail: "\(g.name) (correct): " + (g.bugs.isEmpty ? "no bug" : Self.tally(g.bugs))
+                    detail: "\(g.name) (correct): " + (g.bugs.isEmpty ? "no bug" : GuestBug.list(g.bugs))
                         + ", \(g.dma.retriesTranslated) of \(g.dma.answeredSuccess) SUCCESS retries translated"
                         + ", \(g.iommu.staleUsesForgiven) stale uses forgiven inside the invalidation window"))
             }
@@ -255,7 +255,7 @@ public struct VSVAStormReport: Codable, Sendable {
             if !refused.isEmpty {
                 checks.append(Check(kind: .guest, run: run, passed: false,
                                     detail: "\(g.name): answers refused by the service: "
-                                        + refused.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")))
+                                        + GuestBug.list(refused)))
             }
         }
         if let chaos = profile.chaos {
@@ -275,12 +275,6 @@ public struct VSVAStormReport: Codable, Sendable {
         checks.append(StormVerdict.descriptors(start: service.descriptorsAtStart, end: service.descriptorsAtEnd, run: run))
         checks.append(StormVerdict.memory(quarter: service.residentAtQuarterKiB, end: service.residentAtEndKiB, run: run))
         verdict = StormVerdict(checks: checks)
-    }
-
-    /// `name × count, …`, in `GuestBug` order.
-    public static func tally(_ bugs: [String: UInt64]) -> String {
-        bugs.sorted { (GuestBug(rawValue: $0.key) ?? .lateAnswer) < (GuestBug(rawValue: $1.key) ?? .lateAnswer) }
-            .map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
     }
 
     /// The report as pretty JSON with sorted keys.

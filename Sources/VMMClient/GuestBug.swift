@@ -6,7 +6,7 @@ import NestedIOMMU
 ///
 /// One place for the names, so the in-process harness, its capture files
 /// and a vSVA storm's verdict say the same thing.
-public enum GuestBug: String, CaseIterable, Sendable, Codable, Comparable {
+public enum GuestBug: String, CaseIterable, Sendable, Codable {
     /// A DMA used a cached translation the guest had changed without
     /// invalidating, outside the grace window (`NestedCounters.staleTranslations`).
     case staleTranslation = "stale translation"
@@ -20,9 +20,16 @@ public enum GuestBug: String, CaseIterable, Sendable, Codable, Comparable {
     /// (`DMADevice.Counters.msiFaults`).
     case msiNotBound = "MSI write with no doorbell bound"
 
-    /// In declaration order.
-    public static func < (a: GuestBug, b: GuestBug) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    /// Counts by name as the reports print them: `name × count, …`, the
+    /// guest bugs first in their declared order, any other name (an event
+    /// reason, a refusal) after them alphabetically; zero counts left out.
+    /// The one formatter of bug, event and refusal counts, so `faultring
+    /// nested`, storm summaries, verdicts and report pages list them alike.
+    public static func list(_ counts: [String: UInt64]) -> String {
+        func rank(_ name: String) -> Int { GuestBug(rawValue: name).flatMap { allCases.firstIndex(of: $0) } ?? allCases.count }
+        return counts.filter { $0.value > 0 }
+            .sorted { (rank($0.key), $0.key) < (rank($1.key), $1.key) }
+            .map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
     }
 
     /// The bugs these counts show, by name (zero counts left out).

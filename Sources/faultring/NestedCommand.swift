@@ -47,8 +47,7 @@ struct NestedCommand: ParsableCommand {
             let session = try NestedSession.read(replay)
             let (report, differences) = try NestedHarness.replay(session)
             print("replayed \(replay): \(session.handled.count) requests, \(report.devices.dmas) DMAs; guest bugs "
-                  + (report.guestBugs.isEmpty ? "none" : report.guestBugs.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }
-                      .joined(separator: ", ")))
+                  + (report.guestBugs.isEmpty ? "none" : GuestBug.list(report.guestBugs)))
             guard differences.isEmpty else {
                 for d in differences { print("  differs: \(d)") }
                 throw ExitCode(1)
@@ -110,9 +109,8 @@ struct NestedCommand: ParsableCommand {
                 for (bug, count) in r.guestBugs.sorted(by: { $0.key < $1.key }) { print("  guest bug: \(bug) × \(count)") }
             }
             if !r.events.isEmpty {
-                print("  unrecoverable events: " + r.events.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")
-                      + "; the guest read " + (r.guestEvents.isEmpty ? "none (its format has no event queue here)"
-                          : r.guestEvents.sorted { $0.key < $1.key }.map { "\($0.key) × \($0.value)" }.joined(separator: ", ")))
+                print("  unrecoverable events: " + GuestBug.list(r.events) + "; the guest read "
+                      + (r.guestEvents.isEmpty ? "none (its format has no event queue here)" : GuestBug.list(r.guestEvents)))
             }
             print("  books: " + (r.problems.isEmpty ? "balanced" : r.problems.joined(separator: "; ")))
         }

@@ -139,7 +139,7 @@ struct StormCommand: ParsableCommand {
             guests.add(g.name, "\(g.style.rawValue) \(g.behaviour.rawValue)", String(g.dma.pageRequests), String(g.guest.pagesMapped),
                        String(g.guest.invalidationsSent), "\(g.dma.retriesTranslated)/\(g.dma.answeredSuccess)",
                        String(g.iommu.staleUsesForgiven),
-                       g.bugs.isEmpty ? "none" : VSVAStormReport.tally(g.bugs))
+                       g.bugs.isEmpty ? "none" : GuestBug.list(g.bugs))
         }
         out.append(guests.render())
         let d = report.devices
