@@ -89,17 +89,26 @@ struct StormCommand: ParsableCommand {
             progress.end()
         }
         let report = StormReport(profile: storm, profilePath: profile, started: started, runs: runs)
+        try publish(json: report.json(), html: StormHTML(report).render(), summary: Self.summary(report),
+                    figures: "figures and histograms", exitStatus: report.verdict.exitStatus, in: directory)
+    }
+
+    /// Writes DIR/report.json and DIR/report.html, prints the JSON (`--json`)
+    /// or the summary and where the report is, and exits with the verdict's
+    /// status: the end of every kind of storm.
+    func publish(json report: Data, html: String, summary: @autoclosure () -> String, figures: String,
+                 exitStatus: Int32, in directory: String) throws {
         let jsonPath = directory + "/report.json"
         let htmlPath = directory + "/report.html"
-        try report.json().write(to: URL(fileURLWithPath: jsonPath))
-        try Data(StormHTML(report).render().utf8).write(to: URL(fileURLWithPath: htmlPath))
+        try report.write(to: URL(fileURLWithPath: jsonPath))
+        try Data(html.utf8).write(to: URL(fileURLWithPath: htmlPath))
         if json {
-            FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
+            FileHandle.standardOutput.write(report + Data("\n".utf8))
         } else {
-            print(Self.summary(report))
-            print("report: \(htmlPath) (figures and histograms: \(jsonPath))")
+            print(summary())
+            print("report: \(htmlPath) (\(figures): \(jsonPath))")
         }
-        if report.verdict.exitStatus != 0 { throw ExitCode(report.verdict.exitStatus) }
+        if exitStatus != 0 { throw ExitCode(exitStatus) }
     }
 
     /// Runs a vSVA storm and writes its report (`VSVAStormReport`, `VSVAStormHTML`).
@@ -116,17 +125,8 @@ struct StormCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(line.utf8))
         }
         if terminal { print() }
-        let jsonPath = directory + "/report.json"
-        let htmlPath = directory + "/report.html"
-        try report.json().write(to: URL(fileURLWithPath: jsonPath))
-        try Data(VSVAStormHTML(report).render().utf8).write(to: URL(fileURLWithPath: htmlPath))
-        if json {
-            FileHandle.standardOutput.write(try report.json() + Data("\n".utf8))
-        } else {
-            print(Self.summary(report))
-            print("report: \(htmlPath) (figures: \(jsonPath))")
-        }
-        if report.verdict.exitStatus != 0 { throw ExitCode(report.verdict.exitStatus) }
+        try publish(json: report.json(), html: VSVAStormHTML(report).render(), summary: Self.summary(report),
+                    figures: "figures", exitStatus: report.verdict.exitStatus, in: directory)
     }
 
     /// A vSVA storm's summary: per guest, its work and bugs; the devices' books; the verdict.
