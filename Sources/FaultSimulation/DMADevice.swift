@@ -157,10 +157,9 @@ public final class DMADevice: @unchecked Sendable {
 
         /// Whether every SUCCESS is accounted for: each answered SUCCESS was
         /// retried (translated, missed in stage 1, or missed in stage 2) or
-        /// its retry dropped with its VM, or is still owed (`owed`: retries
-        /// not yet made).
-        public func retriesBalance(owed: UInt64 = 0) -> Bool {
-            answeredSuccess == retriesTranslated &+ successNotMapped &+ retriesStage2Missed &+ retriesDropped &+ owed
+        /// its retry dropped with its VM. Judged once no retry is owed.
+        public func retriesBalance() -> Bool {
+            answeredSuccess == retriesTranslated &+ successNotMapped &+ retriesStage2Missed &+ retriesDropped
         }
     }
 

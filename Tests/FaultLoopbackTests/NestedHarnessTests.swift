@@ -11,12 +11,17 @@ import VMMClient
 /// leaves no bug to report; each faulty guest is caught by name, and the
 /// page-request books balance whatever the guest does.
 @Suite struct NestedHarnessTests {
-    static func run(_ style: NestedDomain.Style, _ behaviour: NestedGuest.Behaviour) throws -> NestedHarness.Report {
+    /// A 2000-step session of `behaviour` in `style`: by default two PRI devices raising an
+    /// interrupt every 50 answers; `devices`, `nonPRI` and `msiEvery` change that.
+    static func run(_ style: NestedDomain.Style, _ behaviour: NestedGuest.Behaviour, devices: Int = 2, nonPRI: Int? = nil,
+                    msiEvery: Int? = 50) throws -> NestedHarness.Report {
         var config = NestedHarness.Config()
         config.style = style
         config.behaviour = behaviour
+        config.devices = devices
+        config.nonPRIDevices = nonPRI
         config.steps = 2_000
-        config.msiEvery = 50
+        config.msiEvery = msiEvery
         return try NestedHarness(config).run()
     }
 
@@ -68,13 +73,7 @@ import VMMClient
 /// translation comes from the IOTLB.
 @Suite struct NonPRIDeviceTests {
     static func run(_ style: NestedDomain.Style, _ behaviour: NestedGuest.Behaviour) throws -> NestedHarness.Report {
-        var config = NestedHarness.Config()
-        config.style = style
-        config.behaviour = behaviour
-        config.devices = 3
-        config.nonPRIDevices = 1
-        config.steps = 2_000
-        return try NestedHarness(config).run()
+        try NestedHarnessTests.run(style, behaviour, devices: 3, nonPRI: 1, msiEvery: nil)
     }
 
     @Test(arguments: [NestedDomain.Style.vtd, .smmuv3])

@@ -298,13 +298,13 @@ import VMMClient
         defer { source.close() }
         var pair = try Sys.seqpacketPair()
         try source.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: pair.remote.descriptor, devices: [50])
-        try pair.remote.close()
+        pair.remote.close()
         s.client.send(ControlCommand.attach.rawValue, AttachRequest(abi: 2, devices: [50]).bytes)
         #expect(try s.client.reply().0 == 0)
         let entry = Self.pasidEntry(s.ram)
         #expect(try s.send(.bind, Self.bind(pasid: 5, entry, [1, 50])) == 0)
         #expect(try s.send(.invalidate, Self.deviceTLB(50, pasid: 5)) == 0)
-        try pair.local.close()   // the device goes: its source hangs up
+        pair.local.close()   // the device goes: its source hangs up
         _ = try eventually(s.path) { stats in !stats.devices.contains { $0.id == 50 } }
         #expect(try s.send(.invalidate, Self.deviceTLB(50, pasid: 5)) == Self.EPERM)   // the right went with it
         #expect(try s.send(.invalidate, Self.deviceTLB(1, pasid: 5)) == 0)             // device 1 keeps its bind
@@ -314,11 +314,11 @@ import VMMClient
         // The device comes back and is attached again: the old bind is gone, so binding PASID 5 works.
         pair = try Sys.seqpacketPair()
         try source.addSource(kind: FAULTRING_SOURCE_DEVICE_FAULTS, descriptor: pair.remote.descriptor, devices: [50])
-        try pair.remote.close()
+        pair.remote.close()
         s.client.send(ControlCommand.attach.rawValue, AttachRequest(abi: 2, devices: [50]).bytes)
         #expect(try s.client.reply().0 == 0)
         #expect(try s.send(.bind, Self.bind(pasid: 5, entry, [50])) == 0)
-        try pair.local.close()
+        pair.local.close()
     }
 
     @Test func pasidQuotaPerClient() throws {
