@@ -448,33 +448,40 @@ int frc_add_guest_memory(struct frc_client *c, int fd, uint64_t gpa, uint64_t si
 	return transact(c, FAULTRING_CMD_ADD_GUEST_MEMORY, 0, &m, sizeof m, fd, &len);
 }
 
-/* BIND of @format on @ids, with the eight data words. */
-static int send_bind(struct frc_client *c, uint32_t format, uint32_t pasid, const uint64_t data[8], const uint32_t *ids,
-		unsigned count)
+/*
+ * BIND (with its eight data words) or UNBIND (@data NULL) of @format on @ids.
+ * The two payloads share their head (argsz, flags, format, pasid,
+ * device_count, reserved); BIND's data words sit between it and the ids.
+ */
+static int send_device_set(struct frc_client *c, uint16_t command, const char *what, uint32_t format, uint32_t pasid,
+			   const uint64_t data[8], const uint32_t *ids, unsigned count)
 {
-	int err = check_ids(c, "BIND", ids, count, 1);
+	int err = check_ids(c, what, ids, count, 1);
 	if (err)
 		return err;
 	union {
-		struct faultring_msg_bind m;
+		struct faultring_msg_bind bind;
+		struct faultring_msg_unbind unbind;
 		uint8_t bytes[sizeof(struct faultring_msg_bind) + sizeof(uint32_t) * FRC_MAX_DEVICES];
 	} u;
 	memset(&u, 0, sizeof u);
-	u.m.argsz = (uint32_t)(sizeof u.m + sizeof(uint32_t) * count);
-	u.m.format = format;
-	u.m.pasid = pasid;
-	u.m.device_count = count;
-	memcpy(u.m.data, data, sizeof u.m.data);
-	memcpy(u.bytes + sizeof u.m, ids, sizeof(uint32_t) * count);
+	size_t head = data ? sizeof u.bind : sizeof u.unbind;
+	u.unbind.argsz = (uint32_t)(head + sizeof(uint32_t) * count);
+	u.unbind.format = format;
+	u.unbind.pasid = pasid;
+	u.unbind.device_count = count;
+	if (data)
+		memcpy(u.bind.data, data, sizeof u.bind.data);
+	memcpy(u.bytes + head, ids, sizeof(uint32_t) * count);
 	size_t len;
-	return transact(c, FAULTRING_CMD_BIND, 0, &u, u.m.argsz, -1, &len);
+	return transact(c, command, 0, &u, u.unbind.argsz, -1, &len);
 }
 
 int frc_bind_vtd_pasid(struct frc_client *c, uint32_t pasid, const uint64_t entry[8], const uint32_t *ids, unsigned count)
 {
 	if (!entry)
 		return frc_fail(c->error, EINVAL, "BIND: no PASID-table entry");
-	return send_bind(c, FAULTRING_BIND_VTD_PASID, pasid, entry, ids, count);
+	return send_device_set(c, FAULTRING_CMD_BIND, "BIND", FAULTRING_BIND_VTD_PASID, pasid, entry, ids, count);
 }
 
 int frc_bind_smmuv3_ste(struct frc_client *c, const uint64_t ste[2], const uint32_t *ids, unsigned count)
@@ -482,26 +489,12 @@ int frc_bind_smmuv3_ste(struct frc_client *c, const uint64_t ste[2], const uint3
 	if (!ste)
 		return frc_fail(c->error, EINVAL, "BIND: no STE words");
 	const uint64_t data[8] = { ste[0], ste[1] };
-	return send_bind(c, FAULTRING_BIND_SMMUV3_STE, 0, data, ids, count);
+	return send_device_set(c, FAULTRING_CMD_BIND, "BIND", FAULTRING_BIND_SMMUV3_STE, 0, data, ids, count);
 }
 
 int frc_unbind(struct frc_client *c, uint32_t format, uint32_t pasid, const uint32_t *ids, unsigned count)
 {
-	int err = check_ids(c, "UNBIND", ids, count, 1);
-	if (err)
-		return err;
-	union {
-		struct faultring_msg_unbind m;
-		uint8_t bytes[sizeof(struct faultring_msg_unbind) + sizeof(uint32_t) * FRC_MAX_DEVICES];
-	} u;
-	memset(&u, 0, sizeof u);
-	u.m.argsz = (uint32_t)(sizeof u.m + sizeof(uint32_t) * count);
-	u.m.format = format;
-	u.m.pasid = pasid;
-	u.m.device_count = count;
-	memcpy(u.bytes + sizeof u.m, ids, sizeof(uint32_t) * count);
-	size_t len;
-	return transact(c, FAULTRING_CMD_UNBIND, 0, &u, u.m.argsz, -1, &len);
+	return send_device_set(c, FAULTRING_CMD_UNBIND, "UNBIND", format, pasid, NULL, ids, count);
 }
 
 int frc_invalidate(struct frc_client *c, uint32_t granularity, uint32_t flags, uint32_t device, uint32_t pasid,

@@ -100,17 +100,22 @@ def pack_guest_memory(gpa: int, size: int, offset: int) -> bytes:
     return struct.pack("<IIQQQ", 32, 0, gpa, size, offset)
 
 
-def pack_bind(fmt: int, pasid: int, data, device_ids) -> bytes:
-    """BIND payload: ``{u32 argsz, flags, format, pasid, device_count, reserved; u64 data[8]; u32 ids[]}``."""
+def _pack_device_set(fmt: int, pasid: int, words, device_ids) -> bytes:
+    """``{u32 argsz, flags, format, pasid, device_count, reserved; u64 words[]; u32 ids[]}``: the
+    head BIND and UNBIND share, BIND's data words (none for UNBIND), the ids."""
     ids = list(device_ids)
-    words = list(data) + [0] * (8 - len(data))
-    return struct.pack(f"<6I8Q{len(ids)}I", 88 + 4 * len(ids), 0, fmt, pasid, len(ids), 0, *words, *ids)
+    argsz = 24 + 8 * len(words) + 4 * len(ids)
+    return struct.pack(f"<6I{len(words)}Q{len(ids)}I", argsz, 0, fmt, pasid, len(ids), 0, *words, *ids)
+
+
+def pack_bind(fmt: int, pasid: int, data, device_ids) -> bytes:
+    """BIND payload: the shared head, ``u64 data[8]`` (short data padded with zeros), the ids."""
+    return _pack_device_set(fmt, pasid, list(data) + [0] * (8 - len(data)), device_ids)
 
 
 def pack_unbind(fmt: int, pasid: int, device_ids) -> bytes:
-    """UNBIND payload: ``{u32 argsz, flags, format, pasid, device_count, reserved; u32 ids[]}``."""
-    ids = list(device_ids)
-    return struct.pack(f"<6I{len(ids)}I", 24 + 4 * len(ids), 0, fmt, pasid, len(ids), 0, *ids)
+    """UNBIND payload: the shared head, then the ids."""
+    return _pack_device_set(fmt, pasid, [], device_ids)
 
 
 def pack_invalidate(granularity: int, flags: int, device: int, pasid: int, address: int, size: int) -> bytes:

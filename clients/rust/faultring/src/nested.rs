@@ -125,7 +125,7 @@ impl Client {
     /// first stage, FLPTR outside guest RAM), `EPERM` (a device not held),
     /// `EBUSY` (already bound), `ENOSPC` (the PASID quota).
     pub fn bind_vtd_pasid(&mut self, pasid: u32, entry: &[u64; 8], devices: &[u32]) -> Result<()> {
-        self.bind(proto::BIND_VTD_PASID, pasid, entry, devices)
+        self.device_set(proto::CMD_BIND, "BIND reply", proto::BIND_VTD_PASID, pasid, entry, devices)
     }
 
     /// Binds the guest's context-descriptor table — `ste`, words 0 and 1 of
@@ -136,12 +136,24 @@ impl Client {
     /// As [`Client::bind_vtd_pasid`]; `EIO` for an STE the kernel refuses
     /// too; `ENOSPC` if 2^S1CDMax is above the PASID quota.
     pub fn bind_smmuv3_ste(&mut self, ste: [u64; 2], devices: &[u32]) -> Result<()> {
-        self.bind(proto::BIND_SMMUV3_STE, 0, &[ste[0], ste[1], 0, 0, 0, 0, 0, 0], devices)
+        self.device_set(proto::CMD_BIND, "BIND reply", proto::BIND_SMMUV3_STE, 0, &[ste[0], ste[1], 0, 0, 0, 0, 0, 0], devices)
     }
 
-    fn bind(&mut self, format: u32, pasid: u32, data: &[u64; 8], devices: &[u32]) -> Result<()> {
+    /// BIND (with its eight `data` words) or UNBIND (`data` empty) of
+    /// `format` on `devices`: the two payloads share their head (argsz,
+    /// flags, format, pasid, device_count, reserved); BIND's data words sit
+    /// between it and the ids.
+    fn device_set(
+        &mut self,
+        command: u16,
+        reply: &'static str,
+        format: u32,
+        pasid: u32,
+        data: &[u64],
+        devices: &[u32],
+    ) -> Result<()> {
         self.check_devices(devices, false)?;
-        let argsz = 88 + 4 * devices.len() as u32;
+        let argsz = 24 + 8 * data.len() as u32 + 4 * devices.len() as u32;
         let mut p = Vec::with_capacity(argsz as usize);
         for w in [argsz, 0, format, pasid, devices.len() as u32, 0] {
             p.extend_from_slice(&w.to_le_bytes());
@@ -152,8 +164,8 @@ impl Client {
         for d in devices {
             p.extend_from_slice(&d.to_le_bytes());
         }
-        let reply = self.request(proto::CMD_BIND, 0, &p)?;
-        self.expect_empty("BIND reply", &reply)
+        let answer = self.request(command, 0, &p)?;
+        self.expect_empty(reply, &answer)
     }
 
     /// Undoes `binding` on `devices`. Once well formed it cannot fail:
@@ -163,21 +175,11 @@ impl Client {
     /// [`Error::InvalidArgument`] (0 or more than 64 devices, a duplicate);
     /// [`Error::Service`] with `EINVAL` only for a PASID out of range.
     pub fn unbind(&mut self, binding: Binding, devices: &[u32]) -> Result<()> {
-        self.check_devices(devices, false)?;
         let (format, pasid) = match binding {
             Binding::VtdPasid(p) => (proto::BIND_VTD_PASID, p),
             Binding::Smmuv3Table => (proto::BIND_SMMUV3_STE, 0),
         };
-        let argsz = 24 + 4 * devices.len() as u32;
-        let mut p = Vec::with_capacity(argsz as usize);
-        for w in [argsz, 0, format, pasid, devices.len() as u32, 0] {
-            p.extend_from_slice(&w.to_le_bytes());
-        }
-        for d in devices {
-            p.extend_from_slice(&d.to_le_bytes());
-        }
-        let reply = self.request(proto::CMD_UNBIND, 0, &p)?;
-        self.expect_empty("UNBIND reply", &reply)
+        self.device_set(proto::CMD_UNBIND, "UNBIND reply", format, pasid, &[], devices)
     }
 
     /// Forwards one of the guest's invalidations.
