@@ -54,15 +54,17 @@ final class StormService {
         return try? JSONDecoder().decode(ServiceStats.self, from: Data(text.utf8))
     }
 
-    /// Polls STATS until `condition` holds (10 s at most, while `process` —
-    /// the service itself, or a process it waits on — runs).
-    func wait(until condition: (ServiceStats) -> Bool, watching process: StormProcess) -> Bool {
-        for _ in 0..<200 {
+    /// Polls STATS until `condition` holds: `tries` times, `every` µs apart
+    /// (10 s by default), while `process` — the service itself, or a process
+    /// it waits on — runs.
+    func wait(until condition: (ServiceStats) -> Bool, watching process: StormProcess, tries: Int = 200,
+              every: UInt32 = 50_000) -> Bool {
+        for _ in 0..<tries {
             if let stats = snapshot(), condition(stats) { return true }
             process.pump()
             self.process.pump()
             guard process.child.isRunning else { return false }
-            usleep(50_000)
+            usleep(every)
         }
         return false
     }
@@ -110,13 +112,6 @@ final class StormService {
     /// Waits (5 s at most) until the service has no client but the observer
     /// and no source: everyone else has gone and been cleaned up.
     func waitUntilAlone() -> Bool {
-        for _ in 0..<250 {
-            if let stats = snapshot(), stats.clients.count <= 1, stats.sources.allSatisfy(\.removed) {
-                return true
-            }
-            process.pump()
-            usleep(20_000)
-        }
-        return false
+        wait(until: { $0.clients.count <= 1 && $0.sources.allSatisfy(\.removed) }, watching: process, tries: 250, every: 20_000)
     }
 }
