@@ -292,13 +292,13 @@ public final class Pipeline: FaultIntake {
         tracker.receive(request, now: now) { complete($0) }
     }
 
-    /// Hands a burst of page requests to the tracker with one access to it;
-    /// the answers it gives at once reach their sources after the burst.
+    /// Hands a burst of page requests to the tracker with one access to it
+    /// (`PageRequestTracker.receive(batch:)`: the groups go to each queue in
+    /// one publish); the answers it gives at once reach their sources after
+    /// the burst.
     public func receive(batch requests: [PageRequest], now: UInt64) {
         completeAll { complete in
-            withTracker { tracker in
-                for request in requests { tracker.receive(request, now: now, complete: complete) }
-            }
+            withTracker { tracker in tracker.receive(batch: requests, now: now, complete: complete) }
         }
     }
 

@@ -14,12 +14,14 @@ public final class ProducerSink: GroupSink {
     /// The ABI in force on the queue, or nil before negotiation.
     public var abi: ABIVersion? { producer.abi }
 
-    /// Publishes the group contiguously, or reports why not.
-    public func deliverGroup(_ events: [FaultEvent]) -> GroupDelivery {
-        switch producer.publishGroup(events) {
-        case .published: return .delivered
-        case .noRoom: return .noRoom
-        case .notNegotiated: return .notReady
+    /// Publishes the groups, each contiguously, with one index store.
+    public func deliverGroups(_ events: [FaultEvent], sizes: [Int], outcomes: inout [GroupDelivery]) {
+        producer.publishGroups(events, sizes: sizes) { outcome in
+            switch outcome {
+            case .published: outcomes.append(.delivered)
+            case .noRoom: outcomes.append(.noRoom)
+            case .notNegotiated: outcomes.append(.notReady)
+            }
         }
     }
 }

@@ -620,6 +620,36 @@ extension FaultProducer {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
             return .notNegotiated
         }
+        let outcome = placeGroup(events, abi: abi)
+        publishIndex()
+        return outcome
+    }
+
+    /// Publishes several page-request groups, each as `publishGroup` would
+    /// (whole and contiguous, or `.noRoom`), with one index store for all:
+    /// a consumer sees the ones that fit together. `events` holds the groups
+    /// back to back; `sizes` gives their record counts, in order, and must
+    /// sum to `events.count`. `outcome` is called once per group, in order.
+    @inlinable
+    public func publishGroups(_ events: [FaultEvent], sizes: [Int], _ outcome: (GroupOutcome) -> Void) {
+        guard let abi else {
+            counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
+            for _ in sizes { outcome(.notNegotiated) }
+            return
+        }
+        var start = 0
+        for size in sizes {
+            let end = start + size
+            outcome(placeGroup(events[start..<end], abi: abi))
+            start = end
+        }
+        publishIndex()
+    }
+
+    /// Writes one group into the ring after any LOST record owed, without
+    /// publishing it, or counts it as overflowed if it does not fit whole.
+    @inlinable
+    func placeGroup(_ events: some Collection<FaultEvent>, abi: ABIVersion) -> GroupOutcome {
         let needed = UInt32(clamping: events.count) &+ (pendingLost > 0 ? 1 : 0)
         guard needed <= capacity, reserve(needed) else {
             counters.add(QueueCounters.Offset.groupsOverflowed)
@@ -627,7 +657,6 @@ extension FaultProducer {
         }
         _ = writeLostRecord()
         encodeIntoRing(events, abi: abi)
-        publishIndex()
         return .published
     }
 

@@ -33,8 +33,13 @@ public struct AnswerMatcher<Value> {
         }
     }
 
-    /// Waiting groups by PRG index (`PRILimits.slot`).
-    @usableFromInline var waiting = [[Entry]](repeating: [], count: PRILimits.prgiCount)
+    /// The oldest waiting group of each PRG index (`PRILimits.slot`), or
+    /// nil: one flat array, so the common case (one group per index) is a
+    /// store and a load, with no inner array to check for uniqueness.
+    @usableFromInline var oldest = [Entry?](repeating: nil, count: PRILimits.prgiCount)
+    /// Later groups on an index whose oldest is still waiting, in arrival
+    /// order, by PRG index: only a misbehaving device has any.
+    @usableFromInline var later: [Int: [Entry]] = [:]
     @usableFromInline var waitingCount = 0
     /// Groups waiting.
     @inlinable public var count: Int { waitingCount }
@@ -48,33 +53,50 @@ public struct AnswerMatcher<Value> {
     /// PASID when the device does not want it back.
     @inlinable
     public mutating func expect(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?, _ value: Value) {
-        waiting[PRILimits.slot(prgi)].append(Entry(pasid: pasid, privateData: privateData, value: value))
+        let slot = PRILimits.slot(prgi)
+        let entry = Entry(pasid: pasid, privateData: privateData, value: value)
+        if oldest[slot] == nil {
+            oldest[slot] = entry
+        } else {
+            later[slot, default: []].append(entry)
+        }
         waitingCount += 1
     }
 
     /// Whether any group waits on `prgi`.
     @inlinable
-    public func isWaiting(prgi: UInt32) -> Bool { !waiting[PRILimits.slot(prgi)].isEmpty }
+    public func isWaiting(prgi: UInt32) -> Bool { oldest[PRILimits.slot(prgi)] != nil }
 
     /// Removes and returns the group an answer names (see the type's rule),
     /// or nil if none waits on `prgi`.
     @inlinable
     public mutating func take(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?) -> Value? {
         let slot = PRILimits.slot(prgi)
-        guard !waiting[slot].isEmpty else { return nil }
+        guard let first = oldest[slot] else { return nil }
+        waitingCount -= 1
+        guard !later.isEmpty, var rest = later.removeValue(forKey: slot) else {
+            oldest[slot] = nil  // the common case: the index's one group
+            return first.value
+        }
+        // A reused index: choose among all its groups, oldest first.
+        let all = [first] + rest
         let index: Int
-        if waiting[slot].count == 1 {
-            index = 0
-        } else if let exact = waiting[slot].firstIndex(where: { $0.pasid == pasid && $0.privateData == privateData }) {
+        if let exact = all.firstIndex(where: { $0.pasid == pasid && $0.privateData == privateData }) {
             index = exact
         } else {
-            index = waiting[slot].firstIndex {
+            index = all.firstIndex {
                 (pasid == nil || $0.pasid == pasid) && (privateData == nil || $0.privateData == privateData)
             } ?? 0
         }
-        waitingCount -= 1
-        // The common case, one group on the index, is a pop: no shifting.
-        return index == waiting[slot].count - 1 ? waiting[slot].removeLast().value : waiting[slot].remove(at: index).value
+        let taken: Entry
+        if index == 0 {
+            taken = first
+            oldest[slot] = rest.removeFirst()
+        } else {
+            taken = rest.remove(at: index - 1)
+        }
+        if !rest.isEmpty { later[slot] = rest }
+        return taken.value
     }
 }
 

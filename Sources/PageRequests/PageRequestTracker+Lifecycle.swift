@@ -40,18 +40,13 @@ extension PageRequestTracker {
     public mutating func flushBacklogs(complete: (DeviceCompletion) -> Void) {
         for index in channels.indices {
             guard let channel = channels[index], !channel.backlog.isEmpty, channel.sink.abi != nil else { continue }
-            let channelID = ChannelID(index)
-            var waiting = channel.backlog
-            channels[index]!.backlog.removeAll()
-            while let cookie = waiting.popFirst() {
-                guard channels[index]!.backlog.isEmpty else {
-                    channels[index]!.backlog.append(cookie)  // keep order behind a group that did not go
-                    continue
-                }
-                let index = Int(GroupCookie(rawValue: cookie).slot)
-                guard slots[index].live, slots[index].group?.delivered == false else { continue }
-                deliver(cookie, channel: channelID, complete: complete)
+            // Groups answered while they waited (timeout, detach) are skipped.
+            let waiting: [UInt64] = channel.backlog.filter { cookie in
+                let slot = Int(GroupCookie(rawValue: cookie).slot)
+                return slots[slot].live && slots[slot].group?.delivered == false
             }
+            channels[index]!.backlog.removeAll()
+            deliverRun(waiting[...], channel: ChannelID(index), complete: complete)
         }
     }
 
@@ -80,7 +75,10 @@ extension PageRequestTracker {
     public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
         retireLive(of: deviceID, cause: .deviceRemoved, complete: complete)
         discardPartials(of: deviceID)
-        if let d = deviceIndex(deviceID) { devices[d] = Device.unknown }
+        if let d = deviceIndex(deviceID) {
+            devices[d] = Device.unknown
+            clearIndexTables(of: d)
+        }
     }
 
     /// The service stops: answer INVALID every outstanding group.
@@ -94,7 +92,7 @@ extension PageRequestTracker {
     mutating func retireLive(of deviceID: UInt32, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
         guard let d = deviceIndex(deviceID), devices[d].known else { return }
         var cookies: [UInt64] = []
-        for prgi in 0..<PRILimits.prgiCount where devices[d].oldestLive[prgi] != 0 {
+        for prgi in 0..<PRILimits.prgiCount where oldestLive[Self.reuseKey(d, prgi)] != 0 {
             cookies += liveCookies(device: d, prgi: prgi)
         }
         // In slot order, as the scan of the whole table this replaces answered them.

@@ -90,7 +90,8 @@ extension PageRequestTracker {
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }
-            if devices[d].lastRetired[Int(prgi)] != .none { retired = devices[d].lastRetired[Int(prgi)] }
+            let ended = lastRetired[Self.reuseKey(d, Int(prgi))]
+            if ended != .none { retired = ended }
         }
         if let oldest { return .success(oldest) }
         switch retired {

@@ -71,14 +71,6 @@ public struct PageRequestTracker {
         var allocation: Int
         var outstandingRequests = 0
         var partialRequests = 0
-        /// The cookie of the oldest live group per PRG index (a PRGI is per
-        /// function: `PRILimits.prgiCount` of them), 0 for none (no cookie is
-        /// 0: generations start at 1). Later live groups on the same index,
-        /// which only a misbehaving device has, are in the tracker's
-        /// `reusedLive`: the common case is one flat array, no nesting.
-        var oldestLive = [UInt64](repeating: 0, count: PRILimits.prgiCount)
-        /// How the last group with each PRG index ended (ABI 1 classification).
-        var lastRetired = [RetireKind](repeating: .none, count: PRILimits.prgiCount)
         /// Parked (non-last) requests per PRG index, all of one PASID; a
         /// second PASID on the same index goes to the tracker's `partials`.
         var parked = [[PageRequest]](repeating: [], count: PRILimits.prgiCount)
@@ -145,6 +137,22 @@ public struct PageRequestTracker {
     static let directIDs: UInt32 = 4096
     /// Indexed by channel id.
     var channels: [Channel?] = [nil]
+    /// The cookie of the oldest live group of each device's PRG index (a
+    /// PRGI is per function), 0 for none (no cookie is 0: generations start
+    /// at 1), at `reuseKey(device index, PRGI)`: one flat array for all
+    /// devices, so the per-group store checks one buffer for uniqueness, not
+    /// a device's and then its array's. Later live groups on the same index,
+    /// which only a misbehaving device has, are in `reusedLive`.
+    var oldestLive: [UInt64] = []
+    /// How the last group with each device's PRG index ended (ABI 1
+    /// classification), at `reuseKey(device index, PRGI)`.
+    var lastRetired: [RetireKind] = []
+    /// Groups that got a slot during this `receive` and wait to go to their
+    /// channel, in arrival order (`deliverPending`).
+    var pending: [UInt64] = []
+    /// The record counts and outcomes of one run of groups handed to a sink, reused.
+    var runSizes: [Int] = []
+    var runOutcomes: [GroupDelivery] = []
     /// Live groups after the oldest on one device's PRG index (a device that
     /// reuses a PRGI while its group is outstanding), oldest first, keyed by
     /// `reuseKey(device index, PRGI)`. Empty unless a device misbehaves.
@@ -207,15 +215,28 @@ public struct PageRequestTracker {
                 devices[d].channel = channel
             } else {
                 devices[d] = device  // removed earlier (nothing live): a fresh start
+                clearIndexTables(of: d)
             }
             return
         }
         devices.append(device)
+        oldestLive.append(contentsOf: repeatElement(0, count: PRILimits.prgiCount))
+        lastRetired.append(contentsOf: repeatElement(.none, count: PRILimits.prgiCount))
         if deviceID < Self.directIDs {
             while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
             directIndex[Int(deviceID)] = Int32(devices.count - 1)
         } else {
             mappedIndex[deviceID] = devices.count - 1
+        }
+    }
+
+    /// Forgets how device index `d`'s groups ended (its slot is reused or
+    /// emptied); it has no live group.
+    mutating func clearIndexTables(of d: Int) {
+        let range = Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount
+        for key in range {
+            oldestLive[key] = 0
+            lastRetired[key] = .none
         }
     }
 
@@ -250,6 +271,34 @@ public struct PageRequestTracker {
     public mutating func receive(
         _ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void
     ) -> UInt64? {
+        guard let cookie = admit(request, now: now, complete: complete) else { return nil }
+        deliverPending(complete: complete)
+        // Delivery may have retired it already (overflow): then it is not live.
+        return isLive(cookie) ? cookie : nil
+    }
+
+    /// Takes a burst of page requests, in order, as `receive` takes each,
+    /// and then hands the groups they closed to their channels in runs: one
+    /// sink call, and one index store on the ring, per channel and run
+    /// rather than per group. Answers given at once (no consumer, full
+    /// table, overflow) reach `complete` before it returns.
+    public mutating func receive(batch requests: [PageRequest], now: UInt64,
+                                 complete: (DeviceCompletion) -> Void) {
+        for request in requests { _ = admit(request, now: now, complete: complete) }
+        deliverPending(complete: complete)
+    }
+
+    /// Whether `cookie` names a live group.
+    func isLive(_ cookie: UInt64) -> Bool {
+        let slot = Int(GroupCookie(rawValue: cookie).slot)
+        return slots[slot].live && slots[slot].generation == GroupCookie(rawValue: cookie).generation
+    }
+
+    /// `receive` up to delivery: counts the request, parks it or closes its
+    /// group, and gives a closed group a slot, a deadline and a place in
+    /// `pending` (or its channel's backlog).
+    /// - Returns: the cookie of the group it closed, if it got a slot.
+    mutating func admit(_ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void) -> UInt64? {
         counters.requests &+= 1
         guard let d = deviceIndex(request.deviceID), devices[d].known else {
             counters.unknownDevice &+= 1
@@ -293,8 +342,9 @@ public struct PageRequestTracker {
             devices[d].partialRequests -= requests.count
         }
         counters.groupsClosed &+= 1
+        let key = Self.reuseKey(d, prgi)
         // Counted whether or not the group then gets a slot: the device reused an index in use.
-        if devices[d].oldestLive[prgi] != 0 { counters.prgiReused &+= 1 }
+        if oldestLive[key] != 0 { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
@@ -312,48 +362,82 @@ public struct PageRequestTracker {
         slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].group = group
         if !requests.isEmpty { earlierRequests[Int(slotIndex)] = requests }
-        if devices[d].oldestLive[prgi] == 0 {
-            devices[d].oldestLive[prgi] = cookie
+        if oldestLive[key] == 0 {
+            oldestLive[key] = cookie
         } else {
-            reusedLive[Self.reuseKey(d, prgi), default: []].append(cookie)
+            reusedLive[key, default: []].append(cookie)
         }
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
+        // Behind a backlog, in order; else with this call's other groups.
         if channels[Int(channelID)]!.backlog.isEmpty {
-            deliver(cookie, channel: channelID, complete: complete)
+            pending.append(cookie)
         } else {
             channels[Int(channelID)]!.backlog.append(cookie)
         }
-        // Delivery may have retired it already (overflow): then it is not live.
-        return slots[Int(slotIndex)].live ? cookie : nil
+        return cookie
     }
 
-    /// Hands a live group to its channel's sink; queues it if the channel is
-    /// not ready; answers it INVALID if it does not fit whole.
-    mutating func deliver(_ cookie: UInt64, channel channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
-        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
-        guard let group = slots[slotIndex].group else { return }
+    /// Hands `pending` to the channels, one run of consecutive groups of
+    /// the same channel at a time (`deliverRun`).
+    mutating func deliverPending(complete: (DeviceCompletion) -> Void) {
+        guard !pending.isEmpty else { return }
+        var run: [UInt64] = []
+        swap(&run, &pending)  // a local: deliverRun mutates self
+        var start = 0
+        while start < run.count {
+            let channel = slots[Int(GroupCookie(rawValue: run[start]).slot)].group!.channel
+            var end = start + 1
+            while end < run.count && slots[Int(GroupCookie(rawValue: run[end]).slot)].group!.channel == channel {
+                end += 1
+            }
+            deliverRun(run[start..<end], channel: channel, complete: complete)
+            start = end
+        }
+        run.removeAll(keepingCapacity: true)
+        swap(&run, &pending)
+    }
+
+    /// Hands live groups to their channel's sink in one call, in order:
+    /// each goes whole, or is answered INVALID (overflow) if it does not
+    /// fit; if the channel is not ready (or has a backlog), they wait in its
+    /// backlog, in order.
+    mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID,
+                             complete: (DeviceCompletion) -> Void) {
+        guard !cookies.isEmpty else { return }
         let sink = channels[Int(channelID)]!.sink
-        guard sink.abi != nil else {
-            channels[Int(channelID)]!.backlog.append(cookie)
+        guard channels[Int(channelID)]!.backlog.isEmpty, sink.abi != nil else {
+            channels[Int(channelID)]!.backlog.append(contentsOf: cookies)
             return
         }
         scratch.removeAll(keepingCapacity: true)
-        for var request in earlierRequests[slotIndex] {
-            request.cookie = cookie
-            scratch.append(.pageRequest(request))
+        runSizes.removeAll(keepingCapacity: true)
+        for cookie in cookies {
+            let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
+            for var request in earlierRequests[slotIndex] {
+                request.cookie = cookie
+                scratch.append(.pageRequest(request))
+            }
+            var last = slots[slotIndex].group!.last
+            last.cookie = cookie
+            scratch.append(.pageRequest(last))
+            runSizes.append(slots[slotIndex].group!.pages)
         }
-        var last = group.last
-        last.cookie = cookie
-        scratch.append(.pageRequest(last))
-        switch sink.deliverGroup(scratch) {
-        case .delivered:
-            slots[slotIndex].group!.delivered = true
-            counters.groupsDelivered &+= 1
-        case .noRoom:
-            retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
-        case .notReady:
-            channels[Int(channelID)]!.backlog.append(cookie)
+        var outcomes: [GroupDelivery] = []
+        swap(&outcomes, &runOutcomes)
+        outcomes.removeAll(keepingCapacity: true)
+        sink.deliverGroups(scratch, sizes: runSizes, outcomes: &outcomes)
+        for (cookie, outcome) in zip(cookies, outcomes) {
+            switch outcome {
+            case .delivered:
+                slots[Int(GroupCookie(rawValue: cookie).slot)].group!.delivered = true
+                counters.groupsDelivered &+= 1
+            case .noRoom:
+                retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
+            case .notReady:
+                channels[Int(channelID)]!.backlog.append(cookie)
+            }
         }
+        swap(&outcomes, &runOutcomes)
     }
 
     /// The key of device index `d`'s PRG index `prgi` in `reusedLive`.
@@ -361,7 +445,7 @@ public struct PageRequestTracker {
 
     /// The live groups on device index `d`'s PRG index `prgi`, oldest first.
     func liveCookies(device d: Int, prgi: Int) -> [UInt64] {
-        let oldest = devices[d].oldestLive[prgi]
+        let oldest = oldestLive[Self.reuseKey(d, prgi)]
         guard oldest != 0 else { return [] }
         guard !reusedLive.isEmpty, let more = reusedLive[Self.reuseKey(d, prgi)] else { return [oldest] }
         return [oldest] + more
@@ -371,12 +455,12 @@ public struct PageRequestTracker {
     /// next oldest, if any, becomes the oldest.
     mutating func removeLive(_ cookie: UInt64, device d: Int, prgi: Int) {
         let key = Self.reuseKey(d, prgi)
-        if devices[d].oldestLive[prgi] == cookie {
+        if oldestLive[key] == cookie {
             if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key), !more.isEmpty {
-                devices[d].oldestLive[prgi] = more.removeFirst()
+                oldestLive[key] = more.removeFirst()
                 if !more.isEmpty { reusedLive[key] = more }
             } else {
-                devices[d].oldestLive[prgi] = 0
+                oldestLive[key] = 0
             }
         } else if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key) {
             more.removeAll { $0 == cookie }
@@ -438,7 +522,7 @@ public struct PageRequestTracker {
         let prgi = PRILimits.slot(group.prgi)
         if let d = deviceIndex(group.deviceID), devices[d].known {
             removeLive(cookie, device: d, prgi: prgi)
-            devices[d].lastRetired[prgi] = kind
+            lastRetired[Self.reuseKey(d, prgi)] = kind
         }
         releaseAllocation(group.deviceID, group.pages)
         emit(group, cookie: cookie, code: code, source: source, complete: complete)

@@ -31,6 +31,24 @@ import Testing
         #expect(b.tracker.outstandingGroups == 0)
     }
 
+    /// A burst is delivered in runs (one publish per channel): a group that
+    /// does not fit is answered INVALID on its own, and a later one that fits
+    /// is still delivered, in order, as one by one.
+    @Test func aBatchDeliversWhatFitsAndAnswersTheRestAlone() {
+        var b = Bench(entries: 4)
+        let burst = [request(prgi: 1, last: false), request(prgi: 1),  // 2 records: fits, 2 left
+                     request(prgi: 2, last: false), request(prgi: 2, last: false), request(prgi: 2),  // 3: no room
+                     request(prgi: 3, last: false), request(prgi: 3)]  // 2: fits
+        var out: [DeviceCompletion] = []
+        b.tracker.receive(batch: burst, now: 0) { out.append($0) }
+        #expect(out.map(\.source) == [.automatic(.overflow)])
+        #expect(out.map(\.prgi) == [2])
+        #expect(b.sink.sizes == [2, 2])
+        #expect(b.sink.groups.map { $0[0].prgi } == [1, 3])
+        #expect(b.tracker.outstandingGroups == 2)
+        #expect(b.tracker.snapshot.groupsDelivered == 2)
+    }
+
     @Test func detachRemovalAndShutdownEachAnswerTheirGroups() {
         var b = Bench()
         let otherSink = try! QueueChannel()
@@ -116,11 +134,15 @@ import Testing
         var b = Bench(policy: policy, negotiated: false)
         b.send(request(prgi: 1), at: 0)
         b.send(request(prgi: 2), at: 10)
+        // A waiting group is live: its cookie is returned (a source maps its own ids to it).
+        let waiting = b.tracker.receive(request(prgi: 3), now: 20) { _ in Issue.record("answered at once") }
+        #expect(waiting != nil)
         #expect(b.sink.producer.status.faultProducerIndex == 0)  // nothing written before negotiation
         b.sink.negotiate()
         b.tick(50)
         b.sink.read()
-        #expect(b.sink.groups.map { $0[0].prgi } == [1, 2])  // delivered in order once negotiated
+        #expect(b.sink.groups.map { $0[0].prgi } == [1, 2, 3])  // delivered in order once negotiated
+        #expect(b.sink.groups.last?.last?.cookie == waiting)
         var c = Bench(policy: policy, negotiated: false)
         c.send(request(prgi: 1), at: 0)
         c.tick(100)
