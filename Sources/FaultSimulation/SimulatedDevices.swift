@@ -134,13 +134,20 @@ public final class SimulatedDevices: FaultSource {
             return
         }
         guard !doneRaising else { return }
+        // On the direct wire, every device's burst goes in one batch: the
+        // tracker then publishes each queue's groups with one index store.
+        let oneBatch = schedule.wire == .direct
+        requests.removeAll(keepingCapacity: true)
         for id in intake.attachedDevices {
             guard let d = position(of: id) else { continue }
-            requests.removeAll(keepingCapacity: true)
             fleet.burst(d, now: now, schedule: schedule, into: &requests)
             // Delivered after the burst is built: the tracker may answer a group at once.
-            deliverRequests(of: d, into: intake, now: now)
+            if !oneBatch {
+                deliverRequests(of: d, into: intake, now: now)
+                requests.removeAll(keepingCapacity: true)
+            }
         }
+        if oneBatch && !requests.isEmpty { intake.receive(batch: requests, now: now) }
     }
 
     /// Hands `requests`, device `d`'s, to `intake` through the wire: on the

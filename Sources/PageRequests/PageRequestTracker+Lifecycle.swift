@@ -41,10 +41,7 @@ extension PageRequestTracker {
         for index in channels.indices {
             guard let channel = channels[index], !channel.backlog.isEmpty, channel.sink.abi != nil else { continue }
             // Groups answered while they waited (timeout, detach) are skipped.
-            let waiting: [UInt64] = channel.backlog.filter { cookie in
-                let slot = Int(GroupCookie(rawValue: cookie).slot)
-                return slots[slot].live && slots[slot].group?.delivered == false
-            }
+            let waiting: [UInt64] = channel.backlog.filter { isLive($0) && !records[record(of: $0)].delivered }
             channels[index]!.backlog.removeAll()
             deliverRun(waiting[...], channel: ChannelID(index), complete: complete)
         }
@@ -104,7 +101,7 @@ extension PageRequestTracker {
         cause: AutoResponseCause, complete: (DeviceCompletion) -> Void, where matches: (Group) -> Bool
     ) {
         for index in slots.indices where slots[index].live {
-            guard let group = slots[index].group, matches(group) else { continue }
+            guard matches(records[Int(slots[index].record)]) else { continue }
             let cookie = GroupCookie(generation: slots[index].generation, slot: UInt32(index)).rawValue
             retire(cookie, code: .invalid, source: .automatic(cause), complete: complete)
         }

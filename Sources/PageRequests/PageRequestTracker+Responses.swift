@@ -25,9 +25,9 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
-        guard slots[slotIndex].group!.channel == channel else { return reject(.foreignDevice) }
-        let last = slots[slotIndex].group!.last
+        let group = records[record(of: cookie)]
+        guard group.channel == channel else { return reject(.foreignDevice) }
+        let last = group.last
         if abi == .v1 {
             // The kernel's iommu_page_response(): a group that needs its PASID
             // back must get it; for any other group a PASID_VALID answer is
@@ -63,7 +63,7 @@ extension PageRequestTracker {
         let generation = GroupCookie(rawValue: cookie).generation
         guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
         if slots[slotIndex].live && slots[slotIndex].generation == generation { return .success(cookie) }
-        if slots[slotIndex].retiredCookie == cookie {
+        if slots[slotIndex].retiredBy != .none && generation == Self.previous(slots[slotIndex].generation) {
             switch slots[slotIndex].retiredBy {
             case .consumer: return .failure(.duplicate)
             case .timeout: return .failure(.late)
@@ -86,7 +86,7 @@ extension PageRequestTracker {
         var oldest: UInt64?
         for d in devices.indices where devices[d].known && devices[d].channel == channel {
             for cookie in liveCookies(device: d, prgi: Int(prgi)) {
-                let group = slots[Int(GroupCookie(rawValue: cookie).slot)].group!
+                let group = records[record(of: cookie)]
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }

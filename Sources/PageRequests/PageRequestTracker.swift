@@ -27,8 +27,8 @@ public struct PageRequestTracker {
     /// A closed group: its LAST_PAGE request (which carries the PASID,
     /// PRGI, NEEDS_PASID and private data the answer must echo) and how
     /// many requests it has. The earlier requests, if any, are in
-    /// `earlierRequests`, so that a group (and a slot) is plain data: copying
-    /// one retains nothing and goes through no value witness.
+    /// `earlierRequests`, so that a group is plain data: copying one retains
+    /// nothing and goes through no value witness.
     struct Group {
         var last: PageRequest
         var pages: Int
@@ -52,14 +52,24 @@ public struct PageRequestTracker {
         case none, consumer, timeout, other
     }
 
-    /// One entry of the cookie table (`GroupCookie`: generation and slot index).
+    /// One entry of the cookie table (`GroupCookie`: generation and slot
+    /// index): 12 bytes. Slots are reused first-in first-out, so the slot a
+    /// new group takes is the one unused longest, cold in cache; small
+    /// slots, taken in order, share a cache line with their neighbours.
+    /// The group itself is in `records`, which is reused last-in first-out
+    /// and stays warm.
     struct Slot {
         var generation: UInt32 = 1
+        /// The group's index in `records`, while live.
+        var record: UInt32 = 0
         var live = false
-        var group: Group?
-        var retiredCookie: UInt64 = 0
+        /// How the previous generation's group ended (`.none`: the slot was
+        /// never retired). Its cookie is `previous(generation)`'s.
         var retiredBy: RetireKind = .none
     }
+
+    /// The generation before `generation` (generations skip 0).
+    static func previous(_ generation: UInt32) -> UInt32 { generation == 1 ? .max : generation &- 1 }
 
     /// A device's state. The table holds values, not optionals: reading a
     /// field through `devices[d]!` copied the whole value, three per-PRGI
@@ -109,9 +119,13 @@ public struct PageRequestTracker {
 
 
     var slots: [Slot]
-    /// The requests before the LAST_PAGE one of each slot's group (empty for
-    /// one-page groups, the common case: no allocation).
-    var earlierRequests: [[PageRequest]]
+    /// Live groups, by `Slot.record`: as many entries as groups were ever
+    /// live at once, reused last-in first-out (`freeRecords`).
+    var records: [Group] = []
+    var freeRecords: [UInt32] = []
+    /// The requests before the LAST_PAGE one of each record's group (empty
+    /// for one-page groups, the common case: no allocation).
+    var earlierRequests: [[PageRequest]] = []
     /// Emptied arrays of retired groups' earlier requests, with their
     /// capacity, for the next groups to park in (at most
     /// `spareRequestArraysKept`, each of at most `spareRequestCapacity`).
@@ -167,7 +181,6 @@ public struct PageRequestTracker {
     public init(policy: PageRequestPolicy = PageRequestPolicy()) {
         self.policy = policy
         slots = [Slot](repeating: Slot(), count: policy.maxOutstandingGroups)
-        earlierRequests = [[PageRequest]](repeating: [], count: policy.maxOutstandingGroups)
         freeSlots = Deque(0..<UInt32(policy.maxOutstandingGroups))
     }
 
@@ -288,6 +301,9 @@ public struct PageRequestTracker {
         deliverPending(complete: complete)
     }
 
+    /// The record of a live group's cookie.
+    func record(of cookie: UInt64) -> Int { Int(slots[Int(GroupCookie(rawValue: cookie).slot)].record) }
+
     /// Whether `cookie` names a live group.
     func isLive(_ cookie: UInt64) -> Bool {
         let slot = Int(GroupCookie(rawValue: cookie).slot)
@@ -359,9 +375,18 @@ public struct PageRequestTracker {
             return nil
         }
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
+        let record: UInt32
+        if let free = freeRecords.popLast() {
+            record = free
+            records[Int(record)] = group
+        } else {
+            record = UInt32(records.count)
+            records.append(group)
+            earlierRequests.append([])
+        }
         slots[Int(slotIndex)].live = true
-        slots[Int(slotIndex)].group = group
-        if !requests.isEmpty { earlierRequests[Int(slotIndex)] = requests }
+        slots[Int(slotIndex)].record = record
+        if !requests.isEmpty { earlierRequests[Int(record)] = requests }
         if oldestLive[key] == 0 {
             oldestLive[key] = cookie
         } else {
@@ -385,9 +410,9 @@ public struct PageRequestTracker {
         swap(&run, &pending)  // a local: deliverRun mutates self
         var start = 0
         while start < run.count {
-            let channel = slots[Int(GroupCookie(rawValue: run[start]).slot)].group!.channel
+            let channel = records[record(of: run[start])].channel
             var end = start + 1
-            while end < run.count && slots[Int(GroupCookie(rawValue: run[end]).slot)].group!.channel == channel {
+            while end < run.count && records[record(of: run[end])].channel == channel {
                 end += 1
             }
             deliverRun(run[start..<end], channel: channel, complete: complete)
@@ -412,15 +437,15 @@ public struct PageRequestTracker {
         scratch.removeAll(keepingCapacity: true)
         runSizes.removeAll(keepingCapacity: true)
         for cookie in cookies {
-            let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
-            for var request in earlierRequests[slotIndex] {
+            let r = record(of: cookie)
+            for var request in earlierRequests[r] {
                 request.cookie = cookie
                 scratch.append(.pageRequest(request))
             }
-            var last = slots[slotIndex].group!.last
+            var last = records[r].last
             last.cookie = cookie
             scratch.append(.pageRequest(last))
-            runSizes.append(slots[slotIndex].group!.pages)
+            runSizes.append(records[r].pages)
         }
         var outcomes: [GroupDelivery] = []
         swap(&outcomes, &runOutcomes)
@@ -429,7 +454,7 @@ public struct PageRequestTracker {
         for (cookie, outcome) in zip(cookies, outcomes) {
             switch outcome {
             case .delivered:
-                slots[Int(GroupCookie(rawValue: cookie).slot)].group!.delivered = true
+                records[record(of: cookie)].delivered = true
                 counters.groupsDelivered &+= 1
             case .noRoom:
                 retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
@@ -497,10 +522,13 @@ public struct PageRequestTracker {
         _ cookie: UInt64, code: ResponseCode, source: CompletionSource, complete: (DeviceCompletion) -> Void
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
-        guard slots[slotIndex].live, let group = slots[slotIndex].group.take() else { return }
+        guard slots[slotIndex].live else { return }
+        let r = Int(slots[slotIndex].record)
+        let group = records[r]
+        freeRecords.append(UInt32(r))
         if group.pages > 1 {
             var spare: [PageRequest] = []
-            swap(&spare, &earlierRequests[slotIndex])
+            swap(&spare, &earlierRequests[r])
             // Only small arrays are kept: one huge group must not pin its memory for good.
             if spareRequestArrays.count < Self.spareRequestArraysKept && spare.capacity <= Self.spareRequestCapacity {
                 spare.removeAll(keepingCapacity: true)
@@ -508,7 +536,6 @@ public struct PageRequestTracker {
             }
         }
         slots[slotIndex].live = false
-        slots[slotIndex].retiredCookie = cookie
         let kind: RetireKind
         switch source {
         case .consumer: kind = .consumer
