@@ -11,6 +11,13 @@ public struct RecordDecodeError: Error, Sendable, Hashable, CustomStringConverti
 
     /// Prints `record field <field> = 0x<value>: <problem>`.
     public var description: String { "record field \(field) = 0x\(String(value, radix: 16)): \(problem)" }
+
+    @usableFromInline
+    init(field: String, value: UInt64, problem: String) {
+        self.field = field
+        self.value = value
+        self.problem = problem
+    }
 }
 
 /// A record as a consumer reads it: an event (with its ABI 2 sequence number)
@@ -35,6 +42,9 @@ public enum DecodedRecord: Sendable, Hashable {
     /// cannot make validation and use see different bytes.
     /// - Throws: `RecordDecodeError` naming the first field that is not valid
     ///   for `abi` (unknown type or flags, non-zero padding or reserved bytes).
+    /// Inlinable, down to its checks: in a consumer's read loop the record
+    /// is then decoded in registers, with no call and no enum in memory.
+    @inlinable
     public static func decode(_ slot: UnsafeRawPointer, abi: ABIVersion) throws(RecordDecodeError) -> DecodedRecord {
         if abi == .v1 {
             return try decodeV1(slot.load(as: faultring_v1_fault.self))
@@ -46,13 +56,15 @@ public enum DecodedRecord: Sendable, Hashable {
         return try decodeV2(record)
     }
 
-    private static func check(_ ok: Bool, _ field: String, _ value: some BinaryInteger, _ problem: String)
+    @inlinable
+    static func check(_ ok: Bool, _ field: String, _ value: some BinaryInteger, _ problem: String)
         throws(RecordDecodeError)
     {
         if !ok { throw RecordDecodeError(field: field, value: UInt64(truncatingIfNeeded: value), problem: problem) }
     }
 
-    private static func decodeV1(_ record: faultring_v1_fault) throws(RecordDecodeError) -> DecodedRecord {
+    @inlinable
+    static func decodeV1(_ record: faultring_v1_fault) throws(RecordDecodeError) -> DecodedRecord {
         try check(record.padding == 0, "padding", record.padding, "must be zero")
         switch record.type {
         case FAULTRING_FAULT_PAGE_REQ:
@@ -86,7 +98,8 @@ public enum DecodedRecord: Sendable, Hashable {
         }
     }
 
-    private static func decodeV2(_ record: faultring_v2_fault) throws(RecordDecodeError) -> DecodedRecord {
+    @inlinable
+    static func decodeV2(_ record: faultring_v2_fault) throws(RecordDecodeError) -> DecodedRecord {
         try check(record.flags & ~FAULTRING_V2_FLAGS_KNOWN == 0, "flags", record.flags, "unknown flag bits")
         let hasPASID = record.flags & FAULTRING_V2_PASID_VALID != 0
         switch record.type {
@@ -116,7 +129,8 @@ public enum DecodedRecord: Sendable, Hashable {
         }
     }
 
-    private static func decodeLost(_ record: faultring_v2_lost) throws(RecordDecodeError) -> DecodedRecord {
+    @inlinable
+    static func decodeLost(_ record: faultring_v2_lost) throws(RecordDecodeError) -> DecodedRecord {
         try check(record.flags == 0, "flags", record.flags, "must be zero in a LOST record")
         try check(record.reserved0 == 0 && record.reserved1 == 0, "reserved", record.reserved0 | record.reserved1,
                   "must be zero")

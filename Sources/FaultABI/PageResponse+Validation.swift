@@ -17,12 +17,17 @@ extension PageResponse {
     /// zero; `version` equal to the ABI's; no unknown flags; `pasid`/`grpid`
     /// zero unless flagged; `code` known; PASID ≤ 20 bits, PRGI ≤ 9 bits.
     /// The first rule broken decides the rejection.
+    ///
+    /// Inlinable, as its checks are: the service's read loop then validates
+    /// each slot in registers, with no call per response.
+    @inlinable
     public static func validate(slot: UnsafeRawPointer, abi: ABIVersion) -> Result<PageResponse, ResponseRejection> {
         var snapshot = slot.load(as: ResponseSlotSnapshot.self)
         return withUnsafeBytes(of: &snapshot) { bytes in validate(copy: bytes, abi: abi) }
     }
 
-    private static func validate(copy bytes: UnsafeRawBufferPointer, abi: ABIVersion) -> Result<PageResponse, ResponseRejection> {
+    @inlinable
+    static func validate(copy bytes: UnsafeRawBufferPointer, abi: ABIVersion) -> Result<PageResponse, ResponseRejection> {
         let argsz = bytes.load(fromByteOffset: 0, as: UInt32.self)
         let known = abi.responseSize
         guard argsz >= known && argsz <= ABILayout.responseSlotSize else {
@@ -46,7 +51,8 @@ extension PageResponse {
     }
 
     // The checks common to both ABIs, in the order the rejection reasons are documented.
-    private static func check(
+    @inlinable
+    static func check(
         flags: UInt32, allowed: UInt32, pasid: UInt32, prgi: UInt32, prgiAlwaysPresent: Bool, code: UInt32,
         cookie: UInt64
     ) -> Result<PageResponse, ResponseRejection> {

@@ -52,6 +52,7 @@ public struct PageResponse: Sendable, Hashable {
     /// Writes this response into a 64-byte response slot in `abi`'s format,
     /// zeroing the rest of the slot (bytes past `argsz` are not read, but a
     /// clean slot keeps old responses from lingering in shared memory).
+    @inlinable
     public func encode(into slot: UnsafeMutableRawPointer, abi: ABIVersion) {
         slot.initializeMemory(as: UInt8.self, repeating: 0, count: ABILayout.responseSlotSize)
         if abi == .v1 {

@@ -257,13 +257,24 @@ public final class FaultConsumer: @unchecked Sendable {
 
     /// Writes one response. Returns false if the response ring is full.
     public func respond(_ response: PageResponse) -> Bool {
-        respond(batch: CollectionOfOne(response)) == 1
+        withUnsafePointer(to: response) { respond(contiguous: UnsafeBufferPointer(start: $0, count: 1)) } == 1
     }
 
     /// Writes as many responses as fit, with one index store and at most one
     /// doorbell. - Returns: how many were written.
+    ///
+    /// Inlinable only to reach contiguous storage: the writing loop itself
+    /// (`respond(contiguous:)`) is compiled once, not generically per call.
+    @inlinable
     @discardableResult
     public func respond(batch responses: some Sequence<PageResponse>) -> Int {
+        if let written = responses.withContiguousStorageIfAvailable({ respond(contiguous: $0) }) { return written }
+        return Array(responses).withUnsafeBufferPointer { respond(contiguous: $0) }
+    }
+
+    /// `respond(batch:)` on contiguous responses.
+    @usableFromInline
+    func respond(contiguous responses: UnsafeBufferPointer<PageResponse>) -> Int {
         guard let abi else { return 0 }
         var written = 0
         for response in responses {

@@ -33,7 +33,7 @@ public final class FaultProducer: @unchecked Sendable {
     let consumerRegion: MappedRegion
     @usableFromInline let header: UnsafeMutablePointer<faultring_producer_header>
     @usableFromInline let ring: UnsafeMutableRawPointer
-    let responseRing: UnsafeRawPointer
+    @usableFromInline let responseRing: UnsafeRawPointer
     @usableFromInline let counters: SharedCounters
     @usableFromInline let consumerDoorbell: Doorbell
     let producerDoorbell: Doorbell
@@ -43,7 +43,7 @@ public final class FaultProducer: @unchecked Sendable {
     @usableFromInline let words: QueueWords
     @usableFromInline let mask: UInt32
     @usableFromInline let capacity: UInt32
-    let responseMask: UInt32
+    @usableFromInline let responseMask: UInt32
 
     /// The producer's private cursors. They live in memory the producer
     /// allocates rather than in stored properties: every access to a class's
@@ -735,6 +735,9 @@ extension FaultProducer {
     /// A response producer index that is behind ours or more than a ring
     /// ahead is ignored and counted (`bad_response_index`); nothing is read.
     /// - Returns: how many slots were consumed.
+    ///
+    /// Inlinable, so that the caller's `body` is inlined into the loop.
+    @inlinable
     @discardableResult
     public func readResponses(limit: Int = .max, _ body: (Result<PageResponse, ResponseRejection>) -> Void) -> Int {
         guard let abi else { return 0 }
