@@ -31,45 +31,10 @@ extension FaultEvent {
     @inlinable
     @inline(__always)
     public var v1Record: faultring_v1_fault {
-        var record = faultring_v1_fault()
         switch self {
-        case .pageRequest(let request):
-            record.type = FAULTRING_FAULT_PAGE_REQ
-            var prm = faultring_v1_page_request()
-            if let pasid = request.pasid {
-                prm.flags |= FAULTRING_V1_PRQ_PASID_VALID
-                prm.pasid = pasid
-            }
-            if request.isLastPage { prm.flags |= FAULTRING_V1_PRQ_LAST_PAGE }
-            if request.needsPASID { prm.flags |= FAULTRING_V1_PRQ_NEEDS_PASID }
-            if let data = request.privateData {
-                prm.flags |= FAULTRING_V1_PRQ_PRIV_DATA
-                prm.private_data = (data.low, data.high)
-            }
-            prm.grpid = request.prgi
-            prm.perm = request.permissions.rawValue
-            prm.addr = request.address
-            record.prm = prm
-        case .unrecoverable(let fault):
-            record.type = FAULTRING_FAULT_DMA_UNRECOV
-            var event = faultring_v1_unrecoverable()
-            event.reason = fault.reason
-            if let pasid = fault.pasid {
-                event.flags |= FAULTRING_V1_UNRECOV_PASID_VALID
-                event.pasid = pasid
-            }
-            if let address = fault.address {
-                event.flags |= FAULTRING_V1_UNRECOV_ADDR_VALID
-                event.addr = address
-            }
-            if let fetch = fault.fetchAddress {
-                event.flags |= FAULTRING_V1_UNRECOV_FETCH_ADDR_VALID
-                event.fetch_addr = fetch
-            }
-            event.perm = fault.permissions.rawValue
-            record.event = event
+        case .pageRequest(let request): return request.v1Record
+        case .unrecoverable(let fault): return fault.v1Record
         }
-        return record
     }
 
     /// The ABI 2 form of this event with the given queue sequence number
@@ -77,42 +42,125 @@ extension FaultEvent {
     @inlinable
     @inline(__always)
     public func v2Record(sequence: UInt32) -> faultring_v2_fault {
+        switch self {
+        case .pageRequest(let request): return request.v2Record(sequence: sequence)
+        case .unrecoverable(let fault): return fault.v2Record(sequence: sequence)
+        }
+    }
+}
+
+/// A value the producer writes as one 64-byte ring record of either ABI:
+/// a `FaultEvent`, or a `PageRequest` on its own (the page-request layer
+/// publishes groups without wrapping each request in an event).
+///
+/// Both forms write every byte of the record (unused ones as zero), so no
+/// stale data from an earlier lap of the ring can leak to the consumer.
+public protocol RingRecord {
+    /// The ABI 1 (`struct iommu_fault`) form.
+    var v1Record: faultring_v1_fault { get }
+    /// The ABI 2 form, with the queue's sequence number for this record.
+    func v2Record(sequence: UInt32) -> faultring_v2_fault
+}
+
+extension FaultEvent: RingRecord {}
+
+extension PageRequest: RingRecord {
+    /// The ABI 1 form: a `struct iommu_fault` of type PAGE_REQ.
+    @inlinable
+    @inline(__always)
+    public var v1Record: faultring_v1_fault {
+        var record = faultring_v1_fault()
+        record.type = FAULTRING_FAULT_PAGE_REQ
+        var prm = faultring_v1_page_request()
+        if let pasid {
+            prm.flags |= FAULTRING_V1_PRQ_PASID_VALID
+            prm.pasid = pasid
+        }
+        if isLastPage { prm.flags |= FAULTRING_V1_PRQ_LAST_PAGE }
+        if needsPASID { prm.flags |= FAULTRING_V1_PRQ_NEEDS_PASID }
+        if let data = privateData {
+            prm.flags |= FAULTRING_V1_PRQ_PRIV_DATA
+            prm.private_data = (data.low, data.high)
+        }
+        prm.grpid = prgi
+        prm.perm = permissions.rawValue
+        prm.addr = address
+        record.prm = prm
+        return record
+    }
+
+    /// The ABI 2 form, of type PAGE_REQ.
+    @inlinable
+    @inline(__always)
+    public func v2Record(sequence: UInt32) -> faultring_v2_fault {
         var record = faultring_v2_fault()
         record.sequence = sequence
-        switch self {
-        case .pageRequest(let request):
-            record.type = FAULTRING_FAULT_PAGE_REQ
-            record.device_id = request.deviceID
-            if let pasid = request.pasid {
-                record.flags |= FAULTRING_V2_PASID_VALID
-                record.pasid = pasid
-            }
-            if request.isLastPage { record.flags |= FAULTRING_V2_LAST_PAGE }
-            if request.needsPASID { record.flags |= FAULTRING_V2_NEEDS_PASID }
-            record.grpid = request.prgi
-            record.perm = request.permissions.rawValue
-            record.addr = request.address
-            record.cookie = request.cookie
-            record.timestamp_ns = request.timestampNS
-        case .unrecoverable(let fault):
-            record.type = FAULTRING_FAULT_DMA_UNRECOV
-            record.device_id = fault.deviceID
-            if let pasid = fault.pasid {
-                record.flags |= FAULTRING_V2_PASID_VALID
-                record.pasid = pasid
-            }
-            if let address = fault.address {
-                record.flags |= FAULTRING_V2_ADDR_VALID
-                record.addr = address
-            }
-            if let fetch = fault.fetchAddress {
-                record.flags |= FAULTRING_V2_FETCH_ADDR_VALID
-                record.fetch_addr = fetch
-            }
-            record.perm = fault.permissions.rawValue
-            record.reason = fault.reason
-            record.timestamp_ns = fault.timestampNS
+        record.type = FAULTRING_FAULT_PAGE_REQ
+        record.device_id = deviceID
+        if let pasid {
+            record.flags |= FAULTRING_V2_PASID_VALID
+            record.pasid = pasid
         }
+        if isLastPage { record.flags |= FAULTRING_V2_LAST_PAGE }
+        if needsPASID { record.flags |= FAULTRING_V2_NEEDS_PASID }
+        record.grpid = prgi
+        record.perm = permissions.rawValue
+        record.addr = address
+        record.cookie = cookie
+        record.timestamp_ns = timestampNS
+        return record
+    }
+}
+
+extension UnrecoverableFault: RingRecord {
+    /// The ABI 1 form: a `struct iommu_fault` of type DMA_UNRECOV.
+    @inlinable
+    @inline(__always)
+    public var v1Record: faultring_v1_fault {
+        var record = faultring_v1_fault()
+        record.type = FAULTRING_FAULT_DMA_UNRECOV
+        var event = faultring_v1_unrecoverable()
+        event.reason = reason
+        if let pasid {
+            event.flags |= FAULTRING_V1_UNRECOV_PASID_VALID
+            event.pasid = pasid
+        }
+        if let address {
+            event.flags |= FAULTRING_V1_UNRECOV_ADDR_VALID
+            event.addr = address
+        }
+        if let fetchAddress {
+            event.flags |= FAULTRING_V1_UNRECOV_FETCH_ADDR_VALID
+            event.fetch_addr = fetchAddress
+        }
+        event.perm = permissions.rawValue
+        record.event = event
+        return record
+    }
+
+    /// The ABI 2 form, of type DMA_UNRECOV.
+    @inlinable
+    @inline(__always)
+    public func v2Record(sequence: UInt32) -> faultring_v2_fault {
+        var record = faultring_v2_fault()
+        record.sequence = sequence
+        record.type = FAULTRING_FAULT_DMA_UNRECOV
+        record.device_id = deviceID
+        if let pasid {
+            record.flags |= FAULTRING_V2_PASID_VALID
+            record.pasid = pasid
+        }
+        if let address {
+            record.flags |= FAULTRING_V2_ADDR_VALID
+            record.addr = address
+        }
+        if let fetchAddress {
+            record.flags |= FAULTRING_V2_FETCH_ADDR_VALID
+            record.fetch_addr = fetchAddress
+        }
+        record.perm = permissions.rawValue
+        record.reason = reason
+        record.timestamp_ns = timestampNS
         return record
     }
 }

@@ -21,7 +21,14 @@ public final class Pipeline: FaultIntake {
     /// Which source fronts each device (completions go back to it).
     var sourceOf: [UInt32: Int] = [:]
     /// The page-request lifecycle (groups, cookies, matching, timeouts).
-    public private(set) var tracker: PageRequestTracker
+    ///
+    /// Not checked for exclusive access at run time (a check costs a
+    /// thread-local lookup on every access, several per step): one thread
+    /// drives a pipeline, and the one way to reach the tracker from inside
+    /// an access to it — a source's `complete` called back mid-access — is
+    /// closed by `completeAll`, which hands completions over only after the
+    /// access has ended.
+    @exclusivity(unchecked) public private(set) var tracker: PageRequestTracker
     /// Called with every completion after the source got it (a service's
     /// latency histogram, a capture's books).
     public var observer: ((DeviceCompletion) -> Void)?
@@ -33,7 +40,7 @@ public final class Pipeline: FaultIntake {
     /// Attached devices, in attach order.
     public private(set) var attachedDevices: [UInt32] = []
     /// The answers of one read or tick, reused between them (`completeAll`).
-    var completionBuffer: [DeviceCompletion] = []
+    @exclusivity(unchecked) var completionBuffer: [DeviceCompletion] = []  // touched only by completeAll, not reentrant
     /// Records lost on queues that have been removed.
     var lostOnRemovedQueues: UInt64 = 0
     /// Records a source lost for a device no queue serves.

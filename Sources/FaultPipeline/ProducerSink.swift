@@ -15,8 +15,8 @@ public final class ProducerSink: GroupSink {
     public var abi: ABIVersion? { producer.abi }
 
     /// Publishes the groups, each contiguously, with one index store.
-    public func deliverGroups(_ events: [FaultEvent], sizes: [Int], outcomes: inout [GroupDelivery]) {
-        producer.publishGroups(events, sizes: sizes) { outcome in
+    public func deliverGroups(_ requests: [PageRequest], sizes: [Int], outcomes: inout [GroupDelivery]) {
+        producer.publishGroups(requests, sizes: sizes) { outcome in
             switch outcome {
             case .published: outcomes.append(.delivered)
             case .noRoom: outcomes.append(.noRoom)

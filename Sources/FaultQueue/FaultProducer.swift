@@ -466,7 +466,7 @@ extension FaultProducer {
     /// read once and written once (they sit behind a pointer, and the
     /// optimiser cannot keep them in registers across the slot stores).
     @inlinable
-    func encodeIntoRing(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
+    func encodeIntoRing<Records: Collection>(_ events: Records, abi: ABIVersion) where Records.Element: RingRecord {
         if events.count >= Self.stagingThreshold {
             encodeThroughStaging(events, abi: abi)
             return
@@ -494,7 +494,9 @@ extension FaultProducer {
     /// time into `staging`, then copies them into the ring whole. One loop
     /// per ABI, as in place.
     @inlinable
-    func encodeThroughStaging(_ events: some Collection<FaultEvent>, abi: ABIVersion) {
+    func encodeThroughStaging<Records: Collection>(_ events: Records, abi: ABIVersion)
+        where Records.Element: RingRecord
+    {
         if abi == .v2 {
             stage(events, sequenced: true) { event, sequence, at in
                 at.storeBytes(of: event.v2Record(sequence: sequence), as: faultring_v2_fault.self)
@@ -511,8 +513,8 @@ extension FaultProducer {
     /// the ring at `prod`. `sequenced`: the ABI numbers its records.
     @inlinable
     @inline(__always)
-    func stage(_ events: some Collection<FaultEvent>, sequenced: Bool,
-               _ encode: (FaultEvent, UInt32, UnsafeMutableRawPointer) -> Void) {
+    func stage<Records: Collection>(_ events: Records, sequenced: Bool,
+                                    _ encode: (Records.Element, UInt32, UnsafeMutableRawPointer) -> Void) {
         var index = prod
         let firstSequence = sequence
         var held = 0
@@ -627,11 +629,12 @@ extension FaultProducer {
 
     /// Publishes several page-request groups, each as `publishGroup` would
     /// (whole and contiguous, or `.noRoom`), with one index store for all:
-    /// a consumer sees the ones that fit together. `events` holds the groups
-    /// back to back; `sizes` gives their record counts, in order, and must
-    /// sum to `events.count`. `outcome` is called once per group, in order.
+    /// a consumer sees the ones that fit together. `requests` holds the
+    /// groups back to back; `sizes` gives their record counts, in order, and
+    /// must sum to `requests.count`. `outcome` is called once per group, in
+    /// order.
     @inlinable
-    public func publishGroups(_ events: [FaultEvent], sizes: [Int], _ outcome: (GroupOutcome) -> Void) {
+    public func publishGroups(_ events: [PageRequest], sizes: [Int], _ outcome: (GroupOutcome) -> Void) {
         guard let abi else {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
             for _ in sizes { outcome(.notNegotiated) }
@@ -649,7 +652,9 @@ extension FaultProducer {
     /// Writes one group into the ring after any LOST record owed, without
     /// publishing it, or counts it as overflowed if it does not fit whole.
     @inlinable
-    func placeGroup(_ events: some Collection<FaultEvent>, abi: ABIVersion) -> GroupOutcome {
+    func placeGroup<Records: Collection>(_ events: Records, abi: ABIVersion) -> GroupOutcome
+        where Records.Element: RingRecord
+    {
         let needed = UInt32(clamping: events.count) &+ (pendingLost > 0 ? 1 : 0)
         guard needed <= capacity, reserve(needed) else {
             counters.add(QueueCounters.Offset.groupsOverflowed)

@@ -41,7 +41,11 @@ public final class SimulatedDevices: FaultSource {
     public var simulated: [SimulatedPRIDevice] { fleet.units }
     /// The devices and their books, in one stored value (`SimulatedFleet`
     /// says why).
-    var fleet: SimulatedFleet
+    ///
+    /// Not checked for exclusive access at run time: one thread drives the
+    /// devices, and no fleet method calls out of the fleet (the intake is
+    /// called between fleet accesses, never inside one).
+    @exclusivity(unchecked) var fleet: SimulatedFleet
     /// The schedule in force.
     public let schedule: SimulationSchedule
     /// Groups raised so far, over all devices.
@@ -52,7 +56,7 @@ public final class SimulatedDevices: FaultSource {
     /// Index into `simulated` by device id (-1: not ours).
     let index: [Int]
     /// The requests of the burst being delivered, reused between bursts.
-    var requests: [PageRequest] = []
+    @exclusivity(unchecked) var requests: [PageRequest] = []  // filled and handed over by one method at a time
     /// A storm raised inside the service (`Storm`), or nil.
     let storm: Storm?
 

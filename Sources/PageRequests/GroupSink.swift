@@ -6,10 +6,11 @@ public protocol GroupSink: AnyObject {
     /// The ABI in force on the queue, or `nil` before negotiation.
     var abi: ABIVersion? { get }
     /// Delivers groups in order, each whole and contiguous or not at all,
-    /// and makes those that fit visible together. `events` holds the groups
-    /// back to back; `sizes` gives their record counts. Appends one outcome
-    /// per group to `outcomes`, in order.
-    func deliverGroups(_ events: [FaultEvent], sizes: [Int], outcomes: inout [GroupDelivery])
+    /// and makes those that fit visible together. `requests` holds the
+    /// groups back to back, each request with its group's cookie; `sizes`
+    /// gives their request counts. Appends one outcome per group to
+    /// `outcomes`, in order.
+    func deliverGroups(_ requests: [PageRequest], sizes: [Int], outcomes: inout [GroupDelivery])
 }
 
 /// What a sink did with a group.

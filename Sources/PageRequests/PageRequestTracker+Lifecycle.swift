@@ -89,7 +89,7 @@ extension PageRequestTracker {
     mutating func retireLive(of deviceID: UInt32, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
         guard let d = deviceIndex(deviceID), devices[d].known else { return }
         var cookies: [UInt64] = []
-        for prgi in 0..<PRILimits.prgiCount where oldestLive[Self.reuseKey(d, prgi)] != 0 {
+        for prgi in 0..<PRILimits.prgiCount where indexStates[Self.reuseKey(d, prgi)].oldestLive != 0 {
             cookies += liveCookies(device: d, prgi: prgi)
         }
         // In slot order, as the scan of the whole table this replaces answered them.

@@ -90,7 +90,7 @@ extension PageRequestTracker {
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }
-            let ended = lastRetired[Self.reuseKey(d, Int(prgi))]
+            let ended = indexStates[Self.reuseKey(d, Int(prgi))].lastRetired
             if ended != .none { retired = ended }
         }
         if let oldest { return .success(oldest) }

@@ -52,6 +52,16 @@ public struct PageRequestTracker {
         case none, consumer, timeout, other
     }
 
+    /// One PRG index of one device.
+    struct IndexState {
+        /// The cookie of its oldest live group, 0 for none (no cookie is 0:
+        /// generations start at 1). Later live groups on the same index,
+        /// which only a misbehaving device has, are in `reusedLive`.
+        var oldestLive: UInt64 = 0
+        /// How its last group ended (ABI 1 classification).
+        var lastRetired: RetireKind = .none
+    }
+
     /// One entry of the cookie table (`GroupCookie`: generation and slot
     /// index): 12 bytes. Slots are reused first-in first-out, so the slot a
     /// new group takes is the one unused longest, cold in cache; small
@@ -151,16 +161,11 @@ public struct PageRequestTracker {
     static let directIDs: UInt32 = 4096
     /// Indexed by channel id.
     var channels: [Channel?] = [nil]
-    /// The cookie of the oldest live group of each device's PRG index (a
-    /// PRGI is per function), 0 for none (no cookie is 0: generations start
-    /// at 1), at `reuseKey(device index, PRGI)`: one flat array for all
-    /// devices, so the per-group store checks one buffer for uniqueness, not
-    /// a device's and then its array's. Later live groups on the same index,
-    /// which only a misbehaving device has, are in `reusedLive`.
-    var oldestLive: [UInt64] = []
-    /// How the last group with each device's PRG index ended (ABI 1
-    /// classification), at `reuseKey(device index, PRGI)`.
-    var lastRetired: [RetireKind] = []
+    /// Each device's PRG indices (a PRGI is per function), at
+    /// `reuseKey(device index, PRGI)`: one flat array for all devices, so a
+    /// group's admission and its retirement each store into one buffer,
+    /// not a device's and then its array's.
+    var indexStates: [IndexState] = []
     /// Groups that got a slot during this `receive` and wait to go to their
     /// channel, in arrival order (`deliverPending`).
     var pending: [UInt64] = []
@@ -172,7 +177,7 @@ public struct PageRequestTracker {
     /// `reuseKey(device index, PRGI)`. Empty unless a device misbehaves.
     var reusedLive: [Int: [UInt64]] = [:]
     /// Records of the group being delivered, reused between groups.
-    var scratch: [FaultEvent] = []
+    var scratch: [PageRequest] = []
     var counters = PageRequestCounters()
     var autoTally = [UInt64](repeating: 0, count: AutoResponseCause.allCases.count)
     var rejectTally = [UInt64](repeating: 0, count: ResponseRejectionReason.allCases.count)
@@ -233,8 +238,7 @@ public struct PageRequestTracker {
             return
         }
         devices.append(device)
-        oldestLive.append(contentsOf: repeatElement(0, count: PRILimits.prgiCount))
-        lastRetired.append(contentsOf: repeatElement(.none, count: PRILimits.prgiCount))
+        indexStates.append(contentsOf: repeatElement(IndexState(), count: PRILimits.prgiCount))
         if deviceID < Self.directIDs {
             while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
             directIndex[Int(deviceID)] = Int32(devices.count - 1)
@@ -247,10 +251,7 @@ public struct PageRequestTracker {
     /// emptied); it has no live group.
     mutating func clearIndexTables(of d: Int) {
         let range = Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount
-        for key in range {
-            oldestLive[key] = 0
-            lastRetired[key] = .none
-        }
+        for key in range { indexStates[key] = IndexState() }
     }
 
     /// The dense index of `deviceID` in `devices`, if it was ever added.
@@ -360,7 +361,7 @@ public struct PageRequestTracker {
         counters.groupsClosed &+= 1
         let key = Self.reuseKey(d, prgi)
         // Counted whether or not the group then gets a slot: the device reused an index in use.
-        if oldestLive[key] != 0 { counters.prgiReused &+= 1 }
+        if indexStates[key].oldestLive != 0 { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
@@ -384,11 +385,11 @@ public struct PageRequestTracker {
             records.append(group)
             earlierRequests.append([])
         }
-        slots[Int(slotIndex)].live = true
         slots[Int(slotIndex)].record = record
+        slots[Int(slotIndex)].live = true
         if !requests.isEmpty { earlierRequests[Int(record)] = requests }
-        if oldestLive[key] == 0 {
-            oldestLive[key] = cookie
+        if indexStates[key].oldestLive == 0 {
+            indexStates[key].oldestLive = cookie
         } else {
             reusedLive[key, default: []].append(cookie)
         }
@@ -440,11 +441,11 @@ public struct PageRequestTracker {
             let r = record(of: cookie)
             for var request in earlierRequests[r] {
                 request.cookie = cookie
-                scratch.append(.pageRequest(request))
+                scratch.append(request)
             }
             var last = records[r].last
             last.cookie = cookie
-            scratch.append(.pageRequest(last))
+            scratch.append(last)
             runSizes.append(records[r].pages)
         }
         var outcomes: [GroupDelivery] = []
@@ -470,27 +471,30 @@ public struct PageRequestTracker {
 
     /// The live groups on device index `d`'s PRG index `prgi`, oldest first.
     func liveCookies(device d: Int, prgi: Int) -> [UInt64] {
-        let oldest = oldestLive[Self.reuseKey(d, prgi)]
+        let oldest = indexStates[Self.reuseKey(d, prgi)].oldestLive
         guard oldest != 0 else { return [] }
         guard !reusedLive.isEmpty, let more = reusedLive[Self.reuseKey(d, prgi)] else { return [oldest] }
         return [oldest] + more
     }
 
-    /// Forgets `cookie` among device index `d`'s live groups on `prgi`; the
-    /// next oldest, if any, becomes the oldest.
-    mutating func removeLive(_ cookie: UInt64, device d: Int, prgi: Int) {
+    /// Forgets `cookie` among device index `d`'s live groups on `prgi` (the
+    /// next oldest, if any, becomes the oldest) and records how it ended.
+    mutating func removeLive(_ cookie: UInt64, device d: Int, prgi: Int, ended: RetireKind) {
         let key = Self.reuseKey(d, prgi)
-        if oldestLive[key] == cookie {
+        var state = indexStates[key]
+        state.lastRetired = ended
+        if state.oldestLive == cookie {
             if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key), !more.isEmpty {
-                oldestLive[key] = more.removeFirst()
+                state.oldestLive = more.removeFirst()
                 if !more.isEmpty { reusedLive[key] = more }
             } else {
-                oldestLive[key] = 0
+                state.oldestLive = 0
             }
         } else if !reusedLive.isEmpty, var more = reusedLive.removeValue(forKey: key) {
             more.removeAll { $0 == cookie }
             if !more.isEmpty { reusedLive[key] = more }
         }
+        indexStates[key] = state
     }
 
     mutating func releaseAllocation(_ deviceID: UInt32, _ count: Int) {
@@ -535,23 +539,23 @@ public struct PageRequestTracker {
                 spareRequestArrays.append(spare)
             }
         }
-        slots[slotIndex].live = false
         let kind: RetireKind
         switch source {
         case .consumer: kind = .consumer
         case .automatic(.timeout): kind = .timeout
         case .automatic: kind = .other
         }
-        slots[slotIndex].retiredBy = kind
-        slots[slotIndex].generation &+= 1
-        if slots[slotIndex].generation == 0 { slots[slotIndex].generation = 1 }
+        var slot = slots[slotIndex]  // one store back: one uniqueness check, not four
+        slot.live = false
+        slot.retiredBy = kind
+        slot.generation &+= 1
+        if slot.generation == 0 { slot.generation = 1 }
+        slots[slotIndex] = slot
         freeSlots.append(UInt32(slotIndex))
-        let prgi = PRILimits.slot(group.prgi)
         if let d = deviceIndex(group.deviceID), devices[d].known {
-            removeLive(cookie, device: d, prgi: prgi)
-            lastRetired[Self.reuseKey(d, prgi)] = kind
+            removeLive(cookie, device: d, prgi: PRILimits.slot(group.prgi), ended: kind)
+            devices[d].outstandingRequests -= group.pages  // its share of the allocation
         }
-        releaseAllocation(group.deviceID, group.pages)
         emit(group, cookie: cookie, code: code, source: source, complete: complete)
     }
 
