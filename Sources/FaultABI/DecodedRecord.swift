@@ -45,6 +45,7 @@ public enum DecodedRecord: Sendable, Hashable {
     /// Inlinable, down to its checks: in a consumer's read loop the record
     /// is then decoded in registers, with no call and no enum in memory.
     @inlinable
+    @inline(__always)
     public static func decode(_ slot: UnsafeRawPointer, abi: ABIVersion) throws(RecordDecodeError) -> DecodedRecord {
         if abi == .v1 {
             return try decodeV1(slot.load(as: faultring_v1_fault.self))
@@ -64,6 +65,7 @@ public enum DecodedRecord: Sendable, Hashable {
     }
 
     @inlinable
+    @inline(__always)  // the record is then built in registers, not returned through memory
     static func decodeV1(_ record: faultring_v1_fault) throws(RecordDecodeError) -> DecodedRecord {
         try check(record.padding == 0, "padding", record.padding, "must be zero")
         switch record.type {
@@ -99,6 +101,7 @@ public enum DecodedRecord: Sendable, Hashable {
     }
 
     @inlinable
+    @inline(__always)  // the record is then built in registers, not returned through memory
     static func decodeV2(_ record: faultring_v2_fault) throws(RecordDecodeError) -> DecodedRecord {
         try check(record.flags & ~FAULTRING_V2_FLAGS_KNOWN == 0, "flags", record.flags, "unknown flag bits")
         let hasPASID = record.flags & FAULTRING_V2_PASID_VALID != 0

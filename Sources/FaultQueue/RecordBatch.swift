@@ -32,7 +32,10 @@ public struct RecordBatch: RandomAccessCollection {
         ring + Int((firstIndex &+ UInt32(truncatingIfNeeded: position)) & mask) &* ABILayout.entrySize
     }
 
-    /// Decodes and validates the `position`-th record.
+    /// Decodes and validates the `position`-th record (inlined into the
+    /// reader's loop, as `DecodedRecord.decode` is).
+    @inlinable
+    @inline(__always)
     public func decode(_ position: Int) throws(RecordDecodeError) -> DecodedRecord {
         try DecodedRecord.decode(self[position], abi: abi)
     }
