@@ -39,9 +39,9 @@ struct ReferenceResponder {
     /// another queue's groups go to `foreign` (that queue's outbox).
     mutating func process(now: UInt64, timeoutNS: UInt64, stepNS: UInt64, foreign: inout Deque<PageResponse>) throws {
         steps += 1
-        let b = script.behaviour
-        if b.stallEvery > 0 && steps % UInt64(b.stallEvery) < UInt64(b.stallLength) {
-            if steps % UInt64(b.stallEvery) == 0 { stalls += 1 }
+        let (every, length) = (script.behaviour.stallEvery, script.behaviour.stallLength)
+        if every > 0 && steps % UInt64(every) < UInt64(length) {
+            if steps % UInt64(every) == 0 { stalls += 1 }
             return
         }
         while let first = withheld.first, first.due <= now {

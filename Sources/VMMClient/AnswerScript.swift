@@ -67,60 +67,62 @@ public struct AnswerScript: Sendable {
                                 send: (PageResponse) -> Void) -> Answers {
         groupsSeen += 1
         let n = groupsSeen
-        let b = behaviour
+        // Fields of `behaviour` are read one by one, not through a copy of
+        // it: the copy was a memmove of the whole behaviour for every group.
         let cookies = abi == .v2
         var out = Answers()
-        guard let code = code(using: &rng), var right = right(code) else { return out }
-        if cookies && ConsumerBehaviour.hits(b.lateEvery, n) {
+        guard let code = Self.code(behaviour.policy, using: &rng), var right = right(code) else { return out }
+        if cookies && ConsumerBehaviour.hits(behaviour.lateEvery, n) {
             out.withheld = right
             injected.late += 1
             return out
         }
-        if cookies && ConsumerBehaviour.hits(b.foreignEvery, n) {
+        if cookies && ConsumerBehaviour.hits(behaviour.foreignEvery, n) {
             out.foreign = right
             injected.foreign += 1
         }
         // A wrong PASID is a mismatch in ABI 2 (checked when flagged valid), and
         // in ABI 1 only for a group that needs its PASID back (the kernel
         // ignores the PASID of any other answer).
-        if ConsumerBehaviour.hits(b.mismatchEvery, n) && (cookies || request.needsPASID) {
+        if ConsumerBehaviour.hits(behaviour.mismatchEvery, n) && (cookies || request.needsPASID) {
             var wrong = right
             wrong.pasid = request.needsPASID ? (request.pasid ?? 0) ^ 0x55 : 7
             send(wrong)
             out.sent += 1
             injected.mismatch += 1
         }
-        if cookies && ConsumerBehaviour.hits(b.unknownEvery, n) {
+        if cookies && ConsumerBehaviour.hits(behaviour.unknownEvery, n) {
             send(PageResponse(code: .success, cookie: GroupCookie.neverIssued(n).rawValue))
             out.sent += 1
             injected.unknown += 1
         }
-        if cookies && ConsumerBehaviour.hits(b.staleEvery, n), answered.count - answeredHead >= staleDistance {
+        if cookies && ConsumerBehaviour.hits(behaviour.staleEvery, n), answered.count - answeredHead >= staleDistance {
             send(PageResponse(code: .success, cookie: answered[answeredHead]))
             out.sent += 1
             injected.stale += 1
         }
-        if ConsumerBehaviour.hits(b.failureEvery, n) {
+        if ConsumerBehaviour.hits(behaviour.failureEvery, n) {
             right.code = .failure
             injected.failure += 1
         }
         send(right)
         out.sent += 1
         out.right = right
-        if ConsumerBehaviour.hits(b.duplicateEvery, n) {
+        if ConsumerBehaviour.hits(behaviour.duplicateEvery, n) {
             send(right)
             out.sent += 1
             injected.duplicate += 1
         }
         // Only stale re-sends read the history.
-        if b.staleEvery > 0 { remember(request.cookie) }
+        if behaviour.staleEvery > 0 { remember(request.cookie) }
         return out
     }
 
-    /// The policy's code, or nil for `never`.
+    /// The policy's code, or nil for `never`. Static: as a method it made
+    /// `answer` copy the whole script (232 bytes) for every group.
     @inlinable
-    func code(using rng: inout some RandomNumberGenerator) -> ResponseCode? {
-        switch behaviour.policy {
+    static func code(_ policy: ConsumerBehaviour.Policy, using rng: inout some RandomNumberGenerator) -> ResponseCode? {
+        switch policy {
         case .success: return .success
         case .invalid: return .invalid
         case .failure: return .failure
