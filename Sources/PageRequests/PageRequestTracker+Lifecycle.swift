@@ -34,15 +34,15 @@ extension PageRequestTracker {
 
     /// Groups waiting for their channel's ABI (delivered by `tick` or
     /// `flushBacklogs` once it is in force).
-    public var backlogged: Int { channels.reduce(0) { $0 + ($1?.backlog.count ?? 0) } }
+    public var backlogged: Int { backlogs.reduce(0) { $0 + $1.count } }
 
     /// Delivers waiting groups of every channel whose ABI is now in force.
     public mutating func flushBacklogs(complete: (DeviceCompletion) -> Void) {
-        for index in channels.indices {
-            guard let channel = channels[index], !channel.backlog.isEmpty, channel.sink.abi != nil else { continue }
+        for index in sinks.indices {
+            guard !backlogs[index].isEmpty, let sink = sinks[index], sink.abi != nil else { continue }
             // Groups answered while they waited (timeout, detach) are skipped.
-            let waiting: [UInt64] = channel.backlog.filter { isLive($0) && !records[record(of: $0)].delivered }
-            channels[index]!.backlog.removeAll()
+            let waiting: [UInt64] = backlogs[index].filter { isLive($0) && !records[record(of: $0)].delivered }
+            backlogs[index].removeAll()
             deliverRun(waiting[...], channel: ChannelID(index), complete: complete)
         }
     }
@@ -54,7 +54,10 @@ extension PageRequestTracker {
         for index in devices.indices where devices[index].known && devices[index].channel == channelID {
             devices[index].channel = nil
         }
-        if hasChannel(channelID) { channels[Int(channelID)] = nil }
+        if hasChannel(channelID) {
+            sinks[Int(channelID)] = nil
+            backlogs[Int(channelID)].removeAll()  // every group in it was retired above
+        }
     }
 
     /// The device's consumer let it go (DETACH): answer INVALID its

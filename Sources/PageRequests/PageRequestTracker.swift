@@ -108,11 +108,6 @@ public struct PageRequestTracker {
         }
     }
 
-    struct Channel {
-        let sink: any GroupSink
-        var backlog = Deque<UInt64>()
-    }
-
     /// A timeout: when, and which cookie (a struct, not a tuple: tuple
     /// element types cost runtime metadata lookups in generic containers).
     struct Deadline {
@@ -159,8 +154,12 @@ public struct PageRequestTracker {
     var directIndex: [Int32] = []
     var mappedIndex: [UInt32: Int] = [:]
     static let directIDs: UInt32 = 4096
-    /// Indexed by channel id.
-    var channels: [Channel?] = [nil]
+    /// Each channel's sink, by channel id (nil: none, or removed). Apart
+    /// from `backlogs`, so that the per-group checks (is the channel there,
+    /// has it a backlog) read a word each and copy no channel.
+    var sinks: [(any GroupSink)?] = [nil]
+    /// Each channel's groups waiting for its ABI, in order, by channel id.
+    var backlogs: [Deque<UInt64>] = [Deque()]
     /// Each device's PRG indices (a PRGI is per function), at
     /// `reuseKey(device index, PRGI)`: one flat array for all devices, so a
     /// group's admission and its retirement each store into one buffer,
@@ -212,12 +211,13 @@ public struct PageRequestTracker {
     /// clients come and go keeps a table as large as its clients at once.
     /// Reuse is safe: removing a channel retired every group it held.
     public mutating func addChannel(_ sink: any GroupSink) -> ChannelID {
-        if let free = channels.indices.dropFirst().first(where: { channels[$0] == nil }) {
-            channels[free] = Channel(sink: sink)
+        if let free = sinks.indices.dropFirst().first(where: { sinks[$0] == nil }) {
+            sinks[free] = sink
             return ChannelID(free)
         }
-        channels.append(Channel(sink: sink))
-        return ChannelID(channels.count - 1)
+        sinks.append(sink)
+        backlogs.append(Deque())
+        return ChannelID(sinks.count - 1)
     }
 
     /// Makes `deviceID` known, with its PRI outstanding-request allocation,
@@ -269,7 +269,7 @@ public struct PageRequestTracker {
         devices[d].channel = channel
     }
 
-    func hasChannel(_ id: ChannelID) -> Bool { Int(id) < channels.count && channels[Int(id)] != nil }
+    func hasChannel(_ id: ChannelID) -> Bool { Int(id) < sinks.count && sinks[Int(id)] != nil }
 
     // MARK: Requests from devices
 
@@ -395,10 +395,10 @@ public struct PageRequestTracker {
         }
         timeouts.append(Deadline(at: now &+ policy.timeoutNS, cookie: cookie))
         // Behind a backlog, in order; else with this call's other groups.
-        if channels[Int(channelID)]!.backlog.isEmpty {
+        if backlogs[Int(channelID)].isEmpty {
             pending.append(cookie)
         } else {
-            channels[Int(channelID)]!.backlog.append(cookie)
+            backlogs[Int(channelID)].append(cookie)
         }
         return cookie
     }
@@ -430,9 +430,9 @@ public struct PageRequestTracker {
     mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID,
                              complete: (DeviceCompletion) -> Void) {
         guard !cookies.isEmpty else { return }
-        let sink = channels[Int(channelID)]!.sink
-        guard channels[Int(channelID)]!.backlog.isEmpty, sink.abi != nil else {
-            channels[Int(channelID)]!.backlog.append(contentsOf: cookies)
+        let sink = sinks[Int(channelID)]!
+        guard backlogs[Int(channelID)].isEmpty, sink.abi != nil else {
+            backlogs[Int(channelID)].append(contentsOf: cookies)
             return
         }
         scratch.removeAll(keepingCapacity: true)
@@ -460,7 +460,7 @@ public struct PageRequestTracker {
             case .noRoom:
                 retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
             case .notReady:
-                channels[Int(channelID)]!.backlog.append(cookie)
+                backlogs[Int(channelID)].append(cookie)
             }
         }
         swap(&outcomes, &runOutcomes)
