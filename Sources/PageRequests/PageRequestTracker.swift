@@ -91,9 +91,6 @@ public struct PageRequestTracker {
         var allocation: Int
         var outstandingRequests = 0
         var partialRequests = 0
-        /// Parked (non-last) requests per PRG index, all of one PASID; a
-        /// second PASID on the same index goes to the tracker's `partials`.
-        var parked = [[PageRequest]](repeating: [], count: PRILimits.prgiCount)
 
         init(channel: ChannelID?, allocation: Int) {
             self.channel = channel
@@ -165,6 +162,10 @@ public struct PageRequestTracker {
     /// group's admission and its retirement each store into one buffer,
     /// not a device's and then its array's.
     var indexStates: [IndexState] = []
+    /// Parked (non-last) requests of each device's PRG index, all of one
+    /// PASID, at `reuseKey(device index, PRGI)`; a second PASID on the same
+    /// index goes to `partials`. Flat, as `indexStates` is.
+    var parked: [[PageRequest]] = []
     /// Groups that got a slot during this `receive` and wait to go to their
     /// channel, in arrival order (`deliverPending`).
     var pending: [UInt64] = []
@@ -239,6 +240,7 @@ public struct PageRequestTracker {
         }
         devices.append(device)
         indexStates.append(contentsOf: repeatElement(IndexState(), count: PRILimits.prgiCount))
+        parked.append(contentsOf: repeatElement([], count: PRILimits.prgiCount))
         if deviceID < Self.directIDs {
             while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
             directIndex[Int(deviceID)] = Int32(devices.count - 1)
@@ -251,7 +253,10 @@ public struct PageRequestTracker {
     /// emptied); it has no live group.
     mutating func clearIndexTables(of d: Int) {
         let range = Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount
-        for key in range { indexStates[key] = IndexState() }
+        for key in range {
+            indexStates[key] = IndexState()
+            parked[key] = []
+        }
     }
 
     /// The dense index of `deviceID` in `devices`, if it was ever added.
@@ -329,13 +334,14 @@ public struct PageRequestTracker {
         if devices[d].outstandingRequests >= devices[d].allocation { counters.allocationExceeded &+= 1 }
         devices[d].outstandingRequests += 1
         let prgi = PRILimits.slot(request.prgi)
+        let key = Self.reuseKey(d, prgi)
         guard request.isLastPage else {
-            if devices[d].parked[prgi].isEmpty {
+            if parked[key].isEmpty {
                 // A recycled array keeps its capacity: a multi-page group costs no allocation.
-                if let spare = spareRequestArrays.popLast() { devices[d].parked[prgi] = spare }
-                devices[d].parked[prgi].append(request)
-            } else if devices[d].parked[prgi][0].pasid == request.pasid {
-                devices[d].parked[prgi].append(request)
+                if let spare = spareRequestArrays.popLast() { parked[key] = spare }
+                parked[key].append(request)
+            } else if parked[key][0].pasid == request.pasid {
+                parked[key].append(request)
             } else {
                 partials[AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi), default: []]
                     .append(request)
@@ -348,8 +354,8 @@ public struct PageRequestTracker {
         }
         var requests: [PageRequest] = []
         if devices[d].partialRequests > 0 {
-            if !devices[d].parked[prgi].isEmpty && devices[d].parked[prgi][0].pasid == request.pasid {
-                swap(&requests, &devices[d].parked[prgi])
+            if !parked[key].isEmpty && parked[key][0].pasid == request.pasid {
+                swap(&requests, &parked[key])
             } else if !partials.isEmpty,
                       let other = partials.removeValue(
                         forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
@@ -359,7 +365,6 @@ public struct PageRequestTracker {
             devices[d].partialRequests -= requests.count
         }
         counters.groupsClosed &+= 1
-        let key = Self.reuseKey(d, prgi)
         // Counted whether or not the group then gets a slot: the device reused an index in use.
         if indexStates[key].oldestLive != 0 { counters.prgiReused &+= 1 }
 
@@ -510,9 +515,9 @@ public struct PageRequestTracker {
         var dropped = 0
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
         if let d = deviceIndex(deviceID), devices[d].known {
-            for prgi in 0..<PRILimits.prgiCount where !devices[d].parked[prgi].isEmpty {
-                dropped += devices[d].parked[prgi].count
-                devices[d].parked[prgi].removeAll()
+            for key in Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount where !parked[key].isEmpty {
+                dropped += parked[key].count
+                parked[key].removeAll()
             }
             devices[d].partialRequests = 0
         }
