@@ -116,17 +116,20 @@ func throughputRun(records: UInt64, batch: Int,
 }
 
 /// The API a service uses: `FaultEvent` values, encoded by `publish`.
+///
+/// The batch is a buffer of `batch` events reused in place, as a service
+/// fills a batch it keeps (and as the peers' records are built in place).
 func faultringEventsThroughput(records: UInt64, batch: Int) throws -> Double {
-    var events: [FaultEvent] = []
-    events.reserveCapacity(batch)
+    var events = [FaultEvent](repeating: event(0), count: batch)
     return try throughputRun(records: records, batch: batch) { producer, n, count in
         if count == 1 {
             _ = producer.publish(event(n))
             return
         }
-        events.removeAll(keepingCapacity: true)
-        for i in 0..<UInt64(count) { events.append(event(n + i)) }
-        producer.publish(batch: events)
+        events.withUnsafeMutableBufferPointer { buffer in
+            for i in 0..<count { buffer[i] = event(n + UInt64(i)) }
+        }
+        producer.publish(batch: events[0..<count])
     }
 }
 
