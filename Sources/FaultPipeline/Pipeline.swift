@@ -13,11 +13,17 @@ import PageRequests
 ///
 /// Ownership: one thread drives a pipeline. It owns its tracker; it holds
 /// the queues its driver registers, and closes none of them.
+///
+/// The stored properties read on every step are `@exclusivity(unchecked)`:
+/// a run-time check costs a thread-local lookup per access, and with one
+/// thread the only overlap possible is re-entry, which `completeAll` rules
+/// out for the tracker (below). Replacing an array while a loop iterates
+/// it is safe either way: the loop holds its own copy.
 public final class Pipeline: FaultIntake {
     /// Where faults come from first: the source the pipeline was made with.
     public let source: any FaultSource
     /// Every source, the first one included, in the order added.
-    public private(set) var sources: [any FaultSource]
+    @exclusivity(unchecked) public private(set) var sources: [any FaultSource]
     /// Which source fronts each device (completions go back to it).
     var sourceOf: [UInt32: Int] = [:]
     /// The page-request lifecycle (groups, cookies, matching, timeouts).
@@ -31,14 +37,14 @@ public final class Pipeline: FaultIntake {
     @exclusivity(unchecked) public private(set) var tracker: PageRequestTracker
     /// Called with every completion after the source got it (a service's
     /// latency histogram, a capture's books).
-    public var observer: ((DeviceCompletion) -> Void)?
+    @exclusivity(unchecked) public var observer: ((DeviceCompletion) -> Void)?
 
     /// Queues by channel id (nil once removed), in registration order.
-    var queues: [FaultProducer?] = [nil]
+    @exclusivity(unchecked) var queues: [FaultProducer?] = [nil]
     /// The channel each attached device is on, and the attach order.
     var channelOf: [UInt32: ChannelID] = [:]
     /// Attached devices, in attach order.
-    public private(set) var attachedDevices: [UInt32] = []
+    @exclusivity(unchecked) public private(set) var attachedDevices: [UInt32] = []
     /// The answers of one read or tick, reused between them (`completeAll`).
     @exclusivity(unchecked) var completionBuffer: [DeviceCompletion] = []  // touched only by completeAll, not reentrant
     /// Records lost on queues that have been removed.
@@ -164,9 +170,10 @@ public final class Pipeline: FaultIntake {
     /// its consumer (negotiation, LOST records owed), then fires timeouts
     /// and delivers groups that waited for negotiation.
     public func serviceQueues(now: UInt64) {
-        for channel in queues.indices where queues[channel] != nil {
-            read(ChannelID(channel))
-            queues[channel]!.poll()
+        for (channel, queue) in queues.enumerated() {
+            guard let queue else { continue }
+            read(ChannelID(channel), of: queue)
+            queue.poll()
         }
         completeAll { tracker.tick(now: now, complete: $0) }
         flush()
@@ -180,7 +187,12 @@ public final class Pipeline: FaultIntake {
     }
 
     func read(_ channel: ChannelID) {
-        guard let queue = queue(channel), let abi = queue.abi else { return }
+        if let queue = queue(channel) { read(channel, of: queue) }
+    }
+
+    /// `read` with the channel's queue in hand.
+    func read(_ channel: ChannelID, of queue: FaultProducer) {
+        guard let abi = queue.abi else { return }
         completeAll { complete in
             withTracker { tracker in
                 readResponses(of: queue, channel: channel, abi: abi, into: &tracker, complete: complete)
@@ -242,7 +254,7 @@ public final class Pipeline: FaultIntake {
     public func shutdown() {
         // Answers already in the rings are taken first: a consumer that answered just before the
         // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
-        for channel in queues.indices where queues[channel] != nil { read(ChannelID(channel)) }
+        for (channel, queue) in queues.enumerated() { if let queue { read(ChannelID(channel), of: queue) } }
         tracker.shutdown { complete($0) }
         flush()
     }
