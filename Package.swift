@@ -203,13 +203,3 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// Release builds optimise across modules: the data path runs through six of
-// them (queue, tracker, pipeline, devices, VMM client, loopback), and without
-// this every call between them is an opaque call, generic ones unspecialised
-// unless marked @inlinable. Measured in Docs/PERFORMANCE.md ("Across
-// modules"). Debug builds, and so the test suite, are unchanged.
-for target in package.targets where target.type == .regular || target.type == .executable {
-    guard !target.name.hasPrefix("C") else { continue }  // the C targets compile no Swift
-    target.swiftSettings = (target.swiftSettings ?? [])
-        + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
-}

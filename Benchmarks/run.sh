@@ -14,5 +14,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-swift build -c release --product ring-bench
+swift build -c release --product ring-bench -Xswiftc -cross-module-optimization  # as scripts/demo.sh builds the service
 exec .build/release/ring-bench

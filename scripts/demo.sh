@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-swift build -c release --product faultring
+swift build -c release --product faultring -Xswiftc -cross-module-optimization  # Docs/PERFORMANCE.md "Across modules"
 bin=.build/release/faultring
 sock="${TMPDIR:-/tmp}/faultring-demo-$$.sock"
 "$bin" serve --socket-path "$sock" --devices 0 --log-level notice &

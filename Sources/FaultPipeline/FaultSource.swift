@@ -125,10 +125,12 @@ public protocol FaultIntake: AnyObject {
     /// overflow, has had its `complete` call already and returns nil).
     @discardableResult
     func receive(_ request: PageRequest, now: UInt64) -> UInt64?
-    /// Several page requests from devices, at `now`, in order: what
-    /// `receive` does for each (a device's burst in one call). Answers the
-    /// service gives at once reach the source during the batch or after it
-    /// (the pipeline: after it).
+    /// Several page requests from devices, at `now`, in order: a burst,
+    /// from one device or several, taken as `receive` takes each except
+    /// that the groups reach their queues once the whole burst is admitted
+    /// (`PageRequestTracker.receive(batch:)` says what that changes).
+    /// Answers the service gives at once reach the source during the batch
+    /// or after it (the pipeline: after it).
     func receive(batch requests: [PageRequest], now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery

@@ -31,12 +31,16 @@ public final class Pipeline: FaultIntake {
     /// Not checked for exclusive access at run time (a check costs a
     /// thread-local lookup on every access, several per step): one thread
     /// drives a pipeline, and the one way to reach the tracker from inside
-    /// an access to it — a source's `complete` called back mid-access — is
-    /// closed by `completeAll`, which hands completions over only after the
-    /// access has ended.
+    /// an access to it — a source's `complete` or the observer calling back
+    /// mid-access — is closed by `completeAll`, through which every path
+    /// that answers groups goes: completions are handed over only after the
+    /// access has ended. (Calling back is against `FaultSource.complete`'s
+    /// contract anyway; this keeps a source that breaks it from corrupting
+    /// the tracker now that no run-time check would stop it.)
     @exclusivity(unchecked) public private(set) var tracker: PageRequestTracker
     /// Called with every completion after the source got it (a service's
-    /// latency histogram, a capture's books).
+    /// latency histogram, a capture's books). Like a source's `complete`,
+    /// it must not call back into the pipeline.
     @exclusivity(unchecked) public var observer: ((DeviceCompletion) -> Void)?
 
     /// Queues by channel id (nil once removed), in registration order.
@@ -87,8 +91,12 @@ public final class Pipeline: FaultIntake {
     /// (detached from their queues). The first source cannot be removed.
     public func remove(_ gone: any FaultSource) {
         guard let index = sources.firstIndex(where: { $0 === gone }), index > 0 else { return }
-        for (device, owner) in sourceOf where owner == index {
-            tracker.removeDevice(device) { complete($0) }
+        let devices = sourceOf.compactMap { $0.value == index ? $0.key : nil }
+        // Answered while the devices still name their source, so the answers reach it.
+        completeAll { complete in
+            withTracker { tracker in for device in devices { tracker.removeDevice(device, complete: complete) } }
+        }
+        for device in devices {
             sourceOf.removeValue(forKey: device)
             if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
         }
@@ -111,7 +119,7 @@ public final class Pipeline: FaultIntake {
     /// and forgets the queue (the caller closes it). Cannot fail.
     public func removeQueue(_ channel: ChannelID) {
         read(channel)
-        tracker.removeChannel(channel) { complete($0) }
+        completeAll { complete in withTracker { $0.removeChannel(channel, complete: complete) } }
         flush()
         attachedDevices.removeAll { channelOf[$0] == channel }
         channelOf = channelOf.filter { $0.value != channel }
@@ -127,7 +135,7 @@ public final class Pipeline: FaultIntake {
 
     /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
     public func detach(_ device: UInt32) {
-        tracker.detachDevice(device) { complete($0) }
+        completeAll { complete in withTracker { $0.detachDevice(device, complete: complete) } }
         flush()
         if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
     }
@@ -255,7 +263,7 @@ public final class Pipeline: FaultIntake {
         // Answers already in the rings are taken first: a consumer that answered just before the
         // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
         for (channel, queue) in queues.enumerated() { if let queue { read(ChannelID(channel), of: queue) } }
-        tracker.shutdown { complete($0) }
+        completeAll { complete in withTracker { $0.shutdown(complete: complete) } }
         flush()
     }
 
@@ -308,7 +316,11 @@ public final class Pipeline: FaultIntake {
     /// closed, if it closed one and the group is still live.
     @discardableResult
     public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
-        tracker.receive(request, now: now) { complete($0) }
+        var cookie: UInt64?
+        completeAll { complete in
+            withTracker { tracker in cookie = tracker.receive(request, now: now, complete: complete) }
+        }
+        return cookie
     }
 
     /// Hands a burst of page requests to the tracker with one access to it

@@ -81,9 +81,9 @@ public struct PageRequestTracker {
     /// The generation before `generation` (generations skip 0).
     static func previous(_ generation: UInt32) -> UInt32 { generation == 1 ? .max : generation &- 1 }
 
-    /// A device's state. The table holds values, not optionals: reading a
-    /// field through `devices[d]!` copied the whole value, three per-PRGI
-    /// arrays and their retains, on every request.
+    /// A device's state: plain values (its per-PRGI tables are the
+    /// tracker's flat `indexStates` and `parked`), and not optional, so a
+    /// field is read without copying the rest.
     struct Device {
         /// Whether the slot holds a device (`addDevice` until `removeDevice`).
         var known = true
@@ -301,6 +301,12 @@ public struct PageRequestTracker {
     /// sink call, and one index store on the ring, per channel and run
     /// rather than per group. Answers given at once (no consumer, full
     /// table, overflow) reach `complete` before it returns.
+    ///
+    /// One difference from `receive` one request at a time: a group that
+    /// then finds no room in the ring holds its slot until the whole burst
+    /// is admitted. With the cookie table otherwise full, a later group of
+    /// the same burst is answered `tableFull` where, one at a time, it
+    /// could have taken that slot. Every group is still answered once.
     public mutating func receive(batch requests: [PageRequest], now: UInt64,
                                  complete: (DeviceCompletion) -> Void) {
         for request in requests { _ = admit(request, now: now, complete: complete) }
@@ -432,9 +438,14 @@ public struct PageRequestTracker {
     /// each goes whole, or is answered INVALID (overflow) if it does not
     /// fit; if the channel is not ready (or has a backlog), they wait in its
     /// backlog, in order.
+    ///
+    /// Every cookie must be live (callers check, or have just admitted it):
+    /// records are reused newest first, so a retired cookie's record may
+    /// already hold another group.
     mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID,
                              complete: (DeviceCompletion) -> Void) {
         guard !cookies.isEmpty else { return }
+        assert(cookies.allSatisfy(isLive), "deliverRun given a group that is not live")
         let sink = sinks[Int(channelID)]!
         guard backlogs[Int(channelID)].isEmpty, sink.abi != nil else {
             backlogs[Int(channelID)].append(contentsOf: cookies)
@@ -471,7 +482,8 @@ public struct PageRequestTracker {
         swap(&outcomes, &runOutcomes)
     }
 
-    /// The key of device index `d`'s PRG index `prgi` in `reusedLive`.
+    /// The key of device index `d`'s PRG index `prgi` in the flat per-PRGI
+    /// tables (`indexStates`, `parked`) and in `reusedLive`.
     static func reuseKey(_ d: Int, _ prgi: Int) -> Int { PRILimits.key(function: d, prgi: UInt32(prgi)) }
 
     /// The live groups on device index `d`'s PRG index `prgi`, oldest first.
