@@ -9,10 +9,7 @@ extension PageRequestTracker {
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
             timeouts.removeFirst()
-            let index = Int(GroupCookie(rawValue: first.cookie).slot)
-            if slots[index].live && GroupCookie(rawValue: first.cookie).generation == slots[index].generation {
-                retire(first.cookie, code: .invalid, source: .automatic(.timeout), complete: complete)
-            }
+            if isLive(first.cookie) { retire(first.cookie, code: .invalid, source: .automatic(.timeout), complete: complete) }
         }
         flushBacklogs(complete: complete)
     }
@@ -23,10 +20,7 @@ extension PageRequestTracker {
     /// still time out.
     public mutating func nextDeadline() -> UInt64? {
         while let first = timeouts.first {
-            let index = Int(GroupCookie(rawValue: first.cookie).slot)
-            if slots[index].live && GroupCookie(rawValue: first.cookie).generation == slots[index].generation {
-                return first.at
-            }
+            if isLive(first.cookie) { return first.at }
             timeouts.removeFirst()
         }
         return nil

@@ -62,7 +62,7 @@ extension PageRequestTracker {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         let generation = GroupCookie(rawValue: cookie).generation
         guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
-        if slots[slotIndex].live && slots[slotIndex].generation == generation { return .success(cookie) }
+        if isLive(cookie) { return .success(cookie) }
         if slots[slotIndex].retiredBy != .none && generation == Self.previous(slots[slotIndex].generation) {
             switch slots[slotIndex].retiredBy {
             case .consumer: return .failure(.duplicate)
