@@ -93,21 +93,13 @@ extension PageRequest: RingRecord {
     @inlinable
     @inline(__always)
     public func v2Record(sequence: UInt32) -> faultring_v2_fault {
-        var record = faultring_v2_fault()
-        record.sequence = sequence
-        record.type = FAULTRING_FAULT_PAGE_REQ
-        record.device_id = deviceID
-        if let pasid {
-            record.flags |= FAULTRING_V2_PASID_VALID
-            record.pasid = pasid
-        }
+        var record = faultring_v2_fault(type: FAULTRING_FAULT_PAGE_REQ, sequence: sequence, deviceID: deviceID,
+                                        pasid: pasid, permissions: permissions, timestampNS: timestampNS)
         if isLastPage { record.flags |= FAULTRING_V2_LAST_PAGE }
         if needsPASID { record.flags |= FAULTRING_V2_NEEDS_PASID }
         record.grpid = prgi
-        record.perm = permissions.rawValue
         record.addr = address
         record.cookie = cookie
-        record.timestamp_ns = timestampNS
         return record
     }
 }
@@ -142,14 +134,8 @@ extension UnrecoverableFault: RingRecord {
     @inlinable
     @inline(__always)
     public func v2Record(sequence: UInt32) -> faultring_v2_fault {
-        var record = faultring_v2_fault()
-        record.sequence = sequence
-        record.type = FAULTRING_FAULT_DMA_UNRECOV
-        record.device_id = deviceID
-        if let pasid {
-            record.flags |= FAULTRING_V2_PASID_VALID
-            record.pasid = pasid
-        }
+        var record = faultring_v2_fault(type: FAULTRING_FAULT_DMA_UNRECOV, sequence: sequence, deviceID: deviceID,
+                                        pasid: pasid, permissions: permissions, timestampNS: timestampNS)
         if let address {
             record.flags |= FAULTRING_V2_ADDR_VALID
             record.addr = address
@@ -158,9 +144,28 @@ extension UnrecoverableFault: RingRecord {
             record.flags |= FAULTRING_V2_FETCH_ADDR_VALID
             record.fetch_addr = fetchAddress
         }
-        record.perm = permissions.rawValue
         record.reason = reason
-        record.timestamp_ns = timestampNS
         return record
+    }
+}
+
+extension faultring_v2_fault {
+    /// The fields every ABI 2 fault record sets the same way, the rest
+    /// zero: the type, the queue's sequence number, the device, the PASID
+    /// (flagged valid when present), the access and the time.
+    @inlinable
+    @inline(__always)
+    init(type: UInt32, sequence: UInt32, deviceID: UInt32, pasid: UInt32?, permissions: Permissions,
+         timestampNS: UInt64) {
+        self.init()
+        self.type = type
+        self.sequence = sequence
+        device_id = deviceID
+        if let pasid {
+            flags |= FAULTRING_V2_PASID_VALID
+            self.pasid = pasid
+        }
+        perm = permissions.rawValue
+        timestamp_ns = timestampNS
     }
 }
