@@ -40,10 +40,11 @@ public enum DecodedRecord: Sendable, Hashable {
     ///
     /// The slot is copied once before it is examined, so a concurrent writer
     /// cannot make validation and use see different bytes.
-    /// - Throws: `RecordDecodeError` naming the first field that is not valid
-    ///   for `abi` (unknown type or flags, non-zero padding or reserved bytes).
+    ///
     /// Inlinable, down to its checks: in a consumer's read loop the record
     /// is then decoded in registers, with no call and no enum in memory.
+    /// - Throws: `RecordDecodeError` naming the first field that is not valid
+    ///   for `abi` (unknown type or flags, non-zero padding or reserved bytes).
     @inlinable
     @inline(__always)
     public static func decode(_ slot: UnsafeRawPointer, abi: ABIVersion) throws(RecordDecodeError) -> DecodedRecord {
