@@ -93,9 +93,7 @@ public final class Pipeline: FaultIntake {
         guard let index = sources.firstIndex(where: { $0 === gone }), index > 0 else { return }
         let devices = sourceOf.compactMap { $0.value == index ? $0.key : nil }
         // Answered while the devices still name their source, so the answers reach it.
-        completeAll { complete in
-            withTracker { tracker in for device in devices { tracker.removeDevice(device, complete: complete) } }
-        }
+        completeAll { withTracker { tracker in for device in devices { tracker.removeDevice(device) } } }
         for device in devices {
             sourceOf.removeValue(forKey: device)
             if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
@@ -119,7 +117,7 @@ public final class Pipeline: FaultIntake {
     /// and forgets the queue (the caller closes it). Cannot fail.
     public func removeQueue(_ channel: ChannelID) {
         read(channel)
-        completeAll { complete in withTracker { $0.removeChannel(channel, complete: complete) } }
+        completeAll { withTracker { $0.removeChannel(channel) } }
         flush()
         attachedDevices.removeAll { channelOf[$0] == channel }
         channelOf = channelOf.filter { $0.value != channel }
@@ -135,7 +133,7 @@ public final class Pipeline: FaultIntake {
 
     /// Detaches a device: its outstanding groups are answered INVALID. Cannot fail.
     public func detach(_ device: UInt32) {
-        completeAll { complete in withTracker { $0.detachDevice(device, complete: complete) } }
+        completeAll { withTracker { $0.detachDevice(device) } }
         flush()
         if channelOf.removeValue(forKey: device) != nil { attachedDevices.removeAll { $0 == device } }
     }
@@ -183,7 +181,7 @@ public final class Pipeline: FaultIntake {
             read(ChannelID(channel), of: queue)
             queue.poll()
         }
-        completeAll { tracker.tick(now: now, complete: $0) }
+        completeAll { tracker.tick(now: now) }
         flush()
     }
 
@@ -201,25 +199,21 @@ public final class Pipeline: FaultIntake {
     /// `read` with the channel's queue in hand.
     func read(_ channel: ChannelID, of queue: FaultProducer) {
         guard let abi = queue.abi else { return }
-        completeAll { complete in
-            withTracker { tracker in
-                readResponses(of: queue, channel: channel, abi: abi, into: &tracker, complete: complete)
-            }
-        }
+        completeAll { withTracker { readResponses(of: queue, channel: channel, abi: abi, into: &$0) } }
     }
 
     /// Runs `body` with the tracker: one access to it for a whole ring or
     /// burst, where each call on the stored property would be checked for
     /// exclusivity at run time. `body` must not reach the pipeline's sources:
-    /// run it inside `completeAll`, which holds their completions until the
+    /// run it inside `completeAll`, which takes the answers after the
     /// access has ended.
     func withTracker<R>(_ body: (inout PageRequestTracker) -> R) -> R { body(&tracker) }
 
     /// Reads `queue`'s response ring, matching each response.
     func readResponses(of queue: FaultProducer, channel: ChannelID, abi: ABIVersion,
-                       into tracker: inout PageRequestTracker, complete: (DeviceCompletion) -> Void) {
+                       into tracker: inout PageRequestTracker) {
         queue.readResponses { result in
-            let verdict = tracker.respond(result, channel: channel, abi: abi, complete: complete)
+            let verdict = tracker.respond(result, channel: channel, abi: abi)
             switch verdict {
             case .completed: queue.countMatch(.completed)
             case .rejected(.malformed): break  // counted by the queue's slot validation
@@ -263,7 +257,7 @@ public final class Pipeline: FaultIntake {
         // Answers already in the rings are taken first: a consumer that answered just before the
         // service stopped gets its answer through, not the shutdown's INVALID (as `removeQueue` does).
         for (channel, queue) in queues.enumerated() { if let queue { read(ChannelID(channel), of: queue) } }
-        completeAll { complete in withTracker { $0.shutdown(complete: complete) } }
+        completeAll { withTracker { $0.shutdown() } }
         flush()
     }
 
@@ -274,21 +268,24 @@ public final class Pipeline: FaultIntake {
         return PipelineSummary(pageRequests: tracker.snapshot, recordsLost: lost)
     }
 
-    /// Runs `body`, collecting the completions it makes, then hands them to
-    /// their sources and to the observer. With one source (the common case)
-    /// that is one `complete(batch:)` call: a read of a response ring costs
-    /// one dispatch, not one per answer; with several, one `complete` each.
-    func completeAll(_ body: (_ complete: (DeviceCompletion) -> Void) -> Void) {
-        var done = completionBuffer
-        completionBuffer = []
-        done.removeAll(keepingCapacity: true)
-        body { done.append($0) }
-        if sources.count == 1 && !done.isEmpty {
+    /// Runs `body` (which calls the tracker), then takes the answers the
+    /// tracker gave meanwhile and hands them to their sources and to the
+    /// observer. With one source (the common case) that is one
+    /// `complete(batch:)` call: a read of a response ring costs one
+    /// dispatch, not one per answer; with several, one `complete` each.
+    func completeAll(_ body: () -> Void) {
+        body()
+        guard !tracker.answers.isEmpty else { return }
+        var done: [DeviceCompletion] = []
+        swap(&done, &completionBuffer)  // empty, with the capacity of earlier answers
+        tracker.takeAnswers(into: &done)
+        if sources.count == 1 {
             source.complete(batch: done)
             if let observer { for completion in done { observer(completion) } }
         } else {
             for completion in done { complete(completion) }
         }
+        done.removeAll(keepingCapacity: true)
         completionBuffer = done
     }
 
@@ -317,9 +314,7 @@ public final class Pipeline: FaultIntake {
     @discardableResult
     public func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
         var cookie: UInt64?
-        completeAll { complete in
-            withTracker { tracker in cookie = tracker.receive(request, now: now, complete: complete) }
-        }
+        completeAll { withTracker { tracker in cookie = tracker.receive(request, now: now) } }
         return cookie
     }
 
@@ -328,9 +323,7 @@ public final class Pipeline: FaultIntake {
     /// one publish); the answers it gives at once reach their sources after
     /// the burst.
     public func receive(batch requests: [PageRequest], now: UInt64) {
-        completeAll { complete in
-            withTracker { tracker in tracker.receive(batch: requests, now: now, complete: complete) }
-        }
+        completeAll { withTracker { tracker in tracker.receive(batch: requests, now: now) } }
     }
 
     /// Publishes an unrecoverable fault into its device's queue.

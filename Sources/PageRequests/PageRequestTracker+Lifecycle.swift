@@ -4,14 +4,14 @@ extension PageRequestTracker {
     /// Advances time to `now` (ns): answers INVALID every group whose
     /// timeout passed, and delivers groups that waited for their channel to
     /// negotiate. Call it from the service loop's timer.
-    public mutating func tick(now: UInt64, complete: (DeviceCompletion) -> Void) {
+    public mutating func tick(now: UInt64) {
         // Deadlines are appended in time order with one timeout, so the
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
             timeouts.removeFirst()
-            if isLive(first.cookie) { retire(first.cookie, code: .invalid, source: .automatic(.timeout), complete: complete) }
+            if isLive(first.cookie) { retire(first.cookie, code: .invalid, source: .automatic(.timeout)) }
         }
-        flushBacklogs(complete: complete)
+        flushBacklogs()
     }
 
     /// When `tick` next has a timeout to fire (ns), or nil if no group is
@@ -31,20 +31,20 @@ extension PageRequestTracker {
     public var backlogged: Int { backlogs.reduce(0) { $0 + $1.count } }
 
     /// Delivers waiting groups of every channel whose ABI is now in force.
-    public mutating func flushBacklogs(complete: (DeviceCompletion) -> Void) {
+    public mutating func flushBacklogs() {
         for index in sinks.indices {
             guard !backlogs[index].isEmpty, let sink = sinks[index], sink.abi != nil else { continue }
             // Groups answered while they waited (timeout, detach) are skipped.
             let waiting: [UInt64] = backlogs[index].filter { isLive($0) && !records[record(of: $0)].delivered }
             backlogs[index].removeAll()
-            deliverRun(waiting[...], channel: ChannelID(index), complete: complete)
+            deliverRun(waiting[...], channel: ChannelID(index))
         }
     }
 
     /// The consumer of `channel` is gone: answer INVALID every group it
     /// owed, detach its devices, forget the channel. Cannot fail.
-    public mutating func removeChannel(_ channelID: ChannelID, complete: (DeviceCompletion) -> Void) {
-        retireAll(cause: .detach, complete: complete) { $0.channel == channelID }
+    public mutating func removeChannel(_ channelID: ChannelID) {
+        retireAll(cause: .detach) { $0.channel == channelID }
         for index in devices.indices where devices[index].known && devices[index].channel == channelID {
             devices[index].channel = nil
         }
@@ -58,16 +58,16 @@ extension PageRequestTracker {
     /// outstanding groups, drop its partial groups (their pages were asked
     /// under the old owner and must not reach the next one), and detach it;
     /// the device stays known.
-    public mutating func detachDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
-        retireLive(of: deviceID, cause: .detach, complete: complete)
+    public mutating func detachDevice(_ deviceID: UInt32) {
+        retireLive(of: deviceID, cause: .detach)
         discardPartials(of: deviceID)
         attach(deviceID, to: nil)
     }
 
     /// The device is gone: answer INVALID its outstanding groups, drop its
     /// partial groups, forget it.
-    public mutating func removeDevice(_ deviceID: UInt32, complete: (DeviceCompletion) -> Void) {
-        retireLive(of: deviceID, cause: .deviceRemoved, complete: complete)
+    public mutating func removeDevice(_ deviceID: UInt32) {
+        retireLive(of: deviceID, cause: .deviceRemoved)
         discardPartials(of: deviceID)
         if let d = deviceIndex(deviceID) {
             devices[d] = Device.unknown
@@ -76,14 +76,14 @@ extension PageRequestTracker {
     }
 
     /// The service stops: answer INVALID every outstanding group.
-    public mutating func shutdown(complete: (DeviceCompletion) -> Void) {
-        retireAll(cause: .shutdown, complete: complete) { _ in true }
+    public mutating func shutdown() {
+        retireAll(cause: .shutdown) { _ in true }
     }
 
     /// Answers INVALID every live group of one device, found through its
     /// per-PRGI index (`PRILimits.prgiCount` entries, not the whole cookie
     /// table: a DETACH costs the device's groups, not the service's).
-    mutating func retireLive(of deviceID: UInt32, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
+    mutating func retireLive(of deviceID: UInt32, cause: AutoResponseCause) {
         guard let d = deviceIndex(deviceID), devices[d].known else { return }
         var cookies: [UInt64] = []
         for prgi in 0..<PRILimits.prgiCount where indexStates[Self.reuseKey(d, prgi)].oldestLive != 0 {
@@ -91,16 +91,16 @@ extension PageRequestTracker {
         }
         // In slot order, as the scan of the whole table this replaces answered them.
         cookies.sort { GroupCookie(rawValue: $0).slot < GroupCookie(rawValue: $1).slot }
-        for cookie in cookies { retire(cookie, code: .invalid, source: .automatic(cause), complete: complete) }
+        for cookie in cookies { retire(cookie, code: .invalid, source: .automatic(cause)) }
     }
 
     mutating func retireAll(
-        cause: AutoResponseCause, complete: (DeviceCompletion) -> Void, where matches: (Group) -> Bool
+        cause: AutoResponseCause, where matches: (Group) -> Bool
     ) {
         for index in slots.indices where slots[index].live {
             guard matches(records[Int(slots[index].record)]) else { continue }
             let cookie = GroupCookie(generation: slots[index].generation, slot: UInt32(index)).rawValue
-            retire(cookie, code: .invalid, source: .automatic(cause), complete: complete)
+            retire(cookie, code: .invalid, source: .automatic(cause))
         }
     }
 }

@@ -15,8 +15,7 @@ extension PageRequestTracker {
     /// FAILURE becomes INVALID unless `policy.passFailure`.
     @discardableResult
     public mutating func respond(
-        _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion,
-        complete: (DeviceCompletion) -> Void
+        _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion
     ) -> ResponseVerdict {
         guard case .success(let response) = response else { return reject(.malformed) }
         let found = abi == .v2 ? lookup(cookie: response.cookie) : lookupV1(response, channel: channel)
@@ -48,7 +47,7 @@ extension PageRequestTracker {
                 code = .invalid
             }
         }
-        retire(cookie, code: code, source: .consumer, complete: complete)
+        retire(cookie, code: code, source: .consumer)
         return .completed(cookie: cookie)
     }
 

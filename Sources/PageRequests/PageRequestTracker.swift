@@ -9,8 +9,9 @@ public typealias ChannelID = UInt32
 /// exactly once — by the consumer, or automatically on timeout, overflow,
 /// detach, device removal, shutdown, or a full table.
 ///
-/// No I/O: groups leave through `GroupSink`, answers leave through the
-/// `complete` closure each call takes. A value type, so a caller keeping it
+/// No I/O: groups leave through `GroupSink`; answers collect in `answers`
+/// for the caller to take (`takeAnswers`), or reach the `complete` closure
+/// of the convenience variants before they return. A value type, so a caller keeping it
 /// in a local `var` pays no runtime exclusivity checks.
 ///
 /// Invariants (kept by `retire`, the only place a live group ends):
@@ -179,6 +180,15 @@ public struct PageRequestTracker {
     /// Records of the group being delivered, reused between groups.
     var scratch: [PageRequest] = []
     var counters = PageRequestCounters()
+    /// Answers given and not yet taken, in the order given (`takeAnswers`).
+    ///
+    /// Every method that can answer a group leaves its answers here rather
+    /// than calling out: a caller takes a whole read's or burst's answers
+    /// at once, after its access to the tracker has ended, so a device's
+    /// completion can never run inside the tracker. The `complete:`
+    /// variants (`PageRequestTracker+Answers.swift`) hand them over before
+    /// they return.
+    public internal(set) var answers: [DeviceCompletion] = []
     var autoTally = [UInt64](repeating: 0, count: AutoResponseCause.allCases.count)
     var rejectTally = [UInt64](repeating: 0, count: ResponseRejectionReason.allCases.count)
 
@@ -285,13 +295,11 @@ public struct PageRequestTracker {
     /// the device's channel, or waits there if the channel has no ABI yet.
     /// - Returns: the cookie of the group this request closed, if it is
     ///   still outstanding; nil otherwise (not a LAST_PAGE request, or the
-    ///   group was answered at once and `complete` has already run).
+    ///   group was answered at once: its answer is in `answers`).
     @discardableResult
-    public mutating func receive(
-        _ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void
-    ) -> UInt64? {
-        guard let cookie = admit(request, now: now, complete: complete) else { return nil }
-        deliverPending(complete: complete)
+    public mutating func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
+        guard let cookie = admit(request, now: now) else { return nil }
+        deliverPending()
         // Delivery may have retired it already (overflow): then it is not live.
         return isLive(cookie) ? cookie : nil
     }
@@ -300,17 +308,16 @@ public struct PageRequestTracker {
     /// and then hands the groups they closed to their channels in runs: one
     /// sink call, and one index store on the ring, per channel and run
     /// rather than per group. Answers given at once (no consumer, full
-    /// table, overflow) reach `complete` before it returns.
+    /// table, overflow) are in `answers` when it returns.
     ///
     /// One difference from `receive` one request at a time: a group that
     /// then finds no room in the ring holds its slot until the whole burst
     /// is admitted. With the cookie table otherwise full, a later group of
     /// the same burst is answered `tableFull` where, one at a time, it
     /// could have taken that slot. Every group is still answered once.
-    public mutating func receive(batch requests: [PageRequest], now: UInt64,
-                                 complete: (DeviceCompletion) -> Void) {
-        for request in requests { _ = admit(request, now: now, complete: complete) }
-        deliverPending(complete: complete)
+    public mutating func receive(batch requests: [PageRequest], now: UInt64) {
+        for request in requests { _ = admit(request, now: now) }
+        deliverPending()
     }
 
     /// The record of a live group's cookie.
@@ -326,11 +333,11 @@ public struct PageRequestTracker {
     /// group, and gives a closed group a slot, a deadline and a place in
     /// `pending` (or its channel's backlog).
     /// - Returns: the cookie of the group it closed, if it got a slot.
-    mutating func admit(_ request: PageRequest, now: UInt64, complete: (DeviceCompletion) -> Void) -> UInt64? {
+    mutating func admit(_ request: PageRequest, now: UInt64) -> UInt64? {
         counters.requests &+= 1
         guard let d = deviceIndex(request.deviceID), devices[d].known else {
             counters.unknownDevice &+= 1
-            if request.isLastPage { answerUnowned(request, cause: .noConsumer, complete: complete) }
+            if request.isLastPage { answerUnowned(request, cause: .noConsumer) }
             return nil
         }
         if request.isStopMarker {
@@ -378,12 +385,12 @@ public struct PageRequestTracker {
         let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, group.pages)
-            emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer), complete: complete)
+            emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
             return nil
         }
         guard let slotIndex = freeSlots.popFirst() else {
             releaseAllocation(request.deviceID, group.pages)
-            emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull), complete: complete)
+            emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull))
             return nil
         }
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
@@ -416,7 +423,7 @@ public struct PageRequestTracker {
 
     /// Hands `pending` to the channels, one run of consecutive groups of
     /// the same channel at a time (`deliverRun`).
-    mutating func deliverPending(complete: (DeviceCompletion) -> Void) {
+    mutating func deliverPending() {
         guard !pending.isEmpty else { return }
         var run: [UInt64] = []
         swap(&run, &pending)  // a local: deliverRun mutates self
@@ -427,7 +434,7 @@ public struct PageRequestTracker {
             while end < run.count && records[record(of: run[end])].channel == channel {
                 end += 1
             }
-            deliverRun(run[start..<end], channel: channel, complete: complete)
+            deliverRun(run[start..<end], channel: channel)
             start = end
         }
         run.removeAll(keepingCapacity: true)
@@ -442,8 +449,7 @@ public struct PageRequestTracker {
     /// Every cookie must be live (callers check, or have just admitted it):
     /// records are reused newest first, so a retired cookie's record may
     /// already hold another group.
-    mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID,
-                             complete: (DeviceCompletion) -> Void) {
+    mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID) {
         guard !cookies.isEmpty else { return }
         assert(cookies.allSatisfy(isLive), "deliverRun given a group that is not live")
         let sink = sinks[Int(channelID)]!
@@ -474,7 +480,7 @@ public struct PageRequestTracker {
                 records[record(of: cookie)].delivered = true
                 counters.groupsDelivered &+= 1
             case .noRoom:
-                retire(cookie, code: .invalid, source: .automatic(.overflow), complete: complete)
+                retire(cookie, code: .invalid, source: .automatic(.overflow))
             case .notReady:
                 backlogs[Int(channelID)].append(cookie)
             }
@@ -540,7 +546,7 @@ public struct PageRequestTracker {
     /// The single exit of a live group: emits its completion, remembers how
     /// it ended, frees its slot and its share of the device allocation.
     mutating func retire(
-        _ cookie: UInt64, code: ResponseCode, source: CompletionSource, complete: (DeviceCompletion) -> Void
+        _ cookie: UInt64, code: ResponseCode, source: CompletionSource
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         guard slots[slotIndex].live else { return }
@@ -573,26 +579,24 @@ public struct PageRequestTracker {
             removeLive(cookie, device: d, prgi: PRILimits.slot(group.prgi), ended: kind)
             devices[d].outstandingRequests -= group.pages  // its share of the allocation
         }
-        emit(group, cookie: cookie, code: code, source: source, complete: complete)
+        emit(group, cookie: cookie, code: code, source: source)
     }
 
     mutating func emit(
-        _ group: Group, cookie: UInt64, code: ResponseCode, source: CompletionSource,
-        complete: (DeviceCompletion) -> Void
+        _ group: Group, cookie: UInt64, code: ResponseCode, source: CompletionSource
     ) {
         switch source {
         case .consumer: counters.completedByConsumer &+= 1
         case .automatic(let cause): autoTally[cause.ordinal] &+= 1
         }
-        complete(DeviceCompletion(
+        answers.append(DeviceCompletion(
             deviceID: group.deviceID, pasid: group.needsPASID ? group.pasid : nil, prgi: group.prgi, code: code,
             privateData: group.privateData, cookie: cookie, source: source, requestedAtNS: group.last.timestampNS))
     }
 
     /// Answers a group that never got a cookie (no device state to keep).
-    mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause, complete: (DeviceCompletion) -> Void) {
-        emit(Group(last: request, pages: 1, channel: 0), cookie: 0, code: .invalid, source: .automatic(cause),
-             complete: complete)
+    mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause) {
+        emit(Group(last: request, pages: 1, channel: 0), cookie: 0, code: .invalid, source: .automatic(cause))
     }
 }
 

@@ -49,6 +49,30 @@ import Testing
         #expect(b.tracker.snapshot.groupsDelivered == 2)
     }
 
+    /// Without a closure, answers wait in `answers`, in the order given,
+    /// until taken; taking them leaves none behind, and the closure
+    /// variants hand over exactly what they gave.
+    @Test func answersWaitUntilTakenAndAreTakenOnce() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 100
+        var b = Bench(policy: policy, entries: 2)
+        b.tracker.receive(request(prgi: 1, device: 9), now: 0)  // unknown device: no consumer
+        b.tracker.receive(request(prgi: 2), now: 0)  // delivered, times out at 100
+        b.tracker.receive(batch: [request(prgi: 3, last: false), request(prgi: 3, last: false), request(prgi: 3)],
+                          now: 0)  // does not fit: overflow
+        #expect(b.tracker.answers.map(\.source) == [.automatic(.noConsumer), .automatic(.overflow)])
+        var taken: [DeviceCompletion] = []
+        b.tracker.takeAnswers(into: &taken)
+        #expect(taken.map(\.prgi) == [1, 3])
+        #expect(b.tracker.answers.isEmpty)
+        b.tick(100)  // the closure variant: the timeout, once
+        #expect(b.completions.map(\.prgi) == [2])
+        #expect(b.completions[0].source == .automatic(.timeout))
+        #expect(b.tracker.answers.isEmpty)
+        b.tick(200)
+        #expect(b.completions.count == 1)
+    }
+
     @Test func detachRemovalAndShutdownEachAnswerTheirGroups() {
         var b = Bench()
         let otherSink = try! QueueChannel()
