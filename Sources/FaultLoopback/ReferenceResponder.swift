@@ -57,7 +57,7 @@ struct ReferenceResponder {
             let answers = script.answer(request, using: &rng, right: { code in
                 PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
                              prgi: request.prgi)
-            }, send: { out.append($0) })
+            }, into: &out)
             if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
             if let copy = answers.foreign { foreign.append(copy) }
         }

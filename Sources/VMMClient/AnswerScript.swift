@@ -4,8 +4,8 @@ import FaultABI
 /// group, in order, counting every injection.
 ///
 /// Stateful (the group count, the cookies answered, for stale re-sends);
-/// one script per consumer. `answer(…)` hands the answers to send now to
-/// its `send` closure, in order; the caller sends `withheld` after the
+/// one script per consumer. `answer(…)` appends the answers to send now to
+/// the caller's outbox, in order; the caller sends `withheld` after the
 /// group's timeout, and `foreign` on another queue.
 public struct AnswerScript: Sendable {
     /// The behaviour being played.
@@ -50,21 +50,21 @@ public struct AnswerScript: Sendable {
         @inlinable public init() {}
     }
 
-    /// Answers the next group, whose LAST_PAGE request is `request`: hands
-    /// what is to be sent now to `send`, in order (wrong ones first, then the
-    /// right one, then its duplicate), and returns the rest.
+    /// Answers the next group, whose LAST_PAGE request is `request`: appends
+    /// what is to be sent now to `outbox`, in order (wrong ones first, then
+    /// the right one, then its duplicate), and returns the rest.
     /// The policy picks the code (`rng` serves the random policy); `right`
     /// builds the correct answer with that code in the consumer's own terms
     /// (its cookie, and its PASID when the device needs it back), or returns
     /// nil when the consumer cannot answer the group.
     ///
-    /// Answers go out through `send` rather than in a returned collection,
-    /// and the function is inlinable: a group's answers cost no allocation
-    /// and no copy of a few hundred bytes.
+    /// Answers go straight into the caller's outbox (no collection returned,
+    /// no closure called per answer), and the function is inlinable: a
+    /// group's answers cost no allocation and no copy of a few hundred bytes.
     @inlinable
     public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
                                 right: (ResponseCode) -> PageResponse?,
-                                send: (PageResponse) -> Void) -> Answers {
+                                into outbox: inout [PageResponse]) -> Answers {
         groupsSeen += 1
         let n = groupsSeen
         // Fields of `behaviour` are read one by one, not through a copy of
@@ -87,17 +87,17 @@ public struct AnswerScript: Sendable {
         if ConsumerBehaviour.hits(behaviour.mismatchEvery, n) && (cookies || request.needsPASID) {
             var wrong = right
             wrong.pasid = request.needsPASID ? (request.pasid ?? 0) ^ 0x55 : 7
-            send(wrong)
+            outbox.append(wrong)
             out.sent += 1
             injected.mismatch += 1
         }
         if cookies && ConsumerBehaviour.hits(behaviour.unknownEvery, n) {
-            send(PageResponse(code: .success, cookie: GroupCookie.neverIssued(n).rawValue))
+            outbox.append(PageResponse(code: .success, cookie: GroupCookie.neverIssued(n).rawValue))
             out.sent += 1
             injected.unknown += 1
         }
         if cookies && ConsumerBehaviour.hits(behaviour.staleEvery, n), answered.count - answeredHead >= staleDistance {
-            send(PageResponse(code: .success, cookie: answered[answeredHead]))
+            outbox.append(PageResponse(code: .success, cookie: answered[answeredHead]))
             out.sent += 1
             injected.stale += 1
         }
@@ -105,11 +105,11 @@ public struct AnswerScript: Sendable {
             right.code = .failure
             injected.failure += 1
         }
-        send(right)
+        outbox.append(right)
         out.sent += 1
         out.right = right
         if ConsumerBehaviour.hits(behaviour.duplicateEvery, n) {
-            send(right)
+            outbox.append(right)
             out.sent += 1
             injected.duplicate += 1
         }

@@ -201,7 +201,7 @@ public final class ReferenceVMM {
         summary.groups += 1
         var responses: [PageResponse] = []
         let answers = script.answer(request, using: &rng, right: { code in guestAnswer(request, endpoint: endpoint, code) },
-                                    send: { responses.append($0) })
+                                    into: &responses)
         guard let right = answers.right, let last = responses.last else {
             summary.unanswered += 1
             return nil
@@ -228,10 +228,11 @@ public final class ReferenceVMM {
         try second.consume(max: 256) { record in
             guard case .event(.pageRequest(let request), _) = record, request.isLastPage else { return nil }
             summary.groups += 1
+            var unsent: [PageResponse] = []
             let answers = secondScript.answer(request, using: &rng, right: { code in
                 PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
                              prgi: request.prgi)
-            }, send: { _ in })  // only the right answer goes out here, returned below
+            }, into: &unsent)  // only the right answer goes out here, returned below
             if let foreign = answers.foreign {
                 client.queueResponse(foreign)
                 client.flush()
