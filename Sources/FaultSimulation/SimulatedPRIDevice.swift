@@ -96,8 +96,8 @@ public struct SimulatedPRIDevice: Sendable {
         let prgi: UInt32
         if reuse, let busy = pagesInFlight.firstIndex(where: { $0 > 0 }) {
             prgi = UInt32(busy)  // misbehaving: this index still has a group outstanding
-        } else if let free = freePRGI.popLast() {
-            prgi = free
+        } else if !freePRGI.isEmpty {
+            prgi = freePRGI.removeLast()
         } else {
             return
         }

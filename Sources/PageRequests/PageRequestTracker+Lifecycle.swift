@@ -8,7 +8,7 @@ extension PageRequestTracker {
         // Deadlines are appended in time order with one timeout, so the
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
-            timeouts.removeFirst()
+            _ = timeouts.popFirst()
             if isLive(first.cookie) { retire(first.cookie, code: .invalid, source: .automatic(.timeout)) }
         }
         flushBacklogs()
@@ -21,7 +21,7 @@ extension PageRequestTracker {
     public mutating func nextDeadline() -> UInt64? {
         while let first = timeouts.first {
             if isLive(first.cookie) { return first.at }
-            timeouts.removeFirst()
+            _ = timeouts.popFirst()
         }
         return nil
     }

@@ -139,8 +139,8 @@ public struct PageRequestTracker {
     /// FIFO, so a retired slot is reused as late as possible: its cookie is
     /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
     /// groups at least, and only then becomes merely stale.
-    var freeSlots: Deque<UInt32>
-    var timeouts = Deque<Deadline>()
+    var freeSlots: FIFORing<UInt32>
+    var timeouts = FIFORing(filler: Deadline(at: 0, cookie: 0))
     var partials: [AssemblyKey: [PageRequest]] = [:]
     /// Dense, in the order devices were first added (`deviceIndex`); a
     /// removed device keeps its slot as an unknown placeholder.
@@ -196,7 +196,7 @@ public struct PageRequestTracker {
     public init(policy: PageRequestPolicy = PageRequestPolicy()) {
         self.policy = policy
         slots = [Slot](repeating: Slot(), count: policy.maxOutstandingGroups)
-        freeSlots = Deque(0..<UInt32(policy.maxOutstandingGroups))
+        freeSlots = FIFORing(0..<UInt32(policy.maxOutstandingGroups), filler: 0)
     }
 
     /// What the tracker has counted so far.
@@ -395,8 +395,8 @@ public struct PageRequestTracker {
         }
         let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
         let record: UInt32
-        if let free = freeRecords.popLast() {
-            record = free
+        if !freeRecords.isEmpty {
+            record = freeRecords.removeLast()
             records[Int(record)] = group
         } else {
             record = UInt32(records.count)

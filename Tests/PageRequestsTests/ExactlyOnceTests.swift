@@ -49,6 +49,26 @@ import Testing
         #expect(b.tracker.snapshot.groupsDelivered == 2)
     }
 
+    /// Deadlines fire in the order given, one each, after the deadline
+    /// queue has wrapped and grown (it starts with room for 16).
+    @Test func deadlinesFireInOrderAfterTheQueueWrapsAndGrows() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 1000
+        var b = Bench(policy: policy, entries: 64)
+        for prgi in UInt32(0)..<10 { b.send(request(prgi: prgi), at: UInt64(prgi)) }
+        b.tick(1009)  // the first 10 time out: the queue's head has moved on
+        #expect(b.completions.map(\.prgi) == Array(0..<10))
+        _ = b.sink.sizes  // read them, freeing the ring
+        for prgi in UInt32(10)..<50 { b.send(request(prgi: prgi), at: 100 + UInt64(prgi)) }
+        #expect(b.tracker.outstandingGroups == 40)
+        b.answer(PageResponse(code: .success, cookie: b.sink.cookie(30)))  // prgi 30, answered in time
+        for t in UInt64(1110)..<1150 { b.tick(t) }
+        let timedOut = b.completions.filter { $0.source == .automatic(.timeout) }.map(\.prgi)
+        #expect(timedOut == Array(0..<30) + Array(31..<50))
+        #expect(b.completions.count == 50)
+        #expect(b.tracker.outstandingGroups == 0)
+    }
+
     /// Without a closure, answers wait in `answers`, in the order given,
     /// until taken; taking them leaves none behind, and the closure
     /// variants hand over exactly what they gave.
