@@ -660,7 +660,7 @@ extension FaultProducer {
             counters.add(QueueCounters.Offset.groupsOverflowed)
             return .noRoom
         }
-        _ = writeLostRecord()
+        if pendingLost > 0 { _ = writeLostRecord() }  // checked here: the call is out of line
         encodeIntoRing(events, abi: abi)
         return .published
     }

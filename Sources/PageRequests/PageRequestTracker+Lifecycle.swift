@@ -5,6 +5,7 @@ extension PageRequestTracker {
     /// timeout passed, and delivers groups that waited for their channel to
     /// negotiate. Call it from the service loop's timer.
     public mutating func tick(now: UInt64) {
+        table.makeUnique()
         // Deadlines are appended in time order with one timeout, so the
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
@@ -32,10 +33,11 @@ extension PageRequestTracker {
 
     /// Delivers waiting groups of every channel whose ABI is now in force.
     public mutating func flushBacklogs() {
+        table.makeUnique()
         for index in sinks.indices {
             guard !backlogs[index].isEmpty, let sink = sinks[index], sink.abi != nil else { continue }
             // Groups answered while they waited (timeout, detach) are skipped.
-            let waiting: [UInt64] = backlogs[index].filter { isLive($0) && !records[record(of: $0)].delivered }
+            let waiting: [UInt64] = backlogs[index].filter { isLive($0) && !group(of: $0).pointee.delivered }
             backlogs[index].removeAll()
             deliverRun(waiting[...], channel: ChannelID(index))
         }
@@ -44,6 +46,7 @@ extension PageRequestTracker {
     /// The consumer of `channel` is gone: answer INVALID every group it
     /// owed, detach its devices, forget the channel. Cannot fail.
     public mutating func removeChannel(_ channelID: ChannelID) {
+        table.makeUnique()
         retireAll(cause: .detach) { $0.channel == channelID }
         for index in devices.indices where devices[index].known && devices[index].channel == channelID {
             devices[index].channel = nil
@@ -59,6 +62,7 @@ extension PageRequestTracker {
     /// under the old owner and must not reach the next one), and detach it;
     /// the device stays known.
     public mutating func detachDevice(_ deviceID: UInt32) {
+        table.makeUnique()
         retireLive(of: deviceID, cause: .detach)
         discardPartials(of: deviceID)
         attach(deviceID, to: nil)
@@ -67,6 +71,7 @@ extension PageRequestTracker {
     /// The device is gone: answer INVALID its outstanding groups, drop its
     /// partial groups, forget it.
     public mutating func removeDevice(_ deviceID: UInt32) {
+        table.makeUnique()
         retireLive(of: deviceID, cause: .deviceRemoved)
         discardPartials(of: deviceID)
         if let d = deviceIndex(deviceID) {
@@ -77,6 +82,7 @@ extension PageRequestTracker {
 
     /// The service stops: answer INVALID every outstanding group.
     public mutating func shutdown() {
+        table.makeUnique()
         retireAll(cause: .shutdown) { _ in true }
     }
 
@@ -97,9 +103,10 @@ extension PageRequestTracker {
     mutating func retireAll(
         cause: AutoResponseCause, where matches: (Group) -> Bool
     ) {
-        for index in slots.indices where slots[index].live {
-            guard matches(records[Int(slots[index].record)]) else { continue }
-            let cookie = GroupCookie(generation: slots[index].generation, slot: UInt32(index)).rawValue
+        for index in 0..<table.capacity where table.slot(index).pointee.live {
+            let slot = table.slot(index).pointee
+            guard matches(table.record(Int(slot.record)).pointee) else { continue }
+            let cookie = GroupCookie(generation: slot.generation, slot: UInt32(index)).rawValue
             retire(cookie, code: .invalid, source: .automatic(cause))
         }
     }

@@ -17,6 +17,7 @@ extension PageRequestTracker {
     public mutating func respond(
         _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion
     ) -> ResponseVerdict {
+        table.makeUnique()
         guard case .success(let response) = response else { return reject(.malformed) }
         let found = abi == .v2 ? lookup(cookie: response.cookie) : lookupV1(response, channel: channel)
         let cookie: UInt64
@@ -24,7 +25,7 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let group = records[record(of: cookie)]
+        let group = group(of: cookie).pointee
         guard group.channel == channel else { return reject(.foreignDevice) }
         let last = group.last
         if abi == .v1 {
@@ -60,17 +61,18 @@ extension PageRequestTracker {
     func lookup(cookie: UInt64) -> Result<UInt64, ResponseRejectionReason> {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         let generation = GroupCookie(rawValue: cookie).generation
-        guard generation != 0, slotIndex < slots.count else { return .failure(.unknown) }
+        guard generation != 0, slotIndex < table.capacity else { return .failure(.unknown) }
         if isLive(cookie) { return .success(cookie) }
-        if slots[slotIndex].retiredBy != .none && generation == Self.previous(slots[slotIndex].generation) {
-            switch slots[slotIndex].retiredBy {
+        let slot = table.slot(slotIndex).pointee
+        if slot.retiredBy != .none && generation == Self.previous(slot.generation) {
+            switch slot.retiredBy {
             case .consumer: return .failure(.duplicate)
             case .timeout: return .failure(.late)
             default: return .failure(.stale)
             }
         }
         // An earlier generation of this slot: issued, answered, forgotten.
-        return generation < slots[slotIndex].generation ? .failure(.stale) : .failure(.unknown)
+        return generation < slot.generation ? .failure(.stale) : .failure(.unknown)
     }
 
     /// Finds the live group an ABI 1 response names: among the devices of
@@ -85,7 +87,7 @@ extension PageRequestTracker {
         var oldest: UInt64?
         for d in devices.indices where devices[d].known && devices[d].channel == channel {
             for cookie in liveCookies(device: d, prgi: Int(prgi)) {
-                let group = records[record(of: cookie)]
+                let group = group(of: cookie).pointee
                 if response.pasid != nil && group.pasid == response.pasid { return .success(cookie) }
                 if oldest == nil { oldest = cookie }
             }

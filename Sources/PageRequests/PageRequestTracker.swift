@@ -11,8 +11,12 @@ public typealias ChannelID = UInt32
 ///
 /// No I/O: groups leave through `GroupSink`; answers collect in `answers`
 /// for the caller to take (`takeAnswers`), or reach the `complete` closure
-/// of the convenience variants before they return. A value type, so a caller keeping it
-/// in a local `var` pays no runtime exclusivity checks.
+/// of the convenience variants before they return.
+///
+/// A value type, so a caller keeping it in a local `var` pays no runtime
+/// exclusivity checks. Its cookie table (`GroupTable`) is shared by copies
+/// until one of them writes, like an array's buffer, but checked for that
+/// once per call rather than on every store.
 ///
 /// Invariants (kept by `retire`, the only place a live group ends):
 /// - a cookie is live in exactly one slot until retired, never reused
@@ -67,8 +71,8 @@ public struct PageRequestTracker {
     /// index): 12 bytes. Slots are reused first-in first-out, so the slot a
     /// new group takes is the one unused longest, cold in cache; small
     /// slots, taken in order, share a cache line with their neighbours.
-    /// The group itself is in `records`, which is reused last-in first-out
-    /// and stays warm.
+    /// The group itself is in a record (`GroupTable`), reused last-in
+    /// first-out, which stays warm.
     struct Slot {
         var generation: UInt32 = 1
         /// The group's index in `records`, while live.
@@ -121,11 +125,8 @@ public struct PageRequestTracker {
     }
 
 
-    var slots: [Slot]
-    /// Live groups, by `Slot.record`: as many entries as groups were ever
-    /// live at once, reused last-in first-out (`freeRecords`).
-    var records: [Group] = []
-    var freeRecords: [UInt32] = []
+    /// The cookie slots and live groups' records (`GroupTable`).
+    var table: GroupTable
     /// The requests before the LAST_PAGE one of each record's group (empty
     /// for one-page groups, the common case: no allocation).
     var earlierRequests: [[PageRequest]] = []
@@ -136,10 +137,6 @@ public struct PageRequestTracker {
     static let spareRequestArraysKept = 1024
     /// The largest capacity a kept array may have (requests).
     static let spareRequestCapacity = 16
-    /// FIFO, so a retired slot is reused as late as possible: its cookie is
-    /// remembered (duplicate / late) for the next `maxOutstandingGroups - 1`
-    /// groups at least, and only then becomes merely stale.
-    var freeSlots: FIFORing<UInt32>
     var timeouts = FIFORing(filler: Deadline(at: 0, cookie: 0))
     var partials: [AssemblyKey: [PageRequest]] = [:]
     /// Dense, in the order devices were first added (`deviceIndex`); a
@@ -195,8 +192,7 @@ public struct PageRequestTracker {
     /// A tracker with an empty cookie table of `policy.maxOutstandingGroups` slots.
     public init(policy: PageRequestPolicy = PageRequestPolicy()) {
         self.policy = policy
-        slots = [Slot](repeating: Slot(), count: policy.maxOutstandingGroups)
-        freeSlots = FIFORing(0..<UInt32(policy.maxOutstandingGroups), filler: 0)
+        table = GroupTable(capacity: policy.maxOutstandingGroups)
     }
 
     /// What the tracker has counted so far.
@@ -212,7 +208,7 @@ public struct PageRequestTracker {
     }
 
     /// Groups closed and not yet answered.
-    public var outstandingGroups: Int { policy.maxOutstandingGroups - freeSlots.count }
+    public var outstandingGroups: Int { table.capacity - table.freeSlotCount }
 
     // MARK: Channels and devices
 
@@ -298,6 +294,7 @@ public struct PageRequestTracker {
     ///   group was answered at once: its answer is in `answers`).
     @discardableResult
     public mutating func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
+        table.makeUnique()
         guard let cookie = admit(request, now: now) else { return nil }
         deliverPending()
         // Delivery may have retired it already (overflow): then it is not live.
@@ -316,17 +313,24 @@ public struct PageRequestTracker {
     /// the same burst is answered `tableFull` where, one at a time, it
     /// could have taken that slot. Every group is still answered once.
     public mutating func receive(batch requests: [PageRequest], now: UInt64) {
+        table.makeUnique()
         for request in requests { _ = admit(request, now: now) }
         deliverPending()
     }
 
     /// The record of a live group's cookie.
-    func record(of cookie: UInt64) -> Int { Int(slots[Int(GroupCookie(rawValue: cookie).slot)].record) }
+    @inline(__always) func record(of cookie: UInt64) -> Int {
+        Int(table.slot(Int(GroupCookie(rawValue: cookie).slot)).pointee.record)
+    }
+
+    /// The group of a live cookie's record, to read or (after
+    /// `table.makeUnique()`) to write in place.
+    @inline(__always) func group(of cookie: UInt64) -> UnsafeMutablePointer<Group> { table.record(record(of: cookie)) }
 
     /// Whether `cookie` names a live group.
     func isLive(_ cookie: UInt64) -> Bool {
-        let slot = Int(GroupCookie(rawValue: cookie).slot)
-        return slots[slot].live && slots[slot].generation == GroupCookie(rawValue: cookie).generation
+        let slot = table.slot(Int(GroupCookie(rawValue: cookie).slot))
+        return slot.pointee.live && slot.pointee.generation == GroupCookie(rawValue: cookie).generation
     }
 
     /// `receive` up to delivery: counts the request, parks it or closes its
@@ -388,23 +392,17 @@ public struct PageRequestTracker {
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
             return nil
         }
-        guard let slotIndex = freeSlots.popFirst() else {
+        guard let slotIndex = table.takeSlot() else {
             releaseAllocation(request.deviceID, group.pages)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull))
             return nil
         }
-        let cookie = GroupCookie(generation: slots[Int(slotIndex)].generation, slot: slotIndex).rawValue
-        let record: UInt32
-        if !freeRecords.isEmpty {
-            record = freeRecords.removeLast()
-            records[Int(record)] = group
-        } else {
-            record = UInt32(records.count)
-            records.append(group)
-            earlierRequests.append([])
-        }
-        slots[Int(slotIndex)].record = record
-        slots[Int(slotIndex)].live = true
+        let slot = table.slot(Int(slotIndex))
+        let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
+        let (record, isNew) = table.takeRecord(group)
+        if isNew { earlierRequests.append([]) }
+        slot.pointee.record = record
+        slot.pointee.live = true
         if !requests.isEmpty { earlierRequests[Int(record)] = requests }
         if indexStates[key].oldestLive == 0 {
             indexStates[key].oldestLive = cookie
@@ -429,9 +427,9 @@ public struct PageRequestTracker {
         swap(&run, &pending)  // a local: deliverRun mutates self
         var start = 0
         while start < run.count {
-            let channel = records[record(of: run[start])].channel
+            let channel = group(of: run[start]).pointee.channel
             var end = start + 1
-            while end < run.count && records[record(of: run[end])].channel == channel {
+            while end < run.count && group(of: run[end]).pointee.channel == channel {
                 end += 1
             }
             deliverRun(run[start..<end], channel: channel)
@@ -465,10 +463,11 @@ public struct PageRequestTracker {
                 request.cookie = cookie
                 scratch.append(request)
             }
-            var last = records[r].last
+            let group = table.record(r)
+            var last = group.pointee.last
             last.cookie = cookie
             scratch.append(last)
-            runSizes.append(records[r].pages)
+            runSizes.append(group.pointee.pages)
         }
         var outcomes: [GroupDelivery] = []
         swap(&outcomes, &runOutcomes)
@@ -477,7 +476,7 @@ public struct PageRequestTracker {
         for (cookie, outcome) in zip(cookies, outcomes) {
             switch outcome {
             case .delivered:
-                records[record(of: cookie)].delivered = true
+                group(of: cookie).pointee.delivered = true
                 counters.groupsDelivered &+= 1
             case .noRoom:
                 retire(cookie, code: .invalid, source: .automatic(.overflow))
@@ -549,10 +548,11 @@ public struct PageRequestTracker {
         _ cookie: UInt64, code: ResponseCode, source: CompletionSource
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
-        guard slots[slotIndex].live else { return }
-        let r = Int(slots[slotIndex].record)
-        let group = records[r]
-        freeRecords.append(UInt32(r))
+        let slot = table.slot(slotIndex)
+        guard slot.pointee.live else { return }
+        let r = Int(slot.pointee.record)
+        let group = table.record(r).pointee
+        table.freeRecord(UInt32(r))
         if group.pages > 1 {
             var spare: [PageRequest] = []
             swap(&spare, &earlierRequests[r])
@@ -568,13 +568,10 @@ public struct PageRequestTracker {
         case .automatic(.timeout): kind = .timeout
         case .automatic: kind = .other
         }
-        var slot = slots[slotIndex]  // one store back: one uniqueness check, not four
-        slot.live = false
-        slot.retiredBy = kind
-        slot.generation &+= 1
-        if slot.generation == 0 { slot.generation = 1 }
-        slots[slotIndex] = slot
-        freeSlots.append(UInt32(slotIndex))
+        slot.pointee.live = false
+        slot.pointee.retiredBy = kind
+        slot.pointee.generation = slot.pointee.generation == .max ? 1 : slot.pointee.generation &+ 1  // never 0
+        table.freeSlot(UInt32(slotIndex))
         if let d = deviceIndex(group.deviceID), devices[d].known {
             removeLive(cookie, device: d, prgi: PRILimits.slot(group.prgi), ended: kind)
             devices[d].outstandingRequests -= group.pages  // its share of the allocation

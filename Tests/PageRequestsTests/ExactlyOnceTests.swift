@@ -49,6 +49,27 @@ import Testing
         #expect(b.tracker.snapshot.groupsDelivered == 2)
     }
 
+    /// The tracker is a value: a copy answers and admits in its own cookie
+    /// table (which is shared until one of them writes), never the other's.
+    @Test func aCopiedTrackerKeepsItsOwnGroups() {
+        var b = Bench()
+        b.send(request(prgi: 1))
+        var copy = b.tracker
+        let cookie = b.sink.cookie(0)
+        #expect(b.answer(PageResponse(code: .success, cookie: cookie)) == .completed(cookie: cookie))
+        #expect(b.tracker.outstandingGroups == 0)
+        #expect(copy.outstandingGroups == 1)
+        var out: [DeviceCompletion] = []
+        let verdict = copy.respond(.success(PageResponse(code: .success, cookie: cookie)), channel: b.channel,
+                                   abi: .v2) { out.append($0) }
+        #expect(verdict == .completed(cookie: cookie))
+        #expect(out.count == 1)
+        #expect(b.answer(PageResponse(code: .success, cookie: cookie)) == .rejected(.duplicate))
+        copy.receive(request(prgi: 2), now: 0) { out.append($0) }
+        #expect(copy.outstandingGroups == 1)
+        #expect(b.tracker.outstandingGroups == 0)
+    }
+
     /// Deadlines fire in the order given, one each, after the deadline
     /// queue has wrapped and grown (it starts with room for 16).
     @Test func deadlinesFireInOrderAfterTheQueueWrapsAndGrows() {
