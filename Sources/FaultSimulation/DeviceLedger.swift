@@ -9,16 +9,10 @@ import PageRequests
 /// group is answered exactly once. `balanced` says whether anything is
 /// outstanding, answered twice, or answered wrongly.
 public struct DeviceLedger: Sendable {
-    struct Issued: Sendable {
-        var pasid: UInt32?
-        var needsPASID: Bool
-        var privateData: PrivateData?
-        /// What a right answer echoes.
-        var expectedPASID: UInt32? { needsPASID ? pasid : nil }
-    }
-
-    /// Issued groups still waiting, matched as PCIe answers name them.
-    var waiting = AnswerMatcher<Issued>()
+    /// Issued groups still waiting, matched as PCIe answers name them; each
+    /// entry holds what a right answer echoes (the PASID only when the
+    /// device asked for it back, and the private data), and nothing else.
+    var waiting = AnswerMatcher<Void>()
     /// Groups issued (LAST_PAGE requests sent).
     public private(set) var issued: UInt64 = 0
     /// Answers that matched a waiting group.
@@ -52,8 +46,7 @@ public struct DeviceLedger: Sendable {
 
     /// Records a group the device sent (its LAST_PAGE request).
     public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
-        let group = Issued(pasid: pasid, needsPASID: needsPASID, privateData: privateData)
-        waiting.expect(prgi: prgi, pasid: group.expectedPASID, privateData: privateData, group)
+        waiting.expect(prgi: prgi, pasid: needsPASID ? pasid : nil, privateData: privateData, ())
         issued += 1
     }
 
@@ -64,18 +57,18 @@ public struct DeviceLedger: Sendable {
     /// `closed` for the INVALID a hang-up implies).
     @discardableResult
     public mutating func receive(_ completion: DeviceCompletion, label: String? = nil) -> Bool {
-        guard let group = waiting.take(prgi: completion.prgi, pasid: completion.pasid,
-                                       privateData: completion.privateData) else {
+        guard let expected = waiting.takeEntry(prgi: completion.prgi, pasid: completion.pasid,
+                                               privateData: completion.privateData) else {
             unexpected += 1
             note("answer for PRGI \(completion.prgi) with nothing outstanding (twice, or never issued)")
             return false
         }
         answered += 1
-        if completion.pasid != group.expectedPASID {
+        if completion.pasid != expected.pasid {
             wrong += 1
-            note("PRGI \(completion.prgi): PASID \(String(describing: completion.pasid)), expected \(String(describing: group.expectedPASID))")
+            note("PRGI \(completion.prgi): PASID \(String(describing: completion.pasid)), expected \(String(describing: expected.pasid))")
         }
-        if completion.privateData != group.privateData {
+        if completion.privateData != expected.privateData {
             wrong += 1
             note("PRGI \(completion.prgi): private data not echoed")
         }

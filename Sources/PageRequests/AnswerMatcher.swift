@@ -71,12 +71,22 @@ public struct AnswerMatcher<Value> {
     /// or nil if none waits on `prgi`.
     @inlinable
     public mutating func take(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?) -> Value? {
+        takeEntry(prgi: prgi, pasid: pasid, privateData: privateData)?.value
+    }
+
+    /// `take`, with what the chosen group's answer must echo (the PASID and
+    /// private data it was expected with): a caller that checks the answer
+    /// against them need not keep a second copy in `Value`.
+    @inlinable
+    public mutating func takeEntry(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?)
+        -> (pasid: UInt32?, privateData: PrivateData?, value: Value)?
+    {
         let slot = PRILimits.slot(prgi)
         guard let first = oldest[slot] else { return nil }
         waitingCount -= 1
         guard !later.isEmpty, var rest = later.removeValue(forKey: slot) else {
             oldest[slot] = nil  // the common case: the index's one group
-            return first.value
+            return (first.pasid, first.privateData, first.value)
         }
         // A reused index: choose among all its groups, oldest first.
         let all = [first] + rest
@@ -96,7 +106,7 @@ public struct AnswerMatcher<Value> {
             taken = rest.remove(at: index - 1)
         }
         if !rest.isEmpty { later[slot] = rest }
-        return taken.value
+        return (taken.pasid, taken.privateData, taken.value)
     }
 }
 

@@ -38,12 +38,17 @@ public struct PageRequestTracker {
         var last: PageRequest
         var pages: Int
         var channel: ChannelID
+        /// The device's dense index (`deviceIndex`), -1 for a group that
+        /// never got a cookie. Valid while the group is live: a device is
+        /// removed only after its live groups are retired.
+        var device: Int32
         var delivered = false
 
-        init(last: PageRequest, pages: Int, channel: ChannelID) {
+        init(last: PageRequest, pages: Int, channel: ChannelID, device: Int) {
             self.last = last
             self.pages = pages
             self.channel = channel
+            self.device = Int32(truncatingIfNeeded: device)
         }
 
         var deviceID: UInt32 { last.deviceID }
@@ -386,7 +391,7 @@ public struct PageRequestTracker {
         if indexStates[key].oldestLive != 0 { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
-        let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0)
+        let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0, device: d)
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, group.pages)
             emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
@@ -572,10 +577,15 @@ public struct PageRequestTracker {
         slot.pointee.retiredBy = kind
         slot.pointee.generation = slot.pointee.generation == .max ? 1 : slot.pointee.generation &+ 1  // never 0
         table.freeSlot(UInt32(slotIndex))
-        if let d = deviceIndex(group.deviceID), devices[d].known {
+        let d = Int(group.device)
+        assert(devices[d].known, "a live group of a removed device")
+        let key = Self.reuseKey(d, PRILimits.slot(group.prgi))
+        if reusedLive.isEmpty && indexStates[key].oldestLive == cookie {
+            indexStates[key] = IndexState(oldestLive: 0, lastRetired: kind)  // the index's one live group
+        } else {
             removeLive(cookie, device: d, prgi: PRILimits.slot(group.prgi), ended: kind)
-            devices[d].outstandingRequests -= group.pages  // its share of the allocation
         }
+        devices[d].outstandingRequests -= group.pages  // its share of the allocation
         emit(group, cookie: cookie, code: code, source: source)
     }
 
@@ -593,7 +603,8 @@ public struct PageRequestTracker {
 
     /// Answers a group that never got a cookie (no device state to keep).
     mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause) {
-        emit(Group(last: request, pages: 1, channel: 0), cookie: 0, code: .invalid, source: .automatic(cause))
+        emit(Group(last: request, pages: 1, channel: 0, device: -1), cookie: 0, code: .invalid,
+             source: .automatic(cause))
     }
 }
 
