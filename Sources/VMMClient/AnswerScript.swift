@@ -25,6 +25,9 @@ public struct AnswerScript: Sendable {
     /// Cookies answered, oldest first (at most `staleDistance`).
     @usableFromInline var answered: [UInt64] = []
     @usableFromInline var answeredHead = 0
+    /// `behaviour.injectsPerGroup`, read once: a script that injects
+    /// nothing answers each group without looking at any injection.
+    @usableFromInline let injects: Bool
 
     /// A script for `behaviour` on an `abi` queue of a service whose cookie
     /// table has `cookieTable` slots.
@@ -32,6 +35,7 @@ public struct AnswerScript: Sendable {
         self.behaviour = behaviour
         self.abi = abi
         staleDistance = cookieTable + 1
+        injects = behaviour.injectsPerGroup
     }
 
     /// What became of one group, beyond the answers `answer` sent now.
@@ -72,6 +76,12 @@ public struct AnswerScript: Sendable {
         let cookies = abi == .v2
         var out = Answers()
         guard let code = Self.code(behaviour.policy, using: &rng), var right = right(code) else { return out }
+        guard injects else {
+            outbox.append(right)
+            out.sent = 1
+            out.right = right
+            return out
+        }
         if cookies && ConsumerBehaviour.hits(behaviour.lateEvery, n) {
             out.withheld = right
             injected.late += 1

@@ -100,6 +100,14 @@ public struct ConsumerBehaviour: Sendable, Hashable, Codable {
 
     /// Whether the `n`-th group gets the injection with interval `every`.
     @inlinable public static func hits(_ every: Int, _ n: UInt64) -> Bool { every > 0 && n % UInt64(every) == 0 }
+
+    /// Whether any group's answers are tampered with (duplicate, late,
+    /// unknown, stale, foreign, mismatch or FAILURE injections): without,
+    /// each group gets its one right answer and nothing else.
+    public var injectsPerGroup: Bool {
+        duplicateEvery > 0 || lateEvery > 0 || unknownEvery > 0 || staleEvery > 0 || foreignEvery > 0
+            || mismatchEvery > 0 || failureEvery > 0
+    }
 }
 
 /// What a consumer injected, by the rejection each should cause.
