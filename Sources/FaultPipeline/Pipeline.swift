@@ -212,8 +212,9 @@ public final class Pipeline: FaultIntake {
     /// Reads `queue`'s response ring, matching each response.
     func readResponses(of queue: FaultProducer, channel: ChannelID, abi: ABIVersion,
                        into tracker: inout PageRequestTracker) {
+        tracker.makeTablesUnique()  // once for the ring (`respondPrepared`)
         queue.readResponses { result in
-            let verdict = tracker.respond(result, channel: channel, abi: abi)
+            let verdict = tracker.respondPrepared(result, channel: channel, abi: abi)
             switch verdict {
             case .completed: queue.countMatch(.completed)
             case .rejected(.malformed): break  // counted by the queue's slot validation

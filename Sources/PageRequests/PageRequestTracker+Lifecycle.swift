@@ -5,7 +5,7 @@ extension PageRequestTracker {
     /// timeout passed, and delivers groups that waited for their channel to
     /// negotiate. Call it from the service loop's timer.
     public mutating func tick(now: UInt64) {
-        table.makeUnique()
+        makeTablesUnique()
         // Deadlines are appended in time order with one timeout, so the
         // queue is sorted; entries of groups already answered are skipped.
         while let first = timeouts.first, first.at <= now {
@@ -33,7 +33,7 @@ extension PageRequestTracker {
 
     /// Delivers waiting groups of every channel whose ABI is now in force.
     public mutating func flushBacklogs() {
-        table.makeUnique()
+        makeTablesUnique()
         for index in sinks.indices {
             guard !backlogs[index].isEmpty, let sink = sinks[index], sink.abi != nil else { continue }
             // Groups answered while they waited (timeout, detach) are skipped.
@@ -46,7 +46,7 @@ extension PageRequestTracker {
     /// The consumer of `channel` is gone: answer INVALID every group it
     /// owed, detach its devices, forget the channel. Cannot fail.
     public mutating func removeChannel(_ channelID: ChannelID) {
-        table.makeUnique()
+        makeTablesUnique()
         retireAll(cause: .detach) { $0.channel == channelID }
         for index in devices.indices where devices[index].known && devices[index].channel == channelID {
             devices[index].channel = nil
@@ -62,7 +62,7 @@ extension PageRequestTracker {
     /// under the old owner and must not reach the next one), and detach it;
     /// the device stays known.
     public mutating func detachDevice(_ deviceID: UInt32) {
-        table.makeUnique()
+        makeTablesUnique()
         retireLive(of: deviceID, cause: .detach)
         discardPartials(of: deviceID)
         attach(deviceID, to: nil)
@@ -71,7 +71,7 @@ extension PageRequestTracker {
     /// The device is gone: answer INVALID its outstanding groups, drop its
     /// partial groups, forget it.
     public mutating func removeDevice(_ deviceID: UInt32) {
-        table.makeUnique()
+        makeTablesUnique()
         retireLive(of: deviceID, cause: .deviceRemoved)
         discardPartials(of: deviceID)
         if let d = deviceIndex(deviceID) {
@@ -82,7 +82,7 @@ extension PageRequestTracker {
 
     /// The service stops: answer INVALID every outstanding group.
     public mutating func shutdown() {
-        table.makeUnique()
+        makeTablesUnique()
         retireAll(cause: .shutdown) { _ in true }
     }
 

@@ -17,7 +17,16 @@ extension PageRequestTracker {
     public mutating func respond(
         _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion
     ) -> ResponseVerdict {
-        table.makeUnique()
+        makeTablesUnique()
+        return respondPrepared(response, channel: channel, abi: abi)
+    }
+
+    /// `respond` for a caller that called `makeTablesUnique()` first in the
+    /// same access to the tracker: a reader of a whole response ring makes
+    /// the check once per ring, not once per response.
+    package mutating func respondPrepared(
+        _ response: Result<PageResponse, ResponseRejection>, channel: ChannelID, abi: ABIVersion
+    ) -> ResponseVerdict {
         guard case .success(let response) = response else { return reject(.malformed) }
         let found = abi == .v2 ? lookup(cookie: response.cookie) : lookupV1(response, channel: channel)
         let cookie: UInt64

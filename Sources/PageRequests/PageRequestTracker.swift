@@ -146,7 +146,7 @@ public struct PageRequestTracker {
     var partials: [AssemblyKey: [PageRequest]] = [:]
     /// Dense, in the order devices were first added (`deviceIndex`); a
     /// removed device keeps its slot as an unknown placeholder.
-    var devices: [Device] = []
+    var devices = PlainTable<Device>()
     /// The dense index of each device id ever added: ids below `directIDs`
     /// through a table (the common case: service-assigned, small), others
     /// through a map. Never indexed by the id itself: a fixture or source
@@ -164,7 +164,7 @@ public struct PageRequestTracker {
     /// `reuseKey(device index, PRGI)`: one flat array for all devices, so a
     /// group's admission and its retirement each store into one buffer,
     /// not a device's and then its array's.
-    var indexStates: [IndexState] = []
+    var indexStates = PlainTable<IndexState>()
     /// Parked (non-last) requests of each device's PRG index, all of one
     /// PASID, at `reuseKey(device index, PRGI)`; a second PASID on the same
     /// index goes to `partials`. Flat, as `indexStates` is.
@@ -198,6 +198,15 @@ public struct PageRequestTracker {
     public init(policy: PageRequestPolicy = PageRequestPolicy()) {
         self.policy = policy
         table = GroupTable(capacity: policy.maxOutstandingGroups)
+    }
+
+    /// Unshares the tables written through pointers (`GroupTable`,
+    /// `PlainTable`) if a copy of this tracker shares them: every mutating
+    /// operation calls it first, once, instead of a check on every store.
+    package mutating func makeTablesUnique() {
+        table.makeUnique()
+        indexStates.makeUnique()
+        devices.makeUnique()
     }
 
     /// What the tracker has counted so far.
@@ -236,6 +245,7 @@ public struct PageRequestTracker {
     /// optionally attached to a channel. For a device already known, sets
     /// its allocation and channel and keeps its outstanding groups.
     public mutating func addDevice(_ deviceID: UInt32, allocation: Int, channel: ChannelID? = nil) {
+        makeTablesUnique()
         let device = Device(channel: channel, allocation: allocation)
         if let d = deviceIndex(deviceID) {
             if devices[d].known {
@@ -250,7 +260,7 @@ public struct PageRequestTracker {
             return
         }
         devices.append(device)
-        indexStates.append(contentsOf: repeatElement(IndexState(), count: PRILimits.prgiCount))
+        indexStates.append(repeating: IndexState(), count: PRILimits.prgiCount)
         parked.append(contentsOf: repeatElement([], count: PRILimits.prgiCount))
         if deviceID < Self.directIDs {
             while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
@@ -281,6 +291,7 @@ public struct PageRequestTracker {
 
     /// Attaches a known device to a channel (or detaches it with `nil`).
     public mutating func attach(_ deviceID: UInt32, to channel: ChannelID?) {
+        makeTablesUnique()
         guard let d = deviceIndex(deviceID), devices[d].known else { return }
         devices[d].channel = channel
     }
@@ -299,7 +310,7 @@ public struct PageRequestTracker {
     ///   group was answered at once: its answer is in `answers`).
     @discardableResult
     public mutating func receive(_ request: PageRequest, now: UInt64) -> UInt64? {
-        table.makeUnique()
+        makeTablesUnique()
         guard let cookie = admit(request, now: now) else { return nil }
         deliverPending()
         // Delivery may have retired it already (overflow): then it is not live.
@@ -318,7 +329,7 @@ public struct PageRequestTracker {
     /// the same burst is answered `tableFull` where, one at a time, it
     /// could have taken that slot. Every group is still answered once.
     public mutating func receive(batch requests: [PageRequest], now: UInt64) {
-        table.makeUnique()
+        makeTablesUnique()
         for request in requests { _ = admit(request, now: now) }
         deliverPending()
     }

@@ -68,6 +68,10 @@ import Testing
         copy.receive(request(prgi: 2), now: 0) { out.append($0) }
         #expect(copy.outstandingGroups == 1)
         #expect(b.tracker.outstandingGroups == 0)
+        // Nor its per-PRG-index table: PRGI 2 is free in the original.
+        b.send(request(prgi: 2))
+        #expect(b.tracker.snapshot.prgiReused == 0)
+        #expect(b.tracker.outstandingGroups == 1)
     }
 
     /// Deadlines fire in the order given, one each, after the deadline

@@ -1,0 +1,97 @@
+/// A growable table of plain values that its owner writes through a
+/// pointer: a store is a store, with no copy-on-write check of its own.
+///
+/// An array held by a value checks that its buffer is not shared on every
+/// store: a call, on the tracker's per-group path several times a group.
+/// A `PlainTable` is checked once per operation instead: its owner calls
+/// `makeUnique()` at the top of each mutating operation (a copy of the owner
+/// then writes its own table), and every store after that is unchecked.
+///
+/// Contract: write through `subscript` or `last` only after `makeUnique()`
+/// in the same operation. `append` checks for itself.
+package struct PlainTable<Element: BitwiseCopyable> {
+    @usableFromInline
+    final class Storage {
+        @usableFromInline let base: UnsafeMutablePointer<Element>
+        @usableFromInline let capacity: Int
+
+        @usableFromInline
+        init(capacity: Int) {
+            self.capacity = capacity
+            base = .allocate(capacity: capacity)
+        }
+
+        deinit { base.deallocate() }  // plain values: nothing to deinitialise
+    }
+
+    @usableFromInline var storage: Storage
+    /// Elements in the table.
+    package private(set) var count = 0
+
+    /// An empty table.
+    package init() { storage = Storage(capacity: 0) }
+
+    /// A table of `count` copies of `element`.
+    package init(repeating element: Element, count: Int) {
+        storage = Storage(capacity: count)
+        storage.base.initialize(repeating: element, count: count)
+        self.count = count
+    }
+
+    package var isEmpty: Bool { count == 0 }
+    package var indices: Range<Int> { 0..<count }
+
+    /// Copies the storage if another value shares it.
+    @inlinable @inline(__always)
+    package mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { reallocate(capacity: storage.capacity) }
+    }
+
+    /// Element `index` (`< count`, checked only in debug builds).
+    @inlinable
+    package subscript(index: Int) -> Element {
+        @inline(__always) get {
+            assert(index >= 0 && index < count, "PlainTable index out of range")
+            return storage.base[index]
+        }
+        @inline(__always) nonmutating set {
+            assert(index >= 0 && index < count, "PlainTable index out of range")
+            storage.base[index] = newValue
+        }
+    }
+
+    /// Adds `element` at the end, growing (and unsharing) as needed.
+    @inlinable
+    package mutating func append(_ element: Element) {
+        makeUnique()
+        if count == storage.capacity { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
+        (storage.base + count).initialize(to: element)
+        count += 1
+    }
+
+    /// Adds `count` copies of `element` at the end.
+    package mutating func append(repeating element: Element, count added: Int) {
+        makeUnique()
+        if count + added > storage.capacity { reallocate(capacity: Swift.max(count + added, storage.capacity * 2)) }
+        (storage.base + count).initialize(repeating: element, count: added)
+        count += added
+    }
+
+    /// Removes and returns the last element (the table must not be empty).
+    @inlinable
+    package mutating func removeLast() -> Element {
+        precondition(count > 0, "removeLast on an empty PlainTable")
+        count -= 1
+        return storage.base[count]
+    }
+
+    @usableFromInline
+    mutating func reallocate(capacity: Int) {
+        let larger = Storage(capacity: capacity)
+        larger.base.initialize(from: storage.base, count: count)
+        storage = larger
+    }
+}
+
+extension PlainTable.Storage: @unchecked Sendable {}  // shared only until written: `makeUnique`
+extension PlainTable: Sendable where Element: Sendable {}
