@@ -1,13 +1,14 @@
-/// A first-in first-out queue in one power-of-two array: the tracker's free
-/// cookie slots and its deadlines.
+/// A first-in first-out queue in one power-of-two table: the tracker's
+/// deadlines.
 ///
 /// Each append and each removal from the front is one store or load and a
-/// masked index step, inlined at the call site. (A `Deque` did the same
-/// work through closures the optimiser left out of line, twice per group.)
-/// It grows by doubling when full; it never shrinks.
-struct FIFORing<Element> {
+/// masked index step, inlined at the call site (a `Deque`'s went through
+/// closures the optimiser left out of line). It grows by doubling when
+/// full; it never shrinks. Its storage is a `PlainTable`, with that type's
+/// contract: the owner calls `makeUnique()` before writing in an operation.
+struct FIFORing<Element: BitwiseCopyable> {
     /// The elements, from `head`, wrapping; the rest hold `filler`.
-    private var storage: [Element]
+    private var storage: PlainTable<Element>
     private var head = 0
     /// Elements queued.
     private(set) var count = 0
@@ -19,20 +20,16 @@ struct FIFORing<Element> {
         self.filler = filler
         var size = 16
         while size < capacity { size &*= 2 }
-        storage = [Element](repeating: filler, count: size)
-    }
-
-    /// A ring holding `elements`, in order.
-    init<S: Sequence>(_ elements: S, filler: Element) where S.Element == Element {
-        let all = Array(elements)
-        self.init(filler: filler, capacity: all.count)
-        for element in all { append(element) }
+        storage = PlainTable(repeating: filler, count: size)
     }
 
     var isEmpty: Bool { count == 0 }
 
     /// The oldest element, if any.
     @inline(__always) var first: Element? { count == 0 ? nil : storage[head] }
+
+    /// Unshares the storage if a copy of the owner shares it.
+    @inline(__always) mutating func makeUnique() { storage.makeUnique() }
 
     @inline(__always) mutating func append(_ element: Element) {
         if count == storage.count { grow() }
@@ -51,10 +48,8 @@ struct FIFORing<Element> {
 
     /// Twice the room, the elements moved to the front in order.
     private mutating func grow() {
-        var larger = [Element]()
-        larger.reserveCapacity(storage.count * 2)
-        for i in 0..<count { larger.append(storage[(head &+ i) & (storage.count &- 1)]) }
-        larger.append(contentsOf: repeatElement(filler, count: storage.count * 2 - count))
+        var larger = PlainTable(repeating: filler, count: storage.count * 2)
+        for i in 0..<count { larger[i] = storage[(head &+ i) & (storage.count &- 1)] }
         storage = larger
         head = 0
     }

@@ -171,7 +171,7 @@ public struct PageRequestTracker {
     var parked: [[PageRequest]] = []
     /// Groups that got a slot during this `receive` and wait to go to their
     /// channel, in arrival order (`deliverPending`).
-    var pending: [UInt64] = []
+    var pending = PlainTable<UInt64>()
     /// The record counts and outcomes of one run of groups handed to a sink, reused.
     var runSizes: [Int] = []
     var runOutcomes: [GroupDelivery] = []
@@ -207,6 +207,8 @@ public struct PageRequestTracker {
         table.makeUnique()
         indexStates.makeUnique()
         devices.makeUnique()
+        timeouts.makeUnique()
+        pending.makeUnique()
     }
 
     /// What the tracker has counted so far.
@@ -385,41 +387,33 @@ public struct PageRequestTracker {
             }
             return nil
         }
-        var requests: [PageRequest] = []
-        if devices[d].partialRequests > 0 {
-            if !parked[key].isEmpty && parked[key][0].pasid == request.pasid {
-                swap(&requests, &parked[key])
-            } else if !partials.isEmpty,
-                      let other = partials.removeValue(
-                        forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
-            {
-                requests = other
-            }
-            devices[d].partialRequests -= requests.count
-        }
+        // The group's earlier requests: none for a one-page group (no array made).
+        let earlier = devices[d].partialRequests > 0 ? takeParked(request, device: d, key: key) : nil
+        let pages = (earlier?.count ?? 0) + 1
         counters.groupsClosed &+= 1
         // Counted whether or not the group then gets a slot: the device reused an index in use.
         if indexStates[key].oldestLive != 0 { counters.prgiReused &+= 1 }
 
         let channel = devices[d].channel
-        let group = Group(last: request, pages: requests.count + 1, channel: channel ?? 0, device: d)
         guard let channelID = channel, hasChannel(channelID) else {
-            releaseAllocation(request.deviceID, group.pages)
-            emit(group, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
+            releaseAllocation(request.deviceID, pages)
+            emit(Group(last: request, pages: pages, channel: 0, device: d), cookie: 0, code: .invalid,
+                 source: .automatic(.noConsumer))
             return nil
         }
         guard let slotIndex = table.takeSlot() else {
-            releaseAllocation(request.deviceID, group.pages)
-            emit(group, cookie: 0, code: .invalid, source: .automatic(.tableFull))
+            releaseAllocation(request.deviceID, pages)
+            emit(Group(last: request, pages: pages, channel: channelID, device: d), cookie: 0, code: .invalid,
+                 source: .automatic(.tableFull))
             return nil
         }
         let slot = table.slot(Int(slotIndex))
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
-        let (record, isNew) = table.takeRecord(group)
+        let (record, isNew) = table.takeRecord(Group(last: request, pages: pages, channel: channelID, device: d))
         if isNew { earlierRequests.append([]) }
         slot.pointee.record = record
         slot.pointee.live = true
-        if !requests.isEmpty { earlierRequests[Int(record)] = requests }
+        if let earlier { earlierRequests[Int(record)] = earlier }
         if indexStates[key].oldestLive == 0 {
             indexStates[key].oldestLive = cookie
         } else {
@@ -435,24 +429,41 @@ public struct PageRequestTracker {
         return cookie
     }
 
+    /// The parked requests that `request` (a LAST_PAGE one, of device index
+    /// `d`, at `key`) closes: those of its PRG index and PASID, taken out of
+    /// `parked` or `partials`; nil if there are none.
+    mutating func takeParked(_ request: PageRequest, device d: Int, key: Int) -> [PageRequest]? {
+        var requests: [PageRequest] = []
+        if !parked[key].isEmpty && parked[key][0].pasid == request.pasid {
+            swap(&requests, &parked[key])
+        } else if !partials.isEmpty,
+                  let other = partials.removeValue(
+                    forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
+        {
+            requests = other
+        }
+        devices[d].partialRequests -= requests.count
+        return requests.isEmpty ? nil : requests
+    }
+
     /// Hands `pending` to the channels, one run of consecutive groups of
     /// the same channel at a time (`deliverRun`).
     mutating func deliverPending() {
         guard !pending.isEmpty else { return }
-        var run: [UInt64] = []
-        swap(&run, &pending)  // a local: deliverRun mutates self
+        // Groups are only ever added to `pending` by `admit`, never while this
+        // runs (`deliverRun` answers, it does not admit), so the table is read
+        // in place and emptied at the end.
         var start = 0
-        while start < run.count {
-            let channel = group(of: run[start]).pointee.channel
+        while start < pending.count {
+            let channel = group(of: pending[start]).pointee.channel
             var end = start + 1
-            while end < run.count && group(of: run[end]).pointee.channel == channel {
+            while end < pending.count && group(of: pending[end]).pointee.channel == channel {
                 end += 1
             }
-            deliverRun(run[start..<end], channel: channel)
+            deliverRun(pending[start..<end], channel: channel)
             start = end
         }
-        run.removeAll(keepingCapacity: true)
-        swap(&run, &pending)
+        pending.removeAll()
     }
 
     /// Hands live groups to their channel's sink in one call, in order:
@@ -463,7 +474,7 @@ public struct PageRequestTracker {
     /// Every cookie must be live (callers check, or have just admitted it):
     /// records are reused newest first, so a retired cookie's record may
     /// already hold another group.
-    mutating func deliverRun(_ cookies: ArraySlice<UInt64>, channel channelID: ChannelID) {
+    mutating func deliverRun(_ cookies: some Collection<UInt64>, channel channelID: ChannelID) {
         guard !cookies.isEmpty else { return }
         assert(cookies.allSatisfy(isLive), "deliverRun given a group that is not live")
         let sink = sinks[Int(channelID)]!

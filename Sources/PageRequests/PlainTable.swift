@@ -7,8 +7,9 @@
 /// `makeUnique()` at the top of each mutating operation (a copy of the owner
 /// then writes its own table), and every store after that is unchecked.
 ///
-/// Contract: write through `subscript` or `last` only after `makeUnique()`
-/// in the same operation. `append` checks for itself.
+/// Contract: write (`subscript`, `append`, `removeLast`, `removeAll`) only
+/// after `makeUnique()` in the same operation. Growing reallocates, and so
+/// also unshares.
 package struct PlainTable<Element: BitwiseCopyable> {
     @usableFromInline
     final class Storage {
@@ -39,7 +40,6 @@ package struct PlainTable<Element: BitwiseCopyable> {
     }
 
     package var isEmpty: Bool { count == 0 }
-    package var indices: Range<Int> { 0..<count }
 
     /// Copies the storage if another value shares it.
     @inlinable @inline(__always)
@@ -60,10 +60,9 @@ package struct PlainTable<Element: BitwiseCopyable> {
         }
     }
 
-    /// Adds `element` at the end, growing (and unsharing) as needed.
+    /// Adds `element` at the end, growing as needed.
     @inlinable
     package mutating func append(_ element: Element) {
-        makeUnique()
         if count == storage.capacity { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
         (storage.base + count).initialize(to: element)
         count += 1
@@ -85,12 +84,22 @@ package struct PlainTable<Element: BitwiseCopyable> {
         return storage.base[count]
     }
 
+    /// Empties the table, keeping its capacity.
+    @inlinable
+    package mutating func removeAll() { count = 0 }
+
     @usableFromInline
     mutating func reallocate(capacity: Int) {
         let larger = Storage(capacity: capacity)
         larger.base.initialize(from: storage.base, count: count)
         storage = larger
     }
+}
+
+/// Read as a collection (iteration, slices); writes go through the table.
+extension PlainTable: RandomAccessCollection {
+    package var startIndex: Int { 0 }
+    package var endIndex: Int { count }
 }
 
 extension PlainTable.Storage: @unchecked Sendable {}  // shared only until written: `makeUnique`
