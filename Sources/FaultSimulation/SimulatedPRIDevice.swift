@@ -52,6 +52,14 @@ public struct SimulatedDeviceConfig: Sendable, Hashable {
     }
 }
 
+/// One PRG index's entry in `SimulatedPRIDevice.prgis`.
+struct PRGIEntry: Sendable {
+    /// Pages in flight on this index.
+    var pages: Int32 = 0
+    /// The free-stack entry at this position (see `prgis`).
+    var free: UInt32 = 0
+}
+
 /// A PCIe function with PRI: it faults on pages, sends page request groups
 /// within its outstanding-request allocation and its `PRILimits.prgiCount` PRG indices, and
 /// checks every response in its `ledger`. On SUCCESS it retries the access.
@@ -66,9 +74,12 @@ public struct SimulatedPRIDevice: Sendable {
     public private(set) var stopMarkers: UInt64 = 0
     /// Groups started and deliberately never closed.
     public private(set) var abandoned: UInt64 = 0
-    var freePRGI: [UInt32] = (0...PRILimits.maxPRGI).reversed()
-    /// Pages in flight per PRG index.
-    var pagesInFlight = [Int](repeating: 0, count: PRILimits.prgiCount)
+    /// One entry per PRG index: its pages in flight; and, in the same table
+    /// (one copy-on-write check per call, not one per store), the stack of
+    /// free indices: entry i's `free` is the i-th from the bottom, and
+    /// `freeCount` entries are on it. Each index is on it at most once.
+    var prgis = PlainTable(repeating: PRGIEntry(), count: PRILimits.prgiCount)
+    var freeCount = 0
     var inFlight = 0
     var groupsSent: UInt64 = 0
     var nextPage: UInt64 = 0x10_0000
@@ -77,7 +88,7 @@ public struct SimulatedPRIDevice: Sendable {
     public init(_ config: SimulatedDeviceConfig) {
         self.config = config
         let budget = UInt32(min(max(1, config.prgiBudget), PRILimits.prgiCount))
-        freePRGI = Array((0..<budget).reversed())
+        for prgi in (0..<budget).reversed() { pushFree(prgi) }  // index 0 is taken first
     }
 
     /// Appends the requests of the next group to `out` (a caller's buffer:
@@ -92,12 +103,14 @@ public struct SimulatedPRIDevice: Sendable {
                                    isLastPage: true, timestampNS: now))
         }
         let reuse = config.reusePRGIEvery > 0 && groupsSent % UInt64(config.reusePRGIEvery) == 0
-        guard inFlight + size <= config.allocation, reuse || !freePRGI.isEmpty else { return }
+        guard inFlight + size <= config.allocation, reuse || freeCount > 0 else { return }
+        prgis.makeUnique()
         let prgi: UInt32
-        if reuse, let busy = pagesInFlight.firstIndex(where: { $0 > 0 }) {
+        if reuse, let busy = prgis.firstIndex(where: { $0.pages > 0 }) {
             prgi = UInt32(busy)  // misbehaving: this index still has a group outstanding
-        } else if !freePRGI.isEmpty {
-            prgi = freePRGI.removeLast()
+        } else if freeCount > 0 {
+            freeCount -= 1
+            prgi = prgis[freeCount].free
         } else {
             return
         }
@@ -116,12 +129,18 @@ public struct SimulatedPRIDevice: Sendable {
         }
         if abandon {
             abandoned += 1
-            if pagesInFlight[Int(prgi)] == 0 { freePRGI.append(prgi) }  // given up; nothing will be answered
+            if prgis[Int(prgi)].pages == 0 { pushFree(prgi) }  // given up; nothing will be answered
             return
         }
-        pagesInFlight[Int(prgi)] += size
+        prgis[Int(prgi)].pages += Int32(size)
         inFlight += size
         ledger.issue(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
+    }
+
+    /// Puts `prgi` on the free stack (the table is unshared, or new).
+    mutating func pushFree(_ prgi: UInt32) {
+        prgis[freeCount].free = prgi
+        freeCount += 1
     }
 
     /// The next group's size, in pages, as `config` distributes them.
@@ -146,10 +165,11 @@ public struct SimulatedPRIDevice: Sendable {
         guard ledger.receive(completion, label: label) else { return }
         let prgi = PRILimits.slot(completion.prgi)
         // A reused index carries several groups' pages; free it once all are answered.
-        if pagesInFlight[prgi] > 0 && !ledger.isWaiting(prgi: completion.prgi) {
-            inFlight -= pagesInFlight[prgi]
-            pagesInFlight[prgi] = 0
-            freePRGI.append(completion.prgi)
+        if prgis[prgi].pages > 0 && !ledger.isWaiting(prgi: completion.prgi) {
+            prgis.makeUnique()
+            inFlight -= Int(prgis[prgi].pages)
+            prgis[prgi].pages = 0
+            pushFree(completion.prgi)
         }
         if completion.code == .success { retries += 1 }
     }

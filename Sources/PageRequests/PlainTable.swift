@@ -9,8 +9,13 @@
 ///
 /// Contract: write (`subscript`, `append`, `removeLast`, `removeAll`) only
 /// after `makeUnique()` in the same operation. Growing reallocates, and so
-/// also unshares.
-package struct PlainTable<Element: BitwiseCopyable> {
+/// also unshares. Out-of-range indices are caught by assertions in debug
+/// builds only: the owner keeps its indices in range.
+///
+/// Public, with its hot members inlinable, so that other modules'
+/// tables (the simulated devices') are specialised for their element type:
+/// unspecialised, each access looked up generic metadata.
+public struct PlainTable<Element: BitwiseCopyable> {
     @usableFromInline
     final class Storage {
         @usableFromInline let base: UnsafeMutablePointer<Element>
@@ -26,30 +31,31 @@ package struct PlainTable<Element: BitwiseCopyable> {
     }
 
     @usableFromInline var storage: Storage
+    @usableFromInline var used = 0
     /// Elements in the table.
-    package private(set) var count = 0
+    @inlinable public var count: Int { used }
 
     /// An empty table.
-    package init() { storage = Storage(capacity: 0) }
+    @inlinable public init() { storage = Storage(capacity: 0) }
 
     /// A table of `count` copies of `element`.
-    package init(repeating element: Element, count: Int) {
+    public init(repeating element: Element, count: Int) {
         storage = Storage(capacity: count)
         storage.base.initialize(repeating: element, count: count)
-        self.count = count
+        used = count
     }
 
-    package var isEmpty: Bool { count == 0 }
+    /// Whether the table holds no element.
+    @inlinable public var isEmpty: Bool { count == 0 }
 
     /// Copies the storage if another value shares it.
-    @inlinable @inline(__always)
-    package mutating func makeUnique() {
+    @inlinable @inline(__always) public mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) { reallocate(capacity: storage.capacity) }
     }
 
     /// Element `index` (`< count`, checked only in debug builds).
     @inlinable
-    package subscript(index: Int) -> Element {
+    public subscript(index: Int) -> Element {
         @inline(__always) get {
             assert(index >= 0 && index < count, "PlainTable index out of range")
             return storage.base[index]
@@ -62,31 +68,31 @@ package struct PlainTable<Element: BitwiseCopyable> {
 
     /// Adds `element` at the end, growing as needed.
     @inlinable
-    package mutating func append(_ element: Element) {
+    public mutating func append(_ element: Element) {
         if count == storage.capacity { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
         (storage.base + count).initialize(to: element)
-        count += 1
+        used += 1
     }
 
     /// Adds `count` copies of `element` at the end.
-    package mutating func append(repeating element: Element, count added: Int) {
+    public mutating func append(repeating element: Element, count added: Int) {
         makeUnique()
         if count + added > storage.capacity { reallocate(capacity: Swift.max(count + added, storage.capacity * 2)) }
         (storage.base + count).initialize(repeating: element, count: added)
-        count += added
+        used += added
     }
 
     /// Removes and returns the last element (the table must not be empty).
     @inlinable
-    package mutating func removeLast() -> Element {
+    public mutating func removeLast() -> Element {
         precondition(count > 0, "removeLast on an empty PlainTable")
-        count -= 1
-        return storage.base[count]
+        used -= 1
+        return storage.base[used]
     }
 
     /// Empties the table, keeping its capacity.
     @inlinable
-    package mutating func removeAll() { count = 0 }
+    public mutating func removeAll() { used = 0 }
 
     @usableFromInline
     mutating func reallocate(capacity: Int) {
@@ -98,8 +104,10 @@ package struct PlainTable<Element: BitwiseCopyable> {
 
 /// Read as a collection (iteration, slices); writes go through the table.
 extension PlainTable: RandomAccessCollection {
-    package var startIndex: Int { 0 }
-    package var endIndex: Int { count }
+    /// 0.
+    @inlinable public var startIndex: Int { 0 }
+    /// `count`.
+    @inlinable public var endIndex: Int { count }
 }
 
 extension PlainTable.Storage: @unchecked Sendable {}  // shared only until written: `makeUnique`
