@@ -2,7 +2,7 @@ import CFaultRingABI
 
 /// Access permissions a fault asks for (`FAULTRING_PERM_*`, the kernel's
 /// `IOMMU_FAULT_PERM_*`).
-public struct Permissions: OptionSet, Sendable, Hashable {
+public struct Permissions: OptionSet, Sendable, Hashable, BitwiseCopyable {
     /// The `FAULTRING_PERM_*` bits.
     public let rawValue: UInt32
     /// Permissions from `FAULTRING_PERM_*` bits; unknown bits are kept, not checked.
@@ -31,7 +31,7 @@ public struct Permissions: OptionSet, Sendable, Hashable {
 ///
 /// The service keeps it and echoes it to the device; ABI 2 never shows it to
 /// a consumer, and ABI 1 shows it only because the kernel's struct did.
-public struct PrivateData: Sendable, Hashable {
+public struct PrivateData: Sendable, Hashable, BitwiseCopyable {
     /// The first 8 bytes (VT-d qw2; ABI 1 `private_data[0]`).
     public var low: UInt64
     /// The last 8 bytes (VT-d qw3; ABI 1 `private_data[1]`).
@@ -44,7 +44,7 @@ public struct PrivateData: Sendable, Hashable {
 }
 
 /// One page request (PCIe PRI) as the service hands it to a producer.
-public struct PageRequest: Sendable, Hashable {
+public struct PageRequest: Sendable, Hashable, BitwiseCopyable {
     /// Service-assigned device id (ABI 2 only; ABI 1 queues serve one device).
     public var deviceID: UInt32
     /// The PASID, or `nil` when the request carried none.

@@ -15,13 +15,16 @@ public final class ProducerSink: GroupSink {
     public var abi: ABIVersion? { producer.abi }
 
     /// Publishes the groups, each contiguously, with one index store.
-    public func deliverGroups(_ requests: [PageRequest], sizes: [Int], outcomes: inout [GroupDelivery]) {
+    public func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
+                              outcomes: UnsafeMutableBufferPointer<GroupDelivery>) {
+        var group = 0
         producer.publishGroups(requests, sizes: sizes) { outcome in
             switch outcome {
-            case .published: outcomes.append(.delivered)
-            case .noRoom: outcomes.append(.noRoom)
-            case .notNegotiated: outcomes.append(.notReady)
+            case .published: outcomes[group] = .delivered
+            case .noRoom: outcomes[group] = .noRoom
+            case .notNegotiated: outcomes[group] = .notReady
             }
+            group += 1
         }
     }
 }

@@ -634,7 +634,8 @@ extension FaultProducer {
     /// must sum to `requests.count`. `outcome` is called once per group, in
     /// order.
     @inlinable
-    public func publishGroups(_ events: [PageRequest], sizes: [Int], _ outcome: (GroupOutcome) -> Void) {
+    public func publishGroups(_ events: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
+                              _ outcome: (GroupOutcome) -> Void) {
         guard let abi else {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
             for _ in sizes { outcome(.notNegotiated) }

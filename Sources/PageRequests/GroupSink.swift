@@ -8,13 +8,17 @@ public protocol GroupSink: AnyObject {
     /// Delivers groups in order, each whole and contiguous or not at all,
     /// and makes those that fit visible together. `requests` holds the
     /// groups back to back, each request with its group's cookie; `sizes`
-    /// gives their request counts. Appends one outcome per group to
-    /// `outcomes`, in order.
-    func deliverGroups(_ requests: [PageRequest], sizes: [Int], outcomes: inout [GroupDelivery])
+    /// gives their request counts. Writes one outcome per group into
+    /// `outcomes` (as many as `sizes`), in order.
+    ///
+    /// The buffers are the tracker's, lent for the call: a sink must not
+    /// keep them.
+    func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
+                       outcomes: UnsafeMutableBufferPointer<GroupDelivery>)
 }
 
 /// What a sink did with a group.
-public enum GroupDelivery: Sendable, Hashable {
+public enum GroupDelivery: Sendable, Hashable, BitwiseCopyable {
     /// Written, every record, contiguously.
     case delivered
     /// Would not fit whole: the tracker answers it INVALID (overflow).

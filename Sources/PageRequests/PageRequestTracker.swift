@@ -173,15 +173,17 @@ public struct PageRequestTracker {
     /// channel, in arrival order (`deliverPending`).
     var pending = PlainTable<UInt64>()
     /// The record counts and outcomes of one run of groups handed to a sink, reused.
-    var runSizes: [Int] = []
-    var runOutcomes: [GroupDelivery] = []
+    var runSizes = PlainTable<Int>()
+    var runOutcomes = PlainTable<GroupDelivery>()
     /// Live groups after the oldest on one device's PRG index (a device that
     /// reuses a PRGI while its group is outstanding), oldest first, keyed by
     /// `reuseKey(device index, PRGI)`. Empty unless a device misbehaves.
     var reusedLive: [Int: [UInt64]] = [:]
     /// Records of the group being delivered, reused between groups.
-    var scratch: [PageRequest] = []
+    var scratch = PlainTable<PageRequest>()
     var counters = PageRequestCounters()
+    /// Shared with copies of this tracker until one of them writes.
+    var copyToken = CopyToken()
     /// Answers given and not yet taken, in the order given (`takeAnswers`).
     ///
     /// Every method that can answer a group leaves its answers here rather
@@ -203,13 +205,25 @@ public struct PageRequestTracker {
     /// Unshares the tables written through pointers (`GroupTable`,
     /// `PlainTable`) if a copy of this tracker shares them: every mutating
     /// operation calls it first, once, instead of a check on every store.
+    ///
+    /// One check, of `copyToken`, stands for all the tables: they are
+    /// shared only with a copy of the tracker (nothing else holds them past
+    /// an operation), and a copy shares the token too.
     package mutating func makeTablesUnique() {
+        guard !isKnownUniquelyReferenced(&copyToken) else { return }
+        copyToken = CopyToken()
         table.makeUnique()
         indexStates.makeUnique()
         devices.makeUnique()
         timeouts.makeUnique()
         pending.makeUnique()
+        scratch.makeUnique()
+        runSizes.makeUnique()
+        runOutcomes.makeUnique()
     }
+
+    /// Held by this tracker and by its copies only (`makeTablesUnique`).
+    final class CopyToken {}
 
     /// What the tracker has counted so far.
     public var snapshot: PageRequestCounters {
@@ -482,8 +496,8 @@ public struct PageRequestTracker {
             backlogs[Int(channelID)].append(contentsOf: cookies)
             return
         }
-        scratch.removeAll(keepingCapacity: true)
-        runSizes.removeAll(keepingCapacity: true)
+        scratch.removeAll()
+        runSizes.removeAll()
         for cookie in cookies {
             let r = record(of: cookie)
             for var request in earlierRequests[r] {
@@ -496,11 +510,10 @@ public struct PageRequestTracker {
             scratch.append(last)
             runSizes.append(group.pointee.pages)
         }
-        var outcomes: [GroupDelivery] = []
-        swap(&outcomes, &runOutcomes)
-        outcomes.removeAll(keepingCapacity: true)
-        sink.deliverGroups(scratch, sizes: runSizes, outcomes: &outcomes)
-        for (cookie, outcome) in zip(cookies, outcomes) {
+        runOutcomes.removeAll()
+        runOutcomes.append(repeating: .notReady, count: runSizes.count)  // each overwritten by the sink
+        sink.deliverGroups(scratch.buffer, sizes: runSizes.buffer, outcomes: runOutcomes.mutableBuffer)
+        for (cookie, outcome) in zip(cookies, runOutcomes) {
             switch outcome {
             case .delivered:
                 group(of: cookie).pointee.delivered = true
@@ -511,7 +524,6 @@ public struct PageRequestTracker {
                 backlogs[Int(channelID)].append(cookie)
             }
         }
-        swap(&outcomes, &runOutcomes)
     }
 
     /// The key of device index `d`'s PRG index `prgi` in the flat per-PRGI

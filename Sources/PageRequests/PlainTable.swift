@@ -66,6 +66,16 @@ public struct PlainTable<Element: BitwiseCopyable> {
         }
     }
 
+    /// The elements, to read for the length of an operation (not to keep).
+    @inlinable public var buffer: UnsafeBufferPointer<Element> {
+        UnsafeBufferPointer(start: storage.base, count: used)
+    }
+
+    /// The elements, to write for the length of an operation, after `makeUnique()`.
+    @inlinable public var mutableBuffer: UnsafeMutableBufferPointer<Element> {
+        UnsafeMutableBufferPointer(start: storage.base, count: used)
+    }
+
     /// Adds `element` at the end, growing as needed.
     @inlinable
     public mutating func append(_ element: Element) {
