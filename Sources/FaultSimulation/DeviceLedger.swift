@@ -23,15 +23,20 @@ public struct DeviceLedger: Sendable {
     public private(set) var invalid: UInt64 = 0
     /// Answers with code FAILURE.
     public private(set) var failure: UInt64 = 0
-    /// Answers by source, in `CompletionSource.labels` order.
+    /// Answers by source, in `CompletionSource.labels` order, except the
+    /// consumer's (most of them), which are `byConsumer`: a stored count,
+    /// where an array element costs a copy-on-write check per answer.
     var bySourceTally = [UInt64](repeating: 0, count: CompletionSource.labels.count)
+    var byConsumer: UInt64 = 0
     /// Answers recorded under a label of the caller's (`receive(_:label:)`).
     var byLabel: [String: UInt64] = [:]
     /// Answers by source (`consumer` or an `AutoResponseCause.rawValue`, or
     /// a caller's label); sources with none are left out.
     public var bySource: [String: UInt64] {
         var sources = byLabel
-        for (i, label) in CompletionSource.labels.enumerated() where bySourceTally[i] > 0 { sources[label] = bySourceTally[i] }
+        var tally = bySourceTally
+        tally[CompletionSource.consumer.ordinal] += byConsumer
+        for (i, label) in CompletionSource.labels.enumerated() where tally[i] > 0 { sources[label] = tally[i] }
         return sources
     }
     /// Answers for no waiting group: a second answer, or one never issued.
@@ -77,7 +82,13 @@ public struct DeviceLedger: Sendable {
         case .invalid: invalid += 1
         default: failure += 1
         }
-        if let label { byLabel[label, default: 0] += 1 } else { bySourceTally[completion.source.ordinal] += 1 }
+        if let label {
+            byLabel[label, default: 0] += 1
+        } else if case .consumer = completion.source {
+            byConsumer += 1
+        } else {
+            bySourceTally[completion.source.ordinal] += 1
+        }
         return true
     }
 

@@ -65,23 +65,35 @@ public struct AnswerScript: Sendable {
     /// Answers go straight into the caller's outbox (no collection returned,
     /// no closure called per answer), and the function is inlinable: a
     /// group's answers cost no allocation and no copy of a few hundred bytes.
-    @inlinable
+    ///
+    /// A script that injects nothing takes a short path, inlined at the call
+    /// site; injections are in `answerInjecting`.
+    @inlinable @inline(__always)
     public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
                                 right: (ResponseCode) -> PageResponse?,
                                 into outbox: inout [PageResponse]) -> Answers {
         groupsSeen += 1
-        let n = groupsSeen
-        // Fields of `behaviour` are read one by one, not through a copy of
-        // it: the copy was a memmove of the whole behaviour for every group.
-        let cookies = abi == .v2
         var out = Answers()
-        guard let code = Self.code(behaviour.policy, using: &rng), var right = right(code) else { return out }
+        guard let code = Self.code(behaviour.policy, using: &rng), let right = right(code) else { return out }
         guard injects else {
             outbox.append(right)
             out.sent = 1
             out.right = right
             return out
         }
+        return answerInjecting(request, right: right, into: &outbox)
+    }
+
+    /// `answer` once the right answer is known, for a script that injects.
+    @inlinable
+    mutating func answerInjecting(_ request: PageRequest, right: PageResponse,
+                                  into outbox: inout [PageResponse]) -> Answers {
+        let n = groupsSeen
+        var right = right
+        // Fields of `behaviour` are read one by one, not through a copy of
+        // it: the copy was a memmove of the whole behaviour for every group.
+        let cookies = abi == .v2
+        var out = Answers()
         if cookies && ConsumerBehaviour.hits(behaviour.lateEvery, n) {
             out.withheld = right
             injected.late += 1
