@@ -68,10 +68,10 @@ public struct AnswerScript: Sendable {
     ///
     /// A script that injects nothing takes a short path, inlined at the call
     /// site; injections are in `answerInjecting`.
-    @inlinable @inline(__always)
-    public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
-                                right: (ResponseCode) -> PageResponse?,
-                                into outbox: inout [PageResponse]) -> Answers {
+    @inlinable @inline(__always) public mutating func answer(
+        _ request: PageRequest, using rng: inout some RandomNumberGenerator, right: (ResponseCode) -> PageResponse?,
+        into outbox: inout [PageResponse]
+    ) -> Answers {
         groupsSeen += 1
         var out = Answers()
         guard let code = Self.code(behaviour.policy, using: &rng), let right = right(code) else { return out }
