@@ -45,20 +45,26 @@ struct SimulatedFleet {
                 dueAt[d] = now &- Swift.min(now, burst)
             }
         }
-        for _ in 0..<schedule.groupsPerStep {
-            if let total = schedule.totalGroups, raised >= total { return }
-            if let limit = schedule.groupsPerDevice, units[d].ledger.issued >= limit { return }
-            if schedule.rate != nil && dueAt[d] > now { return }
-            let before = out.count
-            // With a rate, a group carries its scheduled time, so latency is
-            // measured from the schedule (open loop), not from when it was raised.
-            nextGroup(d, now: schedule.rate != nil ? dueAt[d] : now, into: &out)
-            if out.count == before {  // out of PRG indices or allocation: wait for answers
-                blocked[d] = true
-                return
+        // One access to `units` for the whole burst: through the array, each
+        // group paid a copy-on-write check of it before reaching the device.
+        var generator = rng
+        defer { rng = generator }
+        units.withUnsafeMutableBufferPointer { units in
+            for _ in 0..<schedule.groupsPerStep {
+                if let total = schedule.totalGroups, raised >= total { return }
+                if let limit = schedule.groupsPerDevice, units[d].ledger.issued >= limit { return }
+                if schedule.rate != nil && dueAt[d] > now { return }
+                let before = out.count
+                // With a rate, a group carries its scheduled time, so latency is
+                // measured from the schedule (open loop), not from when it was raised.
+                units[d].nextGroup(now: schedule.rate != nil ? dueAt[d] : now, using: &generator, into: &out)
+                if out.count == before {  // out of PRG indices or allocation: wait for answers
+                    blocked[d] = true
+                    return
+                }
+                raised += 1
+                if let rate = schedule.rate { dueAt[d] &+= UInt64(1e9 / rate) }
             }
-            raised += 1
-            if let rate = schedule.rate { dueAt[d] &+= UInt64(1e9 / rate) }
         }
     }
 
@@ -79,12 +85,24 @@ struct SimulatedFleet {
     /// named one (that answer is dropped).
     mutating func complete(batch completions: [DeviceCompletion], index: [Int]) -> UInt32? {
         var stranger: UInt32?
-        for completion in completions {
-            guard let d = Self.position(of: completion.deviceID, in: index) else {
-                stranger = completion.deviceID
-                continue
+        var touched = false
+        // One access to `units` for the whole batch, not one per answer.
+        units.withUnsafeMutableBufferPointer { units in
+            for completion in completions {
+                guard let d = Self.position(of: completion.deviceID, in: index) else {
+                    stranger = completion.deviceID
+                    continue
+                }
+                units[d].complete(completion)
+                touched = true
             }
-            complete(d, completion)
+        }
+        // A device that got an answer may raise again. Usually none is
+        // blocked, and the second pass is skipped.
+        if touched && blocked.contains(true) {
+            for completion in completions {
+                if let d = Self.position(of: completion.deviceID, in: index) { blocked[d] = false }
+            }
         }
         return stranger
     }
