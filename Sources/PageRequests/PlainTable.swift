@@ -77,12 +77,15 @@ public struct PlainTable<Element: BitwiseCopyable> {
     }
 
     /// Adds `element` at the end, growing as needed.
-    @inlinable
-    public mutating func append(_ element: Element) {
-        if count == storage.capacity { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
-        (storage.base + count).initialize(to: element)
+    @inlinable @inline(__always) public mutating func append(_ element: Element) {
+        if used == storage.capacity { grow() }
+        (storage.base + used).initialize(to: element)
         used += 1
     }
+
+    /// Doubles the capacity (out of line: `append` stays small).
+    @usableFromInline @inline(never)
+    mutating func grow() { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
 
     /// Adds `count` copies of `element` at the end.
     public mutating func append(repeating element: Element, count added: Int) {
