@@ -34,19 +34,18 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let group = group(of: cookie).pointee
-        guard group.channel == channel else { return reject(.foreignDevice) }
-        let last = group.last
+        let group = group(of: cookie)  // read in place: a group is 104 bytes
+        guard group.pointee.channel == channel else { return reject(.foreignDevice) }
         if abi == .v1 {
             // The kernel's iommu_page_response(): a group that needs its PASID
             // back must get it; for any other group a PASID_VALID answer is
             // taken with the flag cleared (the device is told no PASID).
-            if last.needsPASID && response.pasid != last.pasid { return reject(.mismatch) }
+            if group.pointee.last.needsPASID && response.pasid != group.pointee.last.pasid { return reject(.mismatch) }
         } else {
             // The cookie alone names the group, as iommufd's does; a PASID or
             // PRGI flagged valid is an extra check, and must then be the group's.
-            if let pasid = response.pasid, pasid != last.pasid { return reject(.mismatch) }
-            if let prgi = response.prgi, prgi != last.prgi { return reject(.mismatch) }
+            if let pasid = response.pasid, pasid != group.pointee.last.pasid { return reject(.mismatch) }
+            if let prgi = response.prgi, prgi != group.pointee.last.prgi { return reject(.mismatch) }
         }
         var code = response.code
         if code == .failure {

@@ -38,9 +38,8 @@ public struct PageRequestTracker {
         var last: PageRequest
         var pages: Int
         var channel: ChannelID
-        /// The device's dense index (`deviceIndex`), -1 for a group that
-        /// never got a cookie. Valid while the group is live: a device is
-        /// removed only after its live groups are retired.
+        /// The device's dense index (`deviceIndex`). Valid while the group
+        /// is live: a device is removed only after its live groups are retired.
         var device: Int32
         var delivered = false
 
@@ -411,14 +410,12 @@ public struct PageRequestTracker {
         let channel = devices[d].channel
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, pages)
-            emit(Group(last: request, pages: pages, channel: 0, device: d), cookie: 0, code: .invalid,
-                 source: .automatic(.noConsumer))
+            emit(request, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
             return nil
         }
         guard let slotIndex = table.takeSlot() else {
             releaseAllocation(request.deviceID, pages)
-            emit(Group(last: request, pages: pages, channel: channelID, device: d), cookie: 0, code: .invalid,
-                 source: .automatic(.tableFull))
+            emit(request, cookie: 0, code: .invalid, source: .automatic(.tableFull))
             return nil
         }
         let slot = table.slot(Int(slotIndex))
@@ -590,9 +587,9 @@ public struct PageRequestTracker {
         let slot = table.slot(slotIndex)
         guard slot.pointee.live else { return }
         let r = Int(slot.pointee.record)
-        let group = table.record(r).pointee
-        table.freeRecord(UInt32(r))
-        if group.pages > 1 {
+        let group = table.record(r)  // read in place (104 bytes); freed last
+        let pages = group.pointee.pages
+        if pages > 1 {
             var spare: [PageRequest] = []
             swap(&spare, &earlierRequests[r])
             // Only small arrays are kept: one huge group must not pin its memory for good.
@@ -611,34 +608,38 @@ public struct PageRequestTracker {
         slot.pointee.retiredBy = kind
         slot.pointee.generation = slot.pointee.generation == .max ? 1 : slot.pointee.generation &+ 1  // never 0
         table.freeSlot(UInt32(slotIndex))
-        let d = Int(group.device)
+        let d = Int(group.pointee.device)
         assert(devices[d].known, "a live group of a removed device")
-        let key = Self.reuseKey(d, PRILimits.slot(group.prgi))
+        let prgi = PRILimits.slot(group.pointee.last.prgi)
+        let key = Self.reuseKey(d, prgi)
         if reusedLive.isEmpty && indexStates[key].oldestLive == cookie {
             indexStates[key] = IndexState(oldestLive: 0, lastRetired: kind)  // the index's one live group
         } else {
-            removeLive(cookie, device: d, prgi: PRILimits.slot(group.prgi), ended: kind)
+            removeLive(cookie, device: d, prgi: prgi, ended: kind)
         }
-        devices[d].outstandingRequests -= group.pages  // its share of the allocation
-        emit(group, cookie: cookie, code: code, source: source)
+        devices[d].outstandingRequests -= pages  // its share of the allocation
+        emit(group.pointee.last, cookie: cookie, code: code, source: source)
+        table.freeRecord(UInt32(r))
     }
 
+    /// Counts and gives the one answer to the group whose LAST_PAGE request
+    /// is `last` (its PASID, when it needs it back, PRGI and private data
+    /// are echoed).
     mutating func emit(
-        _ group: Group, cookie: UInt64, code: ResponseCode, source: CompletionSource
+        _ last: borrowing PageRequest, cookie: UInt64, code: ResponseCode, source: CompletionSource
     ) {
         switch source {
         case .consumer: counters.completedByConsumer &+= 1
         case .automatic(let cause): autoTally[cause.ordinal] &+= 1
         }
         answers.append(DeviceCompletion(
-            deviceID: group.deviceID, pasid: group.needsPASID ? group.pasid : nil, prgi: group.prgi, code: code,
-            privateData: group.privateData, cookie: cookie, source: source, requestedAtNS: group.last.timestampNS))
+            deviceID: last.deviceID, pasid: last.needsPASID ? last.pasid : nil, prgi: last.prgi, code: code,
+            privateData: last.privateData, cookie: cookie, source: source, requestedAtNS: last.timestampNS))
     }
 
     /// Answers a group that never got a cookie (no device state to keep).
     mutating func answerUnowned(_ request: PageRequest, cause: AutoResponseCause) {
-        emit(Group(last: request, pages: 1, channel: 0, device: -1), cookie: 0, code: .invalid,
-             source: .automatic(cause))
+        emit(request, cookie: 0, code: .invalid, source: .automatic(cause))
     }
 }
 
