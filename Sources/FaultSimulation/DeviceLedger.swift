@@ -50,7 +50,7 @@ public struct DeviceLedger: Sendable {
     public init() {}
 
     /// Records a group the device sent (its LAST_PAGE request).
-    public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
+    @inline(__always) public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
         waiting.expect(prgi: prgi, pasid: needsPASID ? pasid : nil, privateData: privateData, ())
         issued += 1
     }
@@ -61,6 +61,7 @@ public struct DeviceLedger: Sendable {
     /// learns only the code, so it books what it can see (`service`, or
     /// `closed` for the INVALID a hang-up implies).
     @discardableResult
+    @inline(__always)
     public mutating func receive(_ completion: DeviceCompletion, label: String? = nil) -> Bool {
         guard let expected = waiting.takeEntry(prgi: completion.prgi, pasid: completion.pasid,
                                                privateData: completion.privateData) else {

@@ -161,7 +161,7 @@ public struct SimulatedPRIDevice: Sendable {
     /// Takes the one answer to a group: checks it in the ledger, frees the
     /// PRG index and allocation, and retries the access on SUCCESS.
     /// `label` books the answer under a source of the caller's (see `DeviceLedger.receive`).
-    public mutating func complete(_ completion: DeviceCompletion, label: String? = nil) {
+    @inline(__always) public mutating func complete(_ completion: DeviceCompletion, label: String? = nil) {
         guard ledger.receive(completion, label: label) else { return }
         let prgi = PRILimits.slot(completion.prgi)
         // A reused index carries several groups' pages; free it once all are answered.

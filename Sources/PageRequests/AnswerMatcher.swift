@@ -52,13 +52,14 @@ public struct AnswerMatcher<Value> {
     /// `privateData`): what the answer must echo, not the request's raw
     /// PASID when the device does not want it back.
     @inlinable
+    @inline(__always)
     public mutating func expect(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?, _ value: Value) {
         let slot = PRILimits.slot(prgi)
         let entry = Entry(pasid: pasid, privateData: privateData, value: value)
         if oldest[slot] == nil {
             oldest[slot] = entry
         } else {
-            later[slot, default: []].append(entry)
+            expectLater(entry, slot: slot)
         }
         waitingCount += 1
     }
@@ -77,15 +78,36 @@ public struct AnswerMatcher<Value> {
     /// `take`, with what the chosen group's answer must echo (the PASID and
     /// private data it was expected with): a caller that checks the answer
     /// against them need not keep a second copy in `Value`.
+    ///
+    /// The common case (the index's one group) is inlined at the call site;
+    /// a reused index is chosen among in `takeAmongReused`.
     @inlinable
+    @inline(__always)
     public mutating func takeEntry(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?)
         -> (pasid: UInt32?, privateData: PrivateData?, value: Value)?
     {
         let slot = PRILimits.slot(prgi)
         guard let first = oldest[slot] else { return nil }
         waitingCount -= 1
-        guard !later.isEmpty, var rest = later.removeValue(forKey: slot) else {
-            oldest[slot] = nil  // the common case: the index's one group
+        guard later.isEmpty else { return takeAmongReused(first, slot: slot, pasid: pasid, privateData: privateData) }
+        oldest[slot] = nil
+        return (first.pasid, first.privateData, first.value)
+    }
+
+    /// A later group on an index whose oldest still waits (a misbehaving device).
+    @inlinable
+    mutating func expectLater(_ entry: Entry, slot: Int) {
+        later[slot, default: []].append(entry)
+    }
+
+    /// `takeEntry` when some index has more than one group waiting:
+    /// `first` is `slot`'s oldest, already counted out of `waitingCount`.
+    @inlinable
+    mutating func takeAmongReused(_ first: Entry, slot: Int, pasid: UInt32?, privateData: PrivateData?)
+        -> (pasid: UInt32?, privateData: PrivateData?, value: Value)
+    {
+        guard var rest = later.removeValue(forKey: slot) else {
+            oldest[slot] = nil  // this index's one group
             return (first.pasid, first.privateData, first.value)
         }
         // A reused index: choose among all its groups, oldest first.
