@@ -176,8 +176,8 @@ public final class Pipeline: FaultIntake {
     /// its consumer (negotiation, LOST records owed), then fires timeouts
     /// and delivers groups that waited for negotiation.
     public func serviceQueues(now: UInt64) {
-        for (channel, queue) in queues.enumerated() {
-            guard let queue else { continue }
+        for channel in queues.indices {
+            guard let queue = queues[channel] else { continue }
             read(ChannelID(channel), of: queue)
             queue.poll()
         }

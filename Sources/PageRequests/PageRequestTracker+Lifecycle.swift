@@ -39,7 +39,7 @@ extension PageRequestTracker {
             // Groups answered while they waited (timeout, detach) are skipped.
             let waiting: [UInt64] = backlogs[index].filter { isLive($0) && !group(of: $0).pointee.delivered }
             backlogs[index].removeAll()
-            deliverRun(waiting[...], channel: ChannelID(index))
+            waiting.withUnsafeBufferPointer { deliverRun($0, channel: ChannelID(index)) }
         }
     }
 

@@ -462,8 +462,9 @@ public struct PageRequestTracker {
     mutating func deliverPending() {
         guard !pending.isEmpty else { return }
         // Groups are only ever added to `pending` by `admit`, never while this
-        // runs (`deliverRun` answers, it does not admit), so the table is read
-        // in place and emptied at the end.
+        // runs (`deliverRun` answers, it does not admit): the table is not
+        // reallocated, so each run is lent as a pointer into it, and the
+        // table is emptied at the end.
         var start = 0
         while start < pending.count {
             let channel = group(of: pending[start]).pointee.channel
@@ -471,7 +472,7 @@ public struct PageRequestTracker {
             while end < pending.count && group(of: pending[end]).pointee.channel == channel {
                 end += 1
             }
-            deliverRun(pending[start..<end], channel: channel)
+            deliverRun(UnsafeBufferPointer(rebasing: pending.buffer[start..<end]), channel: channel)
             start = end
         }
         pending.removeAll()
@@ -485,7 +486,7 @@ public struct PageRequestTracker {
     /// Every cookie must be live (callers check, or have just admitted it):
     /// records are reused newest first, so a retired cookie's record may
     /// already hold another group.
-    mutating func deliverRun(_ cookies: some Collection<UInt64>, channel channelID: ChannelID) {
+    mutating func deliverRun(_ cookies: UnsafeBufferPointer<UInt64>, channel channelID: ChannelID) {
         guard !cookies.isEmpty else { return }
         assert(cookies.allSatisfy(isLive), "deliverRun given a group that is not live")
         let sink = sinks[Int(channelID)]!

@@ -89,7 +89,6 @@ public struct PlainTable<Element: BitwiseCopyable> {
 
     /// Adds `count` copies of `element` at the end.
     public mutating func append(repeating element: Element, count added: Int) {
-        makeUnique()
         if count + added > storage.capacity { reallocate(capacity: Swift.max(count + added, storage.capacity * 2)) }
         (storage.base + count).initialize(repeating: element, count: added)
         used += added
