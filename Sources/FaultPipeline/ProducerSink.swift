@@ -16,7 +16,7 @@ public final class ProducerSink: GroupSink {
 
     /// Publishes the groups, each contiguously, with one index store.
     public func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
-                              outcomes: UnsafeMutableBufferPointer<GroupDelivery>) {
+                              outcomes: UnsafeMutableBufferPointer<GroupDelivery>) -> Int {
         var group = 0
         producer.publishGroups(requests, sizes: sizes) { outcome in
             switch outcome {
@@ -26,5 +26,6 @@ public final class ProducerSink: GroupSink {
             }
             group += 1
         }
+        return group
     }
 }

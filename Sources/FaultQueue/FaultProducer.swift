@@ -650,6 +650,13 @@ extension FaultProducer {
         publishIndex()
     }
 
+    /// `publishGroups` from arrays (the form before buffers were lent).
+    public func publishGroups(_ events: [PageRequest], sizes: [Int], _ outcome: (GroupOutcome) -> Void) {
+        events.withUnsafeBufferPointer { events in
+            sizes.withUnsafeBufferPointer { sizes in publishGroups(events, sizes: sizes, outcome) }
+        }
+    }
+
     /// Writes one group into the ring after any LOST record owed, without
     /// publishing it, or counts it as overflowed if it does not fit whole.
     @inlinable

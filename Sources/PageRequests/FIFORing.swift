@@ -7,7 +7,8 @@
 /// full; it never shrinks. Its storage is a `PlainTable`, with that type's
 /// contract: the owner calls `makeUnique()` before writing in an operation.
 struct FIFORing<Element: BitwiseCopyable> {
-    /// The elements, from `head`, wrapping; the rest hold `filler`.
+    /// The elements, from `head`, wrapping; positions outside them hold
+    /// `filler` or stale elements, never read.
     private var storage: PlainTable<Element>
     private var head = 0
     /// Elements queued.
@@ -48,7 +49,7 @@ struct FIFORing<Element: BitwiseCopyable> {
 
     /// Twice the room, the elements moved to the front in order.
     private mutating func grow() {
-        var larger = PlainTable(repeating: filler, count: storage.count * 2)
+        let larger = PlainTable(repeating: filler, count: storage.count * 2)
         for i in 0..<count { larger[i] = storage[(head &+ i) & (storage.count &- 1)] }
         storage = larger
         head = 0

@@ -13,8 +13,11 @@ public protocol GroupSink: AnyObject {
     ///
     /// The buffers are the tracker's, lent for the call: a sink must not
     /// keep them.
+    /// - Returns: how many outcomes it wrote, which must be `sizes.count`
+    ///   (the tracker stops on anything else: a group with no outcome could
+    ///   neither be retried nor answered correctly).
     func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
-                       outcomes: UnsafeMutableBufferPointer<GroupDelivery>)
+                       outcomes: UnsafeMutableBufferPointer<GroupDelivery>) -> Int
 }
 
 /// What a sink did with a group.

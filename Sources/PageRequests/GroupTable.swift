@@ -7,13 +7,14 @@ extension PageRequestTracker {
     /// that checks the array's buffer is not shared (copy-on-write). The
     /// per-group path stored into these tables about ten times a group, and
     /// those checks were a sixth of the tracker's instructions. Here the
-    /// whole table is checked once per tracker call (`makeUnique`, which
-    /// every public mutating method of the tracker runs first), and every
-    /// store after that is a plain store.
+    /// tracker checks once per operation, before it writes any table
+    /// (`PageRequestTracker.makeTablesUnique`, through its copy token), and
+    /// every store after that is a plain store.
     ///
     /// Invariants:
-    /// - the tracker calls `makeUnique` before it writes through `slot(_:)`
-    ///   or `record(_:)` in a call (a copied tracker then writes its own copy);
+    /// - `makeTablesUnique` runs before any write through `slot(_:)` or
+    ///   `record(_:)` in an operation (a copied tracker then writes its own
+    ///   copy: `makeUnique` here copies the storage if it is shared);
     /// - `freeSlots` holds each slot not live exactly once, in the order
     ///   freed (first in, first out: a retired cookie stays recognisable for
     ///   as long as possible);
@@ -41,6 +42,7 @@ extension PageRequestTracker {
                 records = .allocate(capacity: capacity)
                 freeRecords = .allocate(capacity: capacity)
                 freeSlots = .allocate(capacity: size)
+                freeSlots.initialize(repeating: 0, count: size)  // all of it: `copy` copies the whole ring
             }
 
             /// A copy holding the same slots, free lists and `recordsUsed` records.
@@ -49,7 +51,7 @@ extension PageRequestTracker {
                 other.slots.update(from: slots, count: capacity)
                 other.records.initialize(from: records, count: recordsUsed)
                 other.freeRecords.initialize(from: freeRecords, count: freeRecordCount)
-                other.freeSlots.initialize(from: freeSlots, count: ringSize)
+                other.freeSlots.update(from: freeSlots, count: ringSize)
                 return other
             }
 

@@ -20,6 +20,7 @@ extension PageRequestTracker {
     /// a loop that arms a timer for this wakes only for groups that can
     /// still time out.
     public mutating func nextDeadline() -> UInt64? {
+        makeTablesUnique()  // it only moves the ring's head today; cheap insurance
         while let first = timeouts.first {
             if isLive(first.cookie) { return first.at }
             _ = timeouts.popFirst()

@@ -31,9 +31,9 @@ public struct PageRequestTracker {
 
     /// A closed group: its LAST_PAGE request (which carries the PASID,
     /// PRGI, NEEDS_PASID and private data the answer must echo) and how
-    /// many requests it has. The earlier requests, if any, are in
-    /// `earlierRequests`, so that a group is plain data: copying one retains
-    /// nothing and goes through no value witness.
+    /// many requests it has. The earlier requests, if any, are a chain in
+    /// `pool`, so that a group is plain data: copying one retains nothing
+    /// and goes through no value witness.
     struct Group {
         var last: PageRequest
         var pages: Int
@@ -42,12 +42,15 @@ public struct PageRequestTracker {
         /// is live: a device is removed only after its live groups are retired.
         var device: Int32
         var delivered = false
+        /// The requests before `last`, in `pool` (`pages - 1` of them).
+        var earlier: RequestChain
 
-        init(last: PageRequest, pages: Int, channel: ChannelID, device: Int) {
+        init(last: PageRequest, pages: Int, channel: ChannelID, device: Int, earlier: RequestChain) {
             self.last = last
             self.pages = pages
             self.channel = channel
             self.device = Int32(truncatingIfNeeded: device)
+            self.earlier = earlier
         }
 
         var deviceID: UInt32 { last.deviceID }
@@ -131,16 +134,9 @@ public struct PageRequestTracker {
 
     /// The cookie slots and live groups' records (`GroupTable`).
     var table: GroupTable
-    /// The requests before the LAST_PAGE one of each record's group (empty
-    /// for one-page groups, the common case: no allocation).
-    var earlierRequests: [[PageRequest]] = []
-    /// Emptied arrays of retired groups' earlier requests, with their
-    /// capacity, for the next groups to park in (at most
-    /// `spareRequestArraysKept`, each of at most `spareRequestCapacity`).
-    var spareRequestArrays: [[PageRequest]] = []
-    static let spareRequestArraysKept = 1024
-    /// The largest capacity a kept array may have (requests).
-    static let spareRequestCapacity = 16
+    /// Requests parked (`parked`) and the earlier requests of live groups
+    /// (`Group.earlier`), in chains.
+    var pool = RequestPool()
     var timeouts = FIFORing(filler: Deadline(at: 0, cookie: 0))
     var partials: [AssemblyKey: [PageRequest]] = [:]
     /// Dense, in the order devices were first added (`deviceIndex`); a
@@ -165,9 +161,10 @@ public struct PageRequestTracker {
     /// not a device's and then its array's.
     var indexStates = PlainTable<IndexState>()
     /// Parked (non-last) requests of each device's PRG index, all of one
-    /// PASID, at `reuseKey(device index, PRGI)`; a second PASID on the same
-    /// index goes to `partials`. Flat, as `indexStates` is.
-    var parked: [[PageRequest]] = []
+    /// PASID, at `reuseKey(device index, PRGI)`, as chains in `pool`; a
+    /// second PASID on the same index goes to `partials`. Flat, as
+    /// `indexStates` is.
+    var parked = PlainTable<RequestChain>()
     /// Groups that got a slot during this `receive` and wait to go to their
     /// channel, in arrival order (`deliverPending`).
     var pending = PlainTable<UInt64>()
@@ -202,8 +199,11 @@ public struct PageRequestTracker {
     }
 
     /// Unshares the tables written through pointers (`GroupTable`,
-    /// `PlainTable`) if a copy of this tracker shares them: every mutating
-    /// operation calls it first, once, instead of a check on every store.
+    /// `PlainTable`) if a copy of this tracker shares them: every operation
+    /// that writes a table calls it first, once, instead of a check on
+    /// every store (every public mutating method but `addChannel` and
+    /// `takeAnswers`, which write none; `respondPrepared` relies on its
+    /// caller's call).
     ///
     /// One check, of `copyToken`, stands for all the tables: they are
     /// shared only with a copy of the tracker (nothing else holds them past
@@ -219,6 +219,8 @@ public struct PageRequestTracker {
         scratch.makeUnique()
         runSizes.makeUnique()
         runOutcomes.makeUnique()
+        pool.makeUnique()
+        parked.makeUnique()
     }
 
     /// Held by this tracker and by its copies only (`makeTablesUnique`).
@@ -276,7 +278,7 @@ public struct PageRequestTracker {
         }
         devices.append(device)
         indexStates.append(repeating: IndexState(), count: PRILimits.prgiCount)
-        parked.append(contentsOf: repeatElement([], count: PRILimits.prgiCount))
+        parked.append(repeating: RequestChain(), count: PRILimits.prgiCount)
         if deviceID < Self.directIDs {
             while directIndex.count <= Int(deviceID) { directIndex.append(-1) }
             directIndex[Int(deviceID)] = Int32(devices.count - 1)
@@ -291,7 +293,8 @@ public struct PageRequestTracker {
         let range = Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount
         for key in range {
             indexStates[key] = IndexState()
-            parked[key] = []
+            pool.release(parked[key])
+            parked[key] = RequestChain()
         }
     }
 
@@ -384,12 +387,10 @@ public struct PageRequestTracker {
         let prgi = PRILimits.slot(request.prgi)
         let key = Self.reuseKey(d, prgi)
         guard request.isLastPage else {
-            if parked[key].isEmpty {
-                // A recycled array keeps its capacity: a multi-page group costs no allocation.
-                if let spare = spareRequestArrays.popLast() { parked[key] = spare }
-                parked[key].append(request)
-            } else if parked[key][0].pasid == request.pasid {
-                parked[key].append(request)
+            if parked[key].isEmpty || pool.first(of: parked[key]).pasid == request.pasid {
+                var chain = parked[key]
+                pool.append(request, to: &chain)
+                parked[key] = chain
             } else {
                 partials[AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi), default: []]
                     .append(request)
@@ -400,9 +401,9 @@ public struct PageRequestTracker {
             }
             return nil
         }
-        // The group's earlier requests: none for a one-page group (no array made).
-        let earlier = devices[d].partialRequests > 0 ? takeParked(request, device: d, key: key) : nil
-        let pages = (earlier?.count ?? 0) + 1
+        // The group's earlier requests: none for a one-page group.
+        let earlier = devices[d].partialRequests > 0 ? takeParked(request, device: d, key: key) : RequestChain()
+        let pages = Int(earlier.count) + 1
         counters.groupsClosed &+= 1
         // Counted whether or not the group then gets a slot: the device reused an index in use.
         if indexStates[key].oldestLive != 0 { counters.prgiReused &+= 1 }
@@ -410,21 +411,22 @@ public struct PageRequestTracker {
         let channel = devices[d].channel
         guard let channelID = channel, hasChannel(channelID) else {
             releaseAllocation(request.deviceID, pages)
+            pool.release(earlier)
             emit(request, cookie: 0, code: .invalid, source: .automatic(.noConsumer))
             return nil
         }
         guard let slotIndex = table.takeSlot() else {
             releaseAllocation(request.deviceID, pages)
+            pool.release(earlier)
             emit(request, cookie: 0, code: .invalid, source: .automatic(.tableFull))
             return nil
         }
         let slot = table.slot(Int(slotIndex))
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
-        let (record, isNew) = table.takeRecord(Group(last: request, pages: pages, channel: channelID, device: d))
-        if isNew { earlierRequests.append([]) }
+        let (record, _) = table.takeRecord(
+            Group(last: request, pages: pages, channel: channelID, device: d, earlier: earlier))
         slot.pointee.record = record
         slot.pointee.live = true
-        if let earlier { earlierRequests[Int(record)] = earlier }
         if indexStates[key].oldestLive == 0 {
             indexStates[key].oldestLive = cookie
         } else {
@@ -442,19 +444,20 @@ public struct PageRequestTracker {
 
     /// The parked requests that `request` (a LAST_PAGE one, of device index
     /// `d`, at `key`) closes: those of its PRG index and PASID, taken out of
-    /// `parked` or `partials`; nil if there are none.
-    mutating func takeParked(_ request: PageRequest, device d: Int, key: Int) -> [PageRequest]? {
-        var requests: [PageRequest] = []
-        if !parked[key].isEmpty && parked[key][0].pasid == request.pasid {
-            swap(&requests, &parked[key])
+    /// `parked` or `partials` (moved into the pool); empty if there are none.
+    mutating func takeParked(_ request: PageRequest, device d: Int, key: Int) -> RequestChain {
+        var chain = RequestChain()
+        if !parked[key].isEmpty && pool.first(of: parked[key]).pasid == request.pasid {
+            chain = parked[key]
+            parked[key] = RequestChain()
         } else if !partials.isEmpty,
                   let other = partials.removeValue(
                     forKey: AssemblyKey(device: request.deviceID, pasid: request.pasid, prgi: request.prgi))
         {
-            requests = other
+            for parkedRequest in other { pool.append(parkedRequest, to: &chain) }
         }
-        devices[d].partialRequests -= requests.count
-        return requests.isEmpty ? nil : requests
+        devices[d].partialRequests -= Int(chain.count)
+        return chain
     }
 
     /// Hands `pending` to the channels, one run of consecutive groups of
@@ -498,11 +501,12 @@ public struct PageRequestTracker {
         runSizes.removeAll()
         for cookie in cookies {
             let r = record(of: cookie)
-            for var request in earlierRequests[r] {
+            let group = table.record(r)
+            pool.forEach(in: group.pointee.earlier) { request in
+                var request = request
                 request.cookie = cookie
                 scratch.append(request)
             }
-            let group = table.record(r)
             var last = group.pointee.last
             last.cookie = cookie
             scratch.append(last)
@@ -510,7 +514,8 @@ public struct PageRequestTracker {
         }
         runOutcomes.removeAll()
         runOutcomes.append(repeating: .notReady, count: runSizes.count)  // each overwritten by the sink
-        sink.deliverGroups(scratch.buffer, sizes: runSizes.buffer, outcomes: runOutcomes.mutableBuffer)
+        let written = sink.deliverGroups(scratch.buffer, sizes: runSizes.buffer, outcomes: runOutcomes.mutableBuffer)
+        precondition(written == runSizes.count, "a GroupSink wrote \(written) outcomes for \(runSizes.count) groups")
         for (cookie, outcome) in zip(cookies, runOutcomes) {
             switch outcome {
             case .delivered:
@@ -570,8 +575,9 @@ public struct PageRequestTracker {
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
         if let d = deviceIndex(deviceID), devices[d].known {
             for key in Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount where !parked[key].isEmpty {
-                dropped += parked[key].count
-                parked[key].removeAll()
+                dropped += Int(parked[key].count)
+                pool.release(parked[key])
+                parked[key] = RequestChain()
             }
             devices[d].partialRequests = 0
         }
@@ -590,15 +596,7 @@ public struct PageRequestTracker {
         let r = Int(slot.pointee.record)
         let group = table.record(r)  // read in place (104 bytes); freed last
         let pages = group.pointee.pages
-        if pages > 1 {
-            var spare: [PageRequest] = []
-            swap(&spare, &earlierRequests[r])
-            // Only small arrays are kept: one huge group must not pin its memory for good.
-            if spareRequestArrays.count < Self.spareRequestArraysKept && spare.capacity <= Self.spareRequestCapacity {
-                spare.removeAll(keepingCapacity: true)
-                spareRequestArrays.append(spare)
-            }
-        }
+        pool.release(group.pointee.earlier)
         let kind: RetireKind
         switch source {
         case .consumer: kind = .consumer

@@ -7,10 +7,13 @@
 /// `makeUnique()` at the top of each mutating operation (a copy of the owner
 /// then writes its own table), and every store after that is unchecked.
 ///
-/// Contract: write (`subscript`, `append`, `removeLast`, `removeAll`) only
-/// after `makeUnique()` in the same operation. Growing reallocates, and so
-/// also unshares. Out-of-range indices are caught by assertions in debug
-/// builds only: the owner keeps its indices in range.
+/// Contract: store (`subscript`'s setter, `append`, `append(repeating:)`,
+/// `mutableBuffer`) only after `makeUnique()` in the same operation. A copy
+/// shares storage with its original until then, as an array's does, but
+/// here nothing stops a store into shared storage: that is the owner's
+/// to prevent. (`removeLast` and `removeAll` store nothing.) Growing
+/// reallocates, and so also unshares. Out-of-range indices are caught by
+/// assertions in debug builds only: the owner keeps its indices in range.
 ///
 /// Public, with its hot members inlinable, so that other modules'
 /// tables (the simulated devices') are specialised for their element type:

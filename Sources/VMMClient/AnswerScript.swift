@@ -84,6 +84,17 @@ public struct AnswerScript: Sendable {
         return answerInjecting(request, right: right, into: &outbox)
     }
 
+    /// `answer(_:using:right:into:)`, handing each answer to `send` instead
+    /// of appending it to an outbox (the form before the outbox existed).
+    @available(*, deprecated, renamed: "answer(_:using:right:into:)")
+    public mutating func answer(_ request: PageRequest, using rng: inout some RandomNumberGenerator,
+                                right: (ResponseCode) -> PageResponse?, send: (PageResponse) -> Void) -> Answers {
+        var outbox: [PageResponse] = []
+        let answers = answer(request, using: &rng, right: right, into: &outbox)
+        for response in outbox { send(response) }
+        return answers
+    }
+
     /// `answer` once the right answer is known, for a script that injects.
     @inlinable
     mutating func answerInjecting(_ request: PageRequest, right: PageResponse,

@@ -1,0 +1,79 @@
+import FaultABI
+
+extension PageRequestTracker {
+    /// A chain of pooled requests, oldest first: the requests parked on one
+    /// PRG index, or the earlier requests of one closed group.
+    struct RequestChain {
+        var head: Int32 = -1
+        var tail: Int32 = -1
+        var count: Int32 = 0
+        var isEmpty: Bool { count == 0 }
+    }
+
+    /// One pooled request and the next in its chain (-1: none).
+    struct PooledRequest {
+        var request: PageRequest
+        var next: Int32
+    }
+
+    /// Every request before a LAST_PAGE one — parked until its group
+    /// closes, then kept with the group until it is answered — in one table
+    /// of chains, with a free list.
+    ///
+    /// Why not an array per PRG index and per group: a multi-page group
+    /// moved its requests through three arrays (parked, the group's, a
+    /// spare kept for reuse), each store a copy-on-write check and each
+    /// move a retain and a release. Here parking is a store and a link, and
+    /// a group's requests stay where they were parked until it is answered.
+    ///
+    /// Like the tracker's other tables, a `PlainTable`: the tracker unshares
+    /// it once per operation (`makeTablesUnique`). It grows to the most
+    /// requests parked or held at once and is not shrunk; both are bounded
+    /// (`maxPartialRequestsPerDevice`, and the devices' allocations).
+    struct RequestPool {
+        var nodes = PlainTable<PooledRequest>()
+        /// Head of the free nodes, linked through `next` (-1: none free).
+        var free: Int32 = -1
+
+        mutating func makeUnique() { nodes.makeUnique() }
+
+        /// The oldest request of a chain that is not empty.
+        func first(of chain: RequestChain) -> PageRequest { nodes[Int(chain.head)].request }
+
+        /// Adds `request` at the end of `chain`.
+        mutating func append(_ request: PageRequest, to chain: inout RequestChain) {
+            let node: Int32
+            if free >= 0 {
+                node = free
+                free = nodes[Int(node)].next
+                nodes[Int(node)] = PooledRequest(request: request, next: -1)
+            } else {
+                node = Int32(nodes.count)
+                nodes.append(PooledRequest(request: request, next: -1))
+            }
+            if chain.isEmpty {
+                chain.head = node
+            } else {
+                nodes[Int(chain.tail)].next = node
+            }
+            chain.tail = node
+            chain.count += 1
+        }
+
+        /// Frees every node of `chain`.
+        mutating func release(_ chain: RequestChain) {
+            guard !chain.isEmpty else { return }
+            nodes[Int(chain.tail)].next = free
+            free = chain.head
+        }
+
+        /// Calls `body` with each request of `chain`, oldest first.
+        func forEach(in chain: RequestChain, _ body: (PageRequest) -> Void) {
+            var node = chain.head
+            for _ in 0..<chain.count {
+                body(nodes[Int(node)].request)
+                node = nodes[Int(node)].next
+            }
+        }
+    }
+}
