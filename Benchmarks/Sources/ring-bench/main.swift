@@ -173,7 +173,7 @@ func faultringRTT(rounds: UInt64) throws -> [UInt64] {
 // MARK: statistics
 
 let repetitions = Int(ProcessInfo.processInfo.environment["BENCH_REPS"] ?? "21")!
-/// BENCH_ONLY=throughput|rtt|loop runs one part (lifecycle: the one-page lifecycle alone, to profile).
+/// BENCH_ONLY=throughput|rtt|loop runs one part (lifecycle: the lifecycle alone, to profile; BENCH_MAX pages).
 let only = ProcessInfo.processInfo.environment["BENCH_ONLY"]
 func part(_ name: String) -> Bool { only == nil || only == name }
 let scale = Double(ProcessInfo.processInfo.environment["BENCH_SCALE"] ?? "1")!
@@ -343,16 +343,21 @@ func lifecycleLoop(groups: UInt64, maxSize: Int) throws -> Double {
     return report.groupsPerSecond
 }
 
-// BENCH_ONLY=lifecycle: only the one-page lifecycle, for a profiler (perf record) to see nothing else.
+// BENCH_ONLY=lifecycle: only the lifecycle, for a profiler (perf record, valgrind --tool=callgrind) to see
+// nothing else; one-page groups, or up to BENCH_MAX pages.
 if only == "lifecycle" {
-    let rate = try lifecycleLoop(groups: UInt64(5_000_000 * scale), maxSize: 1)
-    print(String(format: "lifecycle, one-page groups: %.2f M groups/s", rate / 1e6))
+    let largest = Int(ProcessInfo.processInfo.environment["BENCH_MAX"] ?? "1") ?? 1
+    let rate = try lifecycleLoop(groups: UInt64(5_000_000 * scale), maxSize: largest)
+    print(String(format: "lifecycle, groups of 1-%d pages: %.2f M groups/s", largest, rate / 1e6))
 }
 
 if part("loop") {
 print("")
 print("Page-request loop, one thread, M groups/s: the bare ring (publish group, read, answer, read answer) next to")
 print("the whole lifecycle (simulated devices, tracker with cookies and timeouts, ring, responder, ledger).")
+print("")
+print("Ratio: the lifecycle over the bare ring run just before it (paired), median [min–max], then the ratio")
+print("of the medians.")
 print("")
 print("| group size | bare ring | lifecycle | lifecycle / bare |")
 print("|---|---|---|---|")
@@ -367,6 +372,7 @@ for (label, bareSize, maxSize) in [("1", 1, 1), ("1-4 (mean 2.5)", 3, 4)] where 
         life.append(Sample(value: try lifecycleLoop(groups: UInt64(loopGroups), maxSize: maxSize) / 1e6,
                            probeNS: bench_pingpong_ns(20_000)))
     }
-    print("| \(label) | \(summary(bare, format: "%.2f")) | \(summary(life, format: "%.2f")) | "
-          + String(format: "%.2f× |", median(life.map(\.value)) / median(bare.map(\.value))))
+    let paired = ratioSummary(pairedRatios([life, bare], 0, peers: [1], better: >))
+    print("| \(label) | \(summary(bare, format: "%.2f")) | \(summary(life, format: "%.2f")) | \(paired)"
+          + String(format: " · %.2f× |", median(life.map(\.value)) / median(bare.map(\.value))))
 }
