@@ -21,12 +21,14 @@ extension PageResponse {
     /// Inlinable, as its checks are: the service's read loop then validates
     /// each slot in registers, with no call per response.
     @inlinable
+    @inline(__always)
     public static func validate(slot: UnsafeRawPointer, abi: ABIVersion) -> Result<PageResponse, ResponseRejection> {
         var snapshot = slot.load(as: ResponseSlotSnapshot.self)
         return withUnsafeBytes(of: &snapshot) { bytes in validate(copy: bytes, abi: abi) }
     }
 
     @inlinable
+    @inline(__always)
     static func validate(copy bytes: UnsafeRawBufferPointer, abi: ABIVersion) -> Result<PageResponse, ResponseRejection> {
         let argsz = bytes.load(fromByteOffset: 0, as: UInt32.self)
         let known = abi.responseSize

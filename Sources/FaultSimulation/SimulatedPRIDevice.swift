@@ -94,6 +94,7 @@ public struct SimulatedPRIDevice: Sendable {
     /// Appends the requests of the next group to `out` (a caller's buffer:
     /// no allocation per group), or nothing if the device is out of PRG
     /// indices or allocation (a well-behaved device waits).
+    @inline(__always)
     public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
         let size = Self.groupSize(config, using: &rng)
         groupsSent += 1

@@ -66,7 +66,7 @@ extension PageRequestTracker {
     }
 
     /// Finds the live group of an ABI 2 cookie, or says why there is none.
-    func lookup(cookie: UInt64) -> Result<UInt64, ResponseRejectionReason> {
+    @inline(__always) func lookup(cookie: UInt64) -> Result<UInt64, ResponseRejectionReason> {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
         let generation = GroupCookie(rawValue: cookie).generation
         guard generation != 0, slotIndex < table.capacity else { return .failure(.unknown) }

@@ -371,7 +371,7 @@ public struct PageRequestTracker {
     /// group, and gives a closed group a slot, a deadline and a place in
     /// `pending` (or its channel's backlog).
     /// - Returns: the cookie of the group it closed, if it got a slot.
-    mutating func admit(_ request: PageRequest, now: UInt64) -> UInt64? {
+    @inline(__always) mutating func admit(_ request: PageRequest, now: UInt64) -> UInt64? {
         counters.requests &+= 1
         guard let d = deviceIndex(request.deviceID), devices[d].known else {
             counters.unknownDevice &+= 1
@@ -587,7 +587,7 @@ public struct PageRequestTracker {
 
     /// The single exit of a live group: emits its completion, remembers how
     /// it ended, frees its slot and its share of the device allocation.
-    mutating func retire(
+    @inline(__always) mutating func retire(
         _ cookie: UInt64, code: ResponseCode, source: CompletionSource
     ) {
         let slotIndex = Int(GroupCookie(rawValue: cookie).slot)
