@@ -423,8 +423,10 @@ public struct PageRequestTracker {
         }
         let slot = table.slot(Int(slotIndex))
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
+        var last = request
+        last.cookie = cookie  // as it goes to the ring: delivery copies it unchanged
         let (record, _) = table.takeRecord(
-            Group(last: request, pages: pages, channel: channelID, device: d, earlier: earlier))
+            Group(last: last, pages: pages, channel: channelID, device: d, earlier: earlier))
         slot.pointee.record = record
         slot.pointee.live = true
         if indexStates[key].oldestLive == 0 {
@@ -507,9 +509,7 @@ public struct PageRequestTracker {
                 request.cookie = cookie
                 scratch.append(request)
             }
-            var last = group.pointee.last
-            last.cookie = cookie
-            scratch.append(last)
+            scratch.append(group.pointee.last)  // carries its cookie since admission
             runSizes.append(group.pointee.pages)
         }
         runOutcomes.removeAll()
