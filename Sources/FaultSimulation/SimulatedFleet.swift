@@ -50,6 +50,7 @@ struct SimulatedFleet {
         var generator = rng
         defer { rng = generator }
         units.withUnsafeMutableBufferPointer { units in
+            units[d].makeTableUnique()  // once for the burst (`nextGroupUnshared`)
             for _ in 0..<schedule.groupsPerStep {
                 if let total = schedule.totalGroups, raised >= total { return }
                 if let limit = schedule.groupsPerDevice, units[d].ledger.issued >= limit { return }
@@ -57,7 +58,7 @@ struct SimulatedFleet {
                 let before = out.count
                 // With a rate, a group carries its scheduled time, so latency is
                 // measured from the schedule (open loop), not from when it was raised.
-                units[d].nextGroup(now: schedule.rate != nil ? dueAt[d] : now, using: &generator, into: &out)
+                units[d].nextGroupUnshared(now: schedule.rate != nil ? dueAt[d] : now, using: &generator, into: &out)
                 if out.count == before {  // out of PRG indices or allocation: wait for answers
                     blocked[d] = true
                     return
@@ -88,12 +89,19 @@ struct SimulatedFleet {
         var touched = false
         // One access to `units` for the whole batch, not one per answer.
         units.withUnsafeMutableBufferPointer { units in
+            // A device's table is unshared once per run of its answers, not
+            // per answer (`completeUnshared`), nor for devices with none.
+            var unshared = -1
             for completion in completions {
                 guard let d = Self.position(of: completion.deviceID, in: index) else {
                     stranger = completion.deviceID
                     continue
                 }
-                units[d].complete(completion)
+                if d != unshared {
+                    units[d].makeTableUnique()
+                    unshared = d
+                }
+                units[d].completeUnshared(completion)
                 touched = true
             }
         }

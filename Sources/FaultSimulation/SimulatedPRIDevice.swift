@@ -96,6 +96,19 @@ public struct SimulatedPRIDevice: Sendable {
     /// indices or allocation (a well-behaved device waits).
     @inline(__always)
     public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
+        prgis.makeUnique()
+        nextGroupUnshared(now: now, using: &rng, into: &out)
+    }
+
+    /// Unshares the device's table if a copy of the device shares it. A
+    /// fleet calls it once per burst or batch of answers, then the
+    /// `…Unshared` forms, which skip the check each group would cost.
+    mutating func makeTableUnique() { prgis.makeUnique() }
+
+    /// `nextGroup` after `makeTableUnique()` (the caller's exclusive access
+    /// to this device has not ended since).
+    @inline(__always)
+    mutating func nextGroupUnshared(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
         let size = Self.groupSize(config, using: &rng)
         groupsSent += 1
         if config.stopMarkerEvery > 0 && groupsSent % UInt64(config.stopMarkerEvery) == 0, let pasid = config.pasids.first {
@@ -105,7 +118,6 @@ public struct SimulatedPRIDevice: Sendable {
         }
         let reuse = config.reusePRGIEvery > 0 && groupsSent % UInt64(config.reusePRGIEvery) == 0
         guard inFlight + size <= config.allocation, reuse || freeCount > 0 else { return }
-        prgis.makeUnique()
         let prgi: UInt32
         if reuse, let busy = prgis.firstIndex(where: { $0.pages > 0 }) {
             prgi = UInt32(busy)  // misbehaving: this index still has a group outstanding
@@ -163,11 +175,17 @@ public struct SimulatedPRIDevice: Sendable {
     /// PRG index and allocation, and retries the access on SUCCESS.
     /// `label` books the answer under a source of the caller's (see `DeviceLedger.receive`).
     @inline(__always) public mutating func complete(_ completion: DeviceCompletion, label: String? = nil) {
+        prgis.makeUnique()
+        completeUnshared(completion, label: label)
+    }
+
+    /// `complete` after `makeTableUnique()` (see `nextGroupUnshared`).
+    @inline(__always)
+    mutating func completeUnshared(_ completion: DeviceCompletion, label: String? = nil) {
         guard ledger.receive(completion, label: label) else { return }
         let prgi = PRILimits.slot(completion.prgi)
         // A reused index carries several groups' pages; free it once all are answered.
         if prgis[prgi].pages > 0 && !ledger.isWaiting(prgi: completion.prgi) {
-            prgis.makeUnique()
             inFlight -= Int(prgis[prgi].pages)
             prgis[prgi].pages = 0
             pushFree(completion.prgi)
