@@ -16,6 +16,50 @@ import Testing
         #expect(b.sink.cookie(0) != b.sink.cookie(1))
     }
 
+    /// Earlier requests wait in pooled chains, which are freed when their
+    /// group is answered and reused by later groups: across thousands of
+    /// interleaved groups on several PRG indices, with answers freeing
+    /// chains as it goes, every group still arrives with exactly its own
+    /// requests, in order, under one cookie.
+    @Test func pooledEarlierRequestsArriveIntactAsChainsAreReused() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 1 << 60
+        var b = Bench(policy: policy, entries: 256, allocation: 1 << 20)
+        var state: UInt64 = 0x9E37_79B9
+        func draw(_ n: UInt64) -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (state >> 33) % n
+        }
+        var open: [UInt32: [UInt64]] = [:]
+        var expected: [[UInt64]] = []
+        var answered = 0
+        var address: UInt64 = 0x10_0000
+        for step in 0..<4000 {
+            let prgi = UInt32(draw(6))
+            address += 0x1000
+            let closes = draw(3) == 0
+            b.send(request(prgi: prgi, pasid: 5 + prgi % 2, last: closes, address: address))
+            if closes {
+                expected.append((open.removeValue(forKey: prgi) ?? []) + [address])
+            } else {
+                open[prgi, default: []].append(address)
+            }
+            if step % 5 == 0 {  // answer what arrived: its records and chains are freed for reuse
+                b.sink.read()
+                while answered < b.sink.groups.count {
+                    b.answer(PageResponse(code: .success, cookie: b.sink.cookie(answered)))
+                    answered += 1
+                }
+            }
+        }
+        b.sink.read()
+        #expect(b.sink.groups.map { $0.map(\.address) } == expected)
+        #expect(b.sink.groups.allSatisfy { Set($0.map(\.cookie)).count == 1 })
+        #expect(b.sink.groups.contains { $0.count >= 4 })
+        #expect(b.tracker.snapshot.partialsDiscarded == 0)
+        #expect(b.completions.count == answered)
+    }
+
     /// Pages asked under one owner never reach the next: a DETACH drops the
     /// device's partial groups (issue 13, finding 12).
     @Test func partialGroupsDoNotSurviveADetachIntoTheNextOwner() {

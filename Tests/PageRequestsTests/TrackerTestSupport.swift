@@ -91,7 +91,7 @@ struct Bench {
 }
 
 func request(prgi: UInt32, pasid: UInt32? = 5, last: Bool = true, needsPASID: Bool = true, data: PrivateData? = nil,
-             device: UInt32 = 1) -> PageRequest {
-    PageRequest(deviceID: device, pasid: pasid, prgi: prgi, permissions: .read, address: 0x1000, isLastPage: last,
+             device: UInt32 = 1, address: UInt64 = 0x1000) -> PageRequest {
+    PageRequest(deviceID: device, pasid: pasid, prgi: prgi, permissions: .read, address: address, isLastPage: last,
                 needsPASID: needsPASID, privateData: data)
 }
