@@ -462,6 +462,29 @@ public struct PageRequestTracker {
         return chain
     }
 
+    /// Moves every live chain (parked, and held by live groups) into a new
+    /// pool just large enough, so a burst of multi-page groups does not keep
+    /// its memory once answered. Called when the pool is sparse: its cost,
+    /// a pass over the PRG index table and the cookie slots, is paid at most
+    /// once per seven-eighths of a large table released.
+    mutating func compactPool() {
+        var fresh = RequestPool()
+        for key in parked.indices where !parked[key].isEmpty {
+            parked[key] = pool.move(parked[key], into: &fresh)
+        }
+        for index in 0..<table.capacity where table.slot(index).pointee.live {
+            let group = table.record(Int(table.slot(index).pointee.record))
+            guard !group.pointee.earlier.isEmpty else { continue }
+            group.pointee.earlier = pool.move(group.pointee.earlier, into: &fresh)
+        }
+        pool = fresh
+    }
+
+    /// Requests held before their group's LAST_PAGE one (parked, or in a
+    /// closed group not yet answered), and the pool's size in requests: for
+    /// diagnostics and tests of its memory.
+    public var pooledRequests: (held: Int, capacity: Int) { (pool.live, pool.nodes.count) }
+
     /// Hands `pending` to the channels, one run of consecutive groups of
     /// the same channel at a time (`deliverRun`).
     mutating func deliverPending() {
@@ -579,6 +602,7 @@ public struct PageRequestTracker {
                 pool.release(parked[key])
                 parked[key] = RequestChain()
             }
+            if pool.isSparse { compactPool() }
             devices[d].partialRequests = 0
         }
         counters.partialsDiscarded &+= UInt64(dropped)
@@ -596,6 +620,7 @@ public struct PageRequestTracker {
         let r = Int(slot.pointee.record)
         let group = table.record(r)  // read in place (104 bytes); freed last
         let pages = group.pointee.pages
+        let hadEarlier = !group.pointee.earlier.isEmpty
         pool.release(group.pointee.earlier)
         let kind: RetireKind
         switch source {
@@ -619,6 +644,8 @@ public struct PageRequestTracker {
         devices[d].outstandingRequests -= pages  // its share of the allocation
         emit(group.pointee.last, cookie: cookie, code: code, source: source)
         table.freeRecord(UInt32(r))
+        // Only now: the group is no longer live, so its released chain is not moved.
+        if hadEarlier && pool.isSparse { compactPool() }
     }
 
     /// Counts and gives the one answer to the group whose LAST_PAGE request

@@ -10,7 +10,8 @@ extension PageRequestTracker {
         var isEmpty: Bool { count == 0 }
     }
 
-    /// One pooled request and the next in its chain (-1: none).
+    /// One pooled request and the next in its chain (-1: none). Indices are
+    /// `Int32`: the 2^31 requests that would overflow one take 189 GB first.
     struct PooledRequest {
         var request: PageRequest
         var next: Int32
@@ -28,12 +29,25 @@ extension PageRequestTracker {
     ///
     /// Like the tracker's other tables, a `PlainTable`: the tracker unshares
     /// it once per operation (`makeTablesUnique`). It grows to the most
-    /// requests parked or held at once and is not shrunk; both are bounded
-    /// (`maxPartialRequestsPerDevice`, and the devices' allocations).
+    /// requests parked or held at once — what arrays per group would have
+    /// held at that moment too: parked requests are bounded per device
+    /// (`maxPartialRequestsPerDevice`), closed groups by the cookie table —
+    /// and it does not keep that peak: once no more than an eighth of a
+    /// large table is in use, the tracker moves the live chains into a new,
+    /// small one (`PageRequestTracker.compactPool`).
     struct RequestPool {
         var nodes = PlainTable<PooledRequest>()
         /// Head of the free nodes, linked through `next` (-1: none free).
         var free: Int32 = -1
+        /// Nodes in chains (the rest are free).
+        var live = 0
+
+        /// A table at least this large is compacted once no more than an
+        /// eighth of it is live (a smaller one is kept whatever its use).
+        static let compactionFloor = 1 << 16
+
+        /// Whether the table is large and mostly free.
+        var isSparse: Bool { nodes.count >= Self.compactionFloor && live <= nodes.count / 8 }
 
         mutating func makeUnique() { nodes.makeUnique() }
 
@@ -58,6 +72,7 @@ extension PageRequestTracker {
             }
             chain.tail = node
             chain.count += 1
+            live += 1
         }
 
         /// Frees every node of `chain`.
@@ -65,6 +80,14 @@ extension PageRequestTracker {
             guard !chain.isEmpty else { return }
             nodes[Int(chain.tail)].next = free
             free = chain.head
+            live -= Int(chain.count)
+        }
+
+        /// A copy of `chain` in `other` (a new pool), in order.
+        func move(_ chain: RequestChain, into other: inout RequestPool) -> RequestChain {
+            var moved = RequestChain()
+            forEach(in: chain) { other.append($0, to: &moved) }
+            return moved
         }
 
         /// Calls `body` with each request of `chain`, oldest first.

@@ -60,6 +60,45 @@ import Testing
         #expect(b.completions.count == answered)
     }
 
+    /// A burst of large multi-page groups grows the request pool; once they
+    /// are answered the pool shrinks again, and the chains still in use —
+    /// parked requests, a live group's earlier requests — move intact.
+    @Test func theRequestPoolShrinksOnceABurstIsAnsweredAndKeepsWhatIsLive() {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 1000
+        var b = Bench(policy: policy, negotiated: false, allocation: 1 << 20)
+        var address: UInt64 = 0x100_0000
+        func page(_ prgi: UInt32, last: Bool) -> PageRequest {
+            address += 0x1000
+            return request(prgi: prgi, last: last, address: address)
+        }
+        for g in UInt32(0)..<200 {  // 200 groups of 401 pages, waiting for negotiation
+            for _ in 0..<400 { b.send(page(g, last: false)) }
+            b.send(page(g, last: true))
+        }
+        #expect(b.tracker.pooledRequests.held == 80_000)
+        let peak = b.tracker.pooledRequests.capacity
+        #expect(peak >= 80_000)
+        // Still in use when the burst times out: three parked requests, and
+        // a group closed after the burst (its deadline is later).
+        var parked: [UInt64] = []
+        for _ in 0..<3 { b.send(page(500, last: false), at: 600); parked.append(address) }
+        var live: [UInt64] = []
+        for _ in 0..<2 { b.send(page(501, last: false), at: 600); live.append(address) }
+        b.send(page(501, last: true), at: 600)
+        live.append(address)
+        b.tick(1000)  // the burst times out: 200 answers
+        #expect(b.completions.count == 200)
+        #expect(b.tracker.pooledRequests.held == 5)
+        #expect(b.tracker.pooledRequests.capacity < peak / 4)
+        b.send(page(500, last: true), at: 1000)
+        parked.append(address)
+        b.sink.negotiate()
+        b.tick(1001)  // delivers what waited
+        b.sink.read()
+        #expect(b.sink.groups.map { $0.map(\.address) } == [live, parked])
+    }
+
     /// Pages asked under one owner never reach the next: a DETACH drops the
     /// device's partial groups (issue 13, finding 12).
     @Test func partialGroupsDoNotSurviveADetachIntoTheNextOwner() {
