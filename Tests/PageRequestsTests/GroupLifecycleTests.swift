@@ -60,6 +60,25 @@ import Testing
         #expect(b.completions.count == answered)
     }
 
+    /// Two PASIDs interleaved on one PRG index: the first PASID's requests
+    /// are parked, the second's wait in `partials`, and each group, closed
+    /// from either, arrives with its own requests in order under one cookie.
+    /// (Written by the second reviewer of the request pool.)
+    @Test func aSecondPASIDOnOneIndexArrivesInOrderUnderItsOwnCookie() {
+        var b = Bench()
+        b.send(request(prgi: 1, pasid: 5, last: false, address: 0x1000))
+        b.send(request(prgi: 1, pasid: 6, last: false, address: 0x2000))  // partials
+        b.send(request(prgi: 1, pasid: 5, last: false, address: 0x3000))
+        b.send(request(prgi: 1, pasid: 6, last: false, address: 0x4000))  // partials
+        b.send(request(prgi: 1, pasid: 6, last: true, address: 0x5000))  // closes from partials
+        b.send(request(prgi: 1, pasid: 5, last: true, address: 0x6000))  // closes the parked chain
+        b.sink.read()
+        #expect(b.sink.groups.map { $0.map(\.address) } == [[0x2000, 0x4000, 0x5000], [0x1000, 0x3000, 0x6000]])
+        #expect(b.sink.groups.map { $0.map(\.pasid) } == [[6, 6, 6], [5, 5, 5]])
+        #expect(b.sink.groups.allSatisfy { Set($0.map(\.cookie)).count == 1 && $0[0].cookie != 0 })
+        #expect(b.sink.groups.map { $0.map(\.isLastPage) } == [[false, false, true], [false, false, true]])
+    }
+
     /// A burst of large multi-page groups grows the request pool; once they
     /// are answered the pool shrinks again, and the chains still in use —
     /// parked requests, a live group's earlier requests — move intact.
