@@ -109,19 +109,19 @@ extension PageRequestTracker {
         }
 
         /// Stores `group` in the most recently freed record, or a new one.
-        /// - Returns: its index, and whether it is a record never used before.
-        @inline(__always) mutating func takeRecord(_ group: Group) -> (index: UInt32, isNew: Bool) {
+        /// - Returns: its index.
+        @inline(__always) mutating func takeRecord(_ group: Group) -> UInt32 {
             if freeRecordCount > 0 {
                 freeRecordCount &-= 1
                 let index = storage.freeRecords[freeRecordCount]
                 storage.records[Int(index)] = group
-                return (index, false)
+                return index
             }
             // Never more records than slots: each live group holds one of each.
             let index = recordsUsed
             (storage.records + index).initialize(to: group)
             recordsUsed &+= 1
-            return (UInt32(index), true)
+            return UInt32(index)
         }
 
         /// Frees record `index`; the next group takes it first.

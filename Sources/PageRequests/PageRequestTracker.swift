@@ -36,23 +36,23 @@ public struct PageRequestTracker {
     /// and goes through no value witness.
     struct Group {
         var last: PageRequest
-        var pages: Int
         var channel: ChannelID
         /// The device's dense index (`deviceIndex`). Valid while the group
         /// is live: a device is removed only after its live groups are retired.
         var device: Int32
         var delivered = false
-        /// The requests before `last`, in `pool` (`pages - 1` of them).
+        /// The requests before `last`, in `pool`.
         var earlier: RequestChain
 
-        init(last: PageRequest, pages: Int, channel: ChannelID, device: Int, earlier: RequestChain) {
+        init(last: PageRequest, channel: ChannelID, device: Int, earlier: RequestChain) {
             self.last = last
-            self.pages = pages
             self.channel = channel
             self.device = Int32(truncatingIfNeeded: device)
             self.earlier = earlier
         }
 
+        /// Requests in the group, `last` included.
+        var pages: Int { Int(earlier.count) + 1 }
         var deviceID: UInt32 { last.deviceID }
         var pasid: UInt32? { last.pasid }
         var prgi: UInt32 { last.prgi }
@@ -290,12 +290,22 @@ public struct PageRequestTracker {
     /// Forgets how device index `d`'s groups ended (its slot is reused or
     /// emptied); it has no live group.
     mutating func clearIndexTables(of d: Int) {
-        let range = Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount
-        for key in range {
+        for key in Self.indexKeys(of: d) {
             indexStates[key] = IndexState()
-            pool.release(parked[key])
-            parked[key] = RequestChain()
+            _ = dropParked(at: key)
         }
+    }
+
+    /// The keys of device index `d`'s PRG indices in the flat per-PRGI tables.
+    static func indexKeys(of d: Int) -> Range<Int> { reuseKey(d, 0)..<reuseKey(d, 0) + PRILimits.prgiCount }
+
+    /// Frees the requests parked at `key`. Returns how many there were.
+    mutating func dropParked(at key: Int) -> Int {
+        let chain = parked[key]
+        guard !chain.isEmpty else { return 0 }
+        pool.release(chain)
+        parked[key] = RequestChain()
+        return Int(chain.count)
     }
 
     /// The dense index of `deviceID` in `devices`, if it was ever added.
@@ -425,8 +435,7 @@ public struct PageRequestTracker {
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
         var last = request
         last.cookie = cookie  // as it goes to the ring: delivery copies it unchanged
-        let (record, _) = table.takeRecord(
-            Group(last: last, pages: pages, channel: channelID, device: d, earlier: earlier))
+        let record = table.takeRecord(Group(last: last, channel: channelID, device: d, earlier: earlier))
         slot.pointee.record = record
         slot.pointee.live = true
         if indexStates[key].oldestLive == 0 {
@@ -525,8 +534,7 @@ public struct PageRequestTracker {
         scratch.removeAll()
         runSizes.removeAll()
         for cookie in cookies {
-            let r = record(of: cookie)
-            let group = table.record(r)
+            let group = group(of: cookie)
             pool.forEach(in: group.pointee.earlier) { request in
                 var request = request
                 request.cookie = cookie
@@ -597,11 +605,7 @@ public struct PageRequestTracker {
         var dropped = 0
         for key in keys { dropped += partials.removeValue(forKey: key)?.count ?? 0 }
         if let d = deviceIndex(deviceID), devices[d].known {
-            for key in Self.reuseKey(d, 0)..<Self.reuseKey(d, 0) + PRILimits.prgiCount where !parked[key].isEmpty {
-                dropped += Int(parked[key].count)
-                pool.release(parked[key])
-                parked[key] = RequestChain()
-            }
+            for key in Self.indexKeys(of: d) { dropped += dropParked(at: key) }
             if pool.isSparse { compactPool() }
             devices[d].partialRequests = 0
         }
