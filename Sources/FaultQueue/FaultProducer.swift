@@ -471,6 +471,12 @@ extension FaultProducer {
             encodeThroughStaging(events, abi: abi)
             return
         }
+        encodeInPlace(events, abi: abi)
+    }
+
+    /// `encodeIntoRing` slot by slot, without staging.
+    @inlinable
+    func encodeInPlace<Records: Collection>(_ events: Records, abi: ABIVersion) where Records.Element: RingRecord {
         let first = prod
         let firstSequence = sequence
         var index = first
@@ -639,6 +645,18 @@ extension FaultProducer {
         guard let abi else {
             counters.add(QueueCounters.Offset.publishRefused, UInt64(events.count))
             for _ in sizes { outcome(.notNegotiated) }
+            return
+        }
+        // The common case: the whole run fits and no LOST record is owed.
+        // Then every group fits whole and contiguous, and the run is one
+        // batch: one room check and one encoding loop, in place (groups one
+        // at a time pay the loop's setup each, and those of 4 pages or more
+        // go through staging; a run is encoded in place because, measured
+        // by instructions, the staging copy cost more than it saved).
+        if pendingLost == 0 && reserve(UInt32(clamping: events.count)) {
+            encodeInPlace(events, abi: abi)
+            for _ in sizes { outcome(.published) }
+            publishIndex()
             return
         }
         var start = 0

@@ -81,6 +81,53 @@ import Testing
         #expect(pair.producer.publishGroup((0..<9).map { _ in pageRequest(prgi: 1) }) == .noRoom)  // larger than the ring
     }
 
+    /// `publishGroups` writes a run that fits as one batch, and one that
+    /// does not group by group: each group whole or `.noRoom`, never split,
+    /// and a LOST record owed goes first. The addresses say which group and
+    /// page each record is.
+    @Test(arguments: [ABIVersion.v1, .v2])
+    func groupRunsArriveWholeWhetherTheRunFitsOrNot(abi: ABIVersion) throws {
+        let pair = try QueuePair(entries: 16, abi: abi)
+        func run(_ sizes: [Int], tag: Int) -> [FaultProducer.GroupOutcome] {
+            var requests: [PageRequest] = []
+            for (g, size) in sizes.enumerated() {
+                for page in 0..<size {
+                    requests.append(PageRequest(deviceID: 1, pasid: 4, prgi: UInt32(g), address: UInt64(tag * 100 + g * 10 + page) << 12,
+                                                isLastPage: page == size - 1, cookie: UInt64(tag * 100 + g)))
+                }
+            }
+            var outcomes: [FaultProducer.GroupOutcome] = []
+            pair.producer.publishGroups(requests, sizes: sizes) { outcomes.append($0) }
+            return outcomes
+        }
+        func pages() throws -> [UInt64] {
+            try pair.drain().compactMap { record in
+                guard case .event(.pageRequest(let request), _) = record else { return nil }
+                return request.address >> 12
+            }
+        }
+        // 8 records into 16 free slots: the run fits, as one batch.
+        #expect(run([3, 1, 4], tag: 1) == [.published, .published, .published])
+        #expect(pair.producer.status.faultProducerIndex == 8)
+        // 11 records into the 8 left: group by group, the 4-page one overflows, the 2-page one after it fits.
+        #expect(run([5, 4, 2], tag: 2) == [.published, .noRoom, .published])
+        #expect(pair.producer.countersSnapshot.groupsOverflowed == 1)
+        #expect(try pages() == [100, 101, 102, 110, 120, 121, 122, 123, 200, 201, 202, 203, 204, 220, 221])
+        if abi == .v2 {
+            // A LOST record owed: the run goes group by group, behind it.
+            #expect(pair.producer.publish(batch: (0..<17).map(unrecoverable)) == 16)
+            _ = try pair.drain()
+            #expect(run([2, 1], tag: 3) == [.published, .published])
+            let records = try pair.drain()
+            guard case .lost(let lost) = records.first else {
+                Issue.record("expected a LOST record first, got \(String(describing: records.first))")
+                return
+            }
+            #expect(lost.lostRecords == 1)
+            #expect(records.count == 4)
+        }
+    }
+
     @Test func responsesFlowBackAndSlotsAreReused() throws {
         let pair = try QueuePair(entries: 8, responses: 4)
         var received: [PageResponse] = []
