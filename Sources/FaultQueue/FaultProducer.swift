@@ -476,6 +476,7 @@ extension FaultProducer {
 
     /// `encodeIntoRing` slot by slot, without staging.
     @inlinable
+    @inline(__always)
     func encodeInPlace<Records: Collection>(_ events: Records, abi: ABIVersion) where Records.Element: RingRecord {
         let first = prod
         let firstSequence = sequence
