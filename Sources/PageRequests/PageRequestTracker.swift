@@ -41,14 +41,23 @@ public struct PageRequestTracker {
         /// is live: a device is removed only after its live groups are retired.
         var device: Int32
         var delivered = false
-        /// The requests before `last`, in `pool`.
+        /// The requests before `last`: a chain in `pool`; or, for a group
+        /// whose requests arrived together in the burst being received,
+        /// a chain that holds none (`RequestChain.notHeld`) and
+        /// `batchStart`.
         var earlier: RequestChain
+        /// Where the requests before `last` are in `batch` (-1: not there).
+        /// Only between the group's admission and its delivery in the same
+        /// `receive(batch:)`; a group that is not delivered then has them
+        /// moved into `pool` first (`holdEarlier`).
+        var batchStart: Int32
 
-        init(last: PageRequest, channel: ChannelID, device: Int, earlier: RequestChain) {
+        init(last: PageRequest, channel: ChannelID, device: Int, earlier: RequestChain, batchStart: Int = -1) {
             self.last = last
             self.channel = channel
             self.device = Int32(truncatingIfNeeded: device)
             self.earlier = earlier
+            self.batchStart = Int32(truncatingIfNeeded: batchStart)
         }
 
         /// Requests in the group, `last` included.
@@ -177,6 +186,10 @@ public struct PageRequestTracker {
     var reusedLive: [Int: [UInt64]] = [:]
     /// Records of the group being delivered, reused between groups.
     var scratch = PlainTable<PageRequest>()
+    /// The burst `receive(batch:)` is admitting, while it runs (empty
+    /// otherwise): groups whose requests all arrived in it are delivered
+    /// from it (`Group.batchStart`).
+    var batch = UnsafeBufferPointer<PageRequest>(start: nil, count: 0)
     var counters = PageRequestCounters()
     /// Shared with copies of this tracker until one of them writes.
     var copyToken = CopyToken()
@@ -356,10 +369,72 @@ public struct PageRequestTracker {
     /// is admitted. With the cookie table otherwise full, a later group of
     /// the same burst is answered `tableFull` where, one at a time, it
     /// could have taken that slot. Every group is still answered once.
+    ///
+    /// A group whose requests arrive together in the burst, one after the
+    /// other (as a device sends them), is not parked request by request: it
+    /// is admitted whole, and delivered from the burst (`admitTogether`).
+    /// What is counted, answered and delivered is the same.
     public mutating func receive(batch requests: [PageRequest], now: UInt64) {
         makeTablesUnique()
-        for request in requests { _ = admit(request, now: now) }
-        deliverPending()
+        requests.withUnsafeBufferPointer { requests in
+            batch = requests
+            var next = 0
+            while next < requests.count {
+                if !requests[next].isLastPage, let last = lastOfGroup(startingAt: next) {
+                    admitTogether(next...last, now: now)
+                    next = last + 1
+                } else {
+                    _ = admit(requests[next], now: now)
+                    next += 1
+                }
+            }
+            // Every group admitted with its requests in `batch` is delivered
+            // here, or has them moved into the pool (`deliverRun`).
+            deliverPending()
+            batch = UnsafeBufferPointer(start: nil, count: 0)
+        }
+    }
+
+    /// The position in `batch` of the LAST_PAGE request that closes the
+    /// group whose first request is at `first` (not a LAST_PAGE one), if
+    /// every request between them is of that group and admitting them
+    /// together is what admitting them one at a time would do: a known
+    /// device, nothing parked on the PRG index (one at a time, the requests
+    /// would all be parked there, and taken from there: `partials` would
+    /// play no part), not a stop marker at the end, and not so many that
+    /// the device's partial requests would pass their limit on the way.
+    @inline(__always) func lastOfGroup(startingAt first: Int) -> Int? {
+        let head = batch[first]
+        guard let d = deviceIndex(head.deviceID), devices[d].known,
+              parked[Self.reuseKey(d, PRILimits.slot(head.prgi))].isEmpty
+        else { return nil }
+        var position = first + 1
+        while position < batch.count {
+            let request = batch[position]
+            guard request.deviceID == head.deviceID, request.prgi == head.prgi, request.pasid == head.pasid else {
+                return nil
+            }
+            if request.isLastPage {
+                guard !request.isStopMarker,
+                      devices[d].partialRequests + (position - first) <= policy.maxPartialRequestsPerDevice
+                else { return nil }
+                return position
+            }
+            position += 1
+        }
+        return nil
+    }
+
+    /// Admits the group at `positions` of `batch` (`lastOfGroup`): each
+    /// request counted as `admit` counts it, then the group closed with its
+    /// earlier requests left where they are.
+    @inline(__always) mutating func admitTogether(_ positions: ClosedRange<Int>, now: UInt64) {
+        var d = 0
+        for position in positions { d = account(batch[position]) ?? d }  // the device is known (`lastOfGroup`)
+        let last = batch[positions.upperBound]
+        let key = Self.reuseKey(d, PRILimits.slot(last.prgi))
+        _ = close(last, device: d, key: key, now: now,
+                  earlier: .notHeld(count: positions.count - 1), batchStart: positions.lowerBound)
     }
 
     /// The record of a live group's cookie.
@@ -382,18 +457,7 @@ public struct PageRequestTracker {
     /// `pending` (or its channel's backlog).
     /// - Returns: the cookie of the group it closed, if it got a slot.
     @inline(__always) mutating func admit(_ request: PageRequest, now: UInt64) -> UInt64? {
-        counters.requests &+= 1
-        guard let d = deviceIndex(request.deviceID), devices[d].known else {
-            counters.unknownDevice &+= 1
-            if request.isLastPage { answerUnowned(request, cause: .noConsumer) }
-            return nil
-        }
-        if request.isStopMarker {
-            counters.stopMarkers &+= 1
-            return nil
-        }
-        if devices[d].outstandingRequests >= devices[d].allocation { counters.allocationExceeded &+= 1 }
-        devices[d].outstandingRequests += 1
+        guard let d = account(request) else { return nil }
         let prgi = PRILimits.slot(request.prgi)
         let key = Self.reuseKey(d, prgi)
         guard request.isLastPage else {
@@ -413,6 +477,38 @@ public struct PageRequestTracker {
         }
         // The group's earlier requests: none for a one-page group.
         let earlier = devices[d].partialRequests > 0 ? takeParked(request, device: d, key: key) : RequestChain()
+        return close(request, device: d, key: key, now: now, earlier: earlier)
+    }
+
+    /// Counts a request from a device and its share of the device's
+    /// allocation. Returns the device's index; nil if the request goes no
+    /// further (an unknown device's, answered if it is a LAST_PAGE one; a
+    /// stop marker).
+    @inline(__always) mutating func account(_ request: PageRequest) -> Int? {
+        counters.requests &+= 1
+        guard let d = deviceIndex(request.deviceID), devices[d].known else {
+            counters.unknownDevice &+= 1
+            if request.isLastPage { answerUnowned(request, cause: .noConsumer) }
+            return nil
+        }
+        if request.isStopMarker {
+            counters.stopMarkers &+= 1
+            return nil
+        }
+        if devices[d].outstandingRequests >= devices[d].allocation { counters.allocationExceeded &+= 1 }
+        devices[d].outstandingRequests += 1
+        return d
+    }
+
+    /// Closes the group `request` (a LAST_PAGE one of device index `d`, at
+    /// `key`) ends, whose earlier requests are `earlier` (and, if
+    /// `batchStart` is not -1, in `batch` from there): gives it a slot, a
+    /// deadline and a place in `pending` (or its channel's backlog), or
+    /// answers it at once.
+    /// - Returns: the cookie of the group, if it got a slot.
+    @inline(__always) mutating func close(
+        _ request: PageRequest, device d: Int, key: Int, now: UInt64, earlier: RequestChain, batchStart: Int = -1
+    ) -> UInt64? {
         let pages = Int(earlier.count) + 1
         counters.groupsClosed &+= 1
         // Counted whether or not the group then gets a slot: the device reused an index in use.
@@ -435,7 +531,8 @@ public struct PageRequestTracker {
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
         var last = request
         last.cookie = cookie  // as it goes to the ring: delivery copies it unchanged
-        let record = table.takeRecord(Group(last: last, channel: channelID, device: d, earlier: earlier))
+        let record = table.takeRecord(Group(last: last, channel: channelID, device: d, earlier: earlier,
+                                            batchStart: batchStart))
         slot.pointee.record = record
         slot.pointee.live = true
         if indexStates[key].oldestLive == 0 {
@@ -448,9 +545,22 @@ public struct PageRequestTracker {
         if backlogs[Int(channelID)].isEmpty {
             pending.append(cookie)
         } else {
+            holdEarlier(cookie)
             backlogs[Int(channelID)].append(cookie)
         }
         return cookie
+    }
+
+    /// Moves a live group's earlier requests from `batch` into `pool`, for
+    /// a group that waits past the `receive(batch:)` that admitted it.
+    mutating func holdEarlier(_ cookie: UInt64) {
+        let group = group(of: cookie)
+        guard group.pointee.batchStart >= 0 else { return }
+        var chain = RequestChain()
+        let start = Int(group.pointee.batchStart)
+        for position in start..<start + Int(group.pointee.earlier.count) { pool.append(batch[position], to: &chain) }
+        group.pointee.earlier = chain
+        group.pointee.batchStart = -1
     }
 
     /// The parked requests that `request` (a LAST_PAGE one, of device index
@@ -483,7 +593,7 @@ public struct PageRequestTracker {
         }
         for index in 0..<table.capacity where table.slot(index).pointee.live {
             let group = table.record(Int(table.slot(index).pointee.record))
-            guard !group.pointee.earlier.isEmpty else { continue }
+            guard group.pointee.earlier.isHeld else { continue }
             group.pointee.earlier = pool.move(group.pointee.earlier, into: &fresh)
         }
         pool = fresh
@@ -528,6 +638,7 @@ public struct PageRequestTracker {
         assert(cookies.allSatisfy(isLive), "deliverRun given a group that is not live")
         let sink = sinks[Int(channelID)]!
         guard backlogs[Int(channelID)].isEmpty, sink.abi != nil else {
+            for cookie in cookies { holdEarlier(cookie) }
             backlogs[Int(channelID)].append(contentsOf: cookies)
             return
         }
@@ -535,10 +646,19 @@ public struct PageRequestTracker {
         runSizes.removeAll()
         for cookie in cookies {
             let group = group(of: cookie)
-            pool.forEach(in: group.pointee.earlier) { request in
-                var request = request
-                request.cookie = cookie
-                scratch.append(request)
+            if group.pointee.batchStart >= 0 {
+                let start = Int(group.pointee.batchStart)
+                for position in start..<start + Int(group.pointee.earlier.count) {
+                    var request = batch[position]
+                    request.cookie = cookie
+                    scratch.append(request)
+                }
+            } else {
+                pool.forEach(in: group.pointee.earlier) { request in
+                    var request = request
+                    request.cookie = cookie
+                    scratch.append(request)
+                }
             }
             scratch.append(group.pointee.last)  // carries its cookie since admission
             runSizes.append(group.pointee.pages)
@@ -550,11 +670,14 @@ public struct PageRequestTracker {
         for (cookie, outcome) in zip(cookies, runOutcomes) {
             switch outcome {
             case .delivered:
-                group(of: cookie).pointee.delivered = true
+                let group = group(of: cookie)
+                group.pointee.delivered = true
+                group.pointee.batchStart = -1  // never read again: a delivered group is not delivered twice
                 counters.groupsDelivered &+= 1
             case .noRoom:
                 retire(cookie, code: .invalid, source: .automatic(.overflow))
             case .notReady:
+                holdEarlier(cookie)
                 backlogs[Int(channelID)].append(cookie)
             }
         }
@@ -624,7 +747,7 @@ public struct PageRequestTracker {
         let r = Int(slot.pointee.record)
         let group = table.record(r)  // read in place (104 bytes); freed last
         let pages = group.pointee.pages
-        let hadEarlier = !group.pointee.earlier.isEmpty
+        let hadEarlier = group.pointee.earlier.isHeld
         pool.release(group.pointee.earlier)
         let kind: RetireKind
         switch source {

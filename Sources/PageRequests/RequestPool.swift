@@ -2,12 +2,23 @@ import FaultABI
 
 extension PageRequestTracker {
     /// A chain of pooled requests, oldest first: the requests parked on one
-    /// PRG index, or the earlier requests of one closed group.
+    /// PRG index, or the earlier requests of one closed group. Or, for a
+    /// group whose earlier requests the pool does not hold (`notHeld`),
+    /// only their count.
     struct RequestChain {
         var head: Int32 = -1
         var tail: Int32 = -1
         var count: Int32 = 0
         var isEmpty: Bool { count == 0 }
+        /// Whether its requests are in the pool (false for an empty chain).
+        var isHeld: Bool { head >= 0 }
+
+        /// `count` requests the pool does not hold: a group's that are in
+        /// the burst being received (`Group.batchStart`), or were, and
+        /// were delivered from it.
+        static func notHeld(count: Int) -> RequestChain {
+            RequestChain(head: -1, tail: -1, count: Int32(truncatingIfNeeded: count))
+        }
     }
 
     /// One pooled request and the next in its chain (-1: none). Indices are
@@ -75,9 +86,9 @@ extension PageRequestTracker {
             live += 1
         }
 
-        /// Frees every node of `chain`.
+        /// Frees every node of `chain` (none if the pool does not hold it).
         mutating func release(_ chain: RequestChain) {
-            guard !chain.isEmpty else { return }
+            guard chain.isHeld else { return }
             nodes[Int(chain.tail)].next = free
             free = chain.head
             live -= Int(chain.count)

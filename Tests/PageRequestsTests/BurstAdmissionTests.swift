@@ -1,0 +1,151 @@
+import FaultABI
+import PageRequests
+import Testing
+
+/// `receive(batch:)` admits a group whose requests arrive together in one
+/// burst without parking them, and delivers it from the burst. These tests
+/// hold it to what admitting the same requests one at a time does.
+@Suite struct BurstAdmissionTests {
+    /// One tracker fed bursts, the other the same requests one at a time,
+    /// each with its own ring. Rings and cookie tables are large enough that
+    /// delivery at the end of a burst (rather than per group) changes no
+    /// outcome, so everything must agree: the records read, the answers in
+    /// order, the counters.
+    struct Twins {
+        var bursts: Bench
+        var single: Bench
+
+        init(policy: PageRequestPolicy, negotiated: Bool) {
+            bursts = Bench(policy: policy, negotiated: negotiated, entries: 4096, allocation: 48)
+            single = Bench(policy: policy, negotiated: negotiated, entries: 4096, allocation: 48)
+            for device: UInt32 in [2, 3] {
+                bursts.tracker.addDevice(device, allocation: 48, channel: bursts.channel)
+                single.tracker.addDevice(device, allocation: 48, channel: single.channel)
+            }
+        }
+
+        mutating func receive(_ burst: [PageRequest], at now: UInt64) {
+            bursts.tracker.receive(batch: burst, now: now)
+            for request in burst { single.tracker.receive(request, now: now) }
+        }
+
+        /// Compares both sides, then answers every delivered group on both.
+        mutating func compareAndAnswer(at now: UInt64, answerEvery: Int, _ step: Int) {
+            bursts.sink.read()
+            single.sink.read()
+            #expect(bursts.sink.groups == single.sink.groups, "records differ after step \(step)")
+            var fromBursts: [DeviceCompletion] = []
+            var fromSingle: [DeviceCompletion] = []
+            bursts.tracker.takeAnswers(into: &fromBursts)
+            single.tracker.takeAnswers(into: &fromSingle)
+            #expect(fromBursts == fromSingle, "answers differ after step \(step)")
+            #expect(bursts.tracker.snapshot == single.tracker.snapshot, "counters differ after step \(step)")
+            for (n, group) in bursts.sink.groups.enumerated() where n % answerEvery == 0 {
+                let response = PageResponse(code: .success, cookie: group.last!.cookie)
+                #expect(bursts.answer(response) == single.answer(response))
+            }
+            bursts.tick(now)
+            single.tick(now)
+            #expect(bursts.completions == single.completions, "completions differ after step \(step)")
+        }
+    }
+
+    /// A random mix, 300 bursts: whole groups of 1–8 pages, groups split
+    /// across bursts or interleaved with another index's, a second PASID on
+    /// an index with parked requests, stop markers after earlier requests,
+    /// an unknown device's requests, and devices that pass their
+    /// partial-request limit in the middle of a group.
+    @Test(arguments: [true, false])
+    func aBurstIsAdmittedAsItsRequestsOneAtATimeWouldBe(negotiatedFirst: Bool) {
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = 40
+        policy.maxPartialRequestsPerDevice = 9
+        var twins = Twins(policy: policy, negotiated: negotiatedFirst)
+        var rng = TraceRandom(seed: 7)
+        var address: UInt64 = 0
+        func page(_ device: UInt32, _ prgi: UInt32, _ pasid: UInt32, last: Bool) -> PageRequest {
+            address += 1
+            return PageRequest(deviceID: device, pasid: pasid, prgi: prgi, permissions: .read, address: address << 12,
+                               isLastPage: last, needsPASID: true, privateData: PrivateData(low: address, high: 0))
+        }
+        for step in 0..<300 {
+            var burst: [PageRequest] = []
+            for _ in 0..<rng.below(6) {
+                let device: UInt32 = [1, 2, 3, 3, 9][rng.below(5)]
+                let prgi = UInt32(rng.below(8))
+                let pasid: UInt32 = rng.below(4) == 0 ? 6 : 5
+                switch rng.below(10) {
+                case 0, 1:  // lone earlier requests: closed in a later burst, or never
+                    for _ in 0...rng.below(3) { burst.append(page(device, prgi, pasid, last: false)) }
+                case 2:  // earlier requests, then a stop marker on their index (which closes nothing)
+                    for _ in 0...rng.below(3) { burst.append(page(device, prgi, pasid, last: false)) }
+                    burst.append(PageRequest(deviceID: device, pasid: pasid, prgi: prgi, permissions: [], address: 0,
+                                             isLastPage: true))
+                case 3:  // two groups' requests interleaved
+                    let other = (prgi + 1) % 8
+                    burst += [page(device, prgi, pasid, last: false), page(device, other, pasid, last: false),
+                              page(device, prgi, pasid, last: true), page(device, other, pasid, last: true)]
+                default:  // a whole group, together
+                    let size = 1 + rng.below(8)
+                    for n in 0..<size { burst.append(page(device, prgi, pasid, last: n == size - 1)) }
+                }
+            }
+            twins.receive(burst, at: UInt64(step))
+            if step == 40 && !negotiatedFirst {
+                twins.bursts.sink.negotiate()
+                twins.single.sink.negotiate()
+            }
+            twins.compareAndAnswer(at: UInt64(step), answerEvery: 1 + step % 3, step)
+        }
+        twins.compareAndAnswer(at: 1_000, answerEvery: 1, 300)
+        #expect(twins.bursts.tracker.snapshot.groupsClosed > 300)
+        #expect(twins.bursts.tracker.snapshot.partialsDiscarded > 0)
+    }
+
+    /// Groups admitted from a burst that cannot be delivered yet (no ABI
+    /// negotiated) keep their requests past the burst: the burst's buffer
+    /// is gone, and each arrives intact once the ABI is in force.
+    @Test func groupsWaitingForTheirChannelKeepTheirRequestsPastTheBurst() {
+        var b = Bench(negotiated: false)
+        var burst: [PageRequest] = []
+        for g in UInt32(0)..<4 {
+            for n in 0..<3 { burst.append(request(prgi: g, last: n == 2, address: UInt64(g * 16 + UInt32(n)) << 12)) }
+        }
+        b.tracker.receive(batch: burst, now: 0)
+        #expect(b.tracker.pooledRequests.held == 8)  // two earlier requests of each of four groups
+        burst = []  // the burst's storage is released
+        b.sink.negotiate()
+        b.tick(1)
+        b.sink.read()
+        #expect(b.sink.groups.map { $0.map(\.address) }
+                == (0..<4).map { g in (0..<3).map { UInt64(g * 16 + $0) << 12 } })
+        #expect(b.sink.groups.allSatisfy { Set($0.map(\.cookie)).count == 1 })
+    }
+
+    /// A group delivered from its burst never enters the pool; one that
+    /// overflows the ring is answered at once and leaves nothing behind.
+    @Test func aDeliveredOrOverflowedBurstGroupHoldsNoPooledRequest() {
+        var b = Bench(entries: 4)
+        let burst = (0..<3).map { request(prgi: 1, last: $0 == 2) } + (0..<3).map { request(prgi: 2, last: $0 == 2) }
+        b.tracker.receive(batch: burst, now: 0)
+        var answers: [DeviceCompletion] = []
+        b.tracker.takeAnswers(into: &answers)
+        #expect(answers.map(\.source) == [.automatic(.overflow)])
+        #expect(b.sink.sizes == [3])
+        #expect(b.tracker.pooledRequests.held == 0)
+        #expect(b.tracker.outstandingGroups == 1)
+    }
+}
+
+/// A small seeded generator (SplitMix64), so a failing trace is reproducible.
+struct TraceRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func below(_ n: Int) -> Int {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int((z ^ (z >> 31)) % UInt64(n))
+    }
+}
