@@ -380,8 +380,8 @@ public struct PageRequestTracker {
             batch = requests
             var next = 0
             while next < requests.count {
-                if !requests[next].isLastPage, let last = lastOfGroup(startingAt: next) {
-                    admitTogether(next...last, now: now)
+                if !requests[next].isLastPage, let (last, d) = lastOfGroup(startingAt: next) {
+                    admitTogether(next...last, device: d, now: now)
                     next = last + 1
                 } else {
                     _ = admit(requests[next], now: now)
@@ -396,14 +396,15 @@ public struct PageRequestTracker {
     }
 
     /// The position in `batch` of the LAST_PAGE request that closes the
-    /// group whose first request is at `first` (not a LAST_PAGE one), if
+    /// group whose first request is at `first` (not a LAST_PAGE one), and
+    /// its device's index, if
     /// every request between them is of that group and admitting them
     /// together is what admitting them one at a time would do: a known
     /// device, nothing parked on the PRG index (one at a time, the requests
     /// would all be parked there, and taken from there: `partials` would
     /// play no part), not a stop marker at the end, and not so many that
     /// the device's partial requests would pass their limit on the way.
-    @inline(__always) func lastOfGroup(startingAt first: Int) -> Int? {
+    @inline(__always) func lastOfGroup(startingAt first: Int) -> (last: Int, device: Int)? {
         let head = batch[first]
         guard let d = deviceIndex(head.deviceID), devices[d].known,
               parked[Self.reuseKey(d, PRILimits.slot(head.prgi))].isEmpty
@@ -418,19 +419,25 @@ public struct PageRequestTracker {
                 guard !request.isStopMarker,
                       devices[d].partialRequests + (position - first) <= policy.maxPartialRequestsPerDevice
                 else { return nil }
-                return position
+                return (position, d)
             }
             position += 1
         }
         return nil
     }
 
-    /// Admits the group at `positions` of `batch` (`lastOfGroup`): each
-    /// request counted as `admit` counts it, then the group closed with its
-    /// earlier requests left where they are.
-    @inline(__always) mutating func admitTogether(_ positions: ClosedRange<Int>, now: UInt64) {
-        var d = 0
-        for position in positions { d = account(batch[position]) ?? d }  // the device is known (`lastOfGroup`)
+    /// Admits the group at `positions` of `batch`, of device index `d`
+    /// (`lastOfGroup`): its requests counted as `account` counts them one
+    /// at a time, then the group closed with its earlier requests left
+    /// where they are.
+    @inline(__always) mutating func admitTogether(_ positions: ClosedRange<Int>, device d: Int, now: UInt64) {
+        // One at a time, request p (from 0) would pass the allocation if
+        // outstanding + p >= allocation: every p from `room` on.
+        let count = positions.count
+        let room = devices[d].allocation - devices[d].outstandingRequests
+        counters.requests &+= UInt64(count)
+        counters.allocationExceeded &+= UInt64(count - Swift.min(Swift.max(room, 0), count))
+        devices[d].outstandingRequests += count
         let last = batch[positions.upperBound]
         let key = Self.reuseKey(d, PRILimits.slot(last.prgi))
         _ = close(last, device: d, key: key, now: now,
