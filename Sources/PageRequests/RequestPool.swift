@@ -86,9 +86,15 @@ extension PageRequestTracker {
             live += 1
         }
 
-        /// Frees every node of `chain` (none if the pool does not hold it).
-        mutating func release(_ chain: RequestChain) {
+        /// Frees every node of `chain` (none if the pool does not hold it:
+        /// the common case, checked inline at the caller).
+        @inline(__always) mutating func release(_ chain: RequestChain) {
             guard chain.isHeld else { return }
+            releaseHeld(chain)
+        }
+
+        /// `release` of a chain the pool holds.
+        mutating func releaseHeld(_ chain: RequestChain) {
             nodes[Int(chain.tail)].next = free
             free = chain.head
             live -= Int(chain.count)
