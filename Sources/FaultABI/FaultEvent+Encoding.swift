@@ -76,8 +76,8 @@ extension PageRequest: RingRecord {
             prm.flags |= FAULTRING_V1_PRQ_PASID_VALID
             prm.pasid = pasid
         }
-        if isLastPage { prm.flags |= FAULTRING_V1_PRQ_LAST_PAGE }
-        if needsPASID { prm.flags |= FAULTRING_V1_PRQ_NEEDS_PASID }
+        // Selects, not branches, as in `v2Record`.
+        prm.flags |= (isLastPage ? FAULTRING_V1_PRQ_LAST_PAGE : 0) | (needsPASID ? FAULTRING_V1_PRQ_NEEDS_PASID : 0)
         if let data = privateData {
             prm.flags |= FAULTRING_V1_PRQ_PRIV_DATA
             prm.private_data = (data.low, data.high)
@@ -95,8 +95,9 @@ extension PageRequest: RingRecord {
     public func v2Record(sequence: UInt32) -> faultring_v2_fault {
         var record = faultring_v2_fault(type: FAULTRING_FAULT_PAGE_REQ, sequence: sequence, deviceID: deviceID,
                                         pasid: pasid, permissions: permissions, timestampNS: timestampNS)
-        if isLastPage { record.flags |= FAULTRING_V2_LAST_PAGE }
-        if needsPASID { record.flags |= FAULTRING_V2_NEEDS_PASID }
+        // Selects, not branches: in a run of groups of mixed sizes whether a
+        // record is a group's last follows no pattern a predictor can learn.
+        record.flags |= (isLastPage ? FAULTRING_V2_LAST_PAGE : 0) | (needsPASID ? FAULTRING_V2_NEEDS_PASID : 0)
         record.grpid = prgi
         record.addr = address
         record.cookie = cookie

@@ -103,6 +103,19 @@ import Testing
         #expect(twins.bursts.tracker.snapshot.allocationExceeded > 0)
     }
 
+    /// A LAST_PAGE request alone in its burst whose earlier requests wait in
+    /// `partials` (they came while another PASID's were parked on the
+    /// index, since closed) closes a group with them, not a one-page group.
+    @Test func aLastRequestAloneClosesTheRequestsWaitingUnderItsPASID() {
+        var twins = Twins(policy: PageRequestPolicy(), negotiated: true)
+        twins.receive([request(prgi: 1, pasid: 5, last: false, address: 0x1000),
+                       request(prgi: 1, pasid: 6, last: false, address: 0x2000)], at: 0)
+        twins.receive([request(prgi: 1, pasid: 5, last: true, address: 0x3000)], at: 0)
+        twins.receive([request(prgi: 1, pasid: 6, last: true, address: 0x4000)], at: 0)
+        twins.compareAndAnswer(at: 0, answerEvery: 1, 0)
+        #expect(twins.bursts.sink.groups.map { $0.map(\.address) } == [[0x1000, 0x3000], [0x2000, 0x4000]])
+    }
+
     /// Groups admitted from a burst that cannot be delivered yet (no ABI
     /// negotiated) keep their requests past the burst: the burst's buffer
     /// is gone, and each arrives intact once the ABI is in force.
