@@ -34,7 +34,7 @@ extension PageRequestTracker {
         case .failure(let reason): return reject(reason)
         case .success(let live): cookie = live
         }
-        let group = group(of: cookie)  // read in place: a group is 104 bytes
+        let group = group(of: cookie)  // read in place: a group is about 110 bytes
         guard group.pointee.channel == channel else { return reject(.foreignDevice) }
         if abi == .v1 {
             // The kernel's iommu_page_response(): a group that needs its PASID

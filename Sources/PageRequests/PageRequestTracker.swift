@@ -395,6 +395,27 @@ public struct PageRequestTracker {
         }
     }
 
+    /// `receive(batch:)` as it was before groups were admitted together:
+    /// every request through `admit` (earlier requests parked one by one),
+    /// then delivery. The reference `receive(batch:)` is tested against,
+    /// with every limit in play (a one-at-a-time `receive` delivers each
+    /// group at once, so it differs once the ring or the table fills).
+    package mutating func receiveParkingEach(batch requests: [PageRequest], now: UInt64) {
+        makeTablesUnique()
+        for request in requests { _ = admit(request, now: now) }
+        deliverPending()
+    }
+
+    /// Whether anything still refers to a burst: `batch` set, or a live
+    /// group with its earlier requests there (for tests: never, between calls).
+    package var refersToABurst: Bool {
+        guard batch.count == 0 else { return true }
+        return (0..<table.capacity).contains { index in
+            let slot = table.slot(index).pointee
+            return slot.live && table.record(Int(slot.record)).pointee.batchStart >= 0
+        }
+    }
+
     /// The position in `batch` of the LAST_PAGE request that closes the
     /// group whose first request is at `first` (not a LAST_PAGE one), and
     /// its device's index, if
@@ -752,7 +773,7 @@ public struct PageRequestTracker {
         let slot = table.slot(slotIndex)
         guard slot.pointee.live else { return }
         let r = Int(slot.pointee.record)
-        let group = table.record(r)  // read in place (104 bytes); freed last
+        let group = table.record(r)  // read in place (about 110 bytes); freed last
         let pages = group.pointee.pages
         let hadEarlier = group.pointee.earlier.isHeld
         pool.release(group.pointee.earlier)

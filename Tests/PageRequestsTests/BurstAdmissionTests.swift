@@ -103,6 +103,126 @@ import Testing
         #expect(twins.bursts.tracker.snapshot.allocationExceeded > 0)
     }
 
+    /// Against the burst path as it was (`receiveParkingEach`) the two must
+    /// agree under every limit, so this one runs them tight: rings of 4–32
+    /// slots (overflow), a cookie table of 2–11 (table full), a partial
+    /// limit of 2–9, allocations of 3–12, two channels (one negotiated
+    /// late), a device with no channel, unknown devices, PRG indices 512
+    /// apart (one slot), no PASID, groups larger than the ring; detach,
+    /// remove, re-add, attach and shutdown between bursts; bursts received
+    /// through a copy of the tracker. After every burst nothing may refer
+    /// to it. (Adapted from the review of the burst path.)
+    @Test(arguments: Array(UInt64(1)...24))
+    func aBurstMatchesParkingEachRequestUnderEveryLimit(seed: UInt64) {
+        struct Side {
+            var tracker: PageRequestTracker
+            let channels: [QueueChannel]
+            var ids: [ChannelID] = []
+            init(policy: PageRequestPolicy, entries: [Int], allocation: Int) {
+                tracker = PageRequestTracker(policy: policy)
+                channels = zip(entries, [true, false]).map { try! QueueChannel(entries: $0.0, negotiate: $0.1) }
+                for channel in channels { ids.append(tracker.addChannel(channel.sink)) }
+                for (device, channel) in [(1, ids[0]), (2, ids[1]), (3, nil), (4, ids[0]), (5000, ids[1])] as [(UInt32, ChannelID?)] {
+                    tracker.addDevice(device, allocation: allocation, channel: channel)
+                }
+            }
+            mutating func answers() -> [DeviceCompletion] {
+                var out: [DeviceCompletion] = []
+                tracker.takeAnswers(into: &out)
+                return out
+            }
+        }
+        var rng = TraceRandom(seed: seed)
+        var policy = PageRequestPolicy()
+        policy.timeoutNS = UInt64(5 + rng.below(30))
+        policy.maxPartialRequestsPerDevice = 2 + rng.below(8)
+        policy.maxOutstandingGroups = 2 + rng.below(10)
+        let entries = [[4, 8, 16][rng.below(3)], [8, 16, 32][rng.below(3)]]
+        let allocation = 3 + rng.below(10)
+        var new = Side(policy: policy, entries: entries, allocation: allocation)
+        var old = Side(policy: policy, entries: entries, allocation: allocation)
+        var address: UInt64 = 0
+        func page(_ device: UInt32, _ prgi: UInt32, _ pasid: UInt32?, last: Bool) -> PageRequest {
+            address += 1
+            return PageRequest(deviceID: device, pasid: pasid, prgi: prgi, permissions: .read, address: address << 12,
+                               isLastPage: last, needsPASID: pasid != nil, privateData: PrivateData(low: address, high: 0))
+        }
+        for step in 0..<200 {
+            let now = UInt64(step)
+            var burst: [PageRequest] = []
+            for _ in 0..<rng.below(7) {
+                let device: UInt32 = [1, 2, 3, 4, 4, 5000, 9, 1][rng.below(8)]
+                let prgi = UInt32(rng.below(4)) + (rng.below(10) == 0 ? 512 : 0)
+                let pasid: UInt32? = [5, 5, 6, nil][rng.below(4)]
+                switch rng.below(12) {
+                case 0, 1:
+                    for _ in 0...rng.below(3) { burst.append(page(device, prgi, pasid, last: false)) }
+                case 2:
+                    for _ in 0...rng.below(3) { burst.append(page(device, prgi, pasid, last: false)) }
+                    burst.append(PageRequest(deviceID: device, pasid: pasid ?? 5, prgi: prgi, permissions: [], address: 0,
+                                             isLastPage: true))
+                case 3:
+                    let other = (prgi + 1) % 4
+                    burst += [page(device, prgi, pasid, last: false), page(device, other, pasid, last: false),
+                              page(device, prgi, pasid, last: true), page(device, other, pasid, last: true)]
+                case 4:  // the last request names the index 512 away: another group
+                    burst += [page(device, prgi, pasid, last: false), page(device, prgi ^ 512, pasid, last: true)]
+                default:
+                    let size = 1 + rng.below(rng.below(4) == 0 ? 20 : 6)
+                    for n in 0..<size { burst.append(page(device, prgi, pasid, last: n == size - 1)) }
+                }
+            }
+            if rng.below(4) == 0 {
+                var copy = new.tracker  // the copy admits; the original must not see it
+                copy.receive(batch: burst, now: now)
+                new.tracker = copy
+            } else {
+                new.tracker.receive(batch: burst, now: now)
+            }
+            old.tracker.receiveParkingEach(batch: burst, now: now)
+            #expect(!new.tracker.refersToABurst, "seed \(seed) step \(step): a group refers to the burst")
+            #expect(new.answers() == old.answers(), "seed \(seed) step \(step): answers to the burst")
+            switch rng.below(30) {
+            case 0: new.tracker.detachDevice(1); old.tracker.detachDevice(1)
+            case 1: new.tracker.removeDevice(4); old.tracker.removeDevice(4)
+            case 2:
+                new.tracker.addDevice(4, allocation: allocation, channel: new.ids[0])
+                old.tracker.addDevice(4, allocation: allocation, channel: old.ids[0])
+            case 3: new.tracker.attach(1, to: new.ids[0]); old.tracker.attach(1, to: old.ids[0])
+            case 4: new.tracker.attach(3, to: new.ids[1]); old.tracker.attach(3, to: old.ids[1])
+            case 5: new.tracker.attach(3, to: nil); old.tracker.attach(3, to: nil)
+            case 6 where step > 150: new.tracker.shutdown(); old.tracker.shutdown()
+            default: break
+            }
+            if step == 60 { new.channels[1].negotiate(); old.channels[1].negotiate() }
+            if rng.below(3) != 0 {
+                let answerEvery = 1 + rng.below(3)
+                for c in 0..<2 {
+                    new.channels[c].read()
+                    old.channels[c].read()
+                    #expect(new.channels[c].groups == old.channels[c].groups, "seed \(seed) step \(step): records, channel \(c)")
+                    for (n, group) in new.channels[c].groups.enumerated() where n % answerEvery == 0 {
+                        let response = Result<PageResponse, ResponseRejection>.success(
+                            PageResponse(code: .success, cookie: group.last!.cookie))
+                        #expect(new.tracker.respond(response, channel: new.ids[c], abi: .v2)
+                                == old.tracker.respond(response, channel: old.ids[c], abi: .v2))
+                    }
+                }
+            }
+            if rng.below(2) == 0 {
+                new.tracker.tick(now: now)
+                old.tracker.tick(now: now)
+            }
+            #expect(new.answers() == old.answers(), "seed \(seed) step \(step): answers")
+            #expect(new.tracker.snapshot == old.tracker.snapshot, "seed \(seed) step \(step): counters")
+            #expect(new.tracker.backlogged == old.tracker.backlogged)
+        }
+        new.tracker.tick(now: 100_000)
+        old.tracker.tick(now: 100_000)
+        #expect(new.answers() == old.answers())
+        #expect(new.tracker.outstandingGroups == 0 && old.tracker.outstandingGroups == 0)
+    }
+
     /// A LAST_PAGE request alone in its burst whose earlier requests wait in
     /// `partials` (they came while another PASID's were parked on the
     /// index, since closed) closes a group with them, not a one-page group.
