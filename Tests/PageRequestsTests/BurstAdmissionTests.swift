@@ -256,6 +256,46 @@ import Testing
         #expect(b.sink.groups.allSatisfy { Set($0.map(\.cookie)).count == 1 })
     }
 
+    /// A sink that answers `.notReady` in the middle of a run (a queue
+    /// that lost its ABI while the run was written): the groups it did not
+    /// take keep their requests past the burst and arrive whole on the next
+    /// delivery, after the one it took.
+    @Test func groupsASinkRefusesMidRunKeepTheirRequestsPastTheBurst() {
+        final class ReadyOnce: GroupSink {
+            var taken: [[PageRequest]] = []
+            var calls = 0
+            var abi: ABIVersion? { .v2 }
+            func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
+                               outcomes: UnsafeMutableBufferPointer<GroupDelivery>) -> Int {
+                calls += 1
+                var at = 0
+                for (n, size) in sizes.enumerated() {
+                    // The first call takes only its first group; later calls take all.
+                    outcomes[n] = calls > 1 || n == 0 ? .delivered : .notReady
+                    if outcomes[n] == .delivered { taken.append(Array(requests[at..<at + size])) }
+                    at += size
+                }
+                return sizes.count
+            }
+        }
+        let sink = ReadyOnce()
+        var tracker = PageRequestTracker()
+        tracker.addDevice(1, allocation: 64, channel: tracker.addChannel(sink))
+        var burst: [PageRequest] = []
+        for g in UInt32(0)..<3 {
+            for n in 0..<3 { burst.append(request(prgi: g, last: n == 2, address: UInt64(g * 16 + UInt32(n)) << 12)) }
+        }
+        tracker.receive(batch: burst, now: 0)
+        #expect(sink.taken.count == 1)
+        #expect(!tracker.refersToABurst)
+        #expect(tracker.pooledRequests.held == 4)  // the two refused groups' earlier requests
+        burst = []
+        tracker.flushBacklogs()
+        #expect(sink.taken.map { $0.map(\.address) } == (0..<3).map { g in (0..<3).map { UInt64(g * 16 + $0) << 12 } })
+        #expect(sink.taken.allSatisfy { Set($0.map(\.cookie)).count == 1 })
+        #expect(tracker.snapshot.groupsDelivered == 3)
+    }
+
     /// A group delivered from its burst never enters the pool; one that
     /// overflows the ring is answered at once and leaves nothing behind.
     @Test func aDeliveredOrOverflowedBurstGroupHoldsNoPooledRequest() {
