@@ -60,6 +60,10 @@ public struct PageRequestTracker {
             self.batchStart = Int32(truncatingIfNeeded: batchStart)
         }
 
+        /// The positions of the requests before `last` in `batch` (while
+        /// `batchStart` is not -1).
+        var batchPositions: Range<Int> { Int(batchStart)..<Int(batchStart) + Int(earlier.count) }
+
         /// Requests in the group, `last` included.
         var pages: Int { Int(earlier.count) + 1 }
         var deviceID: UInt32 { last.deviceID }
@@ -462,7 +466,7 @@ public struct PageRequestTracker {
         let last = batch[positions.upperBound]
         let key = Self.reuseKey(d, PRILimits.slot(last.prgi))
         _ = close(last, device: d, key: key, now: now,
-                  earlier: .notHeld(count: positions.count - 1), batchStart: positions.lowerBound)
+                  earlier: .notHeld(count: count - 1), batchStart: positions.lowerBound)
     }
 
     /// The record of a live group's cookie.
@@ -585,8 +589,7 @@ public struct PageRequestTracker {
         let group = group(of: cookie)
         guard group.pointee.batchStart >= 0 else { return }
         var chain = RequestChain()
-        let start = Int(group.pointee.batchStart)
-        for position in start..<start + Int(group.pointee.earlier.count) { pool.append(batch[position], to: &chain) }
+        for position in group.pointee.batchPositions { pool.append(batch[position], to: &chain) }
         group.pointee.earlier = chain
         group.pointee.batchStart = -1
     }
@@ -675,8 +678,7 @@ public struct PageRequestTracker {
         for cookie in cookies {
             let group = group(of: cookie)
             if group.pointee.batchStart >= 0 {
-                let start = Int(group.pointee.batchStart)
-                for position in start..<start + Int(group.pointee.earlier.count) {
+                for position in group.pointee.batchPositions {
                     var request = batch[position]
                     request.cookie = cookie
                     scratch.append(request)
