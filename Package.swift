@@ -168,7 +168,7 @@ let package = Package(
         ),
         .testTarget(name: "IOMMUFormatsTests", dependencies: ["IOMMUFormats", "FaultABI"]),
         .testTarget(name: "NestedIOMMUTests", dependencies: ["NestedIOMMU", "IOMMUFormats", "FaultSys", "CFaultRingSys"]),
-        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "FaultPipeline"]),
+        .testTarget(name: "PageRequestsTests", dependencies: ["PageRequests", "FaultABI", "FaultQueue", "FaultPipeline", "FaultSimulation"]),
         .testTarget(
             name: "FaultServiceTests",
             dependencies: ["FaultService", "VMMClient", "FaultControl", "FaultQueue", "FaultSys", "FaultABI", "FaultFD",

@@ -1,4 +1,5 @@
 import FaultABI
+import FaultSimulation
 import PageRequests
 import Testing
 
@@ -61,7 +62,7 @@ import Testing
         policy.timeoutNS = 40
         policy.maxPartialRequestsPerDevice = 9
         var twins = Twins(policy: policy, negotiated: negotiatedFirst)
-        var rng = TraceRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var address: UInt64 = 0
         func page(_ device: UInt32, _ prgi: UInt32, _ pasid: UInt32, last: Bool) -> PageRequest {
             address += 1
@@ -132,7 +133,7 @@ import Testing
                 return out
             }
         }
-        var rng = TraceRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var policy = PageRequestPolicy()
         policy.timeoutNS = UInt64(5 + rng.below(30))
         policy.maxPartialRequestsPerDevice = 2 + rng.below(8)
@@ -251,8 +252,8 @@ import Testing
         b.sink.negotiate()
         b.tick(1)
         b.sink.read()
-        #expect(b.sink.groups.map { $0.map(\.address) }
-                == (0..<4).map { g in (0..<3).map { UInt64(g * 16 + $0) << 12 } })
+        let addresses: [[UInt64]] = (0..<4).map { (g: UInt64) in (0..<3).map { (n: UInt64) in (g * 16 + n) << 12 } }
+        #expect(b.sink.groups.map { $0.map(\.address) } == addresses)
         #expect(b.sink.groups.allSatisfy { Set($0.map(\.cookie)).count == 1 })
     }
 
@@ -291,7 +292,8 @@ import Testing
         #expect(tracker.pooledRequests.held == 4)  // the two refused groups' earlier requests
         burst = []
         tracker.flushBacklogs()
-        #expect(sink.taken.map { $0.map(\.address) } == (0..<3).map { g in (0..<3).map { UInt64(g * 16 + $0) << 12 } })
+        let addresses: [[UInt64]] = (0..<3).map { (g: UInt64) in (0..<3).map { (n: UInt64) in (g * 16 + n) << 12 } }
+        #expect(sink.taken.map { $0.map(\.address) } == addresses)
         #expect(sink.taken.allSatisfy { Set($0.map(\.cookie)).count == 1 })
         #expect(tracker.snapshot.groupsDelivered == 3)
     }
@@ -311,15 +313,7 @@ import Testing
     }
 }
 
-/// A small seeded generator (SplitMix64), so a failing trace is reproducible.
-struct TraceRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func below(_ n: Int) -> Int {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Int((z ^ (z >> 31)) % UInt64(n))
-    }
+extension SplitMix64 {
+    /// A draw in `0 ..< n`, as an `Int` index or count (seeded: a failing trace is reproducible).
+    mutating func below(_ n: Int) -> Int { Int(next(below: UInt64(n))) }
 }
