@@ -131,7 +131,10 @@ public protocol FaultIntake: AnyObject {
     /// (`PageRequestTracker.receive(batch:)` says what that changes).
     /// Answers the service gives at once reach the source during the batch
     /// or after it (the pipeline: after it).
-    func receive(batch requests: [PageRequest], now: UInt64)
+    ///
+    /// `requests` is the caller's, lent for the call: an intake must not
+    /// keep it.
+    func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery
     /// `count` records for `device` were lost before they reached the
@@ -142,8 +145,13 @@ public protocol FaultIntake: AnyObject {
 
 extension FaultIntake {
     /// One `receive` per request.
-    public func receive(batch requests: [PageRequest], now: UInt64) {
+    public func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64) {
         for request in requests { receive(request, now: now) }
+    }
+
+    /// `receive(batch:now:)` from an array.
+    public func receive(batch requests: [PageRequest], now: UInt64) {
+        requests.withUnsafeBufferPointer { receive(batch: $0, now: now) }
     }
 }
 

@@ -55,8 +55,9 @@ public final class SimulatedDevices: FaultSource {
     var stopped = false
     /// Index into `simulated` by device id (-1: not ours).
     let index: [Int]
-    /// The requests of the burst being delivered, reused between bursts.
-    @exclusivity(unchecked) var requests: [PageRequest] = []  // filled and handed over by one method at a time
+    /// The requests of the burst being delivered, reused between bursts;
+    /// lent to the intake as a buffer (`FaultIntake.receive(batch:now:)`).
+    @exclusivity(unchecked) var requests = PlainTable<PageRequest>()  // filled and handed over by one method at a time
     /// A storm raised inside the service (`Storm`), or nil.
     let storm: Storm?
 
@@ -141,17 +142,18 @@ public final class SimulatedDevices: FaultSource {
         // On the direct wire, every device's burst goes in one batch: the
         // tracker then publishes each queue's groups with one index store.
         let oneBatch = schedule.wire == .direct
-        requests.removeAll(keepingCapacity: true)
+        requests.makeUnique()  // nothing copies it; checked once a step, not per append
+        requests.removeAll()
         for id in intake.attachedDevices {
             guard let d = position(of: id) else { continue }
             fleet.burst(d, now: now, schedule: schedule, into: &requests)
             // Delivered after the burst is built: the tracker may answer a group at once.
             if !oneBatch {
                 deliverRequests(of: d, into: intake, now: now)
-                requests.removeAll(keepingCapacity: true)
+                requests.removeAll()
             }
         }
-        if oneBatch && !requests.isEmpty { intake.receive(batch: requests, now: now) }
+        if oneBatch && !requests.isEmpty { intake.receive(batch: requests.buffer, now: now) }
     }
 
     /// Hands `requests`, device `d`'s, to `intake` through the wire: on the
@@ -159,7 +161,7 @@ public final class SimulatedDevices: FaultSource {
     func deliverRequests(of d: Int, into intake: any FaultIntake, now: UInt64) {
         guard !requests.isEmpty else { return }
         if schedule.wire == .direct {
-            intake.receive(batch: requests, now: now)
+            intake.receive(batch: requests.buffer, now: now)
             return
         }
         let needsPASID = fleet.units[d].config.needsPASID
@@ -239,7 +241,8 @@ public final class SimulatedDevices: FaultSource {
             for d in fleet.units.indices {
                 var burst = 0
                 while let arrival = storm.arrivals.first(of: d), burst < 256 {
-                    requests.removeAll(keepingCapacity: true)
+                    requests.makeUnique()
+                    requests.removeAll()
                     fleet.nextGroup(d, now: arrival.atNS, into: &requests)
                     guard let last = requests.last else {
                         fleet.blocked[d] = true

@@ -34,7 +34,7 @@ struct SimulatedFleet {
     /// Appends to `out` the requests of up to `schedule.groupsPerStep`
     /// groups of device `d` at `now`, within its limits; marks it blocked
     /// when it is out of PRG indices or allocation.
-    mutating func burst(_ d: Int, now: UInt64, schedule: SimulationSchedule, into out: inout [PageRequest]) {
+    mutating func burst(_ d: Int, now: UInt64, schedule: SimulationSchedule, into out: inout PlainTable<PageRequest>) {
         if let rate = schedule.rate {
             // Starts when first attached; a device that fell behind (blocked,
             // or the loop was late) catches up by one burst at most.
@@ -71,7 +71,7 @@ struct SimulatedFleet {
 
     /// Appends the requests of device `d`'s next group (stamped `now`) to
     /// `out`; nothing if it is out of PRG indices or allocation.
-    mutating func nextGroup(_ d: Int, now: UInt64, into out: inout [PageRequest]) {
+    mutating func nextGroup(_ d: Int, now: UInt64, into out: inout PlainTable<PageRequest>) {
         units[d].nextGroup(now: now, using: &rng, into: &out)
     }
 

@@ -95,7 +95,7 @@ public struct SimulatedPRIDevice: Sendable {
     /// no allocation per group), or nothing if the device is out of PRG
     /// indices or allocation (a well-behaved device waits).
     @inline(__always)
-    public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
+    public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout some PageRequestOutput) {
         prgis.makeUnique()
         nextGroupUnshared(now: now, using: &rng, into: &out)
     }
@@ -108,7 +108,7 @@ public struct SimulatedPRIDevice: Sendable {
     /// `nextGroup` after `makeTableUnique()` (the caller's exclusive access
     /// to this device has not ended since).
     @inline(__always)
-    mutating func nextGroupUnshared(now: UInt64, using rng: inout SplitMix64, into out: inout [PageRequest]) {
+    mutating func nextGroupUnshared(now: UInt64, using rng: inout SplitMix64, into out: inout some PageRequestOutput) {
         let size = Self.groupSize(config, using: &rng)
         groupsSent += 1
         if config.stopMarkerEvery > 0 && groupsSent % UInt64(config.stopMarkerEvery) == 0, let pasid = config.pasids.first {
@@ -131,15 +131,20 @@ public struct SimulatedPRIDevice: Sendable {
         let data = config.privateData ? PrivateData(low: rng.next(), high: UInt64(prgi)) : nil
         let needs = config.needsPASID && pasid != nil
         let abandon = config.abandonGroupEvery > 0 && groupsSent % UInt64(config.abandonGroupEvery) == 0
-        for page in 0..<size {
-            nextPage &+= 1
-            let last = page == size - 1
-            if last && abandon { break }  // misbehaving: the group is never closed
-            out.append(PageRequest(
-                deviceID: config.deviceID, pasid: pasid, prgi: prgi,
-                permissions: page % 3 == 0 ? [.read, .write] : .read, address: nextPage << 12, isLastPage: last,
-                needsPASID: needs, privateData: last ? data : nil, timestampNS: now))
+        // The fields every page shares, once; each page sets its own. A
+        // misbehaving device that abandons the group never sends its last page.
+        var request = PageRequest(deviceID: config.deviceID, pasid: pasid, prgi: prgi, address: 0, isLastPage: false,
+                                  needsPASID: needs, timestampNS: now)
+        var page = nextPage
+        for index in 0 ..< (abandon ? size - 1 : size) {
+            page &+= 1
+            request.address = page << 12
+            request.permissions = index % 3 == 0 ? [.read, .write] : .read
+            request.isLastPage = index == size - 1
+            request.privateData = index == size - 1 ? data : nil
+            out.append(request)
         }
+        nextPage = page &+ (abandon ? 1 : 0)  // the abandoned page was drawn all the same
         if abandon {
             abandoned += 1
             if prgis[Int(prgi)].pages == 0 { pushFree(prgi) }  // given up; nothing will be answered

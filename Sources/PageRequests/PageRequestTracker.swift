@@ -378,25 +378,31 @@ public struct PageRequestTracker {
     /// other (as a device sends them), is not parked request by request: it
     /// is admitted whole, and delivered from the burst (`admitTogether`).
     /// What is counted, answered and delivered is the same.
-    public mutating func receive(batch requests: [PageRequest], now: UInt64) {
+    ///
+    /// `requests` is the caller's, lent for the call: the tracker keeps no
+    /// pointer into it once it returns.
+    public mutating func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64) {
         makeTablesUnique()
-        requests.withUnsafeBufferPointer { requests in
-            batch = requests
-            var next = 0
-            while next < requests.count {
-                if !requests[next].isLastPage, let (last, d) = lastOfGroup(startingAt: next) {
-                    admitTogether(next...last, device: d, now: now)
-                    next = last + 1
-                } else {
-                    _ = admit(requests[next], now: now)
-                    next += 1
-                }
+        batch = requests
+        var next = 0
+        while next < requests.count {
+            if !requests[next].isLastPage, let (last, d) = lastOfGroup(startingAt: next) {
+                admitTogether(next...last, device: d, now: now)
+                next = last + 1
+            } else {
+                _ = admit(requests[next], now: now)
+                next += 1
             }
-            // Every group admitted with its requests in `batch` is delivered
-            // here, or has them moved into the pool (`deliverRun`).
-            deliverPending()
-            batch = UnsafeBufferPointer(start: nil, count: 0)
         }
+        // Every group admitted with its requests in `batch` is delivered
+        // here, or has them moved into the pool (`deliverRun`).
+        deliverPending()
+        batch = UnsafeBufferPointer(start: nil, count: 0)
+    }
+
+    /// `receive(batch:now:)` from an array.
+    public mutating func receive(batch requests: [PageRequest], now: UInt64) {
+        requests.withUnsafeBufferPointer { receive(batch: $0, now: now) }
     }
 
     /// `receive(batch:)` as it was before groups were admitted together:
