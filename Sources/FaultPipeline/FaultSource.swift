@@ -133,8 +133,10 @@ public protocol FaultIntake: AnyObject {
     /// or after it (the pipeline: after it).
     ///
     /// `requests` is the caller's, lent for the call: an intake must not
-    /// keep it.
-    func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64)
+    /// keep it. It may write the requests' `cookie` (the service's field,
+    /// which a device leaves 0), and nothing else: the pipeline stamps each
+    /// group's cookie there and writes the ring from the burst itself.
+    func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery
     /// `count` records for `device` were lost before they reached the
@@ -145,13 +147,14 @@ public protocol FaultIntake: AnyObject {
 
 extension FaultIntake {
     /// One `receive` per request.
-    public func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64) {
+    public func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64) {
         for request in requests { receive(request, now: now) }
     }
 
-    /// `receive(batch:now:)` from an array.
+    /// `receive(batch:now:)` from an array (a copy of it: the caller's is not written).
     public func receive(batch requests: [PageRequest], now: UInt64) {
-        requests.withUnsafeBufferPointer { receive(batch: $0, now: now) }
+        var requests = requests
+        requests.withUnsafeMutableBufferPointer { receive(batch: $0, now: now) }
     }
 }
 

@@ -323,7 +323,7 @@ public final class Pipeline: FaultIntake {
     /// (`PageRequestTracker.receive(batch:)`: the groups go to each queue in
     /// one publish); the answers it gives at once reach their sources after
     /// the burst.
-    public func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64) {
+    public func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64) {
         completeAll { withTracker { tracker in tracker.receive(batch: requests, now: now) } }
     }
 

@@ -153,7 +153,7 @@ public final class SimulatedDevices: FaultSource {
                 requests.removeAll()
             }
         }
-        if oneBatch && !requests.isEmpty { intake.receive(batch: requests.buffer, now: now) }
+        if oneBatch && !requests.isEmpty { intake.receive(batch: requests.mutableBuffer, now: now) }
     }
 
     /// Hands `requests`, device `d`'s, to `intake` through the wire: on the
@@ -161,7 +161,7 @@ public final class SimulatedDevices: FaultSource {
     func deliverRequests(of d: Int, into intake: any FaultIntake, now: UInt64) {
         guard !requests.isEmpty else { return }
         if schedule.wire == .direct {
-            intake.receive(batch: requests.buffer, now: now)
+            intake.receive(batch: requests.mutableBuffer, now: now)
             return
         }
         let needsPASID = fleet.units[d].config.needsPASID

@@ -46,10 +46,11 @@ public struct PageRequestTracker {
         /// a chain that holds none (`RequestChain.notHeld`) and
         /// `batchStart`.
         var earlier: RequestChain
-        /// Where the requests before `last` are in `batch` (-1: not there).
-        /// Only between the group's admission and its delivery in the same
-        /// `receive(batch:)`; a group that is not delivered then has them
-        /// moved into `pool` first (`holdEarlier`).
+        /// Where the group's requests are in `batch` (-1: not there): its
+        /// earlier requests from here, then its LAST_PAGE one. Only between
+        /// the group's admission and its delivery in the same
+        /// `receive(batch:)`; a group that is not delivered then has its
+        /// earlier requests moved into `pool` first (`holdEarlier`).
         var batchStart: Int32
 
         init(last: PageRequest, channel: ChannelID, device: Int, earlier: RequestChain, batchStart: Int = -1) {
@@ -193,7 +194,7 @@ public struct PageRequestTracker {
     /// The burst `receive(batch:)` is admitting, while it runs (empty
     /// otherwise): groups whose requests all arrived in it are delivered
     /// from it (`Group.batchStart`).
-    var batch = UnsafeBufferPointer<PageRequest>(start: nil, count: 0)
+    var batch = UnsafeMutableBufferPointer<PageRequest>(start: nil, count: 0)
     var counters = PageRequestCounters()
     /// Shared with copies of this tracker until one of them writes.
     var copyToken = CopyToken()
@@ -380,8 +381,11 @@ public struct PageRequestTracker {
     /// What is counted, answered and delivered is the same.
     ///
     /// `requests` is the caller's, lent for the call: the tracker keeps no
-    /// pointer into it once it returns.
-    public mutating func receive(batch requests: UnsafeBufferPointer<PageRequest>, now: UInt64) {
+    /// pointer into it once it returns. It writes the `cookie` of every
+    /// request of a group it delivers from there (the service's field: what
+    /// the ring carries), so that the ring is written from the burst itself,
+    /// and changes nothing else.
+    public mutating func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64) {
         makeTablesUnique()
         batch = requests
         var next = 0
@@ -390,19 +394,20 @@ public struct PageRequestTracker {
                 admitTogether(next...last, device: d, now: now)
                 next = last + 1
             } else {
-                _ = admit(requests[next], now: now)
+                _ = admit(requests[next], now: now, at: next)
                 next += 1
             }
         }
         // Every group admitted with its requests in `batch` is delivered
         // here, or has them moved into the pool (`deliverRun`).
         deliverPending()
-        batch = UnsafeBufferPointer(start: nil, count: 0)
+        batch = UnsafeMutableBufferPointer(start: nil, count: 0)
     }
 
-    /// `receive(batch:now:)` from an array.
+    /// `receive(batch:now:)` from an array (a copy of it: the caller's is not written).
     public mutating func receive(batch requests: [PageRequest], now: UInt64) {
-        requests.withUnsafeBufferPointer { receive(batch: $0, now: now) }
+        var requests = requests
+        requests.withUnsafeMutableBufferPointer { receive(batch: $0, now: now) }
     }
 
     /// `receive(batch:)` as it was before groups were admitted together:
@@ -492,9 +497,10 @@ public struct PageRequestTracker {
 
     /// `receive` up to delivery: counts the request, parks it or closes its
     /// group, and gives a closed group a slot, a deadline and a place in
-    /// `pending` (or its channel's backlog).
+    /// `pending` (or its channel's backlog). `position`: where `request`
+    /// is in `batch`, if it is there (-1: it is not).
     /// - Returns: the cookie of the group it closed, if it got a slot.
-    @inline(__always) mutating func admit(_ request: PageRequest, now: UInt64) -> UInt64? {
+    @inline(__always) mutating func admit(_ request: PageRequest, now: UInt64, at position: Int = -1) -> UInt64? {
         guard let d = account(request) else { return nil }
         let prgi = PRILimits.slot(request.prgi)
         let key = Self.reuseKey(d, prgi)
@@ -513,9 +519,12 @@ public struct PageRequestTracker {
             }
             return nil
         }
-        // The group's earlier requests: none for a one-page group.
+        // The group's earlier requests: none for a one-page group, which
+        // then lies whole in the burst (if it came in one), as a group
+        // admitted together does, and is delivered from there.
         let earlier = devices[d].partialRequests > 0 ? takeParked(request, device: d, key: key) : RequestChain()
-        return close(request, device: d, key: key, now: now, earlier: earlier)
+        return close(request, device: d, key: key, now: now, earlier: earlier,
+                     batchStart: earlier.isEmpty ? position : -1)
     }
 
     /// Counts a request from a device and its share of the device's
@@ -679,8 +688,67 @@ public struct PageRequestTracker {
             backlogs[Int(channelID)].append(contentsOf: cookies)
             return
         }
-        scratch.removeAll()
+        // The run's groups usually lie back to back in the burst, each
+        // whole there (devices send a group's requests together): then the
+        // ring is written from the burst itself, cookies stamped in place.
+        // Otherwise their requests are gathered into `scratch`.
         runSizes.removeAll()
+        let first = Int(group(of: cookies[0]).pointee.batchStart)
+        var end = first
+        var inBatch = first >= 0
+        for cookie in cookies {
+            let group = group(of: cookie)
+            runSizes.append(group.pointee.pages)
+            inBatch = inBatch && Int(group.pointee.batchStart) == end
+            end += group.pointee.pages
+        }
+        let records: UnsafeBufferPointer<PageRequest>
+        if inBatch {
+            stampCookies(UnsafeMutableBufferPointer(rebasing: batch[first..<end]), cookies)
+            records = UnsafeBufferPointer(rebasing: batch[first..<end])
+        } else {
+            gather(cookies)
+            records = scratch.buffer
+        }
+        runOutcomes.removeAll()
+        runOutcomes.append(repeating: .notReady, count: runSizes.count)  // each overwritten by the sink
+        let written = sink.deliverGroups(records, sizes: runSizes.buffer, outcomes: runOutcomes.mutableBuffer)
+        precondition(written == runSizes.count, "a GroupSink wrote \(written) outcomes for \(runSizes.count) groups")
+        for (cookie, outcome) in zip(cookies, runOutcomes) {
+            switch outcome {
+            case .delivered:
+                let group = group(of: cookie)
+                group.pointee.delivered = true
+                group.pointee.batchStart = -1  // never read again: a delivered group is not delivered twice
+                counters.groupsDelivered &+= 1
+            case .noRoom:
+                retire(cookie, code: .invalid, source: .automatic(.overflow))
+            case .notReady:
+                holdEarlier(cookie)
+                backlogs[Int(channelID)].append(cookie)
+            }
+        }
+    }
+
+    /// Writes each group's cookie into its requests: `requests` holds whole
+    /// groups back to back, the first group's cookie being `cookies[0]`.
+    /// The group changes after each LAST_PAGE request, which only a group's
+    /// last is: a select per request, where a loop per group would guess
+    /// wrong about once a group where it ends (sizes vary at random).
+    @inline(__always) func stampCookies(_ requests: UnsafeMutableBufferPointer<PageRequest>,
+                                        _ cookies: UnsafeBufferPointer<UInt64>) {
+        var group = 0
+        for position in requests.indices {
+            requests[position].cookie = cookies[group]
+            group &+= requests[position].isLastPage ? 1 : 0
+        }
+    }
+
+    /// Copies the groups of `cookies` into `scratch`, back to back, each
+    /// request with its group's cookie: from `batch` or the pool, then the
+    /// LAST_PAGE request kept with the group.
+    mutating func gather(_ cookies: UnsafeBufferPointer<UInt64>) {
+        scratch.removeAll()
         for cookie in cookies {
             let group = group(of: cookie)
             if group.pointee.batchStart >= 0 {
@@ -697,25 +765,6 @@ public struct PageRequestTracker {
                 }
             }
             scratch.append(group.pointee.last)  // carries its cookie since admission
-            runSizes.append(group.pointee.pages)
-        }
-        runOutcomes.removeAll()
-        runOutcomes.append(repeating: .notReady, count: runSizes.count)  // each overwritten by the sink
-        let written = sink.deliverGroups(scratch.buffer, sizes: runSizes.buffer, outcomes: runOutcomes.mutableBuffer)
-        precondition(written == runSizes.count, "a GroupSink wrote \(written) outcomes for \(runSizes.count) groups")
-        for (cookie, outcome) in zip(cookies, runOutcomes) {
-            switch outcome {
-            case .delivered:
-                let group = group(of: cookie)
-                group.pointee.delivered = true
-                group.pointee.batchStart = -1  // never read again: a delivered group is not delivered twice
-                counters.groupsDelivered &+= 1
-            case .noRoom:
-                retire(cookie, code: .invalid, source: .automatic(.overflow))
-            case .notReady:
-                holdEarlier(cookie)
-                backlogs[Int(channelID)].append(cookie)
-            }
         }
     }
 

@@ -298,6 +298,61 @@ import Testing
         #expect(tracker.snapshot.groupsDelivered == 3)
     }
 
+    /// A run whose groups lie back to back in the burst is written from
+    /// the burst itself: the sink is lent the caller's buffer, with each
+    /// group's cookie stamped on its requests and nothing else changed. A
+    /// run with a gap (a stop marker between two groups) is gathered into
+    /// the tracker's own buffer instead, with the same records.
+    @Test func aRunBackToBackInTheBurstIsWrittenFromIt() {
+        final class Recorder: GroupSink {
+            var runs: [(base: UnsafePointer<PageRequest>?, records: [PageRequest], sizes: [Int])] = []
+            var abi: ABIVersion? { .v2 }
+            func deliverGroups(_ requests: UnsafeBufferPointer<PageRequest>, sizes: UnsafeBufferPointer<Int>,
+                               outcomes: UnsafeMutableBufferPointer<GroupDelivery>) -> Int {
+                runs.append((requests.baseAddress, Array(requests), Array(sizes)))
+                for n in sizes.indices { outcomes[n] = .delivered }
+                return sizes.count
+            }
+        }
+        let sink = Recorder()
+        var tracker = PageRequestTracker()
+        tracker.addDevice(1, allocation: 64, channel: tracker.addChannel(sink))
+        // Groups of 3, 1 and 2 pages, back to back; then two groups with a stop marker between.
+        let sizes = [3, 1, 2]
+        var original: [PageRequest] = []
+        for (g, size) in sizes.enumerated() {
+            for n in 0..<size { original.append(request(prgi: UInt32(g), last: n == size - 1, address: UInt64(original.count) << 12)) }
+        }
+        var burst = original
+        burst.withUnsafeMutableBufferPointer { tracker.receive(batch: $0, now: 0) }
+        #expect(sink.runs.count == 1)
+        #expect(sink.runs[0].sizes == sizes)
+        burst.withUnsafeBufferPointer { #expect(sink.runs[0].base == $0.baseAddress) }  // no copy
+        #expect(sink.runs[0].records == burst)
+        var start = 0
+        for size in sizes {
+            let group = burst[start..<start + size]
+            #expect(Set(group.map(\.cookie)).count == 1 && group.first!.cookie != 0)
+            start += size
+        }
+        var unstamped = burst
+        for i in unstamped.indices { unstamped[i].cookie = 0 }
+        #expect(unstamped == original)
+        #expect(!tracker.refersToABurst)
+
+        var gapped = [request(prgi: 10, last: false), request(prgi: 10, address: 0x2000),
+                      PageRequest(deviceID: 1, pasid: 5, prgi: 0, permissions: [], address: 0),  // a stop marker
+                      request(prgi: 11, address: 0x3000)]
+        gapped.withUnsafeMutableBufferPointer { tracker.receive(batch: $0, now: 0) }
+        #expect(sink.runs.count == 2)
+        #expect(sink.runs[1].sizes == [2, 1])
+        gapped.withUnsafeBufferPointer { #expect(sink.runs[1].base != $0.baseAddress) }  // gathered
+        #expect(sink.runs[1].records.map(\.address) == [0x1000, 0x2000, 0x3000])
+        #expect(sink.runs[1].records[0].cookie == sink.runs[1].records[1].cookie)
+        #expect(sink.runs[1].records[1].cookie != sink.runs[1].records[2].cookie)
+        #expect(tracker.snapshot.stopMarkers == 1)
+    }
+
     /// A group delivered from its burst never enters the pool; one that
     /// overflows the ring is answered at once and leaves nothing behind.
     @Test func aDeliveredOrOverflowedBurstGroupHoldsNoPooledRequest() {
