@@ -51,7 +51,18 @@ public struct DeviceLedger: Sendable {
 
     /// Records a group the device sent (its LAST_PAGE request).
     @inline(__always) public mutating func issue(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
-        waiting.expect(prgi: prgi, pasid: needsPASID ? pasid : nil, privateData: privateData, ())
+        makeUnique()
+        issueUnshared(prgi: prgi, pasid: pasid, needsPASID: needsPASID, privateData: privateData)
+    }
+
+    /// Unshares the books' table if a copy of them shares it: a device
+    /// raising or answered many groups in one operation checks once, then
+    /// uses the `…Unshared` forms.
+    mutating func makeUnique() { waiting.makeUnique() }
+
+    /// `issue`, after `makeUnique()` (no copy of the books made since).
+    @inline(__always) mutating func issueUnshared(prgi: UInt32, pasid: UInt32?, needsPASID: Bool, privateData: PrivateData?) {
+        waiting.expectUnshared(prgi: prgi, pasid: needsPASID ? pasid : nil, privateData: privateData, ())
         issued += 1
     }
 
@@ -63,8 +74,15 @@ public struct DeviceLedger: Sendable {
     @discardableResult
     @inline(__always)
     public mutating func receive(_ completion: DeviceCompletion, label: String? = nil) -> Bool {
-        guard let expected = waiting.takeEntry(prgi: completion.prgi, pasid: completion.pasid,
-                                               privateData: completion.privateData) else {
+        makeUnique()
+        return receiveUnshared(completion, label: label)
+    }
+
+    /// `receive`, after `makeUnique()` (no copy of the books made since).
+    @inline(__always)
+    mutating func receiveUnshared(_ completion: DeviceCompletion, label: String? = nil) -> Bool {
+        guard let expected = waiting.takeEntryUnshared(prgi: completion.prgi, pasid: completion.pasid,
+                                                       privateData: completion.privateData) else {
             unexpected += 1
             note("answer for PRGI \(completion.prgi) with nothing outstanding (twice, or never issued)")
             return false

@@ -96,14 +96,18 @@ public struct SimulatedPRIDevice: Sendable {
     /// indices or allocation (a well-behaved device waits).
     @inline(__always)
     public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout some PageRequestOutput) {
-        prgis.makeUnique()
+        makeTableUnique()
         nextGroupUnshared(now: now, using: &rng, into: &out)
     }
 
-    /// Unshares the device's table if a copy of the device shares it. A
-    /// fleet calls it once per burst or batch of answers, then the
-    /// `…Unshared` forms, which skip the check each group would cost.
-    mutating func makeTableUnique() { prgis.makeUnique() }
+    /// Unshares the device's tables (its PRG indices and its books) if a
+    /// copy of the device shares them. A fleet calls it once per burst or
+    /// batch of answers, then the `…Unshared` forms, which skip the checks
+    /// each group would cost.
+    mutating func makeTableUnique() {
+        prgis.makeUnique()
+        ledger.makeUnique()
+    }
 
     /// `nextGroup` after `makeTableUnique()` (the caller's exclusive access
     /// to this device has not ended since).
@@ -152,7 +156,7 @@ public struct SimulatedPRIDevice: Sendable {
         }
         prgis[Int(prgi)].pages += Int32(size)
         inFlight += size
-        ledger.issue(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
+        ledger.issueUnshared(prgi: prgi, pasid: pasid, needsPASID: needs, privateData: data)
     }
 
     /// Puts `prgi` on the free stack (the table is unshared, or new).
@@ -180,14 +184,14 @@ public struct SimulatedPRIDevice: Sendable {
     /// PRG index and allocation, and retries the access on SUCCESS.
     /// `label` books the answer under a source of the caller's (see `DeviceLedger.receive`).
     @inline(__always) public mutating func complete(_ completion: DeviceCompletion, label: String? = nil) {
-        prgis.makeUnique()
+        makeTableUnique()
         completeUnshared(completion, label: label)
     }
 
     /// `complete` after `makeTableUnique()` (see `nextGroupUnshared`).
     @inline(__always)
     mutating func completeUnshared(_ completion: DeviceCompletion, label: String? = nil) {
-        guard ledger.receive(completion, label: label) else { return }
+        guard ledger.receiveUnshared(completion, label: label) else { return }
         let prgi = PRILimits.slot(completion.prgi)
         // A reused index carries several groups' pages; free it once all are answered.
         if prgis[prgi].pages > 0 && !ledger.isWaiting(prgi: completion.prgi) {

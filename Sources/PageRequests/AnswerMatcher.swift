@@ -18,9 +18,14 @@ import FaultABI
 /// Its methods are `@inlinable` so that they specialise for `Value` in the
 /// caller's module: unspecialised, every call looked up generic metadata at
 /// run time, a tenth of the whole loop's profile.
-public struct AnswerMatcher<Value> {
+///
+/// `Value` is plain data, so that the per-index table is a `PlainTable`:
+/// a caller that records or takes many groups in one operation unshares
+/// it once (`makeUnique`, then the `…Unshared` forms) rather than once a
+/// group.
+public struct AnswerMatcher<Value: BitwiseCopyable> {
     @usableFromInline
-    struct Entry {
+    struct Entry: BitwiseCopyable {
         @usableFromInline var pasid: UInt32?
         @usableFromInline var privateData: PrivateData?
         @usableFromInline var value: Value
@@ -36,7 +41,7 @@ public struct AnswerMatcher<Value> {
     /// The oldest waiting group of each PRG index (`PRILimits.slot`), or
     /// nil: one flat array, so the common case (one group per index) is a
     /// store and a load, with no inner array to check for uniqueness.
-    @usableFromInline var oldest = [Entry?](repeating: nil, count: PRILimits.prgiCount)
+    @usableFromInline var oldest = PlainTable<Entry?>(repeating: nil, count: PRILimits.prgiCount)
     /// Later groups on an index whose oldest is still waiting, in arrival
     /// order, by PRG index: only a misbehaving device has any.
     @usableFromInline var later: [Int: [Entry]] = [:]
@@ -54,6 +59,20 @@ public struct AnswerMatcher<Value> {
     @inlinable
     @inline(__always)
     public mutating func expect(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?, _ value: Value) {
+        makeUnique()
+        expectUnshared(prgi: prgi, pasid: pasid, privateData: privateData, value)
+    }
+
+    /// Copies the table if a copy of this matcher shares it.
+    @inlinable
+    @inline(__always)
+    public mutating func makeUnique() { oldest.makeUnique() }
+
+    /// `expect`, for a caller that called `makeUnique()` since this matcher
+    /// was last copied.
+    @inlinable
+    @inline(__always)
+    public mutating func expectUnshared(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?, _ value: Value) {
         let slot = PRILimits.slot(prgi)
         let entry = Entry(pasid: pasid, privateData: privateData, value: value)
         if oldest[slot] == nil {
@@ -84,6 +103,17 @@ public struct AnswerMatcher<Value> {
     @inlinable
     @inline(__always)
     public mutating func takeEntry(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?)
+        -> (pasid: UInt32?, privateData: PrivateData?, value: Value)?
+    {
+        makeUnique()
+        return takeEntryUnshared(prgi: prgi, pasid: pasid, privateData: privateData)
+    }
+
+    /// `takeEntry`, for a caller that called `makeUnique()` since this
+    /// matcher was last copied.
+    @inlinable
+    @inline(__always)
+    public mutating func takeEntryUnshared(prgi: UInt32, pasid: UInt32?, privateData: PrivateData?)
         -> (pasid: UInt32?, privateData: PrivateData?, value: Value)?
     {
         let slot = PRILimits.slot(prgi)
