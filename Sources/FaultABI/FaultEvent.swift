@@ -45,30 +45,26 @@ public struct PrivateData: Sendable, Hashable, BitwiseCopyable {
 
 /// One page request (PCIe PRI) as the service hands it to a producer.
 public struct PageRequest: Sendable, Hashable, BitwiseCopyable {
-    // Stored widest first, so the value is 64 bytes (a cache line) rather
-    // than the 80 that declaration order gave it: a burst, the tracker's
-    // pool and each live group hold these by the thousand.
-
-    /// The page address.
-    public var address: UInt64
-    /// The group's cookie (ABI 2), the same for every request of a group.
-    public var cookie: UInt64
-    /// CLOCK_MONOTONIC nanoseconds when the source reported it.
-    public var timestampNS: UInt64
-    /// Device private data, if the device supplied some.
-    public var privateData: PrivateData?
     /// Service-assigned device id (ABI 2 only; ABI 1 queues serve one device).
     public var deviceID: UInt32
+    /// The PASID, or `nil` when the request carried none.
+    public var pasid: UInt32?
     /// Page request group index (9 bits).
     public var prgi: UInt32
     /// What the device asked for.
     public var permissions: Permissions
-    /// The PASID, or `nil` when the request carried none.
-    public var pasid: UInt32?
+    /// The page address.
+    public var address: UInt64
     /// True on the request that closes its group.
     public var isLastPage: Bool
     /// The response must carry this PASID (PCIe "PRG Response PASID Required").
     public var needsPASID: Bool
+    /// Device private data, if the device supplied some.
+    public var privateData: PrivateData?
+    /// The group's cookie (ABI 2), the same for every request of a group.
+    public var cookie: UInt64
+    /// CLOCK_MONOTONIC nanoseconds when the source reported it.
+    public var timestampNS: UInt64
 
     /// A page request from its fields; by default a last-page read with no
     /// PASID, device 0 and cookie 0. Nothing is validated here.
