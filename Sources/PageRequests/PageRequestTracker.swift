@@ -740,7 +740,9 @@ public struct PageRequestTracker {
         var group = 0
         for position in requests.indices {
             requests[position].cookie = cookies[group]
-            group &+= requests[position].isLastPage ? 1 : 0
+            // The flag's byte (0 or 1) added as a number: written as a
+            // conditional, the compiler made it a branch.
+            group &+= Int(unsafeBitCast(requests[position].isLastPage, to: UInt8.self))
         }
     }
 
