@@ -54,14 +54,23 @@ struct ReferenceResponder {
         defer { outbox = out }
         for i in batch.indices {
             guard case .event(.pageRequest(let request), _) = try batch.decode(i), request.isLastPage else { continue }
-            let answers = script.answer(request, using: &rng, right: { code in
-                PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
-                             prgi: request.prgi)
-            }, into: &out)
-            if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
-            if let copy = answers.foreign { foreign.append(copy) }
+            answer(request, now: now, timeoutNS: timeoutNS, stepNS: stepNS, into: &out, foreign: &foreign)
         }
         consumer.release(batch.count)
+    }
+
+    /// Answers a group (its LAST_PAGE request) as the script says. Out of
+    /// line: inlined, the decoded request was spilled to the stack for
+    /// every record the loop read, last or not.
+    @inline(never)
+    mutating func answer(_ request: PageRequest, now: UInt64, timeoutNS: UInt64, stepNS: UInt64,
+                         into out: inout [PageResponse], foreign: inout Deque<PageResponse>) {
+        let answers = script.answer(request, using: &rng, right: { code in
+            PageResponse(code: code, cookie: request.cookie, pasid: request.needsPASID ? request.pasid : nil,
+                         prgi: request.prgi)
+        }, into: &out)
+        if let late = answers.withheld { withheld.append((late, now + timeoutNS + 2 * stepNS)) }
+        if let copy = answers.foreign { foreign.append(copy) }
     }
 
     /// Writes as much of the outbox as the response ring takes.
