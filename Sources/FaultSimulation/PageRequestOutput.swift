@@ -10,7 +10,38 @@ import PageRequests
 public protocol PageRequestOutput {
     /// Adds `request` at the end.
     mutating func append(_ request: PageRequest)
+    /// Adds `count` requests at the end, the `i`-th being `page(i)`: a
+    /// group's pages, of a device whose groups have up to `largest`.
+    mutating func append(pages count: Int, largest: Int, _ page: (Int) -> PageRequest)
+}
+
+extension PageRequestOutput {
+    /// One `append` per page.
+    @inline(__always)
+    public mutating func append(pages count: Int, largest: Int, _ page: (Int) -> PageRequest) {
+        for index in 0..<count { append(page(index)) }
+    }
 }
 
 extension Array: PageRequestOutput where Element == PageRequest {}
-extension PlainTable: PageRequestOutput where Element == PageRequest {}
+
+extension PlainTable: PageRequestOutput where Element == PageRequest {
+    /// Where groups vary between 1 and 4 pages, a group is written as four,
+    /// straight, and counted as `count`: a loop over the pages would guess
+    /// its exit wrong about once a group, which costs more than building
+    /// the pages past the end that are never counted. Where every group has
+    /// one page, or may have more than four, the loop.
+    @inline(__always)
+    public mutating func append(pages count: Int, largest: Int, _ page: (Int) -> PageRequest) {
+        guard largest > 1 && largest <= 4 && count <= 4 else {
+            for index in 0..<count { append(page(index)) }
+            return
+        }
+        let end = uncounted(4)
+        end.initialize(to: page(0))
+        (end + 1).initialize(to: page(1))
+        (end + 2).initialize(to: page(2))
+        (end + 3).initialize(to: page(3))
+        countUncounted(Swift.max(count, 0))
+    }
+}

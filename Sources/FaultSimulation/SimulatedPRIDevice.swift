@@ -139,16 +139,15 @@ public struct SimulatedPRIDevice: Sendable {
         // misbehaving device that abandons the group never sends its last page.
         var request = PageRequest(deviceID: config.deviceID, pasid: pasid, prgi: prgi, address: 0, isLastPage: false,
                                   needsPASID: needs, timestampNS: now)
-        var page = nextPage
-        for index in 0 ..< (abandon ? size - 1 : size) {
-            page &+= 1
-            request.address = page << 12
+        let first = nextPage
+        out.append(pages: abandon ? size - 1 : size, largest: config.maxGroupSize) { index in
+            request.address = (first &+ UInt64(truncatingIfNeeded: index) &+ 1) << 12
             request.permissions = index % 3 == 0 ? [.read, .write] : .read
             request.isLastPage = index == size - 1
             request.privateData = index == size - 1 ? data : nil
-            out.append(request)
+            return request
         }
-        nextPage = page &+ (abandon ? 1 : 0)  // the abandoned page was drawn all the same
+        nextPage = first &+ UInt64(size)  // an abandoned last page was drawn all the same
         if abandon {
             abandoned += 1
             if prgis[Int(prgi)].pages == 0 { pushFree(prgi) }  // given up; nothing will be answered

@@ -90,6 +90,18 @@ public struct PlainTable<Element: BitwiseCopyable> {
     @usableFromInline @inline(never)
     mutating func grow() { reallocate(capacity: Swift.max(16, storage.capacity * 2)) }
 
+    /// Room for `added` more elements past the end, grown as needed, to
+    /// write before counting them in (`countUncounted`); what is written there
+    /// and not counted is left as it is (plain values).
+    @inlinable @inline(__always) public mutating func uncounted(_ added: Int) -> UnsafeMutablePointer<Element> {
+        if used + added > storage.capacity { reallocate(capacity: Swift.max(used + added, storage.capacity * 2)) }
+        return storage.base + used
+    }
+
+    /// Counts in `added` elements written past the end (at most as many as
+    /// the last `uncounted` made room for).
+    @inlinable @inline(__always) public mutating func countUncounted(_ added: Int) { used += added }
+
     /// Adds `count` copies of `element` at the end.
     public mutating func append(repeating element: Element, count added: Int) {
         if count + added > storage.capacity { reallocate(capacity: Swift.max(count + added, storage.capacity * 2)) }

@@ -79,3 +79,29 @@ import Testing
         #expect(geometric.max() ?? 0 <= 16 && geometric.max() ?? 0 > 8)
     }
 }
+
+/// A device writes a group into its burst table straight, four pages at a
+/// time, counting only the group's (`PlainTable.append(pages:largest:_:)`),
+/// and into an array page by page: the requests must be the same.
+@Suite struct GroupOutputTests {
+    @Test(arguments: [1, 3, 4, 6])
+    func aTableAndAnArrayReceiveTheSameRequests(largest: Int) {
+        var config = SimulatedDeviceConfig(deviceID: 7, allocation: 1 << 16, maxGroupSize: largest)
+        config.abandonGroupEvery = 5  // groups that never send their last page, too
+        var toTable = SimulatedPRIDevice(config)
+        var toArray = SimulatedPRIDevice(config)
+        var (rngTable, rngArray) = (SplitMix64(seed: 3), SplitMix64(seed: 3))
+        var table = PlainTable<PageRequest>()
+        var array: [PageRequest] = []
+        var sizes: Set<Int> = []
+        for _ in 0..<200 {
+            let before = array.count
+            toTable.nextGroup(now: 9, using: &rngTable, into: &table)
+            toArray.nextGroup(now: 9, using: &rngArray, into: &array)
+            sizes.insert(array.count - before)
+        }
+        #expect(Array(table) == array)
+        #expect(array.filter(\.isLastPage).count == 160)  // every fifth group abandoned
+        #expect(sizes.max()! <= largest && sizes.count > (largest > 1 ? 2 : 0))
+    }
+}
