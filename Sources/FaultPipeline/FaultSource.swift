@@ -133,9 +133,11 @@ public protocol FaultIntake: AnyObject {
     /// or after it (the pipeline: after it).
     ///
     /// `requests` is the caller's, lent for the call: an intake must not
-    /// keep it. It may write the requests' `cookie` (the service's field,
-    /// which a device leaves 0), and nothing else: the pipeline stamps each
-    /// group's cookie there and writes the ring from the burst itself.
+    /// keep it, and the caller must not change it until the call returns
+    /// (an answer given at once may reach the source during the call). The
+    /// intake may write the requests' `cookie` (the service's field, which a
+    /// device leaves 0), and nothing else: the pipeline stamps each group's
+    /// cookie there and writes the ring from the burst itself.
     func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64)
     /// One unrecoverable fault for its device's queue.
     func deliver(_ fault: UnrecoverableFault) -> FaultDelivery

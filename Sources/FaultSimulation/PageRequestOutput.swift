@@ -6,7 +6,8 @@ import PageRequests
 ///
 /// Why a table: appending to an array checks the array is not shared on
 /// every append, a call a page; a table is unshared once per burst
-/// (`PlainTable.makeUnique`) and appending is a store.
+/// (`PlainTable.makeUnique`, which its owner calls before handing it
+/// over, as for any store into one) and appending is a store.
 public protocol PageRequestOutput {
     /// Adds `request` at the end.
     mutating func append(_ request: PageRequest)

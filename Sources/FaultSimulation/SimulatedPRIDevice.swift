@@ -93,7 +93,10 @@ public struct SimulatedPRIDevice: Sendable {
 
     /// Appends the requests of the next group to `out` (a caller's buffer:
     /// no allocation per group), or nothing if the device is out of PRG
-    /// indices or allocation (a well-behaved device waits).
+    /// indices or allocation (a well-behaved device waits). A `PlainTable`
+    /// is written as any store into one is, unchecked: its owner unshares
+    /// it first (`makeUnique`). It may get up to four pages written past
+    /// its end and not counted (`PageRequestOutput`).
     @inline(__always)
     public mutating func nextGroup(now: UInt64, using rng: inout SplitMix64, into out: inout some PageRequestOutput) {
         makeTableUnique()

@@ -39,8 +39,9 @@ public struct AnswerMatcher<Value: BitwiseCopyable> {
     }
 
     /// The oldest waiting group of each PRG index (`PRILimits.slot`), or
-    /// nil: one flat array, so the common case (one group per index) is a
-    /// store and a load, with no inner array to check for uniqueness.
+    /// nil: one flat table, so the common case (one group per index) is a
+    /// store and a load, with no inner array to check for uniqueness (and
+    /// the table itself is checked by `makeUnique`, once an operation).
     @usableFromInline var oldest = PlainTable<Entry?>(repeating: nil, count: PRILimits.prgiCount)
     /// Later groups on an index whose oldest is still waiting, in arrival
     /// order, by PRG index: only a misbehaving device has any.

@@ -11,8 +11,8 @@ public protocol GroupSink: AnyObject {
     /// gives their request counts. Writes one outcome per group into
     /// `outcomes` (as many as `sizes`), in order.
     ///
-    /// The buffers are the tracker's, lent for the call: a sink must not
-    /// keep them.
+    /// The buffers are lent for the call (the tracker's, or `requests` a
+    /// slice of the burst being received): a sink must not keep them.
     /// - Returns: how many outcomes it wrote, which must be `sizes.count`
     ///   (the tracker stops on anything else: a group with no outcome could
     ///   neither be retried nor answered correctly).

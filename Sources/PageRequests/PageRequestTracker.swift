@@ -43,8 +43,8 @@ public struct PageRequestTracker {
         var delivered = false
         /// The requests before `last`: a chain in `pool`; or, for a group
         /// whose requests arrived together in the burst being received,
-        /// a chain that holds none (`RequestChain.notHeld`) and
-        /// `batchStart`.
+        /// a chain that holds none (`RequestChain.notHeld`, or empty for a
+        /// one-page group) and `batchStart`.
         var earlier: RequestChain
         /// Where the group's requests are in `batch` (-1: not there): its
         /// earlier requests from here, then its LAST_PAGE one. Only between
@@ -189,7 +189,8 @@ public struct PageRequestTracker {
     /// reuses a PRGI while its group is outstanding), oldest first, keyed by
     /// `reuseKey(device index, PRGI)`. Empty unless a device misbehaves.
     var reusedLive: [Int: [UInt64]] = [:]
-    /// Records of the group being delivered, reused between groups.
+    /// Records of a run gathered for delivery (one not back to back in the
+    /// burst: `deliverRun`), reused between runs.
     var scratch = PlainTable<PageRequest>()
     /// The burst `receive(batch:)` is admitting, while it runs (empty
     /// otherwise): groups whose requests all arrived in it are delivered
@@ -381,8 +382,8 @@ public struct PageRequestTracker {
     /// What is counted, answered and delivered is the same.
     ///
     /// `requests` is the caller's, lent for the call: the tracker keeps no
-    /// pointer into it once it returns. It writes the `cookie` of every
-    /// request of a group it delivers from there (the service's field: what
+    /// pointer into it once it returns. It may write the `cookie` of the
+    /// requests of a group admitted from there (the service's field: what
     /// the ring carries), so that the ring is written from the burst itself,
     /// and changes nothing else.
     public mutating func receive(batch requests: UnsafeMutableBufferPointer<PageRequest>, now: UInt64) {
@@ -577,7 +578,7 @@ public struct PageRequestTracker {
         let slot = table.slot(Int(slotIndex))
         let cookie = GroupCookie(generation: slot.pointee.generation, slot: slotIndex).rawValue
         var last = request
-        last.cookie = cookie  // as it goes to the ring: delivery copies it unchanged
+        last.cookie = cookie  // as it goes to the ring (a gathered run copies it; one from the burst has it stamped)
         let record = table.takeRecord(Group(last: last, channel: channelID, device: d, earlier: earlier,
                                             batchStart: batchStart))
         slot.pointee.record = record

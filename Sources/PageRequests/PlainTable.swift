@@ -8,7 +8,7 @@
 /// then writes its own table), and every store after that is unchecked.
 ///
 /// Contract: store (`subscript`'s setter, `append`, `append(repeating:)`,
-/// `mutableBuffer`) only after `makeUnique()` in the same operation. A copy
+/// `mutableBuffer`, `uncounted`) only after `makeUnique()` in the same operation. A copy
 /// shares storage with its original until then, as an array's does, but
 /// here nothing stops a store into shared storage: that is the owner's
 /// to prevent. (`removeLast` and `removeAll` store nothing.) Growing
@@ -100,7 +100,10 @@ public struct PlainTable<Element: BitwiseCopyable> {
 
     /// Counts in `added` elements written past the end (at most as many as
     /// the last `uncounted` made room for).
-    @inlinable @inline(__always) public mutating func countUncounted(_ added: Int) { used += added }
+    @inlinable @inline(__always) public mutating func countUncounted(_ added: Int) {
+        assert(added >= 0 && used + added <= storage.capacity, "countUncounted past the room made")
+        used += added
+    }
 
     /// Adds `count` copies of `element` at the end.
     public mutating func append(repeating element: Element, count added: Int) {

@@ -316,7 +316,8 @@ import Testing
         }
         let sink = Recorder()
         var tracker = PageRequestTracker()
-        tracker.addDevice(1, allocation: 64, channel: tracker.addChannel(sink))
+        let channel = tracker.addChannel(sink)
+        tracker.addDevice(1, allocation: 64, channel: channel)
         // Groups of 3, 1 and 2 pages, back to back; then two groups with a stop marker between.
         let sizes = [3, 1, 2]
         var original: [PageRequest] = []
@@ -330,11 +331,16 @@ import Testing
         burst.withUnsafeBufferPointer { #expect(sink.runs[0].base == $0.baseAddress) }  // no copy
         #expect(sink.runs[0].records == burst)
         var start = 0
+        var cookies: [UInt64] = []
         for size in sizes {
             let group = burst[start..<start + size]
             #expect(Set(group.map(\.cookie)).count == 1 && group.first!.cookie != 0)
+            cookies.append(group.last!.cookie)
             start += size
         }
+        #expect(Set(cookies).count == sizes.count)  // each group its own: the stamp moves on at each LAST_PAGE
+        for cookie in cookies { #expect(tracker.respond(.success(PageResponse(code: .success, cookie: cookie)),
+                                                        channel: channel, abi: .v2) == .completed(cookie: cookie)) }
         var unstamped = burst
         for i in unstamped.indices { unstamped[i].cookie = 0 }
         #expect(unstamped == original)
@@ -351,6 +357,7 @@ import Testing
         #expect(sink.runs[1].records[0].cookie == sink.runs[1].records[1].cookie)
         #expect(sink.runs[1].records[1].cookie != sink.runs[1].records[2].cookie)
         #expect(tracker.snapshot.stopMarkers == 1)
+        #expect(!tracker.refersToABurst)
     }
 
     /// A group delivered from its burst never enters the pool; one that
