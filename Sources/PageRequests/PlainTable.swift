@@ -107,9 +107,8 @@ public struct PlainTable<Element: BitwiseCopyable> {
 
     /// Adds `count` copies of `element` at the end.
     public mutating func append(repeating element: Element, count added: Int) {
-        if count + added > storage.capacity { reallocate(capacity: Swift.max(count + added, storage.capacity * 2)) }
-        (storage.base + count).initialize(repeating: element, count: added)
-        used += added
+        uncounted(added).initialize(repeating: element, count: added)
+        countUncounted(added)
     }
 
     /// Removes and returns the last element (the table must not be empty).
