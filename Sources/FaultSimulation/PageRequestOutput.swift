@@ -17,9 +17,15 @@ public protocol PageRequestOutput {
 }
 
 extension PageRequestOutput {
-    /// One `append` per page.
+    /// One `append` per page (`appendEach`).
     @inline(__always)
     public mutating func append(pages count: Int, largest: Int, _ page: (Int) -> PageRequest) {
+        appendEach(pages: count, page)
+    }
+
+    /// Adds `count` requests at the end, the `i`-th being `page(i)`, one `append` each.
+    @inline(__always)
+    public mutating func appendEach(pages count: Int, _ page: (Int) -> PageRequest) {
         for index in 0..<count { append(page(index)) }
     }
 }
@@ -35,7 +41,7 @@ extension PlainTable: PageRequestOutput where Element == PageRequest {
     @inline(__always)
     public mutating func append(pages count: Int, largest: Int, _ page: (Int) -> PageRequest) {
         guard largest > 1 && largest <= 4 && count <= 4 else {
-            for index in 0..<count { append(page(index)) }
+            appendEach(pages: count, page)
             return
         }
         let end = uncounted(4)
