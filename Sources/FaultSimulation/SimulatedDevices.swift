@@ -134,6 +134,7 @@ public final class SimulatedDevices: FaultSource {
     /// Each attached device raises up to `groupsPerStep` groups (with a
     /// storm: what its arrivals ask, once every device is attached).
     public func raise(now: UInt64, into intake: any FaultIntake) {
+        requests.makeUnique()  // nothing copies it; checked once a step, not per append
         if let storm {
             raiseStorm(storm, now: now, into: intake)
             return
@@ -142,7 +143,6 @@ public final class SimulatedDevices: FaultSource {
         // On the direct wire, every device's burst goes in one batch: the
         // tracker then publishes each queue's groups with one index store.
         let oneBatch = schedule.wire == .direct
-        requests.makeUnique()  // nothing copies it; checked once a step, not per append
         requests.removeAll()
         for id in intake.attachedDevices {
             guard let d = position(of: id) else { continue }
@@ -228,7 +228,8 @@ public final class SimulatedDevices: FaultSource {
     /// The storm's step: starts the clock once every device is attached,
     /// hands due arrivals to devices, lets each raise oldest first (an
     /// arrival that must wait for a PRG index keeps its scheduled time),
-    /// ticks, and reports once everything raised is answered.
+    /// ticks, and reports once everything raised is answered. `requests`
+    /// is unshared already (`raise`).
     func raiseStorm(_ storm: Storm, now: UInt64, into intake: any FaultIntake) {
         guard !storm.reported else { return }
         if storm.arrivals.startNS == nil {
@@ -241,7 +242,6 @@ public final class SimulatedDevices: FaultSource {
             for d in fleet.units.indices {
                 var burst = 0
                 while let arrival = storm.arrivals.first(of: d), burst < 256 {
-                    requests.makeUnique()
                     requests.removeAll()
                     fleet.nextGroup(d, now: arrival.atNS, into: &requests)
                     guard let last = requests.last else {
